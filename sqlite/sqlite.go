@@ -1,0 +1,149 @@
+// Package sqlite is weave's embedded default database: a pure-Go SQLite
+// (modernc.org/sqlite), so the weave binary stays static and cgo-free.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the SQLite migrations of a schema set
+// (sqlstore.SetStorage or sqlstore.SetTokens).
+func Migrations(set string) ([]sqlstore.Migration, error) {
+	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
+}
+
+// Options tune the connection pools.
+type Options struct {
+	// ReadConns is the size of the read pool (default 2×GOMAXPROCS, at least 4).
+	ReadConns int
+	// BusyTimeout is how long SQLite waits for a lock held by another
+	// process (default 5 s).
+	BusyTimeout time.Duration
+	// Timeout is the default deadline of every database call (default 10 s).
+	Timeout time.Duration
+}
+
+// PathFromURL returns the file path of a sqlite:///abs/path.db URL.
+// sqlite://relative/path.db and a bare path are accepted too.
+func PathFromURL(dsn string) (string, error) {
+	if !strings.HasPrefix(dsn, "sqlite:") {
+		return "", fmt.Errorf("sqlite: %q is not a sqlite:// URL (want sqlite:///absolute/path.db)", dsn)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: bad URL %q: %w", dsn, err)
+	}
+	p := u.Host + u.Path
+	if u.Opaque != "" {
+		p = u.Opaque
+	}
+	if p == "" {
+		return "", fmt.Errorf("sqlite: URL %q names no file (want sqlite:///absolute/path.db)", dsn)
+	}
+	return p, nil
+}
+
+// Open opens (creating if needed) the SQLite database of a sqlite:// URL,
+// in WAL mode, with a single-connection write pool and a read pool.
+func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
+	path, err := PathFromURL(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
+		}
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)",
+		opts.BusyTimeout.Milliseconds())
+	fileURL := "file:" + (&url.URL{Path: path}).EscapedPath()
+
+	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One writer: writers queue in Go rather than fail with SQLITE_BUSY.
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(opts.ReadConns)
+	read.SetMaxIdleConns(opts.ReadConns)
+	return &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}, nil
+}
+
+// Dialect is SQLite's sqlstore.Dialect.
+type Dialect struct{}
+
+// Name implements sqlstore.Dialect.
+func (Dialect) Name() string { return "sqlite" }
+
+// Rebind implements sqlstore.Dialect: SQLite takes ? as is.
+func (Dialect) Rebind(q string) string { return q }
+
+func code(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff // primary result code
+	}
+	return -1
+}
+
+// Retryable implements sqlstore.Dialect: another process held the lock past
+// the busy timeout.
+func (Dialect) Retryable(err error) bool {
+	c := code(err)
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+// Unavailable implements sqlstore.Dialect.
+func (Dialect) Unavailable(err error) bool {
+	switch code(err) {
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
+		return true
+	}
+	return false
+}
+
+// LockMigrations implements sqlstore.Dialect. The write pool has a single
+// connection and migrations run in IMMEDIATE transactions, which already
+// exclude other processes.
+func (Dialect) LockMigrations(context.Context, *sql.Conn) (func(), error) {
+	return func() {}, nil
+}

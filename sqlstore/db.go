@@ -1,0 +1,149 @@
+// Package sqlstore implements weave's storage and token database on SQL.
+// The SQL is shared by every database where the dialects agree; what differs
+// (placeholders, upserts, locking, error codes, migrations) comes from a
+// Dialect supplied by the adapter packages sqlite, mysql and postgres.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/weave-sync/weave"
+)
+
+// Dialect is what an adapter tells sqlstore about its database.
+type Dialect interface {
+	// Name is "sqlite", "mysql" or "postgres".
+	Name() string
+	// Rebind rewrites a query written with ? placeholders for the driver.
+	Rebind(query string) string
+	// Retryable reports errors after which the transaction was rolled back
+	// by the database and may safely run again (deadlock, serialisation
+	// failure, lock wait timeout, busy).
+	Retryable(err error) bool
+	// Unavailable reports errors meaning the database cannot be reached or
+	// is shutting down (the request should get 503, not 500).
+	Unavailable(err error) bool
+	// LockMigrations takes a database-wide lock so that only one process
+	// migrates at a time; the returned func releases it.
+	LockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+}
+
+// DB is a pair of connection pools on one database: Write for transactions
+// that change data, Read for reads. With SQLite, Write has one connection so
+// writers queue in Go instead of failing with SQLITE_BUSY; on servers both
+// may be the same pool.
+type DB struct {
+	Read, Write *sql.DB
+	Dialect     Dialect
+	// MaxRetries bounds how often a transaction is retried after a
+	// retryable error.
+	MaxRetries int
+	// Timeout is the deadline applied to every database call that arrives
+	// without a sooner one.
+	Timeout time.Duration
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.Write.Close()
+	if db.Read != db.Write {
+		err = errors.Join(err, db.Read.Close())
+	}
+	return err
+}
+
+// Q rebinds a query for the dialect.
+func (db *DB) Q(query string) string { return db.Dialect.Rebind(query) }
+
+func (db *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if db.Timeout <= 0 {
+		return ctx, func() {}
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < db.Timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, db.Timeout)
+}
+
+// WriteTx runs fn in a read-write transaction on the Write pool, retrying
+// the whole transaction (at most MaxRetries times) when the database rolled
+// it back for a deadlock or serialisation failure. fn must therefore have no
+// effects outside the transaction. Errors are classified: retries exhausted
+// become weave.ErrConflict, connection failures weave.ErrUnavailable.
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.runTx(ctx, db.Write, nil, fn)
+}
+
+// ReadTx runs fn in a read-only snapshot on the Read pool.
+func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.runTx(ctx, db.Read, &sql.TxOptions{ReadOnly: db.Dialect.Name() != "sqlite"}, fn)
+}
+
+func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = db.tryTx(ctx, pool, opts, fn)
+		if err == nil || !db.Dialect.Retryable(err) || attempt >= db.MaxRetries || ctx.Err() != nil {
+			break
+		}
+		// Back off a little, growing, so that contenders spread out.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return db.Classify(err)
+}
+
+func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Classify maps a database error to weave's error kinds, keeping domain
+// errors (already weave's) as they are.
+func (db *DB) Classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isDomainError(err):
+		return err
+	case db.Dialect.Retryable(err):
+		return fmt.Errorf("%w: %v", weave.ErrConflict, err)
+	case errors.Is(err, context.DeadlineExceeded), db.Dialect.Unavailable(err),
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, driverBadConn):
+		return fmt.Errorf("%w: %v", weave.ErrUnavailable, err)
+	}
+	return err
+}
+
+func isDomainError(err error) bool {
+	var pre *weave.PreconditionFailedError
+	var un *weave.UnavailableError
+	return errors.As(err, &pre) || errors.As(err, &un) ||
+		errors.Is(err, weave.ErrNotFound) || errors.Is(err, weave.ErrBatchNotFound) ||
+		errors.Is(err, weave.ErrOverQuota) || errors.Is(err, weave.ErrConflict) ||
+		errors.Is(err, weave.ErrUnavailable) || errors.Is(err, weave.ErrInvalidOffset) ||
+		errors.Is(err, weave.ErrSchemaTooNew) || errors.Is(err, context.Canceled)
+}

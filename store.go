@@ -1,0 +1,136 @@
+package weave
+
+import "context"
+
+// Precondition is a client's X-If-Unmodified-Since, evaluated inside the
+// write's transaction against the resource the request targets (the item for
+// PUT/DELETE of one BSO, the collection for POST and collection DELETEs, the
+// whole storage for DELETE of all data).
+type Precondition struct {
+	// IfUnmodifiedSince, when non-nil, fails the write with a
+	// *PreconditionFailedError if the resource's timestamp is newer.
+	// A value of 0 means "only if the resource does not exist yet".
+	IfUnmodifiedSince *Timestamp
+}
+
+// Check returns a *PreconditionFailedError if a resource last modified at
+// modified fails the precondition.
+func (p Precondition) Check(modified Timestamp) error {
+	if p.IfUnmodifiedSince != nil && modified > *p.IfUnmodifiedSince {
+		return &PreconditionFailedError{Modified: modified}
+	}
+	return nil
+}
+
+// Sort is the order of a collection read.
+type Sort int
+
+const (
+	// SortNewest: modified descending (the default).
+	SortNewest Sort = iota
+	// SortOldest: modified ascending.
+	SortOldest
+	// SortIndex: sortindex descending.
+	SortIndex
+)
+
+// Query selects BSOs of one collection.
+type Query struct {
+	IDs   []string  // only these ids; nil means all
+	Newer Timestamp // modified > Newer; 0 means no lower bound
+	Older Timestamp // modified < Older; 0 means no upper bound
+	Sort  Sort
+	// Limit caps the number of results; 0 means no limit. When more records
+	// match, Page.NextOffset is set.
+	Limit int
+	// Offset resumes a previous read: a Page.NextOffset issued by the same
+	// store for the same query. Unknown offsets give ErrInvalidOffset.
+	Offset string
+	// IDsOnly lets the store skip loading payloads.
+	IDsOnly bool
+}
+
+// Page is the result of a collection read.
+type Page struct {
+	BSOs       []BSO
+	NextOffset string // "" when the read is complete
+	// Modified is the collection's timestamp in the same snapshot as BSOs
+	// (0 if the collection does not exist).
+	Modified Timestamp
+}
+
+// Store keeps the Sync data of many users. Every method is safe for
+// concurrent use; every write is one transaction, applied whole or not at all.
+//
+// Timestamps: every write gets one timestamp T, strictly greater than every
+// timestamp the user's storage has had before (so a write never reuses or
+// goes below a timestamp a client may have seen), and every BSO it creates or
+// changes, its collection and the user's storage take T.
+//
+// Expired BSOs (past their TTL) are invisible to every read, count and usage
+// figure, even before PurgeExpired removes them.
+//
+// A user with no data reads as empty (timestamp 0), never as ErrNotFound,
+// except where a method says otherwise.
+type Store interface {
+	// LastModified returns the user's storage timestamp.
+	LastModified(ctx context.Context, uid int64) (Timestamp, error)
+	// CollectionTimestamps returns every collection of the user with its
+	// timestamp, and the storage timestamp, from one snapshot.
+	CollectionTimestamps(ctx context.Context, uid int64) (map[string]Timestamp, Timestamp, error)
+	// CollectionCounts returns the number of live BSOs per collection
+	// (collections without live BSOs may be omitted).
+	CollectionCounts(ctx context.Context, uid int64) (map[string]int64, error)
+	// CollectionUsage returns payload bytes of live BSOs per collection.
+	CollectionUsage(ctx context.Context, uid int64) (map[string]int64, error)
+	// Usage returns the payload bytes of all the user's live BSOs.
+	Usage(ctx context.Context, uid int64) (int64, error)
+	// CollectionModified returns the collection's timestamp, 0 if absent.
+	CollectionModified(ctx context.Context, uid int64, collection string) (Timestamp, error)
+
+	// GetBSOs reads a collection. A missing collection gives an empty Page.
+	GetBSOs(ctx context.Context, uid int64, collection string, q Query) (Page, error)
+	// GetBSO reads one live BSO, or returns ErrNotFound.
+	GetBSO(ctx context.Context, uid int64, collection, id string) (BSO, error)
+
+	// PutBSO creates or updates one BSO; the precondition applies to the
+	// item's timestamp (0 if absent).
+	PutBSO(ctx context.Context, uid int64, collection string, u Update, pre Precondition) (Timestamp, error)
+	// PostBSOs creates or updates several BSOs (ids unique) with one
+	// timestamp; the precondition applies to the collection.
+	PostBSOs(ctx context.Context, uid int64, collection string, us []Update, pre Precondition) (Timestamp, error)
+	// DeleteBSO deletes one BSO (ErrNotFound if it is absent or expired); the
+	// precondition applies to the item.
+	DeleteBSO(ctx context.Context, uid int64, collection, id string, pre Precondition) (Timestamp, error)
+	// DeleteBSOs deletes the listed BSOs of a collection, which stays in
+	// place with timestamp T even if it is left empty. A missing collection
+	// is left alone and the storage timestamp returned.
+	DeleteBSOs(ctx context.Context, uid int64, collection string, ids []string, pre Precondition) (Timestamp, error)
+	// DeleteCollection removes a collection and all its BSOs and open
+	// batches, and returns the storage timestamp afterwards. A missing
+	// collection is not an error.
+	DeleteCollection(ctx context.Context, uid int64, collection string, pre Precondition) (Timestamp, error)
+	// DeleteStorage removes all the user's collections, BSOs and batches;
+	// the precondition applies to the storage timestamp.
+	DeleteStorage(ctx context.Context, uid int64, pre Precondition) (Timestamp, error)
+
+	// CreateBatch opens a batch upload in a collection, staging us (which
+	// may be empty), and returns its opaque id. The collection timestamp
+	// does not change until commit.
+	CreateBatch(ctx context.Context, uid int64, collection string, us []Update, pre Precondition) (string, error)
+	// AppendBatch stages more BSOs in an open batch. Unknown, expired or
+	// foreign batch ids give ErrBatchNotFound.
+	AppendBatch(ctx context.Context, uid int64, collection, batch string, us []Update, pre Precondition) error
+	// CommitBatch applies every staged BSO plus us (which win over staged
+	// BSOs with the same id) atomically with one timestamp, and closes the
+	// batch.
+	CommitBatch(ctx context.Context, uid int64, collection, batch string, us []Update, pre Precondition) (Timestamp, error)
+
+	// PurgeExpired deletes up to limit expired BSOs and expired batches in
+	// small transactions, returning how many rows it removed.
+	PurgeExpired(ctx context.Context, limit int) (int64, error)
+	// Ping checks that the backing database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
