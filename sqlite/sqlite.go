@@ -39,6 +39,13 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Timeout is the default deadline of every database call (default 10 s).
 	Timeout time.Duration
+
+	// For OpenStore:
+	// NoMigrate makes OpenStore check that the storage schema is current
+	// instead of migrating it.
+	NoMigrate bool
+	// Store tunes the store (batch lifetime, clock).
+	Store sqlstore.StoreOptions
 }
 
 // PathFromURL returns the file path of a sqlite:///abs/path.db URL.
@@ -108,6 +115,29 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	return &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}, nil
 }
 
+// OpenStore opens the database of a sqlite:// URL, brings its storage
+// schema up to date (or, with opts.NoMigrate, checks that it is) and returns
+// a Store on it. Closing the Store closes the database.
+func OpenStore(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
+	db, err := Open(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := Migrations(sqlstore.SetStorage)
+	if err == nil {
+		if opts.NoMigrate {
+			err = db.CheckSchema(ctx, sqlstore.SetStorage, ms)
+		} else {
+			err = db.Migrate(ctx, sqlstore.SetStorage, ms, nil)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return sqlstore.NewStore(db, opts.Store), nil
+}
+
 // Dialect is SQLite's sqlstore.Dialect.
 type Dialect struct{}
 
@@ -147,3 +177,12 @@ func (Dialect) Unavailable(err error) bool {
 func (Dialect) LockMigrations(context.Context, *sql.Conn) (func(), error) {
 	return func() {}, nil
 }
+
+// Upsert implements sqlstore.Dialect with SQLite's ON CONFLICT clause.
+func (Dialect) Upsert(key, update []string) string {
+	return sqlstore.OnConflictUpsert(key, update)
+}
+
+// ForUpdate implements sqlstore.Dialect: SQLite has no row locks; the single
+// write connection and BEGIN IMMEDIATE serialise writers.
+func (Dialect) ForUpdate() string { return "" }

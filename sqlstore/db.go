@@ -30,6 +30,22 @@ type Dialect interface {
 	// LockMigrations takes a database-wide lock so that only one process
 	// migrates at a time; the returned func releases it.
 	LockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+
+	// Upsert returns the clause that, appended to an
+	// "INSERT INTO t (...) VALUES ..." or "INSERT INTO t (...) SELECT ...
+	// WHERE ...", makes a row whose key columns collide with an existing row
+	// copy the columns listed in update onto that row (or leave the row as it
+	// is when update is empty) instead of failing:
+	//   SQLite, PostgreSQL: ON CONFLICT (k1, k2) DO UPDATE SET c = excluded.c
+	//                       (ON CONFLICT (k1, k2) DO NOTHING when update is empty)
+	//   MySQL, MariaDB:     ON DUPLICATE KEY UPDATE c = VALUES(c)
+	//                       (ON DUPLICATE KEY UPDATE k1 = k1 when update is empty)
+	// sqlstore only upserts into tables whose one unique key is key.
+	Upsert(key, update []string) string
+	// ForUpdate is the clause that makes a SELECT lock the rows it reads
+	// until the transaction ends: " FOR UPDATE" on servers, "" on SQLite,
+	// whose single writer and BEGIN IMMEDIATE already serialise writes.
+	ForUpdate() string
 }
 
 // DB is a pair of connection pools on one database: Write for transactions
@@ -78,9 +94,28 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.runTx(ctx, db.Write, nil, fn)
 }
 
-// ReadTx runs fn in a read-only snapshot on the Read pool.
+// ReadTx runs fn in a read-only snapshot on the Read pool: every statement
+// of fn sees the same committed state.
 func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return db.runTx(ctx, db.Read, &sql.TxOptions{ReadOnly: db.Dialect.Name() != "sqlite"}, fn)
+	return db.runTx(ctx, db.Read, db.readTxOptions(), fn)
+}
+
+func (db *DB) readTxOptions() *sql.TxOptions {
+	switch db.Dialect.Name() {
+	case "sqlite":
+		// A WAL read transaction is a snapshot already; the driver takes
+		// no options.
+		return nil
+	case "postgres":
+		// PostgreSQL's default READ COMMITTED takes a new snapshot per
+		// statement; REPEATABLE READ keeps one for the transaction and never
+		// fails a read-only transaction.
+		return &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	default:
+		// MySQL's default is REPEATABLE READ; naming it would cost a round
+		// trip per transaction.
+		return &sql.TxOptions{ReadOnly: true}
+	}
 }
 
 func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {

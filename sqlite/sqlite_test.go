@@ -1,0 +1,263 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
+	"github.com/weave-sync/weave/storagetest"
+)
+
+func openStore(t testing.TB, dsn string, opts sqlite.Options) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlite.OpenStore(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func tempDSN(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "weave.db")
+}
+
+// TestStore runs the conformance suite on one database file shared by all
+// subtests, as a node's shard is shared by its users.
+func TestStore(t *testing.T) {
+	dsn := tempDSN(t)
+	s := openStore(t, dsn, sqlite.Options{})
+	storagetest.Run(t,
+		func(*testing.T) weave.Store { return s },
+		storagetest.WithBatchLifetime(func(t *testing.T, d time.Duration) weave.Store {
+			return openStore(t, dsn, sqlite.Options{NoMigrate: true, Store: sqlstore.StoreOptions{BatchLifetime: d}})
+		}))
+}
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, openStore(b, tempDSN(b), sqlite.Options{}))
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := t.Context()
+	dsn := tempDSN(t)
+	if _, err := sqlite.OpenStore(ctx, dsn, sqlite.Options{NoMigrate: true}); err == nil {
+		t.Fatal("OpenStore with NoMigrate accepted an empty database")
+	}
+	openStore(t, dsn, sqlite.Options{})
+	// Migrating again is a no-op; the schema is current.
+	s := openStore(t, dsn, sqlite.Options{})
+	ms, err := sqlite.Migrations(sqlstore.SetStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.DB().Status(ctx, sqlstore.SetStorage, ms)
+	if err != nil || st.Pending() || st.Current != len(ms) {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	openStore(t, dsn, sqlite.Options{NoMigrate: true})
+}
+
+// clock is a settable clock for StoreOptions.Now.
+type clock struct{ ms atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ms.Store(time.Now().UnixMilli())
+	return c
+}
+
+func (c *clock) now() time.Time        { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) add(d time.Duration)   { c.ms.Add(d.Milliseconds()) }
+func (c *clock) set(t weave.Timestamp) { c.ms.Store(int64(t)) }
+
+func count(t *testing.T, s *sqlstore.Store, table string) int {
+	t.Helper()
+	var n int
+	if err := s.DB().Read.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPurgeExpired checks with a controlled clock that PurgeExpired removes
+// exactly the expired rows, in chunks, and respects its limit.
+func TestPurgeExpired(t *testing.T) {
+	ctx := t.Context()
+	c := newClock()
+	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now, BatchLifetime: time.Hour}})
+	var us []weave.Update
+	for i := range 1500 {
+		u := weave.Update{ID: "r" + strconv.Itoa(i), Payload: weave.Some("x"), TTL: weave.Some[int64](60)}
+		if i%5 == 0 {
+			u.TTL = weave.Optional[int64]{} // never expires
+		}
+		us = append(us, u)
+	}
+	uids := []int64{101, 102}
+	for _, uid := range uids {
+		for i := 0; i < len(us); i += 500 {
+			if _, err := s.PostBSOs(ctx, uid, "history", us[i:i+500], weave.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 3 {
+		if _, err := s.CreateBatch(ctx, 101, "tabs", us[:10], weave.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.PurgeExpired(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("purge before expiry: %d, %v", n, err)
+	}
+	c.add(2 * time.Hour)
+	expired := 2 * 1200
+	if n, err := s.PurgeExpired(ctx, 1200); err != nil || n != 1200 {
+		t.Fatalf("PurgeExpired(1200) = %d, %v", n, err)
+	}
+	if got := count(t, s, "bsos"); got != 2*1500-1200 {
+		t.Fatalf("%d records left after purging 1200", got)
+	}
+	n, err := s.PurgeExpired(ctx, 0)
+	if err != nil || n != int64(expired-1200+3) {
+		t.Fatalf("PurgeExpired(0) = %d, %v; want %d", n, err, expired-1200+3)
+	}
+	if got := count(t, s, "bsos"); got != 2*300 {
+		t.Fatalf("%d records left, want %d", got, 2*300)
+	}
+	for _, table := range []string{"batches", "batch_bsos"} {
+		if got := count(t, s, table); got != 0 {
+			t.Fatalf("%d rows left in %s", got, table)
+		}
+	}
+	if n, err := s.PurgeExpired(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("second purge: %d, %v", n, err)
+	}
+	// A record renewed before the purge survives it.
+	if _, err := s.PutBSO(ctx, 101, "history", weave.Update{ID: "renew", Payload: weave.Some("x"), TTL: weave.Some[int64](1)}, weave.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	c.add(2 * time.Second)
+	if _, err := s.PutBSO(ctx, 101, "history", weave.Update{ID: "renew", TTL: weave.Some[int64](60)}, weave.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeExpired(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("purge after renewal: %d, %v", n, err)
+	}
+	if b, err := s.GetBSO(ctx, 101, "history", "renew"); err != nil || b.Payload != "" {
+		// The renewal came after expiry: a new, empty record.
+		t.Fatalf("renewed record: %+v, %v", b, err)
+	}
+}
+
+// TestBatchRowsRemoved: commits and deletes leave no staged rows behind
+// (they would be invisible, so only the tables tell).
+func TestBatchRowsRemoved(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, tempDSN(t), sqlite.Options{})
+	us := []weave.Update{{ID: "a", Payload: weave.Some("a")}, {ID: "b", SortIndex: weave.Some[int64](1)}}
+	var pre weave.Precondition
+	b1, err := s.CreateBatch(ctx, 1, "tabs", us, pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendBatch(ctx, 1, "tabs", b1, us[:1], pre); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitBatch(ctx, 1, "tabs", b1, us[1:], pre); err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{"tabs", "forms"} {
+		if _, err := s.CreateBatch(ctx, 1, coll, us, pre); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateBatch(ctx, 2, "tabs", us, pre); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s, "batch_bsos"); got != 6 {
+		t.Fatalf("%d staged rows, want 6", got)
+	}
+	if _, err := s.DeleteCollection(ctx, 1, "tabs", pre); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s, "batch_bsos"); got != 4 {
+		t.Fatalf("%d staged rows after DeleteCollection, want 4", got)
+	}
+	if _, err := s.DeleteStorage(ctx, 1, pre); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotB := count(t, s, "batch_bsos"), count(t, s, "batches"); got != 2 || gotB != 1 {
+		t.Fatalf("%d staged rows, %d batches after DeleteStorage, want 2, 1 (user 2's)", got, gotB)
+	}
+}
+
+// TestClockSkew: timestamps keep increasing when the clock goes back or
+// stands still.
+func TestClockSkew(t *testing.T) {
+	ctx := t.Context()
+	c := newClock()
+	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now}})
+	var last weave.Timestamp
+	for i := range 20 {
+		if i == 10 {
+			c.add(-time.Hour)
+		}
+		ts, err := s.PutBSO(ctx, 7, "tabs", weave.Update{ID: "t", Payload: weave.Some("x")}, weave.Precondition{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts <= last || ts%10 != 0 {
+			t.Fatalf("write %d: timestamp %d after %d", i, ts, last)
+		}
+		last = ts
+	}
+	c.set(last + 1000)
+	ts, err := s.PutBSO(ctx, 7, "tabs", weave.Update{ID: "t", Payload: weave.Some("x")}, weave.Precondition{})
+	if err != nil || ts != last+1000 {
+		t.Fatalf("after the clock caught up: %d, %v; want %d", ts, err, last+1000)
+	}
+}
+
+// TestQueryPlans guards the indexes the hot statements rely on.
+func TestQueryPlans(t *testing.T) {
+	s := openStore(t, tempDSN(t), sqlite.Options{})
+	for _, tc := range []struct{ query, want string }{
+		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 AND modified > 4 ORDER BY modified DESC, id DESC LIMIT 10`, "bsos_modified"},
+		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 ORDER BY modified ASC, id ASC`, "bsos_modified"},
+		{`SELECT modified, sortindex, payload, expiry FROM bsos WHERE uid = 1 AND collection_id = 2 AND id = 'x' AND expiry > 3`, "sqlite_autoindex_bsos_1"},
+		{`SELECT uid, collection_id, id FROM bsos WHERE expiry <= 5 LIMIT 10`, "bsos_expiry"},
+		{`SELECT uid, id FROM batches WHERE expiry <= 5 LIMIT 10`, "batches_expiry"},
+		{`SELECT collection_id, COUNT(*) FROM bsos WHERE uid = 1 AND expiry > 3 GROUP BY collection_id`, "(uid=?)"},
+	} {
+		rows, err := s.DB().Read.Query("EXPLAIN QUERY PLAN " + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if !strings.Contains(p, tc.want) || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%s\nplan: %s\nwant index %s and no sort", tc.query, p, tc.want)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+
+	"github.com/weave-sync/weave"
+)
+
+// Batch ids are random 63-bit numbers (unique per user with overwhelming
+// odds, and unguessable so they reveal nothing), shown to clients as 11
+// base64url characters. Batches are keyed by (uid, id), so another user's
+// id never resolves.
+
+func encodeBatchID(id int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(id))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeBatchID(s string) (int64, bool) {
+	if len(s) != 11 {
+		return 0, false
+	}
+	var b [8]byte
+	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(s)); err != nil || n != 8 {
+		return 0, false
+	}
+	id := int64(binary.BigEndian.Uint64(b[:]))
+	return id, id >= 0
+}
+
+// CreateBatch implements weave.Store.
+func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (string, error) {
+	cid, _, err := s.collectionID(ctx, collection, true)
+	if err != nil {
+		return "", err
+	}
+	us = mergeUpdates(us)
+	var id int64
+	err = s.write(ctx, uid, true, func(w *wtx) error {
+		if err := w.checkCollection(cid, pre); err != nil {
+			return err
+		}
+		id = rand.Int64()
+		if _, err := w.exec(s.q.insertBatch, uid, id, cid, w.now+s.batchLifetime.Milliseconds()); err != nil {
+			return err
+		}
+		return w.stage(id, us)
+	})
+	if err != nil {
+		return "", err
+	}
+	return encodeBatchID(id), nil
+}
+
+// AppendBatch implements weave.Store.
+func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) error {
+	cid, id, err := s.batchTarget(ctx, collection, batch)
+	if err != nil {
+		return err
+	}
+	us = mergeUpdates(us)
+	err = s.write(ctx, uid, false, func(w *wtx) error {
+		if err := w.openBatch(cid, id); err != nil {
+			return err
+		}
+		if err := w.checkCollection(cid, pre); err != nil {
+			return err
+		}
+		return w.stage(id, us)
+	})
+	if errors.Is(err, errNoUser) {
+		return weave.ErrBatchNotFound
+	}
+	return err
+}
+
+// CommitBatch implements weave.Store. The commit's own updates are staged
+// like an append, so they compose with (and win over) the staged ones, and
+// then every staged record is applied with the commit's timestamp.
+func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, id, err := s.batchTarget(ctx, collection, batch)
+	if err != nil {
+		return 0, err
+	}
+	us = mergeUpdates(us)
+	var t weave.Timestamp
+	err = s.write(ctx, uid, false, func(w *wtx) error {
+		if err := w.openBatch(cid, id); err != nil {
+			return err
+		}
+		if err := w.checkCollection(cid, pre); err != nil {
+			return err
+		}
+		if err := w.stage(id, us); err != nil {
+			return err
+		}
+		if err := w.apply(cid, id); err != nil {
+			return err
+		}
+		if _, err := w.exec(s.q.deleteStaged, uid, id); err != nil {
+			return err
+		}
+		if _, err := w.exec(s.q.deleteBatch, uid, id); err != nil {
+			return err
+		}
+		t = w.t
+		return w.touch(cid)
+	})
+	if errors.Is(err, errNoUser) {
+		return 0, weave.ErrBatchNotFound
+	}
+	return t, err
+}
+
+// batchTarget resolves the collection and batch id of an append or commit;
+// an unknown collection or malformed id cannot name an open batch.
+func (s *Store) batchTarget(ctx context.Context, collection, batch string) (cid, id int64, err error) {
+	id, ok := decodeBatchID(batch)
+	if !ok {
+		return 0, 0, weave.ErrBatchNotFound
+	}
+	cid, ok, err = s.collectionID(ctx, collection, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok {
+		return 0, 0, weave.ErrBatchNotFound
+	}
+	return cid, id, nil
+}
+
+// openBatch checks that the batch exists, belongs to the collection and has
+// not expired.
+func (w *wtx) openBatch(cid, id int64) error {
+	var bcid, expiry int64
+	err := w.queryRow(w.s.q.getBatch, w.uid, id).Scan(&bcid, &expiry)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (bcid != cid || expiry <= w.now)) {
+		return weave.ErrBatchNotFound
+	}
+	return err
+}
+
+// stage merges updates (ids unique) into the batch's staged rows: a field an
+// update sets replaces the staged value and is marked set.
+func (w *wtx) stage(id int64, us []weave.Update) error {
+	var groups [fullShape + 1][]int
+	for i := range us {
+		sh := shapeOf(&us[i])
+		groups[sh] = append(groups[sh], i)
+	}
+	for sh := range groups {
+		idx := groups[sh]
+		for len(idx) > 0 {
+			n := min(len(idx), maxRows)
+			args := make([]any, 0, 10*n)
+			for _, i := range idx[:n] {
+				u := &us[i]
+				payload := ""
+				if u.Payload.Set && !u.Payload.Null {
+					payload = u.Payload.Value
+				}
+				var si, ttl any
+				if u.SortIndex.Set && !u.SortIndex.Null {
+					si = u.SortIndex.Value
+				}
+				if u.TTL.Set && !u.TTL.Null {
+					ttl = u.TTL.Value
+				}
+				args = append(args, w.uid, id, u.ID,
+					payload, len(payload), flag(u.Payload.Set),
+					si, flag(u.SortIndex.Set),
+					ttl, flag(u.TTL.Set))
+			}
+			if _, err := w.execN(n, w.s.text(textKey{kind: textUpsertStaged, shape: shape(sh), n: n}), args...); err != nil {
+				return err
+			}
+			idx = idx[n:]
+		}
+	}
+	return nil
+}
+
+func flag(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// apply writes a batch's staged rows into bsos with the write's timestamp,
+// one INSERT ... SELECT per shape present, so that the records never pass
+// through Go.
+func (w *wtx) apply(cid, id int64) error {
+	rows, err := w.s.ws.txQuery(w.ctx, w.tx, w.s.q.stagedShapes, w.uid, id)
+	if err != nil {
+		return err
+	}
+	var shapes []shape
+	for rows.Next() {
+		var p, si, ttl int64
+		if err := rows.Scan(&p, &si, &ttl); err != nil {
+			rows.Close()
+			return err
+		}
+		var sh shape
+		if p != 0 {
+			sh |= hasPayload
+		}
+		if si != 0 {
+			sh |= hasSortIndex
+		}
+		if ttl != 0 {
+			sh |= hasTTL
+		}
+		shapes = append(shapes, sh)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, sh := range shapes {
+		if sh != fullShape {
+			// See upsert: expired records must not lend fields to partial
+			// updates.
+			if _, err := w.exec(w.s.q.deleteExpiredStaged, w.uid, cid, w.now, w.uid, id); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	for _, sh := range shapes {
+		if _, err := w.exec(w.s.text(textKey{kind: textApplyStaged, shape: sh}), cid, int64(w.t), int64(w.t), w.uid, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

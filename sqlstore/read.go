@@ -1,0 +1,356 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"strings"
+
+	"github.com/weave-sync/weave"
+)
+
+// Single-statement reads go straight to the Read pool: one statement is one
+// snapshot on every database, and a transaction would only add round trips.
+
+// LastModified implements weave.Store.
+func (s *Store) LastModified(ctx context.Context, uid int64) (weave.Timestamp, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	var ts weave.Timestamp
+	err := s.rs.queryRow(ctx, s.q.lastModified, uid).Scan(&ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return ts, s.db.Classify(err)
+}
+
+// CollectionTimestamps implements weave.Store.
+func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (map[string]weave.Timestamp, weave.Timestamp, error) {
+	rows, err := s.perCollectionRows(ctx, s.q.collectionTimestamps, uid, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string]weave.Timestamp, len(rows))
+	var storage weave.Timestamp
+	for _, r := range rows {
+		if r.cid == 0 {
+			// Collection id 0 carries the storage timestamp.
+			storage = weave.Timestamp(r.v)
+			continue
+		}
+		name, err := s.collectionName(ctx, r.cid)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[name] = weave.Timestamp(r.v)
+	}
+	return out, storage, nil
+}
+
+// CollectionCounts implements weave.Store.
+func (s *Store) CollectionCounts(ctx context.Context, uid int64) (map[string]int64, error) {
+	return s.perCollection(ctx, s.q.collectionCounts, uid)
+}
+
+// CollectionUsage implements weave.Store.
+func (s *Store) CollectionUsage(ctx context.Context, uid int64) (map[string]int64, error) {
+	return s.perCollection(ctx, s.q.collectionUsage, uid)
+}
+
+func (s *Store) perCollection(ctx context.Context, query string, uid int64) (map[string]int64, error) {
+	rows, err := s.perCollectionRows(ctx, query, uid, s.nowMs())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		name, err := s.collectionName(ctx, r.cid)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = r.v
+	}
+	return out, nil
+}
+
+type collectionValue struct{ cid, v int64 }
+
+// perCollectionRows reads (collection id, value) rows. Names are looked up
+// after the rows are closed, so that a lookup never needs a second
+// connection while the first is held.
+func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any) ([]collectionValue, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	rows, err := s.rs.query(ctx, query, args...)
+	if err != nil {
+		return nil, s.db.Classify(err)
+	}
+	defer rows.Close()
+	out := make([]collectionValue, 0, 16)
+	for rows.Next() {
+		var r collectionValue
+		if err := rows.Scan(&r.cid, &r.v); err != nil {
+			return nil, s.db.Classify(err)
+		}
+		out = append(out, r)
+	}
+	return out, s.db.Classify(rows.Err())
+}
+
+// Usage implements weave.Store.
+func (s *Store) Usage(ctx context.Context, uid int64) (int64, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	var n int64
+	err := s.rs.queryRow(ctx, s.q.usage, uid, s.nowMs()).Scan(&n)
+	return n, s.db.Classify(err)
+}
+
+// CollectionModified implements weave.Store.
+func (s *Store) CollectionModified(ctx context.Context, uid int64, collection string) (weave.Timestamp, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil || !ok {
+		return 0, err
+	}
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	var ts weave.Timestamp
+	err = s.rs.queryRow(ctx, s.q.collectionModified, uid, cid).Scan(&ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return ts, s.db.Classify(err)
+}
+
+// GetBSO implements weave.Store.
+func (s *Store) GetBSO(ctx context.Context, uid int64, collection, id string) (weave.BSO, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil {
+		return weave.BSO{}, err
+	}
+	if !ok {
+		return weave.BSO{}, weave.ErrNotFound
+	}
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	b := weave.BSO{ID: id}
+	var si sql.NullInt64
+	var modified, expiry int64
+	err = s.rs.queryRow(ctx, s.q.getBSO, uid, cid, id, s.nowMs()).Scan(&modified, &si, &b.Payload, &expiry)
+	if errors.Is(err, sql.ErrNoRows) {
+		return weave.BSO{}, weave.ErrNotFound
+	}
+	if err != nil {
+		return weave.BSO{}, s.db.Classify(err)
+	}
+	if si.Valid {
+		b.SortIndex = &si.Int64
+	}
+	b.Modified = weave.Timestamp(modified)
+	b.Expires = expiresOf(expiry)
+	return b, nil
+}
+
+func expiresOf(expiry int64) weave.Timestamp {
+	if expiry == neverExpires {
+		return 0
+	}
+	return weave.Timestamp(expiry)
+}
+
+// Sort orders, each with a tie-break on id so that paging is exact:
+//
+//	newest: modified DESC, id DESC
+//	oldest: modified ASC, id ASC
+//	index:  sortindex DESC (records without one last), id DESC
+//
+// An offset is a keyset position (the sort key and id of the last record
+// returned), so later pages neither skip nor repeat records even when
+// several share a modified time.
+type order struct {
+	key     string // the SQL sort key
+	orderBy string
+	after   string // keyset condition: (key, id) past the offset
+}
+
+// noSortIndex orders records without a sortindex after every real one.
+const noSortIndex = weave.MinSortIndex - 1
+
+var orders = [...]order{
+	weave.SortNewest: {"modified", "modified DESC, id DESC", "(modified < ? OR (modified = ? AND id < ?))"},
+	weave.SortOldest: {"modified", "modified ASC, id ASC", "(modified > ? OR (modified = ? AND id > ?))"},
+	weave.SortIndex: {"COALESCE(sortindex, -1000000000)",
+		"COALESCE(sortindex, -1000000000) DESC, id DESC",
+		"(COALESCE(sortindex, -1000000000) < ? OR (COALESCE(sortindex, -1000000000) = ? AND id < ?))"},
+}
+
+// readKey identifies the text of a GetBSOs statement without an ids list.
+type readKey struct {
+	sort                                 weave.Sort
+	newer, older, offset, limit, idsOnly bool
+}
+
+func (s *Store) readText(k readKey, nIDs int) string {
+	if nIDs == 0 {
+		if t, ok := s.texts.Load(k); ok {
+			return t.(string)
+		}
+	}
+	o := orders[k.sort]
+	var b strings.Builder
+	b.WriteString("SELECT id, modified, sortindex, expiry")
+	if !k.idsOnly {
+		b.WriteString(", payload")
+	}
+	b.WriteString(" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ?")
+	if k.newer {
+		b.WriteString(" AND modified > ?")
+	}
+	if k.older {
+		b.WriteString(" AND modified < ?")
+	}
+	if nIDs > 0 {
+		b.WriteString(" AND id IN ")
+		repeatTuple(&b, nIDs, 1)
+	}
+	if k.offset {
+		b.WriteString(" AND ")
+		b.WriteString(o.after)
+	}
+	b.WriteString(" ORDER BY ")
+	b.WriteString(o.orderBy)
+	if k.limit {
+		b.WriteString(" LIMIT ?")
+	}
+	t := s.db.Q(b.String())
+	if nIDs == 0 {
+		s.texts.Store(k, t)
+	}
+	return t
+}
+
+// GetBSOs implements weave.Store.
+func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q weave.Query) (weave.Page, error) {
+	if q.Sort < weave.SortNewest || q.Sort > weave.SortIndex {
+		q.Sort = weave.SortNewest
+	}
+	if q.Limit >= math.MaxInt32 {
+		q.Limit = 0 // as good as unlimited, and Limit+1 must not overflow
+	}
+	var off offset
+	if q.Offset != "" {
+		var err error
+		if off, err = decodeOffset(q.Offset, q); err != nil {
+			return weave.Page{}, err
+		}
+	}
+	page := weave.Page{BSOs: []weave.BSO{}}
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil || !ok {
+		return page, err
+	}
+	if q.IDs != nil && len(q.IDs) == 0 {
+		// An empty ids list selects nothing, but the page still carries
+		// the collection's timestamp.
+		ts, err := s.CollectionModified(ctx, uid, collection)
+		page.Modified = ts
+		return page, err
+	}
+
+	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly}
+	query := s.readText(k, len(q.IDs))
+	args := make([]any, 0, 10+len(q.IDs))
+	args = append(args, uid, cid, s.nowMs())
+	if k.newer {
+		args = append(args, int64(q.Newer))
+	}
+	if k.older {
+		args = append(args, int64(q.Older))
+	}
+	for _, id := range q.IDs {
+		args = append(args, id)
+	}
+	if k.offset {
+		args = append(args, off.key, off.key, off.id)
+	}
+	if k.limit {
+		// One more than asked tells whether there is a next page.
+		args = append(args, q.Limit+1)
+	}
+
+	defer s.rs.flush(ctx)
+	err = s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		page.BSOs = page.BSOs[:0]
+		err := s.rs.txQueryRow(ctx, tx, s.q.collectionModified, uid, cid).Scan(&page.Modified)
+		if errors.Is(err, sql.ErrNoRows) {
+			page.Modified = 0
+			return nil // no collection, no records
+		}
+		if err != nil {
+			return err
+		}
+		var rows *sql.Rows
+		if len(q.IDs) == 0 {
+			rows, err = s.rs.txQuery(ctx, tx, query, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, query, args...)
+		}
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		page.BSOs, err = scanBSOs(rows, q, page.BSOs)
+		return err
+	})
+	if err != nil {
+		return weave.Page{}, err
+	}
+	if q.Limit > 0 && len(page.BSOs) > q.Limit {
+		page.BSOs = page.BSOs[:q.Limit]
+		page.NextOffset = encodeOffset(q.Sort, &page.BSOs[q.Limit-1])
+	}
+	return page, nil
+}
+
+// scanBSOs reads the rows of a GetBSOs statement into out.
+func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, error) {
+	if q.Limit > 0 && cap(out) == 0 {
+		out = make([]weave.BSO, 0, min(q.Limit+1, 1000))
+	}
+	var (
+		b                weave.BSO
+		si               sql.NullInt64
+		modified, expiry int64 // plain int64: scanning into a named type costs an allocation
+	)
+	dest := []any{&b.ID, &modified, &si, &expiry, &b.Payload}
+	if q.IDsOnly {
+		dest = dest[:4]
+	}
+	// Sort indexes are handed out from blocks rather than one allocation
+	// per record.
+	var block []int64
+	for rows.Next() {
+		b = weave.BSO{}
+		if err := rows.Scan(dest...); err != nil {
+			return out, err
+		}
+		if si.Valid {
+			if len(block) == 0 {
+				block = make([]int64, 64)
+			}
+			block[0] = si.Int64
+			b.SortIndex = &block[0]
+			block = block[1:]
+		}
+		b.Modified = weave.Timestamp(modified)
+		b.Expires = expiresOf(expiry)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,478 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/weave-sync/weave"
+)
+
+// maxRows bounds the rows of one multi-row statement, far below every
+// database's placeholder limit (SQLite 32766, MySQL and PostgreSQL 65535).
+const maxRows = 200
+
+// shape says which fields of an Update are present: the columns an upsert
+// may overwrite on an existing row. Updates of one shape share a statement.
+type shape uint8
+
+const (
+	hasPayload shape = 1 << iota
+	hasSortIndex
+	hasTTL
+	fullShape = hasPayload | hasSortIndex | hasTTL
+)
+
+func shapeOf(u *weave.Update) shape {
+	var sh shape
+	if u.Payload.Set {
+		sh |= hasPayload
+	}
+	if u.SortIndex.Set {
+		sh |= hasSortIndex
+	}
+	if u.TTL.Set {
+		sh |= hasTTL
+	}
+	return sh
+}
+
+// bsoColumns are the bsos columns an update of this shape overwrites. Only
+// a payload changes the record's modified time (spec §18 #10).
+func (sh shape) bsoColumns() []string {
+	var cols []string
+	if sh&hasPayload != 0 {
+		cols = append(cols, "payload", "payload_size", "modified")
+	}
+	if sh&hasSortIndex != 0 {
+		cols = append(cols, "sortindex")
+	}
+	if sh&hasTTL != 0 {
+		cols = append(cols, "expiry")
+	}
+	return cols
+}
+
+func (sh shape) stagedColumns() []string {
+	var cols []string
+	if sh&hasPayload != 0 {
+		cols = append(cols, "payload", "payload_size", "payload_set")
+	}
+	if sh&hasSortIndex != 0 {
+		cols = append(cols, "sortindex", "sortindex_set")
+	}
+	if sh&hasTTL != 0 {
+		cols = append(cols, "ttl", "ttl_set")
+	}
+	return cols
+}
+
+// mergeUpdates folds updates of the same id into one, later fields winning,
+// which is what applying them one after the other does. Statements must
+// not touch a row twice (PostgreSQL refuses).
+func mergeUpdates(us []weave.Update) []weave.Update {
+	if len(us) < 2 {
+		return us
+	}
+	seen := make(map[string]int, len(us))
+	var out []weave.Update
+	for i := range us {
+		j, dup := seen[us[i].ID]
+		if !dup {
+			seen[us[i].ID] = i
+			continue
+		}
+		if out == nil {
+			out = make([]weave.Update, len(us))
+			copy(out, us)
+		}
+		mergeInto(&out[j], &us[i])
+		out[i].ID = "" // marks a merged-away entry
+	}
+	if out == nil {
+		return us
+	}
+	n := 0
+	for i := range out {
+		if out[i].ID != "" {
+			out[n] = out[i]
+			n++
+		}
+	}
+	return out[:n]
+}
+
+func mergeInto(dst, src *weave.Update) {
+	if src.Payload.Set {
+		dst.Payload = src.Payload
+	}
+	if src.SortIndex.Set {
+		dst.SortIndex = src.SortIndex
+	}
+	if src.TTL.Set {
+		dst.TTL = src.TTL
+	}
+}
+
+// wtx is one attempt of a write transaction, after its user row is locked.
+type wtx struct {
+	s   *Store
+	tx  *sql.Tx
+	ctx context.Context
+	uid int64
+	// storage is the user's storage timestamp before this write.
+	storage weave.Timestamp
+	// t is this write's timestamp T.
+	t weave.Timestamp
+	// now is the wall clock in ms that expiries compare with.
+	now int64
+}
+
+// errNoUser ends a write early when the user has no storage row and the
+// write does not create one.
+var errNoUser = errors.New("sqlstore: no such user")
+
+// write runs fn in one write transaction that first locks the user's
+// storage row (creating it when create is set; otherwise a missing user
+// ends the write with errNoUser) and picks the write's timestamp:
+// T = max(now truncated to 10 ms, storage timestamp + 10 ms), so timestamps
+// strictly increase per user without sleeping and without conflicts.
+func (s *Store) write(ctx context.Context, uid int64, create bool, fn func(w *wtx) error) error {
+	defer s.ws.flush(ctx)
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid}
+		err := w.queryRow(s.q.lockUser, uid).Scan(&w.storage)
+		if errors.Is(err, sql.ErrNoRows) {
+			if !create {
+				return errNoUser
+			}
+			// Insert-or-keep then lock: of two first writes of a user, the
+			// second waits for the first instead of failing on the key.
+			if _, err = w.exec(s.q.insertUser, uid); err != nil {
+				return err
+			}
+			err = w.queryRow(s.q.lockUser, uid).Scan(&w.storage)
+		}
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		w.now = now.UnixMilli()
+		// Rounding keeps T on the 10 ms grid even if imported data is not.
+		w.t = max(weave.TimestampAt(now), w.storage-w.storage%10+10)
+		return fn(w)
+	})
+}
+
+// exec runs a statement, prepared when the store caches it.
+func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
+	return w.s.ws.txExec(w.ctx, w.tx, query, args...)
+}
+
+// execOnce runs a statement of a rarely recurring text, never prepared.
+func (w *wtx) execOnce(query string, args ...any) (sql.Result, error) {
+	return w.tx.ExecContext(w.ctx, query, args...)
+}
+
+// execN runs a statement generated for n rows.
+func (w *wtx) execN(n int, query string, args ...any) (sql.Result, error) {
+	if cacheable(n) {
+		return w.exec(query, args...)
+	}
+	return w.execOnce(query, args...)
+}
+
+func (w *wtx) queryRow(query string, args ...any) *sql.Row {
+	return w.s.ws.txQueryRow(w.ctx, w.tx, query, args...)
+}
+
+// collectionModified is the collection's timestamp, 0 if absent.
+func (w *wtx) collectionModified(cid int64) (weave.Timestamp, error) {
+	var ts weave.Timestamp
+	err := w.queryRow(w.s.q.collectionModified, w.uid, cid).Scan(&ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return ts, err
+}
+
+// checkCollection evaluates a precondition against the collection.
+func (w *wtx) checkCollection(cid int64, pre weave.Precondition) error {
+	if pre.IfUnmodifiedSince == nil {
+		return nil
+	}
+	ts, err := w.collectionModified(cid)
+	if err != nil {
+		return err
+	}
+	return pre.Check(ts)
+}
+
+// touch gives the collection and the storage the write's timestamp.
+func (w *wtx) touch(cid int64) error {
+	if _, err := w.exec(w.s.q.touchCollection, w.uid, cid, int64(w.t)); err != nil {
+		return err
+	}
+	return w.setStorage()
+}
+
+func (w *wtx) setStorage() error {
+	_, err := w.exec(w.s.q.setStorage, int64(w.t), w.uid)
+	return err
+}
+
+// expiry is the absolute expiry of a TTL given in a write.
+func (w *wtx) expiry(ttl weave.Optional[int64]) int64 {
+	if !ttl.Set || ttl.Null {
+		return neverExpires
+	}
+	return int64(w.t) + ttl.Value*1000
+}
+
+// upsert writes updates (ids unique) into a collection with partial-update
+// semantics.
+func (w *wtx) upsert(cid int64, us []weave.Update) error {
+	// An expired record that an update leaves fields of must read as a new
+	// record: remove it first. Updates setting every field overwrite it
+	// whole anyway.
+	var partial []any
+	for i := range us {
+		if shapeOf(&us[i]) != fullShape {
+			partial = append(partial, us[i].ID)
+		}
+	}
+	for len(partial) > 0 {
+		n := min(len(partial), maxRows)
+		args := make([]any, 0, 3+n)
+		args = append(args, w.uid, cid, w.now)
+		args = append(args, partial[:n]...)
+		if _, err := w.execN(n, w.s.text(textKey{kind: textDeleteExpired, n: n}), args...); err != nil {
+			return err
+		}
+		partial = partial[n:]
+	}
+
+	var groups [fullShape + 1][]int
+	for i := range us {
+		sh := shapeOf(&us[i])
+		groups[sh] = append(groups[sh], i)
+	}
+	for sh := range groups {
+		idx := groups[sh]
+		for len(idx) > 0 {
+			n := min(len(idx), maxRows)
+			args := make([]any, 0, 8*n)
+			for _, i := range idx[:n] {
+				u := &us[i]
+				var si any
+				if u.SortIndex.Set && !u.SortIndex.Null {
+					si = u.SortIndex.Value
+				}
+				payload := ""
+				if u.Payload.Set && !u.Payload.Null {
+					payload = u.Payload.Value
+				}
+				// Absent fields get a new record's defaults; the upsert
+				// leaves them alone on existing rows.
+				args = append(args, w.uid, cid, u.ID, si, payload, len(payload), int64(w.t), w.expiry(u.TTL))
+			}
+			if _, err := w.execN(n, w.s.text(textKey{kind: textUpsertBSOs, shape: shape(sh), n: n}), args...); err != nil {
+				return err
+			}
+			idx = idx[n:]
+		}
+	}
+	return nil
+}
+
+// PutBSO implements weave.Store.
+func (s *Store) PutBSO(ctx context.Context, uid int64, collection string, u weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, _, err := s.collectionID(ctx, collection, true)
+	if err != nil {
+		return 0, err
+	}
+	var t weave.Timestamp
+	err = s.write(ctx, uid, true, func(w *wtx) error {
+		if pre.IfUnmodifiedSince != nil {
+			var ts weave.Timestamp
+			err := w.queryRow(s.q.itemModified, uid, cid, u.ID, w.now).Scan(&ts)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if err := pre.Check(ts); err != nil {
+				return err
+			}
+		}
+		if err := w.upsert(cid, []weave.Update{u}); err != nil {
+			return err
+		}
+		t = w.t
+		return w.touch(cid)
+	})
+	return t, err
+}
+
+// PostBSOs implements weave.Store.
+func (s *Store) PostBSOs(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, _, err := s.collectionID(ctx, collection, true)
+	if err != nil {
+		return 0, err
+	}
+	us = mergeUpdates(us)
+	var t weave.Timestamp
+	err = s.write(ctx, uid, true, func(w *wtx) error {
+		if err := w.checkCollection(cid, pre); err != nil {
+			return err
+		}
+		if err := w.upsert(cid, us); err != nil {
+			return err
+		}
+		t = w.t
+		return w.touch(cid)
+	})
+	return t, err
+}
+
+// DeleteBSO implements weave.Store.
+func (s *Store) DeleteBSO(ctx context.Context, uid int64, collection, id string, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, weave.ErrNotFound
+	}
+	var t weave.Timestamp
+	err = s.write(ctx, uid, false, func(w *wtx) error {
+		var ts weave.Timestamp
+		err := w.queryRow(s.q.itemModified, uid, cid, id, w.now).Scan(&ts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return weave.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := pre.Check(ts); err != nil {
+			return err
+		}
+		if _, err := w.exec(s.q.deleteBSO, uid, cid, id); err != nil {
+			return err
+		}
+		t = w.t
+		return w.touch(cid)
+	})
+	if errors.Is(err, errNoUser) {
+		return 0, weave.ErrNotFound
+	}
+	return t, err
+}
+
+// DeleteBSOs implements weave.Store.
+func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, ids []string, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return s.LastModified(ctx, uid)
+	}
+	var t weave.Timestamp
+	err = s.write(ctx, uid, false, func(w *wtx) error {
+		ts, err := w.collectionModified(cid)
+		if err != nil {
+			return err
+		}
+		if ts == 0 {
+			// Missing collection: nothing to do, nothing changes.
+			t = w.storage
+			return nil
+		}
+		if err := pre.Check(ts); err != nil {
+			return err
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), maxRows)
+			// The expired-records statement with "expiry <= never" deletes
+			// every listed record, expired or not.
+			args := make([]any, 0, 3+n)
+			args = append(args, uid, cid, neverExpires)
+			for _, id := range ids[:n] {
+				args = append(args, id)
+			}
+			if _, err := w.execN(n, s.text(textKey{kind: textDeleteExpired, n: n}), args...); err != nil {
+				return err
+			}
+			ids = ids[n:]
+		}
+		t = w.t
+		return w.touch(cid)
+	})
+	if errors.Is(err, errNoUser) {
+		return 0, nil
+	}
+	return t, err
+}
+
+// DeleteCollection implements weave.Store.
+func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection string, pre weave.Precondition) (weave.Timestamp, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return s.LastModified(ctx, uid)
+	}
+	var t weave.Timestamp
+	err = s.write(ctx, uid, false, func(w *wtx) error {
+		ts, err := w.collectionModified(cid)
+		if err != nil {
+			return err
+		}
+		if ts == 0 {
+			t = w.storage
+			return nil
+		}
+		if err := pre.Check(ts); err != nil {
+			return err
+		}
+		for _, q := range []string{s.q.deleteCollectionBSOs, s.q.deleteCollection} {
+			if _, err := w.exec(q, uid, cid); err != nil {
+				return err
+			}
+		}
+		if _, err := w.exec(s.q.deleteCollectionStaged, uid, uid, cid); err != nil {
+			return err
+		}
+		if _, err := w.exec(s.q.deleteCollectionBatches, uid, cid); err != nil {
+			return err
+		}
+		// The storage keeps T although the collection is gone, so that the
+		// storage timestamp never goes back (spec §18 #23).
+		t = w.t
+		return w.setStorage()
+	})
+	if errors.Is(err, errNoUser) {
+		return 0, nil
+	}
+	return t, err
+}
+
+// DeleteStorage implements weave.Store. The user's storage timestamp stays
+// at T (the reference servers reset it to 0), so a client never sees the
+// storage timestamp go back.
+func (s *Store) DeleteStorage(ctx context.Context, uid int64, pre weave.Precondition) (weave.Timestamp, error) {
+	var t weave.Timestamp
+	err := s.write(ctx, uid, true, func(w *wtx) error {
+		if err := pre.Check(w.storage); err != nil {
+			return err
+		}
+		for _, q := range []string{s.q.deleteUserBSOs, s.q.deleteUserColls, s.q.deleteUserStaged, s.q.deleteUserBatches} {
+			if _, err := w.exec(q, uid); err != nil {
+				return err
+			}
+		}
+		t = w.t
+		return w.setStorage()
+	})
+	return t, err
+}

@@ -1,0 +1,131 @@
+package storagetest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/weave-sync/weave"
+)
+
+// Bench measures the calls that dominate a Sync node's load, so that every
+// store reports comparable numbers:
+//
+//	GetNewerFull1000   GET ?newer=…&full returning 1,000 records of ~500 B
+//	Post100x500B       POST of 100 new records of ~500 B
+//	BatchCommit1000    commit of a batch of 1,000 staged records (staging
+//	                   not timed)
+//	InfoCollections    CollectionTimestamps of a user with 10 collections
+//	GetBSO             one record
+func Bench(b *testing.B, s weave.Store) {
+	payload := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_", 8)[:500]
+	records := func(prefix string, n int) []weave.Update {
+		us := make([]weave.Update, n)
+		for i := range us {
+			us[i] = weave.Update{ID: fmt.Sprintf("%s%06d", prefix, i), Payload: weave.Some(payload), SortIndex: weave.Some(int64(i))}
+		}
+		return us
+	}
+	fail := func(b *testing.B, err error) {
+		b.Helper()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	b.Run("GetNewerFull1000", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		// Older records the read must skip, then the 1,000 it returns.
+		for i := range 5 {
+			_, err := s.PostBSOs(ctx, uid, "history", records(fmt.Sprint("old", i, "-"), 100), noPre)
+			fail(b, err)
+		}
+		newer, err := s.LastModified(ctx, uid)
+		fail(b, err)
+		for i := range 10 {
+			_, err := s.PostBSOs(ctx, uid, "history", records(fmt.Sprint("new", i, "-"), 100), noPre)
+			fail(b, err)
+		}
+		q := weave.Query{Newer: newer}
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := s.GetBSOs(ctx, uid, "history", q)
+			fail(b, err)
+			if len(p.BSOs) != 1000 {
+				b.Fatalf("read %d records", len(p.BSOs))
+			}
+		}
+	})
+
+	b.Run("Post100x500B", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		// New ids every time, as a first sync uploads; a fresh user every
+		// 100 posts keeps the collection at a realistic size.
+		batches := make([][]weave.Update, 100)
+		for i := range batches {
+			batches[i] = records(fmt.Sprint("p", i, "-"), 100)
+		}
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if n%len(batches) == 0 {
+				uid = newUID()
+			}
+			_, err := s.PostBSOs(ctx, uid, "history", batches[n%len(batches)], noPre)
+			fail(b, err)
+			n++
+		}
+	})
+
+	b.Run("BatchCommit1000", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		chunks := make([][]weave.Update, 10)
+		for i := range chunks {
+			chunks[i] = records(fmt.Sprint("b", i, "-"), 100)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			id, err := s.CreateBatch(ctx, uid, "bookmarks", chunks[0], noPre)
+			fail(b, err)
+			for _, c := range chunks[1:] {
+				fail(b, s.AppendBatch(ctx, uid, "bookmarks", id, c, noPre))
+			}
+			b.StartTimer()
+			_, err = s.CommitBatch(ctx, uid, "bookmarks", id, nil, noPre)
+			fail(b, err)
+		}
+	})
+
+	b.Run("InfoCollections", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		for _, c := range []string{"bookmarks", "history", "tabs", "forms", "prefs", "passwords", "clients", "crypto", "meta", "addons"} {
+			_, err := s.PostBSOs(ctx, uid, c, records("x", 3), noPre)
+			fail(b, err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			m, _, err := s.CollectionTimestamps(ctx, uid)
+			fail(b, err)
+			if len(m) != 10 {
+				b.Fatalf("%d collections", len(m))
+			}
+		}
+	})
+
+	b.Run("GetBSO", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		_, err := s.PostBSOs(ctx, uid, "bookmarks", records("g", 100), noPre)
+		fail(b, err)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, err := s.GetBSO(ctx, uid, "bookmarks", "g000042")
+			fail(b, err)
+		}
+	})
+}
