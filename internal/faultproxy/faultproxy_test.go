@@ -1,0 +1,317 @@
+package faultproxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// echoServer answers every line with the line itself and records what it
+// received.
+type echoServer struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	seen []string
+}
+
+func newEcho(t *testing.T) *echoServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &echoServer{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					e.mu.Lock()
+					e.seen = append(e.seen, strings.TrimSpace(line))
+					e.mu.Unlock()
+					if _, err := c.Write([]byte(line)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return e
+}
+
+func (e *echoServer) received() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.seen...)
+}
+
+func newProxy(t *testing.T, target string) *Proxy {
+	t.Helper()
+	p, err := New(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+type client struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	return &client{c: c, r: bufio.NewReader(c)}
+}
+
+// roundTrip sends a line and reads the echo.
+func (c *client) roundTrip(line string) (string, error) {
+	if _, err := c.c.Write([]byte(line + "\n")); err != nil {
+		return "", err
+	}
+	got, err := c.r.ReadString('\n')
+	return strings.TrimSpace(got), err
+}
+
+func TestForwards(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	for _, s := range []string{"hello", "world"} {
+		got, err := c.roundTrip(s)
+		if err != nil || got != s {
+			t.Fatalf("roundTrip(%q) = %q, %v", s, got, err)
+		}
+	}
+	if n := p.Conns(); n != 1 {
+		t.Errorf("Conns = %d, want 1", n)
+	}
+	if n := p.Accepted(); n != 1 {
+		t.Errorf("Accepted = %d, want 1", n)
+	}
+}
+
+func TestRejectsNonLoopbackTarget(t *testing.T) {
+	for _, target := range []string{"192.0.2.1:3306", "example.com:5432", "nohost"} {
+		if p, err := New(target); err == nil {
+			p.Close()
+			t.Errorf("New(%q) accepted a target off the loopback network", target)
+		}
+	}
+}
+
+func TestDropAll(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	if _, err := c.roundTrip("before"); err != nil {
+		t.Fatal(err)
+	}
+	p.DropAll()
+	if _, err := c.roundTrip("after"); err == nil {
+		t.Fatal("connection survived DropAll")
+	}
+	waitFor(t, func() bool { return p.Conns() == 0 })
+	// New connections work at once.
+	c2 := dial(t, p.Addr())
+	if got, err := c2.roundTrip("again"); err != nil || got != "again" {
+		t.Fatalf("after DropAll: %q, %v", got, err)
+	}
+}
+
+func TestRefuseResume(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	if _, err := c.roundTrip("before"); err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse()
+	if _, err := c.roundTrip("after"); err == nil {
+		t.Fatal("connection survived Refuse")
+	}
+	_, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial while refusing: %v, want connection refused", err)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := dial(t, p.Addr())
+	if got, err := c2.roundTrip("back"); err != nil || got != "back" {
+		t.Fatalf("after Resume: %q, %v", got, err)
+	}
+}
+
+func TestCutOn(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c1 := dial(t, p.Addr())
+	c2 := dial(t, p.Addr())
+	if _, err := c2.roundTrip("bystander"); err != nil {
+		t.Fatal(err)
+	}
+	tripped := p.CutOn("commit")
+	if got, err := c1.roundTrip("insert 1"); err != nil || got != "insert 1" {
+		t.Fatalf("unrelated statement: %q, %v", got, err)
+	}
+	select {
+	case <-tripped:
+		t.Fatal("trigger fired early")
+	default:
+	}
+	if _, err := c1.roundTrip("COMMIT"); !isCut(err) {
+		t.Fatalf("COMMIT went through the armed proxy: %v", err)
+	}
+	<-tripped
+	for _, s := range e.received() {
+		if s == "COMMIT" {
+			t.Fatal("the server received the statement the trigger cut")
+		}
+	}
+	// Every connection was cut, not only the sender's.
+	if _, err := c2.roundTrip("still there?"); err == nil {
+		t.Fatal("other connection survived the trigger")
+	}
+	// One-shot: the next COMMIT goes through.
+	c3 := dial(t, p.Addr())
+	if got, err := c3.roundTrip("commit"); err != nil || got != "commit" {
+		t.Fatalf("after the trigger: %q, %v", got, err)
+	}
+}
+
+func TestStall(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	if _, err := c.roundTrip("before"); err != nil {
+		t.Fatal(err)
+	}
+	p.Stall()
+	p.Stall() // idempotent
+	_ = c.c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	_, err := c.roundTrip("held")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("stalled round trip: %v, want a timeout", err)
+	}
+	if p.Conns() != 1 {
+		t.Fatalf("Stall closed connections: %d open", p.Conns())
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// The held line arrives after Resume.
+	_ = c.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := c.r.ReadString('\n'); err != nil || strings.TrimSpace(got) != "held" {
+		t.Fatalf("after Resume: %q, %v", got, err)
+	}
+	if got, err := c.roundTrip("after"); err != nil || got != "after" {
+		t.Fatalf("after Resume: %q, %v", got, err)
+	}
+}
+
+func TestCutOnNth(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	tripped := p.CutOnNth("UID\x00\x01", 3)
+	for i, line := range []string{"a uid\x00\x01", "b", "c UID\x00\x01"} {
+		if got, err := c.roundTrip(line); err != nil || got != line {
+			t.Fatalf("line %d: %q, %v", i, got, err)
+		}
+	}
+	if _, err := c.roundTrip("d uid\x00\x01"); !isCut(err) {
+		t.Fatalf("third chunk with the pattern went through: %v", err)
+	}
+	<-tripped
+}
+
+func TestDisarm(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	p.CutOn("x")
+	p.Disarm()
+	c := dial(t, p.Addr())
+	if got, err := c.roundTrip("x"); err != nil || got != "x" {
+		t.Fatalf("disarmed trigger fired: %q, %v", got, err)
+	}
+}
+
+func TestTargetDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := newProxy(t, addr)
+	c, err := net.DialTimeout("tcp", p.Addr(), 2*time.Second)
+	if err != nil {
+		return // reset before the dial returned: as good
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := (&client{c: c, r: bufio.NewReader(c)}).roundTrip("anyone?"); err == nil {
+		t.Fatal("proxy to a dead target answered")
+	}
+}
+
+func TestCloseEndsEverything(t *testing.T) {
+	e := newEcho(t)
+	p, err := New(e.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, p.Addr())
+	if _, err := c.roundTrip("x"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs")
+	}
+	if err := p.Resume(); err == nil {
+		t.Fatal("Resume after Close succeeded")
+	}
+}
+
+func isCut(err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset"))
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached in 5s")
+}

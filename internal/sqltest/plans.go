@@ -1,0 +1,187 @@
+package sqltest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// PlanData describes the rows LoadPlanData writes into a migrated storage
+// schema: many ordinary users plus one heavy user, a small share of them
+// expired, as on a busy shard.
+type PlanData struct {
+	Users       int   // ordinary users, uids 1..Users
+	Collections int   // collections per ordinary user (ids 1..)
+	PerColl     int   // records per ordinary user and collection
+	HeavyUID    int64 // a user with HeavyRows records in collection 4 (history)
+	HeavyRows   int
+	Now         int64 // ms; records expired at 1% of the rows are before Now
+}
+
+// DefaultPlanData is about 120,000 records.
+func DefaultPlanData() PlanData {
+	return PlanData{Users: 500, Collections: 4, PerColl: 50, HeavyUID: 1_000_000, HeavyRows: 20_000,
+		Now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()}
+}
+
+// Rows is the number of records d describes.
+func (d PlanData) Rows() int { return d.Users*d.Collections*d.PerColl + d.HeavyRows }
+
+// LoadPlanData writes d's records with multi-row inserts, plus the matching
+// user_storage and user_collections rows.
+func LoadPlanData(t testing.TB, db *sqlstore.DB, d PlanData) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	const chunk = 1000
+	var rows [][]any
+	flush := func() {
+		if len(rows) == 0 {
+			return
+		}
+		var b strings.Builder
+		b.WriteString("INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) VALUES ")
+		args := make([]any, 0, 8*len(rows))
+		for i, r := range rows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r...)
+		}
+		if _, err := db.Write.ExecContext(ctx, db.Q(b.String()), args...); err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		rows = rows[:0]
+	}
+	n := 0
+	add := func(uid int64, cid int, i int) {
+		n++
+		// Timestamps spread over the last ~30 days; 1 in 100 expired.
+		modified := d.Now - int64(i)*60_000 - int64(n%997)*10
+		expiry := int64(9223372036854775807)
+		if n%100 == 0 {
+			expiry = d.Now - 3_600_000
+		} else if n%7 == 0 {
+			expiry = d.Now + 86_400_000*30
+		}
+		payload := fmt.Sprintf(`{"ciphertext":"%032x","IV":"x","hmac":"y"}`, n)
+		rows = append(rows, []any{uid, cid, fmt.Sprintf("id%06d", i), i % 1000, payload, len(payload), modified, expiry})
+		if len(rows) == chunk {
+			flush()
+		}
+	}
+	for u := 1; u <= d.Users; u++ {
+		for c := 1; c <= d.Collections; c++ {
+			for i := 0; i < d.PerColl; i++ {
+				add(int64(u), c, i)
+			}
+		}
+	}
+	for i := 0; i < d.HeavyRows; i++ {
+		add(d.HeavyUID, 4, i)
+	}
+	flush()
+
+	var b strings.Builder
+	var args []any
+	var cb strings.Builder
+	var cargs []any
+	users := make([]int64, 0, d.Users+1)
+	for u := 1; u <= d.Users; u++ {
+		users = append(users, int64(u))
+	}
+	users = append(users, d.HeavyUID)
+	for _, u := range users {
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, u, d.Now)
+		for c := 1; c <= d.Collections; c++ {
+			if len(cargs) > 0 {
+				cb.WriteString(", ")
+			}
+			cb.WriteString("(?, ?, ?)")
+			cargs = append(cargs, u, c, d.Now)
+		}
+	}
+	if _, err := db.Write.ExecContext(ctx, db.Q("INSERT INTO user_storage (uid, modified) VALUES "+b.String()), args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Write.ExecContext(ctx, db.Q("INSERT INTO user_collections (uid, collection_id, modified) VALUES "+cb.String()), cargs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loaded %d records in %v", n, time.Since(start).Round(time.Millisecond))
+}
+
+// PlanQuery is one of the Store's hot statements, with arguments, and the
+// indexes a good plan reads the bsos (or other) table through.
+type PlanQuery struct {
+	Name  string
+	SQL   string // with ? placeholders
+	Args  []any
+	Table string   // the table whose access is checked
+	Index []string // acceptable indexes ("PRIMARY" for the primary key)
+}
+
+// PlanQueries are the statements the plan tests check, as sqlstore issues
+// them (sqlstore/queries.go and read.go; keep in step). pk names a table's
+// primary key index.
+func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
+	newer := d.Now - 3*60_000 // the last few minutes
+	return []PlanQuery{
+		{
+			Name:  "GET ?newer (heavy user, newest first, limit)",
+			SQL:   "SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? AND modified > ? ORDER BY modified DESC, id DESC LIMIT ?",
+			Args:  []any{d.HeavyUID, 4, d.Now, newer, 101},
+			Table: "bsos", Index: []string{"bsos_modified"},
+		},
+		{
+			Name:  "GET ?newer (ordinary user, oldest first)",
+			SQL:   "SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? AND modified > ? ORDER BY modified ASC, id ASC",
+			Args:  []any{int64(7), 2, d.Now, newer},
+			Table: "bsos", Index: []string{"bsos_modified", pk("bsos")},
+		},
+		{
+			Name:  "GET full collection (heavy user, newest first, limit)",
+			SQL:   "SELECT id, modified, sortindex, expiry FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? ORDER BY modified DESC, id DESC LIMIT ?",
+			Args:  []any{d.HeavyUID, 4, d.Now, 1001},
+			Table: "bsos", Index: []string{"bsos_modified"},
+		},
+		{
+			Name:  "info/collections",
+			SQL:   "SELECT collection_id, modified FROM user_collections WHERE uid = ? UNION ALL SELECT 0, modified FROM user_storage WHERE uid = ?",
+			Args:  []any{d.HeavyUID, d.HeavyUID},
+			Table: "user_collections", Index: []string{pk("user_collections")},
+		},
+		{
+			Name:  "info/collection_counts",
+			SQL:   "SELECT collection_id, COUNT(*) FROM bsos WHERE uid = ? AND expiry > ? GROUP BY collection_id",
+			Args:  []any{d.HeavyUID, d.Now},
+			Table: "bsos", Index: []string{pk("bsos"), "bsos_modified"},
+		},
+		{
+			Name:  "info/quota (usage)",
+			SQL:   "SELECT COALESCE(SUM(payload_size), 0) FROM bsos WHERE uid = ? AND expiry > ?",
+			Args:  []any{d.HeavyUID, d.Now},
+			Table: "bsos", Index: []string{pk("bsos"), "bsos_modified"},
+		},
+		{
+			Name:  "purge: find expired",
+			SQL:   "SELECT uid, collection_id, id FROM bsos WHERE expiry <= ? LIMIT ?",
+			Args:  []any{d.Now, 1000},
+			Table: "bsos", Index: []string{"bsos_expiry"},
+		},
+		{
+			Name:  "purge: delete expired of one collection",
+			SQL:   "DELETE FROM bsos WHERE uid = ? AND collection_id = ? AND expiry <= ? AND id IN (?, ?, ?)",
+			Args:  []any{int64(7), 2, d.Now, "id000001", "id000002", "id000003"},
+			Table: "bsos", Index: []string{pk("bsos")},
+		},
+	}
+}

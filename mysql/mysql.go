@@ -1,0 +1,376 @@
+// Package mysql runs weave on MariaDB (10.6+) and MySQL (8.0+) through
+// go-sql-driver/mysql.
+//
+// Connections are configured for weave's SQL, whatever the server's
+// defaults: utf8mb4, strict sql_mode with ANSI_QUOTES (so "identifiers" mean
+// the same as on PostgreSQL and SQLite), found-rows counting for UPDATE (the
+// RowsAffected of an UPDATE is the number of matched rows, as elsewhere) and
+// client-side parameter interpolation (one round trip per statement instead
+// of prepare + execute + close).
+//
+// Isolation: Open returns two pools. The write pool runs READ COMMITTED:
+// writers serialise on the rows they lock (SELECT ... FOR UPDATE), and
+// READ COMMITTED takes no gap locks, so concurrent writers of different
+// users never deadlock on each other's index gaps, and every statement after
+// a lock sees what the previous lock holder committed. The read pool runs
+// REPEATABLE READ, so that a read-only transaction sees one snapshot (the
+// collection timestamp and its records agree). (With binary logging on,
+// READ COMMITTED writes need binlog_format ROW or MIXED, the defaults of
+// MySQL 8 and MariaDB.)
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
+
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the MariaDB/MySQL migrations of a schema set
+// (sqlstore.SetStorage or sqlstore.SetTokens).
+func Migrations(set string) ([]sqlstore.Migration, error) {
+	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
+}
+
+// Options tune the connection pools. Zero values take the defaults.
+type Options struct {
+	// MaxOpenConns bounds each of the two pools, read and write
+	// (default 4×GOMAXPROCS, at least 8, at most 16).
+	MaxOpenConns int
+	// MaxIdleConns is how many connections each pool keeps open when idle
+	// (default MaxOpenConns).
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections after this age, so that they
+	// follow failovers and server restarts (default 30 min).
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes connections unused for this long (default 5 min).
+	ConnMaxIdleTime time.Duration
+	// Timeout is the default deadline of every database call (default 10 s).
+	Timeout time.Duration
+	// LockTimeout is how long a statement waits for a row lock before the
+	// transaction is retried (innodb_lock_wait_timeout, whole seconds,
+	// default 5 s).
+	LockTimeout time.Duration
+	// MaxRetries bounds the retries of a transaction the server rolled back
+	// for a deadlock or lock wait timeout (default 3; negative: none).
+	MaxRetries int
+
+	// For OpenStore:
+	// NoMigrate makes OpenStore check that the storage schema is current
+	// instead of migrating it.
+	NoMigrate bool
+	// Store tunes the store (batch lifetime, clock).
+	Store sqlstore.StoreOptions
+}
+
+func (o *Options) defaults() {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = min(16, max(8, 4*runtime.GOMAXPROCS(0)))
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = 30 * time.Minute
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		o.ConnMaxIdleTime = 5 * time.Minute
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 5 * time.Second
+	}
+	switch {
+	case o.MaxRetries == 0:
+		o.MaxRetries = 3
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
+	}
+}
+
+// strictMode is the session sql_mode: errors instead of silent truncation
+// or conversion, and ANSI quoting of identifiers.
+const strictMode = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,ANSI_QUOTES'"
+
+// ParseURL turns a mysql://USER:PASS@HOST:PORT/DB?params URL into a driver
+// configuration. Query parameters are go-sql-driver/mysql DSN parameters
+// (e.g. tls=true, timeout=3s) or session variables; weave's defaults apply
+// to those left out. "mariadb://" is accepted as a synonym. The host
+// defaults to 127.0.0.1 and the port to 3306; the database may be empty
+// (for administrative connections).
+func ParseURL(rawURL string) (*mysqldrv.Config, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: bad URL: %w", urlErr(err))
+	}
+	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
+		return nil, fmt.Errorf("mysql: %s is not a mysql:// URL (want mysql://USER:PASS@HOST:PORT/DB)", Redact(rawURL))
+	}
+	q := u.Query()
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if port == "" {
+		port = "3306"
+	}
+	// The driver derives settings from the address (the TLS server name),
+	// so it parses the parameters with the address in place. The user,
+	// password and database name are set afterwards: they need no escaping
+	// that way.
+	cfg, err := mysqldrv.ParseDSN("tcp(" + net.JoinHostPort(host, port) + ")/?" + u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: URL %s: %w", Redact(rawURL), err)
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if strings.Contains(cfg.DBName, "/") {
+		return nil, fmt.Errorf("mysql: URL %s: database name may not contain /", Redact(rawURL))
+	}
+
+	if !q.Has("interpolateParams") {
+		cfg.InterpolateParams = true
+	}
+	if !q.Has("clientFoundRows") {
+		cfg.ClientFoundRows = true
+	}
+	if !q.Has("collation") && !q.Has("charset") {
+		cfg.Collation = "utf8mb4_general_ci"
+	}
+	if !q.Has("timeout") {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	if _, ok := cfg.Params["sql_mode"]; !ok {
+		cfg.Params["sql_mode"] = strictMode
+	}
+	cfg.Logger = &mysqldrv.NopLogger{} // errors are returned and classified
+	return cfg, nil
+}
+
+// Redact hides the password of a database URL, for messages and logs.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// urlErr drops the URL, password included, that url.Parse quotes in its
+// errors.
+func urlErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Open connects to the MariaDB/MySQL database of a mysql:// URL and checks
+// that it answers. The database must exist; its schema is applied with
+// sqlstore.DB.Migrate and Migrations.
+func Open(ctx context.Context, rawURL string, opts Options) (*sqlstore.DB, error) {
+	cfg, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DBName == "" {
+		return nil, fmt.Errorf("mysql: URL %s names no database (want mysql://USER:PASS@HOST:PORT/DB)", Redact(rawURL))
+	}
+	return OpenConfig(ctx, cfg, opts)
+}
+
+// OpenConfig is Open with a driver configuration, e.g. from ParseURL with
+// TLS settings added. cfg is not modified.
+func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts Options) (*sqlstore.DB, error) {
+	opts.defaults()
+	lockWait := int64(math.Ceil(opts.LockTimeout.Seconds()))
+	write, err := openPool(cfg, opts,
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", lockWait))
+	if err != nil {
+		return nil, err
+	}
+	read, err := openPool(cfg, opts, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
+	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := write.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql: connect to %s as %s: %w", cfg.Addr, cfg.User, db.Classify(err))
+	}
+	return db, nil
+}
+
+func openPool(cfg *mysqldrv.Config, opts Options, session ...string) (*sql.DB, error) {
+	c, err := mysqldrv.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	pool := sql.OpenDB(sessionConnector{Connector: c, session: session})
+	pool.SetMaxOpenConns(opts.MaxOpenConns)
+	pool.SetMaxIdleConns(min(opts.MaxIdleConns, opts.MaxOpenConns))
+	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
+	pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
+	return pool, nil
+}
+
+// sessionConnector runs session set-up statements on every new connection.
+// (Isolation levels cannot go through DSN parameters portably: the variable
+// is tx_isolation on MariaDB before 11.1 and transaction_isolation on MySQL 8.)
+type sessionConnector struct {
+	driver.Connector
+	session []string
+}
+
+func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("mysql: driver connection cannot execute statements")
+	}
+	for _, s := range c.session {
+		if _, err := ex.ExecContext(ctx, s, nil); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// Dialect is MariaDB/MySQL's sqlstore.Dialect.
+type Dialect struct{}
+
+var _ sqlstore.Dialect = Dialect{}
+
+// Name implements sqlstore.Dialect.
+func (Dialect) Name() string { return "mysql" }
+
+// Rebind implements sqlstore.Dialect: MySQL takes ? as is.
+func (Dialect) Rebind(q string) string { return q }
+
+// Server error numbers (MariaDB and MySQL share them unless noted).
+const (
+	erConCount          = 1040 // too many connections
+	erServerShutdown    = 1053
+	erAbortingConn      = 1152
+	erNetReadError      = 1158
+	erNetReadInterrupt  = 1159
+	erNetErrorOnWrite   = 1160
+	erNetWriteInterrupt = 1161
+	erNewAbortingConn   = 1184
+	erLockWaitTimeout   = 1205
+	erTooManyUserConns  = 1203
+	erLockDeadlock      = 1213
+	erOptionPrevents    = 1290 // e.g. --read-only during a failover
+	erQueryInterrupted  = 1317
+	erReadOnlyMode      = 1836
+	erConnectionKilled  = 1927 // MariaDB
+	erCheckRead         = 1020 // MariaDB snapshot isolation: record changed since last read
+	crServerGone        = 2006
+	crServerLost        = 2013
+	erSessionWasKilled  = 3169 // MySQL 8
+	erClientIdleTimeout = 4031 // MySQL 8
+)
+
+func number(err error) int {
+	var me *mysqldrv.MySQLError
+	if errors.As(err, &me) {
+		return int(me.Number)
+	}
+	return -1
+}
+
+// Upsert implements sqlstore.Dialect.
+func (Dialect) Upsert(key, update []string) string {
+	return sqlstore.DuplicateKeyUpsert(key, update)
+}
+
+// ForUpdate implements sqlstore.Dialect.
+func (Dialect) ForUpdate() string { return " FOR UPDATE" }
+
+// Retryable implements sqlstore.Dialect: deadlocks and lock wait timeouts.
+// (A lock wait timeout only rolls back the statement; sqlstore rolls back
+// the rest of the transaction before it retries.)
+func (Dialect) Retryable(err error) bool {
+	switch number(err) {
+	case erLockDeadlock, erLockWaitTimeout, erCheckRead:
+		return true
+	}
+	return false
+}
+
+// Unavailable implements sqlstore.Dialect: the server cannot be reached,
+// went away mid-call, is shutting down, is out of connections or is
+// read-only.
+func (Dialect) Unavailable(err error) bool {
+	switch number(err) {
+	case erConCount, erServerShutdown, erAbortingConn, erNetReadError, erNetReadInterrupt,
+		erNetErrorOnWrite, erNetWriteInterrupt, erNewAbortingConn, erTooManyUserConns,
+		erOptionPrevents, erQueryInterrupted, erReadOnlyMode, erConnectionKilled,
+		crServerGone, crServerLost, erSessionWasKilled, erClientIdleTimeout:
+		return true
+	}
+	var ne net.Error
+	return errors.Is(err, mysqldrv.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// migrationLock names the lock that serialises migrations. GET_LOCK names
+// are server-wide, so the name carries a digest of the database name.
+const migrationLock = "CONCAT('weave:migrate:', MD5(DATABASE()))"
+
+// LockMigrations implements sqlstore.Dialect with GET_LOCK on the
+// connection, waiting until ctx's deadline (at most 10 minutes).
+func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), error) {
+	wait := int64(600)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(0, int64(time.Until(dl).Seconds()))
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+migrationLock+", ?)", wait).Scan(&got); err != nil {
+		return nil, err
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return nil, errors.New("timed out waiting for another process's migration (GET_LOCK)")
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// If the connection broke, the server released the lock already.
+		_, _ = conn.ExecContext(ctx, "DO RELEASE_LOCK("+migrationLock+")")
+	}, nil
+}

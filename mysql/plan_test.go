@@ -1,0 +1,97 @@
+package mysql_test
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/sqltest"
+	"github.com/weave-sync/weave/mysql"
+)
+
+// TestQueryPlans loads a shard's worth of records and checks with EXPLAIN
+// that the Store's hot statements read through the intended indexes.
+func TestQueryPlans(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 120,000 records")
+	}
+	ctx := context.Background()
+	s := openStore(t, dbtest.MySQL(t), mysql.Options{})
+	db := s.DB()
+	d := sqltest.DefaultPlanData()
+	sqltest.LoadPlanData(t, db, d)
+	start := time.Now()
+	for _, tbl := range []string{"bsos", "user_collections", "user_storage"} {
+		if _, err := db.Write.ExecContext(ctx, "ANALYZE TABLE "+tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("analyzed in %v", time.Since(start).Round(time.Millisecond))
+
+	pk := func(string) string { return "PRIMARY" }
+	for _, q := range sqltest.PlanQueries(d, pk) {
+		t.Run(q.Name, func(t *testing.T) {
+			rows := explain(t, db.Write, q.SQL, q.Args...)
+			found := false
+			for _, r := range rows {
+				if r["table"] != q.Table {
+					continue
+				}
+				found = true
+				if r["type"] == "ALL" || r["type"] == "index" || !slices.Contains(q.Index, r["key"]) {
+					t.Errorf("%s reads %s by %s (type %s, rows %s, %s); want one of %v",
+						q.Name, q.Table, r["key"], r["type"], r["rows"], r["Extra"], q.Index)
+				}
+				if strings.Contains(r["Extra"], "filesort") && strings.Contains(q.SQL, "modified DESC") {
+					t.Errorf("%s sorts (%s) instead of reading the index in order", q.Name, r["Extra"])
+				}
+			}
+			if !found {
+				t.Errorf("%s: no plan row for %s: %v", q.Name, q.Table, rows)
+			}
+			if t.Failed() || testing.Verbose() {
+				for _, r := range rows {
+					t.Logf("%v", r)
+				}
+			}
+		})
+	}
+}
+
+// explain returns the rows of EXPLAIN as column → value.
+func explain(t *testing.T, db *sql.DB, query string, args ...any) []map[string]string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

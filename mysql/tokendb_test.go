@@ -1,0 +1,17 @@
+package mysql_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/sqltest"
+	"github.com/weave-sync/weave/mysql"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+func TestTokenDB(t *testing.T) {
+	sqltest.RunTokenDB(t, dbtest.MySQL, func(ctx context.Context, url string) (*sqlstore.TokenDB, error) {
+		return mysql.OpenTokenDB(ctx, url, mysql.TokenDBOptions{Migrate: true})
+	})
+}
