@@ -1,0 +1,190 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/weave-sync/weave"
+)
+
+// postResult is the per-record outcome of a POST.
+type postResult struct {
+	updates []weave.Update
+	success []string
+	failed  []failure // in request order
+}
+
+type failure struct{ id, reason string }
+
+// POST /storage/<c>: a plain upload (200), or the batch protocol of
+// storage-1.5.md §11: ?batch=true opens a batch (202), ?batch=<id> appends
+// (202), ?batch=<id>&commit=true commits (200); ?batch=true&commit=true is a
+// plain upload.
+func (s *Server) postCollection(rq *request) error {
+	v, err := parseQuery(rq.r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	pp, err := parsePostParams(v)
+	if err != nil {
+		return err
+	}
+	if _, err := parsePostHeaders(rq.r.Header, s.limits, pp.batch != ""); err != nil {
+		return err
+	}
+	format, err := requestFormat(rq.r.Header, true)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(rq)
+	if err != nil {
+		return err
+	}
+	res, err := s.parsePost(rq.collection, body, format)
+	if err != nil {
+		return err
+	}
+	q, err := s.checkQuota(rq, payloadBytes(res.updates))
+	if err != nil {
+		return err
+	}
+	ctx := rq.r.Context()
+	pre := rq.pre.store()
+	switch {
+	case pp.batch == "":
+		var ts weave.Timestamp
+		if len(res.updates) == 0 {
+			// Nothing valid to write: do not invent a write (and a new
+			// timestamp) for it; report the collection as it is.
+			ts, err = s.store.CollectionModified(ctx, rq.uid, rq.collection)
+			if err == nil {
+				err = pre.Check(ts)
+			}
+		} else {
+			ts, err = s.store.PostBSOs(ctx, rq.uid, rq.collection, res.updates, pre)
+		}
+		if err != nil {
+			return err
+		}
+		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
+	case pp.commit:
+		ts, err := s.store.CommitBatch(ctx, rq.uid, rq.collection, pp.batch, res.updates, pre)
+		if err != nil {
+			return err
+		}
+		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
+	default:
+		id := pp.batch
+		if id == "true" {
+			id, err = s.store.CreateBatch(ctx, rq.uid, rq.collection, res.updates, pre)
+		} else {
+			err = s.store.AppendBatch(ctx, rq.uid, rq.collection, id, res.updates, pre)
+		}
+		if err != nil {
+			return err
+		}
+		// Staging does not change the collection: X-Last-Modified stays the
+		// collection's current timestamp.
+		ts, err := s.store.CollectionModified(ctx, rq.uid, rq.collection)
+		if err != nil {
+			return err
+		}
+		return s.writePostResult(rq, q, http.StatusAccepted, ts, id, res)
+	}
+}
+
+// parsePost parses a POST body and sorts its records into updates and
+// per-record failures (storage-1.5.md §3.7). Whole-request rejections (400):
+// bad JSON (6); not a list of objects, a record without a string id,
+// duplicate ids, a known-bad crypto payload (8). Per record: validation
+// failures by reason; beyond max_post_records "retry bso"; from the record
+// that takes the payload sum over max_post_bytes on, "retry bytes".
+func (s *Server) parsePost(collection string, body []byte, format int) (postResult, error) {
+	lim := bsoLimits{maxPayload: s.limits.MaxRecordPayloadBytes}
+	var ins []bsoInput
+	var err error
+	if format == formatNewlines {
+		ins, err = parseBSOLines(body, lim)
+	} else {
+		ins, err = parseBSOList(body, lim)
+	}
+	if err != nil {
+		return postResult{}, err
+	}
+	seen := make(map[string]struct{}, len(ins))
+	for i := range ins {
+		in := &ins[i]
+		if !in.hasID || !in.idString {
+			return postResult{}, errMissingID
+		}
+		if _, dup := seen[in.ID]; dup {
+			return postResult{}, errDuplicateIDs
+		}
+		seen[in.ID] = struct{}{}
+		if knownBadPayload(collection, in.Payload) {
+			return postResult{}, badRequest(codeInvalidBSO, "known-bad crypto payload")
+		}
+	}
+	res := postResult{updates: make([]weave.Update, 0, len(ins)), success: make([]string, 0, len(ins))}
+	var bytes int64
+	overBytes := false
+	for i := range ins {
+		in := &ins[i]
+		switch {
+		case in.invalid != "":
+			res.failed = append(res.failed, failure{in.ID, in.invalid})
+		case s.limits.MaxPostRecords > 0 && int64(len(res.updates)) >= s.limits.MaxPostRecords:
+			res.failed = append(res.failed, failure{in.ID, "retry bso"})
+		default:
+			bytes += int64(len(in.Payload.Value))
+			if s.limits.MaxPostBytes > 0 && bytes > s.limits.MaxPostBytes {
+				overBytes = true
+			}
+			if overBytes {
+				res.failed = append(res.failed, failure{in.ID, "retry bytes"})
+				continue
+			}
+			res.updates = append(res.updates, in.Update)
+			res.success = append(res.success, in.ID)
+		}
+	}
+	return res, nil
+}
+
+// writePostResult answers {"modified":T,...} (200) or {"batch":id,...}
+// (202), with X-Last-Modified.
+func (s *Server) writePostResult(rq *request, q quotaState, status int, ts weave.Timestamp, batch string, res postResult) error {
+	if status == http.StatusOK {
+		s.reportQuota(rq, q)
+	}
+	rq.setLastModified(ts)
+	bp := getBuf()
+	defer putBuf(bp)
+	b := (*bp)[:0]
+	if batch != "" {
+		b = append(b, `{"batch":`...)
+		b = appendString(b, batch)
+	} else {
+		b = append(b, `{"modified":`...)
+		b = appendTimestamp(b, ts)
+	}
+	b = append(b, `,"success":[`...)
+	for i, id := range res.success {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, id)
+	}
+	b = append(b, `],"failed":{`...)
+	for i, f := range res.failed {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, f.id)
+		b = append(b, ':')
+		b = appendString(b, f.reason)
+	}
+	b = append(b, "}}"...)
+	*bp = b
+	writeJSON(rq, status, b)
+	return nil
+}

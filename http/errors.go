@@ -1,0 +1,170 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/weave-sync/weave"
+)
+
+// Weave error codes (storage-1.5.md §10) carried as bare JSON integers in
+// error bodies.
+const (
+	codeUnknown      = 0
+	codeBadRequest   = 1 // illegal protocol: bad header, query or commit value
+	codeInvalidJSON  = 6
+	codeInvalidBSO   = 8
+	codeOverQuota    = 14
+	codeSizeExceeded = 17
+)
+
+// apiError is an error with its HTTP rendering. Handlers return these for
+// protocol errors; store errors are mapped in writeError.
+type apiError struct {
+	status int
+	code   int
+	reason string // for the request log; never sent to the client
+	// lastModified, when non-nil, is sent as X-Last-Modified (412, 304).
+	lastModified *weave.Timestamp
+	// retryAfter, when > 0, is sent as Retry-After (503).
+	retryAfter time.Duration
+	// quotaRemaining, when non-nil, is sent as X-Weave-Quota-Remaining.
+	quotaRemaining *int64
+	// allow lists methods for a 405.
+	allow string
+	// challenge is the WWW-Authenticate value of a 401.
+	challenge string
+}
+
+func (e *apiError) Error() string {
+	if e.reason != "" {
+		return e.reason
+	}
+	return http.StatusText(e.status)
+}
+
+func badRequest(code int, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errNotFoundRoute = &apiError{status: http.StatusNotFound, reason: "no such resource"}
+	errNotAcceptable = &apiError{status: http.StatusNotAcceptable, reason: "unsupported Accept"}
+	errUnsupportedCT = &apiError{status: http.StatusUnsupportedMediaType, reason: "unsupported Content-Type"}
+	errTooLarge      = &apiError{status: http.StatusRequestEntityTooLarge, code: codeSizeExceeded, reason: "request body too large"}
+)
+
+func methodNotAllowed(allow string) *apiError {
+	return &apiError{status: http.StatusMethodNotAllowed, reason: "method not allowed", allow: allow}
+}
+
+// Retry-After values. Conflicts clear within milliseconds; 10 s matches both
+// reference servers (storage-1.5.md §18 #1).
+const (
+	conflictRetryAfter = 10 * time.Second
+)
+
+// toAPIError maps any error to its HTTP rendering. Unexpected errors become
+// 503 (never 500: Firefox treats 503 + Retry-After as "back off", which is
+// the right reaction to a failing database) and are flagged for logging.
+func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
+	var ae *apiError
+	var be *bodyError
+	var pf *weave.PreconditionFailedError
+	var ue *weave.UnavailableError
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae, false
+	case errors.As(err, &be):
+		return &apiError{status: http.StatusBadRequest, code: be.code, reason: be.reason}, false
+	case errors.As(err, &mb):
+		return errTooLarge, false
+	case errors.As(err, &pf):
+		m := pf.Modified
+		return &apiError{status: http.StatusPreconditionFailed, reason: "precondition failed", lastModified: &m}, false
+	case errors.Is(err, weave.ErrNotFound):
+		return &apiError{status: http.StatusNotFound, reason: "not found"}, false
+	case errors.Is(err, weave.ErrBatchNotFound):
+		return badRequest(codeUnknown, "unknown or expired batch"), false
+	case errors.Is(err, weave.ErrInvalidOffset):
+		return badRequest(codeUnknown, "invalid offset"), false
+	case errors.Is(err, weave.ErrOverQuota):
+		// Firefox recognises over-quota only as 400 with body 14 (§13, §18 #2).
+		return &apiError{status: http.StatusBadRequest, code: codeOverQuota, reason: "over quota"}, false
+	case errors.Is(err, weave.ErrConflict):
+		return &apiError{status: http.StatusServiceUnavailable, reason: "write conflict", retryAfter: conflictRetryAfter}, false
+	case errors.As(err, &ue):
+		ra := ue.RetryAfter
+		if ra <= 0 {
+			ra = s.retryAfter
+		}
+		return &apiError{status: http.StatusServiceUnavailable, reason: "unavailable: " + ue.Reason, retryAfter: ra}, false
+	case errors.Is(err, weave.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{status: http.StatusServiceUnavailable, reason: "storage unavailable", retryAfter: s.retryAfter}, false
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this response.
+		return &apiError{status: http.StatusServiceUnavailable, reason: "request canceled", retryAfter: s.retryAfter}, false
+	}
+	return &apiError{status: http.StatusServiceUnavailable, reason: "internal error", retryAfter: s.retryAfter}, true
+}
+
+// writeError renders err: a bare JSON integer body with the mapped status
+// and headers. Unexpected errors are logged (without request data that could
+// be sensitive).
+func (s *Server) writeError(rq *request, err error) {
+	e, unexpected := s.toAPIError(err)
+	w := &rq.w
+	if unexpected {
+		s.log.LogAttrs(rq.r.Context(), levelError, "unexpected error", attrMethod(rq.r), attrPath(rq.r), attrErr(err))
+	}
+	if errors.Is(err, weave.ErrOverQuota) && e.quotaRemaining == nil && s.limits.QuotaBytes > 0 && rq.uid > 0 {
+		// The store refused the write; report how much room is left.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.r.Context()), time.Second)
+		if used, uerr := s.store.Usage(ctx, rq.uid); uerr == nil {
+			left := s.limits.QuotaBytes - used
+			e = &apiError{status: e.status, code: e.code, reason: e.reason, quotaRemaining: &left}
+		}
+		cancel()
+	}
+	rq.errReason = e.Error()
+	if unexpected {
+		rq.errReason = err.Error()
+	}
+	h := w.Header()
+	if e.lastModified != nil {
+		rq.setLastModified(*e.lastModified)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.retryAfter.Seconds())), 10))
+	}
+	if e.quotaRemaining != nil {
+		h.Set("X-Weave-Quota-Remaining", formatKB(*e.quotaRemaining))
+	}
+	if e.allow != "" {
+		h.Set("Allow", e.allow)
+	}
+	if e.challenge != "" {
+		h.Set("WWW-Authenticate", e.challenge)
+	}
+	if e.status == http.StatusNotModified {
+		w.WriteHeader(e.status)
+		return
+	}
+	body := strconv.AppendInt(make([]byte, 0, 4), int64(e.code), 10)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.status)
+	w.Write(body)
+}
+
+// formatKB renders a byte count as kilobytes with two decimals, the form of
+// X-Weave-Quota-Remaining.
+func formatKB(bytes int64) string {
+	return strconv.FormatFloat(float64(bytes)/1024, 'f', 2, 64)
+}

@@ -1,0 +1,538 @@
+// Package http is the Sync storage API 1.5 front end of a weave storage
+// node: routing, Hawk authentication, request validation, the mapping of
+// store errors to statuses and weave error codes, and the operational
+// endpoints (/__heartbeat__, /__lbheartbeat__, /__version__).
+//
+// The protocol is specified in shared/spec/storage-1.5.md; where Mozilla's
+// reference servers differ, this package follows that document's
+// recommendations (see the comments at each choice).
+//
+// Wiring, with the package imported as weavehttp:
+//
+//	srv, err := weavehttp.New(weavehttp.Config{
+//		Store:     store,                      // a weave.Store
+//		PublicURL: "https://sync.example.com", // what tokens name as node
+//		Secrets:   secrets,                    // newest last
+//		Logger:    logger,
+//	})
+//	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+//	// On SIGTERM: srv.SetReady(false); wait for load balancers to notice
+//	// (/__lbheartbeat__ turns 503); then hs.Shutdown(ctx).
+package http
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/hawk"
+)
+
+// Config configures a storage node's HTTP front end.
+type Config struct {
+	// Store holds the users' data. Required.
+	Store weave.Store
+	// Limits are published at /info/configuration and enforced. Fields
+	// left at zero take weave.DefaultLimits' values; QuotaBytes 0 means no
+	// quota. BatchLifetime is the Store's business.
+	Limits weave.Limits
+	// PublicURL is the node's base URL as clients use it and as the token
+	// server writes it into tokens ("node"), e.g. "https://sync.example.com"
+	// or "https://example.com/sync" behind a proxy that strips "/sync".
+	// When set, Hawk uses its host, port and path prefix instead of what
+	// the request says (the cure for "mac mismatch" behind proxies), and
+	// tokens must name it as their node. When empty, the node URL is
+	// reconstructed from the request (trusted forwarding headers, Host).
+	PublicURL string
+	// Secrets are the token-signing secrets of this node, newest last; a
+	// token signed with any of them is accepted (rotation). Required.
+	Secrets []string
+	// TrustedProxies are the peer addresses whose X-Forwarded-Proto,
+	// X-Forwarded-Host and X-Forwarded-Port headers are believed. Used only
+	// when PublicURL is empty.
+	TrustedProxies []netip.Prefix
+	// Hawk tunes request authentication.
+	Hawk HawkConfig
+	// ExpiredTokenGrace is how long after expiry a token is still accepted
+	// for GET /info/collections (SPEC allows it; the Python server uses
+	// 2 h). Zero means 2 h; negative disables the grace.
+	ExpiredTokenGrace time.Duration
+	// TokenServer, when set, serves /1.0/... (the token server).
+	TokenServer http.Handler
+	// Logger receives one line per request and unexpected errors. Nil
+	// discards.
+	Logger *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+	// Version and Commit are reported by /__version__.
+	Version, Commit string
+	// RetryAfter is sent with 503s for an unavailable store when the store
+	// gives no hint. Zero means 30 s.
+	RetryAfter time.Duration
+	// Backoff, when set and returning more than zero, adds X-Weave-Backoff
+	// (whole seconds) to every storage response: the node is overloaded
+	// or in the "backoff" state and clients should finish what they need
+	// and then pause (storage-1.5.md §14). Called once per request.
+	Backoff func() time.Duration
+	// HeartbeatTimeout bounds the database ping of /__heartbeat__. Zero
+	// means 2 s.
+	HeartbeatTimeout time.Duration
+}
+
+// HawkConfig tunes Hawk verification.
+type HawkConfig struct {
+	// Skew is how far a request's ts may be from the server clock. Zero
+	// means 60 s (the Hawk default); requests outside get 401 with a
+	// stale-timestamp challenge so clients can resynchronise.
+	Skew time.Duration
+	// DisableNonceCache turns replay protection off. With the cache on, a
+	// (token, ts, nonce) triple is accepted once within the skew window.
+	DisableNonceCache bool
+	// NonceCacheSize bounds the nonce cache (entries); zero means
+	// hawk.DefaultNonceCapacity.
+	NonceCacheSize int
+}
+
+// Server is the storage node's http.Handler.
+type Server struct {
+	store  weave.Store
+	limits weave.Limits
+	public *url.URL // nil when PublicURL is unset
+	prefix string   // PublicURL's path without trailing slash, "" for none
+	node   string   // normalised PublicURL
+	// publicOrigin is what Hawk and the node check use when PublicURL is set.
+	publicOrigin origin
+	secrets      []string
+	tokens       *tokenCache
+	hawk         *hawk.Verifier
+	configJSON   []byte
+	grace        time.Duration
+	trusted      []netip.Prefix
+	tokenServer  http.Handler
+	log          *slog.Logger
+	now          func() time.Time
+	version      string
+	commit       string
+	retryAfter   time.Duration
+	hbTimeout    time.Duration
+	backoff      func() time.Duration
+	draining     atomic.Bool
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("http: Config.Store is required")
+	}
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("http: Config.Secrets is required")
+	}
+	s := &Server{
+		store:       cfg.Store,
+		limits:      cfg.Limits,
+		grace:       cfg.ExpiredTokenGrace,
+		trusted:     cfg.TrustedProxies,
+		tokenServer: cfg.TokenServer,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		version:     cfg.Version,
+		commit:      cfg.Commit,
+		retryAfter:  cfg.RetryAfter,
+		hbTimeout:   cfg.HeartbeatTimeout,
+		backoff:     cfg.Backoff,
+	}
+	// Unset (zero) limits take the defaults one by one, so a config that
+	// sets only some of them still publishes and enforces all six.
+	def := weave.DefaultLimits()
+	for _, f := range []struct{ v, d *int64 }{
+		{&s.limits.MaxRequestBytes, &def.MaxRequestBytes},
+		{&s.limits.MaxPostRecords, &def.MaxPostRecords},
+		{&s.limits.MaxPostBytes, &def.MaxPostBytes},
+		{&s.limits.MaxTotalRecords, &def.MaxTotalRecords},
+		{&s.limits.MaxTotalBytes, &def.MaxTotalBytes},
+		{&s.limits.MaxRecordPayloadBytes, &def.MaxRecordPayloadBytes},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
+	s.configJSON = configJSON(s.limits)
+	if s.grace == 0 {
+		s.grace = 2 * time.Hour
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.retryAfter <= 0 {
+		s.retryAfter = 30 * time.Second
+	}
+	if s.hbTimeout <= 0 {
+		s.hbTimeout = 2 * time.Second
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("http: PublicURL %q must be an http(s) URL without query, e.g. https://sync.example.com/prefix", cfg.PublicURL)
+		}
+		s.public = u
+		s.prefix = strings.TrimRight(u.EscapedPath(), "/")
+		s.node = normalizeNode(cfg.PublicURL)
+		host, port, err := hawk.SplitHostPort(u.Host, u.Scheme)
+		if err != nil {
+			return nil, fmt.Errorf("http: PublicURL %q: %v", cfg.PublicURL, err)
+		}
+		s.publicOrigin = origin{host: host, port: port, base: s.node}
+	}
+	s.secrets = slices.Clone(cfg.Secrets)
+	s.tokens = newTokenCache(tokenCacheSize)
+	nonces := cfg.Hawk.NonceCacheSize
+	if cfg.Hawk.DisableNonceCache {
+		nonces = -1
+	}
+	s.hawk = hawk.NewVerifier(hawk.Options{Skew: cfg.Hawk.Skew, NonceCapacity: nonces, Now: s.now})
+	return s, nil
+}
+
+// SetReady switches the node between serving and draining. While not ready,
+// /__heartbeat__ and /__lbheartbeat__ answer 503 so load balancers stop
+// sending traffic, and in-flight and straggling requests are still served.
+// A new Server is ready.
+func (s *Server) SetReady(ready bool) { s.draining.Store(!ready) }
+
+// Ready reports whether the node is serving (not draining).
+func (s *Server) Ready() bool { return !s.draining.Load() }
+
+// request is the per-request state shared by the handlers.
+type request struct {
+	w          respWriter
+	r          *http.Request
+	uid        int64 // -1 until routed
+	route      route
+	collection string
+	id         string
+	now        time.Time
+	// body is the request body when it was read (for the payload hash).
+	body      []byte
+	bodyRead  bool
+	bytesIn   int64
+	errReason string
+	pre       preconditions
+}
+
+// setLastModified sets X-Last-Modified (also the floor of X-Weave-Timestamp).
+func (rq *request) setLastModified(t weave.Timestamp) {
+	rq.w.lastModified = t
+	rq.w.Header().Set("X-Last-Modified", string(appendTimestamp(make([]byte, 0, 16), t)))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	wall := time.Now()
+	now := s.now()
+	rq := &request{r: r, uid: -1, now: now}
+	rq.w = respWriter{ResponseWriter: w, start: weave.TimestampAt(now), stamp: true}
+	defer s.logRequest(rq, wall)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.LogAttrs(r.Context(), levelError, "panic", attrMethod(r), attrPath(r),
+				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			rq.errReason = fmt.Sprint("panic: ", p)
+			if rq.w.status == 0 {
+				rq.w.Header().Set("Retry-After", strconv.Itoa(int(s.retryAfter.Seconds())))
+				rq.w.Header().Set("Content-Type", "application/json")
+				rq.w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(&rq.w, "0")
+			}
+		}
+	}()
+
+	path := r.URL.EscapedPath()
+	if s.prefix != "" && strings.HasPrefix(path, s.prefix) && (len(path) == len(s.prefix) || path[len(s.prefix)] == '/') {
+		path = path[len(s.prefix):]
+		if path == "" {
+			path = "/"
+		}
+	}
+	switch {
+	case strings.HasPrefix(path, "/1.5/"):
+		s.serveStorage(rq, path[len("/1.5/"):])
+	case strings.HasPrefix(path, "/1.0/") && s.tokenServer != nil:
+		rq.w.stamp = false // the token server has its own X-Timestamp
+		if path != r.URL.EscapedPath() {
+			r = stripPath(r, path)
+			rq.r = r
+		}
+		s.tokenServer.ServeHTTP(&rq.w, r)
+	case path == "/__heartbeat__":
+		s.heartbeat(rq)
+	case path == "/__lbheartbeat__":
+		s.lbHeartbeat(rq)
+	case path == "/__version__":
+		s.versionInfo(rq)
+	case path == "/":
+		s.root(rq)
+	default:
+		s.writeError(rq, errNotFoundRoute)
+	}
+}
+
+// stripPath returns a shallow copy of r whose URL path is path (the node's
+// prefix removed), so a mounted handler sees the paths it was written for.
+func stripPath(r *http.Request, escaped string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.RawPath = escaped
+	if p, err := url.PathUnescape(escaped); err == nil {
+		u.Path = p
+	}
+	r2.URL = &u
+	return r2
+}
+
+// route identifies a storage endpoint.
+type route int
+
+const (
+	routeNone route = iota
+	routeUser
+	routeStorage
+	routeInfoCollections
+	routeInfoQuota
+	routeInfoUsage
+	routeInfoCounts
+	routeInfoConfiguration
+	routeCollection
+	routeItem
+)
+
+// allowed lists the methods of each route (for 405 and Allow).
+var allowed = [...]string{
+	routeUser:              "DELETE",
+	routeStorage:           "DELETE",
+	routeInfoCollections:   "GET, HEAD",
+	routeInfoQuota:         "GET, HEAD",
+	routeInfoUsage:         "GET, HEAD",
+	routeInfoCounts:        "GET, HEAD",
+	routeInfoConfiguration: "GET, HEAD",
+	routeCollection:        "GET, HEAD, POST, DELETE",
+	routeItem:              "GET, HEAD, PUT, DELETE",
+}
+
+func methodAllowed(rt route, method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return rt != routeUser && rt != routeStorage
+	case http.MethodDelete:
+		return rt == routeUser || rt == routeStorage || rt == routeCollection || rt == routeItem
+	case http.MethodPost:
+		return rt == routeCollection
+	case http.MethodPut:
+		return rt == routeItem
+	}
+	return false
+}
+
+// matchStorage parses the path after "/1.5/": a uid of 1–10 digits, then
+// one of the endpoints. Names that fail validation do not match (404), as in
+// both reference servers.
+func matchStorage(rest string) (uid int64, rt route, coll, id string, ok bool) {
+	uidStr, tail, hasTail := strings.Cut(rest, "/")
+	if len(uidStr) == 0 || len(uidStr) > 10 {
+		return
+	}
+	for i := 0; i < len(uidStr); i++ {
+		if uidStr[i] < '0' || uidStr[i] > '9' {
+			return
+		}
+	}
+	uid, _ = strconv.ParseInt(uidStr, 10, 64)
+	if !hasTail {
+		return uid, routeUser, "", "", true
+	}
+	switch tail {
+	case "storage":
+		return uid, routeStorage, "", "", true
+	case "info/collections":
+		return uid, routeInfoCollections, "", "", true
+	case "info/quota":
+		return uid, routeInfoQuota, "", "", true
+	case "info/collection_usage":
+		return uid, routeInfoUsage, "", "", true
+	case "info/collection_counts":
+		return uid, routeInfoCounts, "", "", true
+	case "info/configuration":
+		return uid, routeInfoConfiguration, "", "", true
+	}
+	tail, found := strings.CutPrefix(tail, "storage/")
+	if !found {
+		return
+	}
+	collEsc, idEsc, hasID := strings.Cut(tail, "/")
+	coll, err := unescape(collEsc)
+	if err != nil || !validCollection(coll) {
+		return
+	}
+	if !hasID {
+		return uid, routeCollection, coll, "", true
+	}
+	// An id may not contain an unescaped "/" (it would be another path
+	// segment); escaped as %2F it is fine.
+	if strings.IndexByte(idEsc, '/') >= 0 {
+		return
+	}
+	id, err = unescape(idEsc)
+	if err != nil || !validID(id) {
+		return
+	}
+	return uid, routeItem, coll, id, true
+}
+
+func unescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, nil
+	}
+	return url.PathUnescape(s)
+}
+
+// serveStorage routes, authenticates and dispatches a /1.5/ request.
+func (s *Server) serveStorage(rq *request, rest string) {
+	uid, rt, coll, id, ok := matchStorage(rest)
+	if !ok {
+		s.writeError(rq, errNotFoundRoute)
+		return
+	}
+	rq.uid, rq.route, rq.collection, rq.id = uid, rt, coll, id
+	r := rq.r
+	if s.backoff != nil {
+		if d := s.backoff(); d > 0 {
+			rq.w.Header().Set("X-Weave-Backoff", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
+		}
+	}
+	if !methodAllowed(rt, r.Method) {
+		s.writeError(rq, methodNotAllowed(allowed[rt]))
+		return
+	}
+	if r.ContentLength > s.limits.MaxRequestBytes {
+		s.writeError(rq, errTooLarge)
+		return
+	}
+	if err := s.authenticate(rq); err != nil {
+		s.writeError(rq, err)
+		return
+	}
+	var err error
+	if rq.pre, err = parsePreconditions(r.Header); err != nil {
+		s.writeError(rq, err)
+		return
+	}
+	switch rt {
+	case routeUser, routeStorage:
+		err = s.deleteStorage(rq)
+	case routeInfoCollections:
+		err = s.infoCollections(rq)
+	case routeInfoQuota:
+		err = s.infoQuota(rq)
+	case routeInfoUsage:
+		err = s.infoUsage(rq)
+	case routeInfoCounts:
+		err = s.infoCounts(rq)
+	case routeInfoConfiguration:
+		err = s.infoConfiguration(rq)
+	case routeCollection:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			err = s.getCollection(rq)
+		case http.MethodPost:
+			err = s.postCollection(rq)
+		case http.MethodDelete:
+			err = s.deleteCollection(rq)
+		}
+	case routeItem:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			err = s.getItem(rq)
+		case http.MethodPut:
+			err = s.putItem(rq)
+		case http.MethodDelete:
+			err = s.deleteItem(rq)
+		}
+	}
+	if err != nil {
+		s.writeError(rq, err)
+	}
+}
+
+// readBody reads the whole request body, at most max_request_bytes (413
+// with code 17 beyond).
+func (s *Server) readBody(rq *request) ([]byte, error) {
+	if rq.bodyRead {
+		return rq.body, nil
+	}
+	rq.bodyRead = true
+	r := rq.r
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	limit := s.limits.MaxRequestBytes
+	body := http.MaxBytesReader(&rq.w, r.Body, limit)
+	var buf []byte
+	if r.ContentLength > 0 {
+		// Known length (already checked against the limit): read exactly.
+		buf = make([]byte, r.ContentLength)
+		n, err := io.ReadFull(body, buf)
+		rq.bytesIn = int64(n)
+		if err != nil {
+			return nil, readErr(err)
+		}
+		// A body longer than Content-Length cannot happen over net/http.
+	} else {
+		var err error
+		buf, err = io.ReadAll(body)
+		rq.bytesIn = int64(len(buf))
+		if err != nil {
+			return nil, readErr(err)
+		}
+	}
+	rq.body = buf
+	return buf, nil
+}
+
+// readErr classifies a body read failure: too large → 413; a client that
+// hung up or sent a short body → 400.
+func readErr(err error) error {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return errTooLarge
+	}
+	return badRequest(codeBadRequest, "reading body: %v", err)
+}
+
+// writeJSON sends a 200 (or status) with a JSON body.
+func writeJSON(rq *request, status int, body []byte) {
+	h := rq.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	rq.w.WriteHeader(status)
+	if rq.r.Method != http.MethodHead {
+		rq.w.Write(body)
+	}
+}
