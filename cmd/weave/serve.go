@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fxa"
+	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/sqlstore"
+	"github.com/weave-sync/weave/tokenserver"
+)
+
+type serveFlags struct {
+	db             dbFlags
+	listen         string
+	publicURL      string
+	masterSecret   string
+	jwksFile       string
+	oauthURL       string
+	migrate        bool
+	newUsers       bool
+	nodeCapacity   int64
+	tokenDuration  time.Duration
+	trustedProxies string
+	hawkSkew       time.Duration
+	quotaBytes     int64
+	limits         weave.Limits
+	purgeInterval  time.Duration
+	shutdownGrace  time.Duration
+	logFormat      string
+	logLevel       string
+}
+
+func (a *app) serveCommand() *command {
+	f := &serveFlags{}
+	c := newCommand("serve", "[flags]", "Run a Firefox Sync server: the token server at /1.0/sync/1.5 and the storage API 1.5 at /1.5/UID.")
+	c.String(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
+	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN)")
+	f.db.register(c)
+	c.String(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
+	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
+	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
+	c.Bool(&f.migrate, "migrate", true, "apply database schema migrations on start (false: refuse to start unless the schema is current)")
+	c.Bool(&f.newUsers, "new-users", true, "let the token server assign new users")
+	c.Int64(&f.nodeCapacity, "node-capacity", 100000, "users this node takes")
+	c.Duration(&f.tokenDuration, "token-duration", time.Hour, "lifetime of the tokens the token server issues")
+	c.String(&f.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-Proto/Host/Port are trusted (only used without --public-url)")
+	c.Duration(&f.hawkSkew, "hawk-skew", 60*time.Second, "accepted clock difference of Hawk-signed requests")
+	c.Int64(&f.quotaBytes, "quota-bytes", 0, "per-user storage quota in bytes (0: none)")
+	def := weave.DefaultLimits()
+	c.Int64(&f.limits.MaxRequestBytes, "max-request-bytes", def.MaxRequestBytes, "largest request body accepted")
+	c.Int64(&f.limits.MaxPostRecords, "max-post-records", def.MaxPostRecords, "most records in one POST")
+	c.Int64(&f.limits.MaxPostBytes, "max-post-bytes", def.MaxPostBytes, "most payload bytes in one POST")
+	c.Int64(&f.limits.MaxTotalRecords, "max-total-records", def.MaxTotalRecords, "most records in one batch")
+	c.Int64(&f.limits.MaxTotalBytes, "max-total-bytes", def.MaxTotalBytes, "most payload bytes in one batch")
+	c.Int64(&f.limits.MaxRecordPayloadBytes, "max-record-payload-bytes", def.MaxRecordPayloadBytes, "largest payload of one record")
+	c.Duration(&f.limits.BatchLifetime, "batch-lifetime", def.BatchLifetime, "how long an uncommitted batch upload stays usable")
+	c.Duration(&f.purgeInterval, "purge-interval", 15*time.Minute, "how often expired records and batches are purged (0: never; see `weave db purge`)")
+	c.Duration(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "on SIGTERM, how long heartbeats answer 503 before the listener closes, so load balancers drain")
+	c.String(&f.logFormat, "log-format", "text", "log format: text or json")
+	c.String(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	c.run = func([]string) error { return a.serve(f) }
+	return c
+}
+
+func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// defaultPublicURL derives the public URL from the listen address, naming a
+// loopback host when the server listens on every interface.
+func defaultPublicURL(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %v (want HOST:PORT)", listen, err)
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is neither an address nor a CIDR", part)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func splitSecrets(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (a *app) serve(f *serveFlags) error {
+	ctx := a.ctx
+	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if f.publicURL == "" {
+		if f.publicURL, err = defaultPublicURL(f.listen); err != nil {
+			return err
+		}
+	}
+	f.publicURL = strings.TrimRight(f.publicURL, "/")
+	if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--public-url %q: want an http(s) URL such as https://sync.example.com", f.publicURL)
+	}
+	trusted, err := parsePrefixes(f.trustedProxies)
+	if err != nil {
+		return err
+	}
+	secretText, err := masterSecret(f.masterSecret, f.db.dataDir)
+	if err != nil {
+		return err
+	}
+	secrets := splitSecrets(secretText)
+
+	dbs, err := openDatabases(ctx, &f.db)
+	if err != nil {
+		return err
+	}
+	defer dbs.Close()
+	if err := dbs.prepare(ctx, f.migrate, func(set string, m sqlstore.Migration) {
+		log.Info("applying migration", "set", set, "migration", m.Name)
+	}); err != nil {
+		return err
+	}
+	store := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
+	tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
+
+	verifier, err := newFxAVerifier(f.jwksFile, f.oauthURL)
+	if err != nil {
+		return err
+	}
+	ts := tokenserver.New(tokenserver.Config{
+		DB:                  tokenDB,
+		Verifier:            verifier,
+		Secrets:             secrets,
+		TokenDuration:       f.tokenDuration,
+		NewUsersDisabled:    !f.newUsers,
+		NodeType:            dbs.storageBE.name,
+		DefaultNodeURL:      f.publicURL,
+		DefaultNodeCapacity: f.nodeCapacity,
+		Logger:              log.With("component", "tokenserver"),
+	})
+	if err := ts.Init(ctx); err != nil {
+		return fmt.Errorf("token server: %w", err)
+	}
+	nodeSecrets, err := tokenserver.NodeSecrets(secrets, f.publicURL, false)
+	if err != nil {
+		return err
+	}
+	limits := f.limits
+	limits.QuotaBytes = f.quotaBytes
+	srv, err := weavehttp.New(weavehttp.Config{
+		Store:          store,
+		Limits:         limits,
+		PublicURL:      f.publicURL,
+		Secrets:        nodeSecrets,
+		TrustedProxies: trusted,
+		Hawk:           weavehttp.HawkConfig{Skew: f.hawkSkew},
+		TokenServer:    ts,
+		Logger:         log,
+		Version:        version,
+		Commit:         commit,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(a.stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
+	fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go purgeLoop(purgeCtx, store, f.purgeInterval, log)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	// Heartbeats turn 503 first so load balancers stop sending new work;
+	// then in-flight requests finish before the databases close.
+	log.Info("shutting down", "grace", f.shutdownGrace)
+	srv.SetReady(false)
+	time.Sleep(f.shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newFxAVerifier(jwksFile, oauthURL string) (*fxa.Verifier, error) {
+	opts := fxa.Options{ServerURL: oauthURL}
+	if jwksFile != "" {
+		keys, err := fxa.LoadJWKSFile(jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
+		}
+		opts.Keys = keys
+	}
+	v, err := fxa.NewVerifier(opts)
+	if err != nil {
+		return nil, fmt.Errorf("FxA verifier: %w", err)
+	}
+	return v, nil
+}
+
+// purgeLoop removes expired records and batches in the background. Reads
+// already hide them; purging only reclaims space.
+func purgeLoop(ctx context.Context, store weave.Store, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var total int64
+		for ctx.Err() == nil {
+			n, err := store.PurgeExpired(ctx, 1000)
+			total += n
+			if err != nil {
+				log.Warn("purge of expired records failed; will retry", "err", err)
+				break
+			}
+			if n < 1000 {
+				break
+			}
+		}
+		if total > 0 {
+			log.Info("purged expired records and batches", "rows", total)
+		}
+	}
+}
