@@ -1,0 +1,195 @@
+package loadtest
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fxa"
+	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/tokenlib"
+	"github.com/weave-sync/weave/tokenserver"
+)
+
+const e2eSecret = "loadtest-e2e-node-secret"
+
+// openSQLiteStore opens a fresh SQLite store in a temporary directory.
+func openSQLiteStore(t *testing.T) weave.Store {
+	t.Helper()
+	st, err := sqlite.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// startNode serves a real weave storage node on 127.0.0.1 and returns its
+// public URL. With a JWKS file it also serves the token server (as one
+// `weave serve` process does), trusting those keys and assigning every user
+// to this node.
+func startNode(t *testing.T, jwksFile string) string {
+	t.Helper()
+	return startNodeWith(t, jwksFile, func(string) []string { return []string{e2eSecret} })
+}
+
+// startNodeWith is startNode with the node's secrets computed from its
+// public URL.
+func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []string) string {
+	t.Helper()
+	ctx := context.Background()
+	ts := httptest.NewUnstartedServer(nil)
+	public := "http://" + ts.Listener.Addr().String()
+	cfg := weavehttp.Config{
+		Store:     openSQLiteStore(t),
+		PublicURL: public,
+		Secrets:   secrets(public),
+	}
+	if jwksFile != "" {
+		keys, err := fxa.LoadJWKSFile(jwksFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifier, err := fxa.NewVerifier(fxa.Options{Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlite.TokenDBOptions{Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		tsrv := tokenserver.New(tokenserver.Config{
+			DB:             db,
+			Verifier:       verifier,
+			Secrets:        []string{e2eSecret},
+			DefaultNodeURL: public,
+		})
+		if err := tsrv.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cfg.TokenServer = tsrv
+	}
+	srv, err := weavehttp.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return public
+}
+
+func checkCleanRun(t *testing.T, rep *Report) {
+	t.Helper()
+	var b strings.Builder
+	rep.WriteTable(&b)
+	t.Log("\n" + b.String())
+	if rep.Total.Errors != 0 || rep.Sessions.Failed != 0 {
+		t.Errorf("%d request errors, %d failed sessions", rep.Total.Errors, rep.Sessions.Failed)
+	}
+	if rep.Sessions.Completed == 0 || rep.Total.Count == 0 {
+		t.Errorf("nothing ran: %+v", rep.Sessions)
+	}
+	v := rep.Verify
+	if v == nil || !v.OK() || v.Expected == 0 || v.Found != v.Expected {
+		t.Errorf("verify: %+v", v)
+	}
+}
+
+func TestEndToEndDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	public := startNode(t, "")
+	c := DefaultConfig()
+	c.Mode = ModeDirect
+	c.Target = public
+	c.MasterSecret = e2eSecret
+	c.Users = 6
+	c.Concurrency = 3
+	c.Duration = 2 * time.Second
+	c.Seed = 1
+	c.Verify = true
+	rep, err := Run(t.Context(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanRun(t, rep)
+}
+
+func TestEndToEndTokenServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	keyFile, jwksFile, err := Keygen(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := startNode(t, jwksFile)
+	c := DefaultConfig()
+	c.Mode = ModeTokenServer
+	c.Target = public
+	c.KeyFile = keyFile
+	c.Users = 6
+	c.Concurrency = 3
+	c.Duration = 2 * time.Second
+	c.Seed = 2
+	c.Verify = true
+	rep, err := Run(t.Context(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanRun(t, rep)
+	var tokens int64
+	for _, k := range rep.Requests {
+		if k.Kind == KindToken.String() {
+			tokens = k.Count
+		}
+	}
+	if tokens != int64(c.Users) {
+		t.Errorf("%d token requests, want one per user (%d)", tokens, c.Users)
+	}
+}
+
+// The secret options of direct mode: a rotation list (the newest signs) and
+// mozsvc derived node secrets.
+func TestEndToEndDirectSecrets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	run := func(t *testing.T, public, secret string, derived bool) {
+		c := DefaultConfig()
+		c.Mode, c.Target, c.MasterSecret, c.DerivedSecret = ModeDirect, public, secret, derived
+		c.Users, c.Concurrency, c.Duration, c.Sessions = 2, 2, 0, 20
+		rep, err := Run(t.Context(), c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.Sessions.Completed != 20 {
+			var b strings.Builder
+			rep.WriteTable(&b)
+			t.Fatal(b.String())
+		}
+	}
+	t.Run("rotation", func(t *testing.T) {
+		public := startNodeWith(t, "", func(string) []string { return []string{"older-secret", e2eSecret} })
+		run(t, public, "older-secret, "+e2eSecret, false)
+	})
+	t.Run("derived", func(t *testing.T) {
+		master := "0123456789abcdef0123456789abcdef"
+		public := startNodeWith(t, "", func(public string) []string {
+			s, err := tokenlib.DerivedNodeSecret(master, public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{s}
+		})
+		run(t, public, master, true)
+	})
+}
