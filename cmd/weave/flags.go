@@ -21,41 +21,44 @@ type command struct {
 	run     func(args []string) error
 	// positional are the non-flag arguments, wherever they stood.
 	positional []string
+	// envPrefix starts every flag's environment variable ("WEAVE_"; the
+	// load tester uses its own so a server's variables do not leak in).
+	envPrefix string
 }
 
 func newCommand(name, usage, summary string) *command {
 	fs := flag.NewFlagSet("weave "+name, flag.ContinueOnError)
-	c := &command{name: name, summary: summary, usage: usage, flags: fs, env: map[string]string{}}
+	c := &command{name: name, summary: summary, usage: usage, flags: fs, env: map[string]string{}, envPrefix: "WEAVE_"}
 	fs.Usage = func() { c.printUsage(fs.Output()) }
 	return c
 }
 
-func envName(flagName string) string {
-	return "WEAVE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func (c *command) envName(flagName string) string {
+	return c.envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func (c *command) String(p *string, name, def, help string) {
-	c.env[name] = envName(name)
+	c.env[name] = c.envName(name)
 	c.flags.StringVar(p, name, def, help)
 }
 
 func (c *command) Int(p *int, name string, def int, help string) {
-	c.env[name] = envName(name)
+	c.env[name] = c.envName(name)
 	c.flags.IntVar(p, name, def, help)
 }
 
 func (c *command) Int64(p *int64, name string, def int64, help string) {
-	c.env[name] = envName(name)
+	c.env[name] = c.envName(name)
 	c.flags.Int64Var(p, name, def, help)
 }
 
 func (c *command) Bool(p *bool, name string, def bool, help string) {
-	c.env[name] = envName(name)
+	c.env[name] = c.envName(name)
 	c.flags.BoolVar(p, name, def, help)
 }
 
 func (c *command) Duration(p *time.Duration, name string, def time.Duration, help string) {
-	c.env[name] = envName(name)
+	c.env[name] = c.envName(name)
 	c.flags.DurationVar(p, name, def, help)
 }
 

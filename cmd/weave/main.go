@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 )
 
@@ -69,7 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (a *app) usage(cmds []*command) {
 	fmt.Fprintf(a.stdout, "weave — a Firefox Sync server (token server + storage API 1.5) in one binary.\n\nUsage: weave COMMAND [flags]\n\nCommands:\n")
 	for _, c := range cmds {
-		fmt.Fprintf(a.stdout, "  %-14s %s\n", c.name, c.summary)
+		first, _, _ := strings.Cut(c.summary, "\n")
+		fmt.Fprintf(a.stdout, "  %-14s %s\n", c.name, first)
 	}
 	fmt.Fprintf(a.stdout, "\nRun `weave COMMAND --help` for a command's flags. Every flag can also be set\nwith an environment variable: --database-url is WEAVE_DATABASE_URL.\n")
 }
@@ -78,6 +80,8 @@ func (a *app) commands() []*command {
 	return []*command{
 		a.serveCommand(),
 		a.dbCommand(),
+		a.cacheCommand(),
+		a.loadtestCommand(),
 		a.versionCommand(),
 	}
 }

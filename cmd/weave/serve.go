@@ -22,6 +22,7 @@ import (
 
 type serveFlags struct {
 	db             dbFlags
+	cache          cacheFlags
 	listen         string
 	publicURL      string
 	masterSecret   string
@@ -47,6 +48,7 @@ func (a *app) serveCommand() *command {
 	c.String(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
 	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN)")
 	f.db.register(c)
+	f.cache.register(c)
 	c.String(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
 	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
 	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
@@ -166,7 +168,10 @@ func (a *app) serve(f *serveFlags) error {
 	}); err != nil {
 		return err
 	}
-	store := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
+	store, _, err := f.cache.wrap(sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime}), nil)
+	if err != nil {
+		return err
+	}
 	tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 
 	verifier, err := newFxAVerifier(f.jwksFile, f.oauthURL)

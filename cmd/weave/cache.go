@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/memcache"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// cacheFlags are the memcached settings of serve and cache warm.
+type cacheFlags struct {
+	servers, mirror string
+	timeout         time.Duration
+}
+
+func (f *cacheFlags) register(c *command) {
+	c.String(&f.servers, "memcache", "", "memcached servers HOST:PORT[,HOST:PORT…] caching collection timestamps, usage and meta/global + crypto/keys (default: no cache)")
+	c.String(&f.mirror, "memcache-mirror", "", "second pool every write and invalidation also goes to, for moving to a new cache (reads stay on --memcache)")
+	c.Duration(&f.timeout, "memcache-timeout", 150*time.Millisecond, "deadline of one memcached round trip; past it the database answers")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// wrap puts the cache decorator over a store when memcached is configured.
+func (f *cacheFlags) wrap(inner weave.Store, obs memcache.Observer) (weave.Store, *memcache.Store, error) {
+	if f.servers == "" {
+		if f.mirror != "" {
+			return nil, nil, fmt.Errorf("--memcache-mirror needs --memcache")
+		}
+		return inner, nil, nil
+	}
+	mc, err := memcache.New(inner, memcache.Config{
+		Servers:       splitList(f.servers),
+		MirrorServers: splitList(f.mirror),
+		Timeout:       f.timeout,
+		Observer:      obs,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mc, mc, nil
+}
+
+func (a *app) cacheCommand() *command {
+	db := &dbFlags{}
+	cf := &cacheFlags{}
+	var to, users string
+	c := newCommand("cache", "warm --to primary|mirror [flags]",
+		"Fill a memcached pool from the database, so that a new cache can be cut over to without a cold-cache storm:\n"+
+			"run with --memcache OLD --memcache-mirror NEW, `weave cache warm --to mirror`, then make NEW the --memcache.")
+	db.register(c)
+	cf.register(c)
+	c.String(&to, "to", "mirror", "pool to fill: primary or mirror")
+	c.String(&users, "users", "", "comma-separated uids to warm (default: every user in the storage database)")
+	c.run = func(args []string) error {
+		if len(args) != 1 || args[0] != "warm" {
+			return fmt.Errorf("want `weave cache warm --to primary|mirror` (see `weave cache --help`)")
+		}
+		pool, err := memcache.ParsePool(to)
+		if err != nil {
+			return err
+		}
+		if cf.servers == "" {
+			return fmt.Errorf("--memcache is required (and --memcache-mirror to warm the mirror)")
+		}
+		dbs, err := openDatabases(a.ctx, db)
+		if err != nil {
+			return err
+		}
+		if err := dbs.prepare(a.ctx, false, nil); err != nil {
+			dbs.Close()
+			return err
+		}
+		store := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{})
+		cached, mc, err := cf.wrap(store, nil)
+		if err != nil {
+			store.Close()
+			return err
+		}
+		defer cached.Close()
+		var uids []int64
+		if users != "" {
+			for _, u := range splitList(users) {
+				uid, err := strconv.ParseInt(u, 10, 64)
+				if err != nil || uid < 0 {
+					return fmt.Errorf("--users: %q is not a uid", u)
+				}
+				uids = append(uids, uid)
+			}
+		} else if uids, err = store.UserIDs(a.ctx); err != nil {
+			return err
+		}
+		start := time.Now()
+		stats, err := mc.Warm(a.ctx, pool, slices.Values(uids), len(uids), func(done, total int) {
+			fmt.Fprintf(a.stderr, "\rwarming %s: %d/%d users (%.0fs)", pool, done, total, time.Since(start).Seconds())
+		})
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return fmt.Errorf("warm stopped: %w (running it again is safe)", err)
+		}
+		fmt.Fprintf(a.stdout, "warmed %s pool: %d users, %d filled, %d skipped in %s\n", pool, stats.Users, stats.Filled, stats.Skipped, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/weave-sync/weave/loadtest"
+)
+
+func (a *app) loadtestCommand() *command {
+	cfg := loadtest.DefaultConfig()
+	var mode, secretFile, keyDir string
+	var asJSON bool
+	c := newCommand("loadtest", "[keygen] [flags]",
+		"Replay the realistic Firefox sync session mix against a Sync 1.5 server and report latency per request kind.\n"+
+			"`weave loadtest keygen --dir D` writes an FxA-style signing key and the JWKS a server must trust (weave serve --fxa-jwks-file D/"+loadtest.JWKSFileName+").\n"+
+			"Only loopback targets are allowed unless --allow-remote is given.")
+	c.envPrefix = "WEAVE_LOADTEST_"
+	c.String(&cfg.Target, "target", "", "server base URL, e.g. http://127.0.0.1:8000 (token server mode) or a storage node URL (direct mode)")
+	c.String(&mode, "mode", string(cfg.Mode), "tokenserver (FxA-style JWTs from --fxa-key-file) or direct (tokens minted with the node's secret)")
+	c.String(&cfg.KeyFile, "fxa-key-file", "", "private key written by `weave loadtest keygen` (tokenserver mode)")
+	c.String(&cfg.MasterSecret, "node-secret", "", "the node's master secret (direct mode); comma-separated, newest last")
+	c.String(&secretFile, "node-secret-file", "", "file holding the node's master secret, e.g. DATA_DIR/master-secret (direct mode)")
+	c.Bool(&cfg.DerivedSecret, "derived-secret", false, "derive the node secret from the master secret per node (Mozilla's DerivedSecrets)")
+	c.Int(&cfg.Users, "users", cfg.Users, "simulated users")
+	c.Int64(&cfg.FirstUID, "first-uid", cfg.FirstUID, "first uid in direct mode")
+	c.String(&cfg.UserPrefix, "user-prefix", cfg.UserPrefix, "prefix of simulated FxA uids in tokenserver mode")
+	c.Int(&cfg.Concurrency, "concurrency", cfg.Concurrency, "sessions running at once (at most --users)")
+	c.Duration(&cfg.Duration, "duration", cfg.Duration, "how long to run (0: until --sessions)")
+	c.Int64(&cfg.Sessions, "sessions", 0, "how many sessions to run (0: until --duration)")
+	c.Duration(&cfg.RampUp, "ramp-up", 0, "time over which workers start")
+	c.Int64(&cfg.Seed, "seed", 0, "random seed (0: random, printed in the report)")
+	c.Duration(&cfg.ThinkTime, "think-time", 0, "pause between a user's sessions")
+	c.Duration(&cfg.HTTPTimeout, "http-timeout", cfg.HTTPTimeout, "timeout of one request")
+	c.Duration(&cfg.MaxBackoff, "max-backoff", cfg.MaxBackoff, "longest server-requested backoff honoured per user")
+	c.Duration(&cfg.TokenDuration, "direct-token-duration", cfg.TokenDuration, "lifetime of tokens minted in direct mode")
+	c.Bool(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not on this machine")
+	c.Bool(&cfg.InfoConfigurationEverySession, "info-configuration-every-session", false, "GET /info/configuration in every session (as Mozilla's Molotov script did)")
+	c.Bool(&cfg.Verify, "verify", false, "track every acknowledged record and read all back at the end: report lost or duplicated records")
+	c.Int64(&cfg.VerifyMaxRecords, "verify-max-records", cfg.VerifyMaxRecords, "memory cap of --verify")
+	c.Bool(&asJSON, "json", false, "print the report as JSON")
+	c.String(&keyDir, "dir", ".", "directory for `keygen` output")
+	c.run = func(args []string) error {
+		if len(args) == 1 && args[0] == "keygen" {
+			key, jwks, err := loadtest.Keygen(keyDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "wrote %s (private key, keep it secret)\nwrote %s: start the server with --fxa-jwks-file %s\n", key, jwks, jwks)
+			return nil
+		}
+		if len(args) != 0 {
+			return fmt.Errorf("unexpected arguments %q (only `keygen` is a subcommand)", args)
+		}
+		cfg.Mode = loadtest.Mode(mode)
+		if secretFile != "" {
+			b, err := os.ReadFile(secretFile)
+			if err != nil {
+				return fmt.Errorf("--node-secret-file: %w", err)
+			}
+			cfg.MasterSecret = strings.TrimSpace(string(b))
+		}
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("%w\n(see `weave loadtest --help`)", err)
+		}
+		rep, err := loadtest.Run(a.ctx, cfg, a.stderr)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			err = rep.WriteJSON(a.stdout)
+		} else {
+			err = rep.WriteTable(a.stdout)
+		}
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return errors.New("the run had errors (see the report)")
+		}
+		return nil
+	}
+	return c
+}
