@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,16 +27,48 @@ import (
 // and each real database.
 
 type backendCase struct {
-	name string
-	url  func(t *testing.T) string
+	name  string
+	url   func(t *testing.T) string
+	extra func(t *testing.T) []string // more serve flags
 }
 
 func backendCases() []backendCase {
+	none := func(*testing.T) []string { return nil }
 	return []backendCase{
-		{"sqlite", func(t *testing.T) string { return "" }},
-		{"mysql", func(t *testing.T) string { return dbtest.MySQL(t) }},
-		{"postgres", func(t *testing.T) string { return dbtest.Postgres(t) }},
+		{"sqlite", func(t *testing.T) string { return "" }, none},
+		{"mysql", func(t *testing.T) string { return dbtest.MySQL(t) }, none},
+		{"postgres", func(t *testing.T) string { return dbtest.Postgres(t) }, none},
+		{"mysql+memcache", func(t *testing.T) string { return dbtest.MySQL(t) },
+			func(t *testing.T) []string { return []string{"--memcache", startMemcached(t)} }},
 	}
+}
+
+// startMemcached runs a memcached on a free loopback port for the test.
+func startMemcached(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		if dbtest.Required() {
+			t.Fatalf("memcached not on PATH and WEAVE_REQUIRE_BACKENDS is set: apt-get install memcached")
+		}
+		t.Skip("memcached not on PATH: install it (apt-get install memcached) to run the cache tests")
+	}
+	addr := freePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-u", "nobody")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("memcached did not start on %s", addr)
+	return ""
 }
 
 type server struct {
@@ -235,7 +268,7 @@ func TestServeEndToEnd(t *testing.T) {
 	for _, bc := range backendCases() {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t, bc.url(t))
+			srv := startServer(t, bc.url(t), bc.extra(t)...)
 			if !strings.Contains(srv.stdout.String(), "identity.sync.tokenserver.uri = "+srv.base+"/1.0/sync/1.5") {
 				t.Errorf("startup output lacks the about:config value:\n%s", srv.stdout)
 			}

@@ -28,7 +28,7 @@ func TestPayloadEdgeCases(t *testing.T) {
 	for _, bc := range backendCases() {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t, bc.url(t))
+			srv := startServer(t, bc.url(t), bc.extra(t)...)
 			c := srv.client(t, "0badc0de0badc0de0badc0de0badc0de")
 			for _, tc := range cases {
 				url := c.token.APIEndpoint + "/storage/forms/edge"
