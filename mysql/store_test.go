@@ -101,3 +101,7 @@ func TestIDsBytewise(t *testing.T) {
 		t.Errorf("after deleting one id: %v, %v", n, err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, openStore(b, dbtest.MySQL(b), mysql.Options{}))
+}

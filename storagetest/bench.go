@@ -2,7 +2,9 @@ package storagetest
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/weave-sync/weave"
@@ -32,6 +34,44 @@ func Bench(b *testing.B, s weave.Store) {
 			b.Fatal(err)
 		}
 	}
+
+	// Ten users syncing at once, each session as Firefox does it: the
+	// collection timestamps, meta/global, a read of what changed and an
+	// upload of 20 records. One op is one such session.
+	b.Run("Mixed10Users", func(b *testing.B) {
+		ctx := b.Context()
+		var next atomic.Int64
+		b.SetParallelism(max(1, (10+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0)))
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			uid := newUID()
+			_, err := s.PutBSO(ctx, uid, "meta", weave.Update{ID: "global", Payload: weave.Some(payload)}, noPre)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for pb.Next() {
+				n := next.Add(1)
+				since, err := s.LastModified(ctx, uid)
+				if err == nil {
+					_, _, err = s.CollectionTimestamps(ctx, uid)
+				}
+				if err == nil {
+					_, err = s.GetBSO(ctx, uid, "meta", "global")
+				}
+				if err == nil {
+					_, err = s.GetBSOs(ctx, uid, "bookmarks", weave.Query{Newer: since})
+				}
+				if err == nil {
+					_, err = s.PostBSOs(ctx, uid, "bookmarks", records(fmt.Sprint("m", n, "-"), 20), noPre)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 
 	b.Run("GetNewerFull1000", func(b *testing.B) {
 		ctx := b.Context()
