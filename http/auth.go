@@ -27,15 +27,15 @@ import (
 // client can hit here.
 
 // unauthorized builds a 401.
-func unauthorized(reason string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, reason: reason, challenge: "Hawk"}
+func unauthorized(cause error) *apiError {
+	return &apiError{status: http.StatusUnauthorized, reason: cause.Error(), challenge: "Hawk", cause: cause}
 }
 
 func (s *Server) authenticate(rq *request) error {
 	r := rq.r
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
-		return unauthorized("missing Authorization")
+		return unauthorized(ErrMissingAuthorization)
 	}
 	now := rq.now
 	o := s.origin(r)
@@ -68,7 +68,7 @@ func (s *Server) authenticate(rq *request) error {
 		LookupKey:     lookup,
 	})
 	if err != nil {
-		e := unauthorized(err.Error())
+		e := unauthorized(err)
 		var stale *hawk.StaleTimestampError
 		if errors.As(err, &stale) {
 			// Hawk's stale-timestamp challenge lets the client correct its
@@ -87,12 +87,12 @@ func (s *Server) authenticate(rq *request) error {
 		}
 		sum := hawk.PayloadHash(r.Header.Get("Content-Type"), body)
 		if subtle.ConstantTimeCompare([]byte(sum), []byte(h.Hash)) != 1 {
-			return unauthorized("payload hash mismatch")
+			return unauthorized(hawk.ErrBadPayloadHash)
 		}
 	}
 	if tok.UID != rq.uid {
 		// 401 rather than RS's 400: a new token fixes it (hawk.md §7).
-		return unauthorized("token uid does not match the URL")
+		return unauthorized(ErrUIDMismatch)
 	}
 	return nil
 }

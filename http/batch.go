@@ -65,12 +65,14 @@ func (s *Server) postCollection(rq *request) error {
 		if err != nil {
 			return err
 		}
+		s.obs.RecordsWritten(len(res.updates), payloadBytes(res.updates))
 		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
 	case pp.commit:
 		ts, err := s.store.CommitBatch(ctx, rq.uid, rq.collection, pp.batch, res.updates, pre)
 		if err != nil {
 			return err
 		}
+		s.obs.BatchCommitted(len(res.updates), payloadBytes(res.updates))
 		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
 	default:
 		id := pp.batch
@@ -82,6 +84,10 @@ func (s *Server) postCollection(rq *request) error {
 		if err != nil {
 			return err
 		}
+		if pp.batch == "true" {
+			s.obs.BatchOpened()
+		}
+		s.obs.RecordsWritten(len(res.updates), payloadBytes(res.updates))
 		// Staging does not change the collection: X-Last-Modified stays the
 		// collection's current timestamp.
 		ts, err := s.store.CollectionModified(ctx, rq.uid, rq.collection)

@@ -34,6 +34,7 @@ func (s *Server) getItem(rq *request) error {
 	bp := getBuf()
 	defer putBuf(bp)
 	*bp = appendBSO((*bp)[:0], &b)
+	s.obs.RecordsRead(1, int64(len(b.Payload)))
 	writeJSON(rq, http.StatusOK, *bp)
 	return nil
 }
@@ -73,6 +74,7 @@ func (s *Server) putItem(rq *request) error {
 	if err != nil {
 		return err
 	}
+	s.obs.RecordsWritten(1, int64(len(u.Payload.Value)))
 	s.reportQuota(rq, q)
 	rq.setLastModified(ts)
 	writeJSON(rq, http.StatusOK, appendTimestamp(make([]byte, 0, 16), ts))

@@ -49,6 +49,13 @@ func (s *Server) getCollection(rq *request) error {
 	if err := rq.pre.checkRead(page.Modified); err != nil {
 		return err
 	}
+	if p.full {
+		var n int64
+		for i := range page.BSOs {
+			n += int64(len(page.BSOs[i].Payload))
+		}
+		s.obs.RecordsRead(len(page.BSOs), n)
+	}
 	return writeList(rq, format, page.Modified, page.BSOs, page.NextOffset, p.full)
 }
 

@@ -39,6 +39,8 @@ type apiError struct {
 	allow string
 	// challenge is the WWW-Authenticate value of a 401.
 	challenge string
+	// cause is the underlying error of a 401, for Observer.AuthFailed.
+	cause error
 }
 
 func (e *apiError) Error() string {
@@ -120,6 +122,12 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 func (s *Server) writeError(rq *request, err error) {
 	e, unexpected := s.toAPIError(err)
 	w := &rq.w
+	switch {
+	case e.status == http.StatusPreconditionFailed:
+		s.obs.Conflict(http.StatusPreconditionFailed)
+	case errors.Is(err, weave.ErrConflict):
+		s.obs.Conflict(e.status)
+	}
 	if unexpected {
 		s.log.LogAttrs(rq.r.Context(), levelError, "unexpected error", attrMethod(rq.r), attrPath(rq.r), attrErr(err))
 	}

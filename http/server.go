@@ -89,7 +89,44 @@ type Config struct {
 	// HeartbeatTimeout bounds the database ping of /__heartbeat__. Zero
 	// means 2 s.
 	HeartbeatTimeout time.Duration
+	// Observer, when set, is told what the API does (for metrics).
+	Observer Observer
 }
+
+// Observer receives counts of what the storage API does. Calls happen on
+// the request path, so implementations must be cheap and never block.
+type Observer interface {
+	// AuthFailed reports a request refused with 401: err is
+	// ErrMissingAuthorization, ErrUIDMismatch, hawk.ErrBadPayloadHash, or
+	// the error of hawk.Verifier.Verify (wrapping tokenlib's errors).
+	AuthFailed(err error)
+	BatchOpened()
+	// BatchCommitted reports a commit with the records and payload bytes
+	// sent in the commit request itself (staged ones were counted by
+	// RecordsWritten when they were appended).
+	BatchCommitted(records int, bytes int64)
+	RecordsWritten(records int, bytes int64)
+	RecordsRead(records int, bytes int64)
+	// Conflict reports a write refused for concurrency: 412 (precondition)
+	// or 503 (conflicting concurrent write).
+	Conflict(status int)
+}
+
+// Errors given to Observer.AuthFailed besides Hawk's own.
+var (
+	ErrMissingAuthorization = errors.New("http: missing Authorization header")
+	ErrUIDMismatch          = errors.New("http: token uid does not match the URL")
+)
+
+// noObserver is used when Config.Observer is nil.
+type noObserver struct{}
+
+func (noObserver) AuthFailed(error)          {}
+func (noObserver) BatchOpened()              {}
+func (noObserver) BatchCommitted(int, int64) {}
+func (noObserver) RecordsWritten(int, int64) {}
+func (noObserver) RecordsRead(int, int64)    {}
+func (noObserver) Conflict(int)              {}
 
 // HawkConfig tunes Hawk verification.
 type HawkConfig struct {
@@ -129,6 +166,7 @@ type Server struct {
 	hbTimeout    time.Duration
 	backoff      func() time.Duration
 	draining     atomic.Bool
+	obs          Observer
 }
 
 // New validates cfg and returns a Server.
@@ -152,6 +190,10 @@ func New(cfg Config) (*Server, error) {
 		retryAfter:  cfg.RetryAfter,
 		hbTimeout:   cfg.HeartbeatTimeout,
 		backoff:     cfg.Backoff,
+		obs:         cfg.Observer,
+	}
+	if s.obs == nil {
+		s.obs = noObserver{}
 	}
 	// Unset (zero) limits take the defaults one by one, so a config that
 	// sets only some of them still publishes and enforces all six.
@@ -436,6 +478,10 @@ func (s *Server) serveStorage(rq *request, rest string) {
 		return
 	}
 	if err := s.authenticate(rq); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+			s.obs.AuthFailed(ae.cause)
+		}
 		s.writeError(rq, err)
 		return
 	}

@@ -20,6 +20,24 @@ type apiError struct {
 	allow       string        // Allow on 405
 	// cause is logged, never sent.
 	cause error
+	// kind names a 503's cause for metrics when status is the generic "error".
+	kind string
+}
+
+// refusalReason is a short, bounded label of why a token was refused (for
+// metrics): the Cornice status when it is specific, else a kind by cause.
+func (e *apiError) refusalReason() string {
+	switch {
+	case e.kind != "":
+		return e.kind
+	case e.status != "error":
+		return e.status
+	case e.code == http.StatusUnauthorized:
+		return "unauthorized"
+	case e.code >= 500:
+		return "backend-unavailable"
+	}
+	return "bad-request"
 }
 
 type errorDetail struct {
@@ -109,20 +127,20 @@ func errNotAcceptable() *apiError {
 
 // errFxAUnavailable: FxA could not be asked (network, timeout, 5xx).
 func errFxAUnavailable(retry time.Duration, cause error) *apiError {
-	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "body", description: "Resource is not available", retryAfter: retry, cause: cause}
+	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "body", description: "Resource is not available", retryAfter: retry, cause: cause, kind: "fxa-unavailable"}
 }
 
 // errBackend: the token database failed; never a 500, so clients back off
 // and retry instead of treating the account as broken.
 func errBackend(retry time.Duration, cause error) *apiError {
-	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Resource is not available", retryAfter: retry, cause: cause}
+	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Resource is not available", retryAfter: retry, cause: cause, kind: "backend-unavailable"}
 }
 
 func errNoNode(retry time.Duration, cause error) *apiError {
-	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Unable to get a node", retryAfter: retry, cause: cause}
+	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Unable to get a node", retryAfter: retry, cause: cause, kind: "no-node"}
 }
 
 // errNodeDown: the user's storage node is marked down.
 func errNodeDown(retry time.Duration) *apiError {
-	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Storage node is unavailable", retryAfter: retry}
+	return &apiError{code: http.StatusServiceUnavailable, status: "error", location: "internal", description: "Storage node is unavailable", retryAfter: retry, kind: "node-down"}
 }

@@ -99,6 +99,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives request errors (default: discard).
 	Logger *slog.Logger
+	// Observer, when set, is told of every token issued or refused.
+	Observer Observer
 }
 
 // Server serves GET /1.0/sync/1.5. It is an http.Handler; mount it so
@@ -227,6 +229,18 @@ type Response struct {
 	HashAlg      string  `json:"hashalg"`
 	HashedFxAUID string  `json:"hashed_fxa_uid"`
 	NodeType     *string `json:"node_type"`
+	// newUID reports that this request created the uid (metrics only).
+	newUID bool
+}
+
+// Observer receives counts of the token server's outcomes (metrics).
+// Refusal reasons are the Cornice status when specific
+// ("invalid-credentials", "invalid-generation", …) or one of
+// "unauthorized", "bad-request", "fxa-unavailable", "backend-unavailable",
+// "no-node", "node-down".
+type Observer interface {
+	TokenIssued(newUID bool)
+	TokenRefused(reason string)
 }
 
 // ServeHTTP implements http.Handler.
@@ -238,8 +252,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, backoff, e := s.issue(r, now)
 	if e != nil {
 		s.logError(r, e)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.TokenRefused(e.refusalReason())
+		}
 		e.write(w)
 		return
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.TokenIssued(resp.newUID)
 	}
 	if backoff > 0 {
 		h.Set("X-Backoff", strconv.FormatInt(int64(backoff/time.Second), 10))
@@ -354,6 +374,10 @@ func (s *Server) issue(r *http.Request, now time.Time) (*Response, time.Duration
 		Duration:     int64(duration / time.Second),
 		HashAlg:      "sha256",
 		HashedFxAUID: p.HashedFxAUID,
+		// AllocateUser stamps created_at with the time of allocation, so a
+		// record no older than this request was made by it (or by a
+		// concurrent twin of it).
+		newUID: user.CreatedAt >= now.UnixMilli(),
 	}
 	if s.cfg.NodeType != "" {
 		nt := s.cfg.NodeType
