@@ -119,20 +119,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 // schema up to date (or, with opts.NoMigrate, checks that it is) and returns
 // a Store on it. Closing the Store closes the database.
 func OpenStore(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
-	db, err := Open(ctx, dsn, opts)
+	open := func() (*sqlstore.DB, error) { return Open(ctx, dsn, opts) }
+	db, err := sqlstore.OpenSet(ctx, open, Migrations, sqlstore.SetStorage, !opts.NoMigrate)
 	if err != nil {
-		return nil, err
-	}
-	ms, err := Migrations(sqlstore.SetStorage)
-	if err == nil {
-		if opts.NoMigrate {
-			err = db.CheckSchema(ctx, sqlstore.SetStorage, ms)
-		} else {
-			err = db.Migrate(ctx, sqlstore.SetStorage, ms, nil)
-		}
-	}
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return sqlstore.NewStore(db, opts.Store), nil

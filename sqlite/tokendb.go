@@ -19,21 +19,9 @@ type TokenDBOptions struct {
 // OpenTokenDB opens the token database of a sqlite:// URL. The returned
 // TokenDB owns the database: Close closes it.
 func OpenTokenDB(ctx context.Context, dsn string, opts TokenDBOptions) (*sqlstore.TokenDB, error) {
-	ms, err := Migrations(sqlstore.SetTokens)
+	open := func() (*sqlstore.DB, error) { return Open(ctx, dsn, opts.Options) }
+	db, err := sqlstore.OpenSet(ctx, open, Migrations, sqlstore.SetTokens, opts.Migrate)
 	if err != nil {
-		return nil, err
-	}
-	db, err := Open(ctx, dsn, opts.Options)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Migrate {
-		err = db.Migrate(ctx, sqlstore.SetTokens, ms, nil)
-	} else {
-		err = db.CheckSchema(ctx, sqlstore.SetTokens, ms)
-	}
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("sqlite: token database: %w", err)
 	}
 	tok := opts.TokenDB

@@ -194,3 +194,27 @@ func SplitStatements(src string) []string {
 	}
 	return out
 }
+
+// OpenSet opens a database with open and brings one schema set up to date
+// (migrate) or checks that it is current; on failure the database is
+// closed. It is what every adapter's OpenStore and OpenTokenDB do.
+func OpenSet(ctx context.Context, open func() (*DB, error), migrations func(set string) ([]Migration, error), set string, migrate bool) (*DB, error) {
+	ms, err := migrations(set)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open()
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		err = db.Migrate(ctx, set, ms, nil)
+	} else {
+		err = db.CheckSchema(ctx, set, ms)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
