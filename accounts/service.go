@@ -1,0 +1,409 @@
+// Package accounts is weave's built-in, minimal, FxA-compatible accounts
+// service (issue 7), off by default: the server side of the onepw protocol
+// (account create/login/keys/status/destroy, sessions, devices), the OAuth
+// subset Firefox and CLI clients use (authorization code + PKCE,
+// fxa-credentials, refresh tokens, JWKS, verify, scoped-key-data), a
+// minimal profile, and /.well-known/fxa-client-configuration pointing every
+// FxA service at this weave. Access tokens are RS256 JWTs (typ at+jwt) that
+// weave's token server accepts with the keys from JWKS.
+//
+// The server never sees a password: clients send authPW (onepw.Stretch);
+// the server stores verifyHash = HKDF(scrypt(authPW, salt)) and wrapWrapKb,
+// and returns kA‖wrapKb sealed under the keyFetchToken. No mail is sent:
+// every account and session is reported verified (recovery_email/status
+// says verified=true), since weave has no email infrastructure; an operator
+// who needs proof of address ownership must put sign-up behind captcha or
+// close it (the pages, next step).
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/accounts/onepw"
+	"github.com/weave-sync/weave/hawk"
+)
+
+// Client is a registered OAuth client.
+type Client struct {
+	ID           string
+	Name         string
+	RedirectURIs []string // empty: any redirect_uri is refused, the code is returned in the body only
+	// Public clients must use PKCE; weave has no confidential clients yet.
+	Public bool
+}
+
+// DefaultClients are Firefox's public OAuth clients (desktop, Android,
+// iOS), with the redirect URIs they use, so an unmodified Firefox works.
+var DefaultClients = []Client{
+	{ID: "5882386c6d801776", Name: "Firefox", Public: true,
+		RedirectURIs: []string{"urn:ietf:wg:oauth:2.0:oob:oauth-redirect-webchannel", "urn:ietf:wg:oauth:2.0:oob:pair-auth-webchannel"}},
+	{ID: "a2270f727f45f648", Name: "Firefox for Android", Public: true,
+		RedirectURIs: []string{"https://accounts.firefox.com/oauth/success/a2270f727f45f648"}},
+	{ID: "1b1a3e44c54fbb58", Name: "Firefox for iOS", Public: true,
+		RedirectURIs: []string{"https://accounts.firefox.com/oauth/success/1b1a3e44c54fbb58"}},
+}
+
+// Config configures a Service.
+type Config struct {
+	// Store persists accounts (sqlstore.NewAccountStore). Required.
+	Store Store
+	// PublicURL is this weave's base URL as clients see it, e.g.
+	// "https://sync.example.com" (no trailing slash needed). It is the
+	// issuer of access tokens, the base of every URL in
+	// /.well-known/fxa-client-configuration, and gives Hawk its host and
+	// port. Required.
+	PublicURL string
+	// Clients are the OAuth clients; nil means DefaultClients.
+	Clients []Client
+	// Scrypt is the server stretch of authPW (default onepw.DefaultScrypt;
+	// tests lower N). Changing it affects new passwords only.
+	Scrypt onepw.ScryptParams
+	// AccessTokenTTL (default 6 h), RefreshTokenTTL (default 90 days, 0 in
+	// the store means it never expires when negative), SessionTTL (default
+	// 0: sessions last until destroyed, as in FxA), CodeTTL (default 10 min),
+	// KeyFetchTTL (default 5 min).
+	AccessTokenTTL, RefreshTokenTTL, SessionTTL, CodeTTL, KeyFetchTTL time.Duration
+	// HawkSkew is the accepted clock difference for Hawk (default 60 s).
+	HawkSkew time.Duration
+	// MaxBodyBytes bounds request bodies (default 16 KiB) → 413 errno 113.
+	MaxBodyBytes int64
+	// Limits tune rate limiting and lockout; zero fields take defaults.
+	Limits Limits
+	// TrustedProxies are peers whose X-Forwarded-For is believed for the
+	// per-IP limits.
+	TrustedProxies []netip.Prefix
+	// SignupClosed refuses account/create (errno 125, request blocked).
+	SignupClosed bool
+	// OnDelete, if set, runs after an account is deleted (the lead wires
+	// it to the token DB's RetireUser for "<uid>@<email domain>").
+	OnDelete func(ctx context.Context, uid string)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives unexpected errors (default: discard).
+	Logger *slog.Logger
+}
+
+// Service is the accounts service; Handler serves its HTTP API.
+type Service struct {
+	cfg     Config
+	store   Store
+	public  *url.URL
+	base    string // PublicURL without trailing slash
+	host    string // Hawk host
+	port    string // Hawk port
+	prefix  string // PublicURL path prefix, "" for none
+	clients map[string]Client
+	hawk    *hawk.Verifier
+	limits  *limiter
+	log     *slog.Logger
+	now     func() time.Time
+
+	keyMu sync.RWMutex
+	keys  []signer // newest last; the newest signs
+}
+
+// New validates cfg, loads (or, on first start, generates and stores) the
+// OAuth signing key, and returns the Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("accounts: Store is required")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.PublicURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("accounts: bad PublicURL %q", cfg.PublicURL)
+	}
+	host, port, err := hawk.SplitHostPort(u.Host, u.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: PublicURL: %w", err)
+	}
+	if cfg.Clients == nil {
+		cfg.Clients = DefaultClients
+	}
+	if cfg.Scrypt.N == 0 {
+		cfg.Scrypt = onepw.DefaultScrypt
+	}
+	if cfg.Scrypt.R != 8 || cfg.Scrypt.P != 1 {
+		return nil, errors.New("accounts: scrypt r must be 8 and p 1 (only N is stored per account)")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.AccessTokenTTL, 6*time.Hour)
+	def(&cfg.RefreshTokenTTL, 90*24*time.Hour)
+	def(&cfg.CodeTTL, 10*time.Minute)
+	def(&cfg.KeyFetchTTL, 5*time.Minute)
+	def(&cfg.HawkSkew, hawk.DefaultSkew)
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 16 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		cfg: cfg, store: cfg.Store, public: u, base: u.String(), host: host, port: port,
+		prefix: strings.TrimRight(u.Path, "/"), clients: map[string]Client{},
+		hawk:   hawk.NewVerifier(hawk.Options{Skew: cfg.HawkSkew, Now: cfg.Now}),
+		limits: newLimiter(cfg.Limits, cfg.Now), log: log, now: cfg.Now,
+	}
+	for _, c := range cfg.Clients {
+		s.clients[c.ID] = c
+	}
+	if err := s.loadKeys(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Paths served by Handler: PathPrefixes are the URL path prefixes (below
+// PublicURL's path) to route to it.
+var PathPrefixes = []string{"/v1/", "/.well-known/fxa-client-configuration", "/.well-known/openid-configuration"}
+
+func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
+
+// Handler returns the HTTP API. Mount it for PathPrefixes; requests arrive
+// with PublicURL's path prefix already stripped (or there was none).
+func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+type route struct {
+	method string
+	auth   string // "", KindSession or KindKeyFetch: Hawk with that token kind
+	fn     func(s *Service, r *request) (any, error)
+}
+
+var routes = map[string]route{
+	"/v1/account/create":                    {"POST", "", (*Service).accountCreate},
+	"/v1/account/login":                     {"POST", "", (*Service).accountLogin},
+	"/v1/account/keys":                      {"GET", KindKeyFetch, (*Service).accountKeys},
+	"/v1/account/status":                    {"", "", (*Service).accountStatus},
+	"/v1/account/destroy":                   {"POST", "", (*Service).accountDestroy},
+	"/v1/account/profile":                   {"GET", KindSession, (*Service).accountProfile},
+	"/v1/password/change/start":             {"POST", "", (*Service).passwordChangeStart},
+	"/v1/password/change/finish":            {"POST", KindPasswordChange, (*Service).passwordChangeFinish},
+	"/v1/session/status":                    {"GET", KindSession, (*Service).sessionStatus},
+	"/v1/session/destroy":                   {"POST", KindSession, (*Service).sessionDestroy},
+	"/v1/recovery_email/status":             {"GET", KindSession, (*Service).recoveryEmailStatus},
+	"/v1/account/device":                    {"POST", KindSession, (*Service).deviceUpdate},
+	"/v1/account/devices":                   {"GET", KindSession, (*Service).devices},
+	"/v1/account/device/destroy":            {"POST", KindSession, (*Service).deviceDestroy},
+	"/v1/account/attached_clients":          {"GET", KindSession, (*Service).attachedClients},
+	"/v1/account/scoped-key-data":           {"POST", KindSession, (*Service).scopedKeyData},
+	"/v1/oauth/authorization":               {"POST", KindSession, (*Service).authorization},
+	"/v1/authorization":                     {"POST", KindSession, (*Service).authorization},
+	"/v1/oauth/token":                       {"POST", "", (*Service).token},
+	"/v1/token":                             {"POST", "", (*Service).token},
+	"/v1/oauth/destroy":                     {"POST", "", (*Service).destroy},
+	"/v1/destroy":                           {"POST", "", (*Service).destroy},
+	"/v1/jwks":                              {"GET", "", (*Service).jwks},
+	"/v1/verify":                            {"POST", "", (*Service).verify},
+	"/v1/profile":                           {"GET", "", (*Service).profile},
+	"/.well-known/fxa-client-configuration": {"GET", "", (*Service).clientConfiguration},
+	"/.well-known/openid-configuration":     {"GET", "", (*Service).openIDConfiguration},
+}
+
+// request is one API call being served.
+type request struct {
+	r       *http.Request
+	body    []byte
+	ip      string
+	token   Token   // the Hawk-authenticated token, if the route needs one
+	account Account // its account
+}
+
+func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := routes[r.URL.Path]
+	if !ok {
+		errNotFound.write(w)
+		return
+	}
+	if rt.method != "" && r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		errMethod.write(w)
+		return
+	}
+	req := &request{r: r, ip: s.clientIP(r)}
+	if r.Method == http.MethodPost {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				errTooLarge.write(w)
+			} else {
+				errInvalidJSON.write(w)
+			}
+			return
+		}
+		req.body = body
+	}
+	if rt.auth != "" {
+		if err := s.authenticate(req, rt.auth); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+	}
+	out, err := rt.fn(s, req)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) writeErr(w http.ResponseWriter, err error) {
+	var e *Error
+	if errors.As(err, &e) {
+		e.write(w)
+		return
+	}
+	if isUnavailable(err) {
+		errServerBusy.write(w)
+		return
+	}
+	s.log.Error("accounts: request failed", "err", err)
+	errUnexpected.write(w)
+}
+
+func isUnavailable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, weave.ErrUnavailable) || errors.Is(err, weave.ErrConflict)
+}
+
+// decode parses a JSON object body into v, rejecting unknown shapes with
+// FxA's errnos (106 for bad JSON, 107 for wrong types).
+func decode(r *request, v any) error {
+	if len(r.body) == 0 {
+		return errInvalidJSON
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errInvalid(te.Field)
+		}
+		return errInvalidJSON
+	}
+	return nil
+}
+
+// clientIP is the peer address, or the nearest untrusted X-Forwarded-For
+// entry when the peer is a trusted proxy.
+func (s *Service) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(addr) {
+		return host
+	}
+	parts := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(parts) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
+		if err != nil {
+			return host
+		}
+		if !s.trusted(a) {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func (s *Service) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate verifies the Hawk header against a token of the given kind
+// and loads the token and its account into r.
+func (s *Service) authenticate(r *request, kind string) error {
+	authz := r.r.Header.Get("Authorization")
+	if authz == "" {
+		return errInvalidToken.with("message", "Missing authentication")
+	}
+	var payload *hawk.Payload
+	if r.r.Method == http.MethodPost {
+		payload = &hawk.Payload{ContentType: r.r.Header.Get("Content-Type"), Body: r.body}
+	}
+	var tok Token
+	_, err := s.hawk.Verify(r.r.Context(), hawk.Request{
+		Method: r.r.Method, RequestTarget: s.prefix + r.r.URL.RequestURI(),
+		Host: s.host, Port: s.port, Authorization: authz, Payload: payload,
+		LookupKey: func(ctx context.Context, id string) (string, error) {
+			if len(id) != 64 {
+				return "", ErrNotFound
+			}
+			t, err := s.store.Token(ctx, strings.ToLower(id))
+			if err != nil {
+				return "", err
+			}
+			if t.Kind != kind || (t.ExpiresAt > 0 && t.ExpiresAt < s.nowMS()) {
+				return "", ErrNotFound
+			}
+			tok = t
+			return string(t.AuthKey), nil
+		},
+	})
+	var stale *hawk.StaleTimestampError
+	switch {
+	case err == nil:
+	case errors.As(err, &stale):
+		return newErr(401, ErrnoInvalidTimestamp, "Invalid timestamp in request signature").with("serverTime", s.now().Unix())
+	case errors.Is(err, hawk.ErrReplayedNonce):
+		return errInvalidNonce
+	case errors.Is(err, hawk.ErrKeyLookup):
+		if isUnavailable(err) {
+			return errServerBusy
+		}
+		return errInvalidToken
+	default: // malformed header, bad MAC, bad payload hash
+		return errInvalidSig
+	}
+	a, err := s.store.AccountByUID(r.r.Context(), tok.UID)
+	if errors.Is(err, ErrNotFound) {
+		return errInvalidToken
+	} else if err != nil {
+		return err
+	}
+	r.token, r.account = tok, a
+	if kind == KindSession {
+		_ = s.store.TouchToken(r.r.Context(), tok.ID, s.nowMS())
+	}
+	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}

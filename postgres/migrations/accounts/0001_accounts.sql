@@ -1,0 +1,39 @@
+-- Built-in accounts (schema set "accounts"), used only with
+-- `weave serve --accounts`. Keys and hashes are lower-case hex; times are
+-- milliseconds since the epoch. The contract is at the top of
+-- sqlstore/accounts.go.
+
+CREATE TABLE accounts (
+	uid          CHAR(32) NOT NULL PRIMARY KEY,
+	norm_email   VARCHAR(255) COLLATE "C" NOT NULL UNIQUE,
+	email        VARCHAR(255) NOT NULL,
+	auth_salt    CHAR(64) NOT NULL,
+	verify_hash  CHAR(64) NOT NULL,
+	scrypt_n     INTEGER NOT NULL,
+	ka           CHAR(64) NOT NULL,
+	wrap_wrap_kb CHAR(64) NOT NULL,
+	created_at   BIGINT NOT NULL,
+	verifier_set BIGINT NOT NULL,
+	keys_changed BIGINT NOT NULL,
+	locale       VARCHAR(255) NOT NULL DEFAULT ''
+);
+
+CREATE TABLE accounts_tokens (
+	id         CHAR(64) NOT NULL PRIMARY KEY,
+	kind       VARCHAR(16) NOT NULL,
+	uid        CHAR(32) NOT NULL,
+	auth_key   VARCHAR(64) NOT NULL DEFAULT '',
+	data       TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL DEFAULT 0,
+	last_used  BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE INDEX accounts_tokens_uid ON accounts_tokens (uid, kind);
+CREATE INDEX accounts_tokens_expiry ON accounts_tokens (expires_at);
+
+CREATE TABLE accounts_keys (
+	kid         VARCHAR(64) NOT NULL PRIMARY KEY,
+	private_pem TEXT NOT NULL,
+	created_at  BIGINT NOT NULL
+);

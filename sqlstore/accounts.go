@@ -1,0 +1,344 @@
+package sqlstore
+
+// Accounts database schema contract (schema set "accounts", used by the
+// built-in accounts service). The SQLite migration
+// sqlite/migrations/accounts/0001_accounts.sql is the reference; MySQL and
+// PostgreSQL mirror it. Hashes and keys are lower-case hex, times are ms.
+//
+//	accounts          one row per account; norm_email (lower-cased) UNIQUE
+//	accounts_tokens   session and keyFetch tokens (id = Hawk token id),
+//	                  OAuth codes and refresh tokens (id = SHA-256 of the
+//	                  secret), devices, revoked access-token ids; kind-specific
+//	                  JSON in data; INDEX (uid, kind), INDEX (expires_at)
+//	accounts_keys     OAuth RS256 signing keys (PKCS#8 PEM)
+//
+// There are no foreign keys: DeleteAccount removes an account's tokens in
+// the same transaction.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/weave-sync/weave/accounts"
+)
+
+// AccountStore implements accounts.Store.
+type AccountStore struct {
+	db *DB
+}
+
+var _ accounts.Store = (*AccountStore)(nil)
+
+// NewAccountStore returns an accounts.Store on db, whose "accounts" schema
+// set must be migrated.
+func NewAccountStore(db *DB) *AccountStore { return &AccountStore{db: db} }
+
+// DB returns the underlying database.
+func (s *AccountStore) DB() *DB { return s.db }
+
+func (s *AccountStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.db.Timeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			return context.WithTimeout(ctx, s.db.Timeout)
+		}
+	}
+	return ctx, func() {}
+}
+
+const accountCols = `uid, norm_email, email, auth_salt, verify_hash, scrypt_n, ka, wrap_wrap_kb, created_at, verifier_set, keys_changed, locale`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanAccount(r rowScanner) (accounts.Account, error) {
+	var a accounts.Account
+	var salt, vh, ka, wwkb string
+	err := r.Scan(&a.UID, &a.NormEmail, &a.Email, &salt, &vh, &a.ScryptN, &ka, &wwkb, &a.CreatedAt, &a.VerifierSet, &a.KeysChanged, &a.Locale)
+	if err == sql.ErrNoRows {
+		return a, accounts.ErrNotFound
+	}
+	if err != nil {
+		return a, err
+	}
+	for _, f := range []struct {
+		dst *[]byte
+		src string
+	}{{&a.AuthSalt, salt}, {&a.VerifyHash, vh}, {&a.KA, ka}, {&a.WrapWrapKb, wwkb}} {
+		if *f.dst, err = hex.DecodeString(f.src); err != nil {
+			return a, fmt.Errorf("accounts: corrupt hex in account %s: %w", a.UID, err)
+		}
+	}
+	return a, nil
+}
+
+func (s *AccountStore) insertTokens(ctx context.Context, tx *sql.Tx, ts []accounts.Token) error {
+	for _, t := range ts {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO accounts_tokens (id, kind, uid, auth_key, data, created_at, expires_at, last_used)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), t.ID, t.Kind, t.UID, hex.EncodeToString(t.AuthKey), string(t.Data), t.CreatedAt, t.ExpiresAt, t.LastUsed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateAccount implements accounts.Store.
+func (s *AccountStore) CreateAccount(ctx context.Context, a accounts.Account, tokens []accounts.Token) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	exists := false
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		exists = false
+		var n int
+		if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM accounts WHERE norm_email = ?`), a.NormEmail).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			exists = true
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.UID, a.NormEmail, a.Email, hex.EncodeToString(a.AuthSalt), hex.EncodeToString(a.VerifyHash), a.ScryptN,
+			hex.EncodeToString(a.KA), hex.EncodeToString(a.WrapWrapKb), a.CreatedAt, a.VerifierSet, a.KeysChanged, a.Locale); err != nil {
+			return err
+		}
+		return s.insertTokens(ctx, tx, tokens)
+	})
+	if err != nil {
+		// A concurrent sign-up with the same email loses on the UNIQUE key.
+		if _, e2 := s.AccountByEmail(ctx, a.NormEmail); e2 == nil {
+			return accounts.ErrEmailExists
+		}
+		return s.db.Classify(err)
+	}
+	if exists {
+		return accounts.ErrEmailExists
+	}
+	return nil
+}
+
+// AccountByEmail implements accounts.Store.
+func (s *AccountStore) AccountByEmail(ctx context.Context, normEmail string) (accounts.Account, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	a, err := scanAccount(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE norm_email = ?`), normEmail))
+	return a, s.db.Classify(err)
+}
+
+// AccountByUID implements accounts.Store.
+func (s *AccountStore) AccountByUID(ctx context.Context, uid string) (accounts.Account, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	a, err := scanAccount(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE uid = ?`), uid))
+	return a, s.db.Classify(err)
+}
+
+// ListAccounts implements accounts.Store.
+func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit int) ([]accounts.Account, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?`), afterUID, limit)
+	if err != nil {
+		return nil, s.db.Classify(err)
+	}
+	defer rows.Close()
+	var out []accounts.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, s.db.Classify(rows.Err())
+}
+
+// UpdateCredentials implements accounts.Store.
+func (s *AccountStore) UpdateCredentials(ctx context.Context, a accounts.Account, tokens []accounts.Token) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE accounts SET auth_salt = ?, verify_hash = ?, scrypt_n = ?, ka = ?, wrap_wrap_kb = ?,
+			verifier_set = ?, keys_changed = ? WHERE uid = ?`),
+			hex.EncodeToString(a.AuthSalt), hex.EncodeToString(a.VerifyHash), a.ScryptN, hex.EncodeToString(a.KA),
+			hex.EncodeToString(a.WrapWrapKb), a.VerifierSet, a.KeysChanged, a.UID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return accounts.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ? AND kind <> ?`), a.UID, accounts.KindDevice); err != nil {
+			return err
+		}
+		return s.insertTokens(ctx, tx, tokens)
+	}))
+}
+
+// DeleteAccount implements accounts.Store.
+func (s *AccountStore) DeleteAccount(ctx context.Context, uid string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts WHERE uid = ?`), uid)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return accounts.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ?`), uid)
+		return err
+	}))
+}
+
+// PutToken implements accounts.Store.
+func (s *AccountStore) PutToken(ctx context.Context, t accounts.Token) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), t.ID); err != nil {
+			return err
+		}
+		return s.insertTokens(ctx, tx, []accounts.Token{t})
+	}))
+}
+
+const tokenCols = `id, kind, uid, auth_key, data, created_at, expires_at, last_used`
+
+func scanToken(r rowScanner) (accounts.Token, error) {
+	var t accounts.Token
+	var key, data string
+	err := r.Scan(&t.ID, &t.Kind, &t.UID, &key, &data, &t.CreatedAt, &t.ExpiresAt, &t.LastUsed)
+	if err == sql.ErrNoRows {
+		return t, accounts.ErrNotFound
+	}
+	if err != nil {
+		return t, err
+	}
+	t.Data = []byte(data)
+	if t.AuthKey, err = hex.DecodeString(key); err != nil {
+		return t, fmt.Errorf("accounts: corrupt token key: %w", err)
+	}
+	return t, nil
+}
+
+// Token implements accounts.Store.
+func (s *AccountStore) Token(ctx context.Context, id string) (accounts.Token, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	t, err := scanToken(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE id = ?`), id))
+	return t, s.db.Classify(err)
+}
+
+// TakeToken implements accounts.Store.
+func (s *AccountStore) TakeToken(ctx context.Context, id string) (accounts.Token, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	var t accounts.Token
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE id = ?`+s.db.Dialect.ForUpdate()), id))
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return accounts.ErrNotFound
+		}
+		return nil
+	})
+	return t, s.db.Classify(err)
+}
+
+// DeleteToken implements accounts.Store; deleting a missing token is not an error.
+func (s *AccountStore) DeleteToken(ctx context.Context, id string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), id)
+	return s.db.Classify(err)
+}
+
+// TouchToken implements accounts.Store.
+func (s *AccountStore) TouchToken(ctx context.Context, id string, lastUsed int64) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE accounts_tokens SET last_used = ? WHERE id = ?`), lastUsed, id)
+	return s.db.Classify(err)
+}
+
+// Tokens implements accounts.Store.
+func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]accounts.Token, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE uid = ? AND kind = ? ORDER BY created_at, id`), uid, kind)
+	if err != nil {
+		return nil, s.db.Classify(err)
+	}
+	defer rows.Close()
+	var out []accounts.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, s.db.Classify(rows.Err())
+}
+
+// PurgeExpired implements accounts.Store.
+func (s *AccountStore) PurgeExpired(ctx context.Context, now int64) (int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	res, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE expires_at > 0 AND expires_at < ?`), now)
+	if err != nil {
+		return 0, s.db.Classify(err)
+	}
+	return res.RowsAffected()
+}
+
+// SigningKeys implements accounts.Store.
+func (s *AccountStore) SigningKeys(ctx context.Context) ([]accounts.SigningKey, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT kid, private_pem, created_at FROM accounts_keys ORDER BY created_at, kid`)
+	if err != nil {
+		return nil, s.db.Classify(err)
+	}
+	defer rows.Close()
+	var out []accounts.SigningKey
+	for rows.Next() {
+		var k accounts.SigningKey
+		if err := rows.Scan(&k.KID, &k.PrivatePEM, &k.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, s.db.Classify(rows.Err())
+}
+
+// AddSigningKey implements accounts.Store.
+func (s *AccountStore) AddSigningKey(ctx context.Context, k accounts.SigningKey) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if k.CreatedAt == 0 {
+		k.CreatedAt = time.Now().UnixMilli()
+	}
+	_, err := s.db.Write.ExecContext(ctx, s.db.Q(`INSERT INTO accounts_keys (kid, private_pem, created_at) VALUES (?, ?, ?)`+
+		s.db.Dialect.Upsert([]string{"kid"}, nil)), k.KID, k.PrivatePEM, k.CreatedAt)
+	return s.db.Classify(err)
+}
