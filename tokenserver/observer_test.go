@@ -31,8 +31,8 @@ func TestTokenServerObserver(t *testing.T) {
 	o := &outcomes{}
 	e := newEnv(t, func(c *tokenserver.Config) { c.Observer = o })
 	const cs = "0123456789abcdef0123456789abcdef"
-	okResponse(t, e.get(uidHex(1), 10, 10, cs)) // allocates
-	okResponse(t, e.get(uidHex(1), 10, 10, cs)) // reuses
+	okResponse(t, e.get(uidHex(1), 10, 10, cs))  // allocates
+	okResponse(t, e.get(uidHex(1), 10, 10, cs))  // reuses
 	e.do(request{auth: "Basic Zm9v"})            // unsupported scheme
 	e.do(request{auth: e.bearer(uidHex(2), 10)}) // no X-KeyID
 	e.get(uidHex(1), 5, 10, cs)                  // older generation
