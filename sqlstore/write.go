@@ -156,6 +156,9 @@ func (s *Store) write(ctx context.Context, uid int64, create bool, fn func(w *wt
 		if err != nil {
 			return err
 		}
+		if err := w.checkMove(); err != nil { // migrate_user.go
+			return err
+		}
 		now := s.now()
 		w.now = now.UnixMilli()
 		// Rounding keeps T on the 10 ms grid even if imported data is not.

@@ -1,0 +1,303 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// Migrator moves users between nodes' shards while the fleet serves them.
+//
+// One move, journaled in the token database (user_migrations), each step
+// idempotent so that running the move again after a crash finishes it:
+//
+//	started    journal row written (user untouched)
+//	locked     the user is marked locked on the old shard: from here no
+//	           write of the user commits there (503 + Retry-After)
+//	copied     the old shard's data replaced the new shard's copy in one
+//	           transaction and both shards' digests (counts and a SHA-256
+//	           per collection and open batch) equal the exported data's
+//	repointed  the token record points at the new node (same uid), in the
+//	           transaction that journals the step
+//	(done)     the old shard marks the user moved (401 from then on), waits
+//	           Settle so every process has seen the mark, purges the old
+//	           data and the journal row goes
+//
+// Until "repointed" the user's record names the old node, whose data is
+// whole (only writes are refused); after it, the new node holds the verified
+// copy and the old one only answers 503/401. So a crash at any point leaves
+// the user whole on exactly one node, the one the token server hands out.
+type Migrator struct {
+	Dir Directory
+	// Open returns the shard of a node; the Migrator keeps and closes it.
+	Open func(ctx context.Context, n weave.Node) (Shard, error)
+	// Settle is how long to wait after marking a user moved (or clearing
+	// a stale mark on the new node) so that every process serving the
+	// node has re-read the marks: at least twice the serving processes'
+	// refresh interval. Zero means 2 × DefaultRefresh.
+	Settle time.Duration
+	// AfterStep, when set, runs after each completed step; an error stops
+	// the move there as a crash would (tests).
+	AfterStep func(uid int64, step sqlstore.MoveStep) error
+
+	mu     sync.Mutex
+	shards map[int64]Shard
+}
+
+// ErrVerify: the copy did not match the source; the move was rolled back.
+var ErrVerify = errors.New("fleet: copy verification failed")
+
+// Close closes every shard the Migrator opened.
+func (m *Migrator) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, s := range m.shards {
+		errs = append(errs, s.Close())
+	}
+	m.shards = nil
+	return errors.Join(errs...)
+}
+
+func (m *Migrator) shard(ctx context.Context, nodeID int64) (Shard, weave.Node, error) {
+	n, err := m.Dir.NodeByID(ctx, nodeID)
+	if err != nil {
+		return nil, n, fmt.Errorf("node %d: %w", nodeID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.shards[nodeID]; ok {
+		return s, n, nil
+	}
+	s, err := m.Open(ctx, n)
+	if err != nil {
+		return nil, n, fmt.Errorf("open shard of %s: %w", n.URL, err)
+	}
+	if m.shards == nil {
+		m.shards = map[int64]Shard{}
+	}
+	m.shards[nodeID] = s
+	return s, n, nil
+}
+
+func (m *Migrator) settle() time.Duration {
+	if m.Settle > 0 {
+		return m.Settle
+	}
+	return 2 * DefaultRefresh
+}
+
+func (m *Migrator) after(uid int64, step sqlstore.MoveStep) error {
+	if m.AfterStep != nil {
+		return m.AfterStep(uid, step)
+	}
+	return nil
+}
+
+// Result describes one finished move.
+type Result struct {
+	UID      int64
+	From, To string
+	Records  int64
+	// Locked is how long the user's writes were refused.
+	Locked time.Duration
+	// Resumed is set when the move continued a journaled one.
+	Resumed bool
+}
+
+// MigrateUser moves uid to the node at toURL, or finishes the journaled
+// move of uid (toURL may then be "" or must name that move's target).
+func (m *Migrator) MigrateUser(ctx context.Context, uid int64, toURL string) (Result, error) {
+	j, err := m.Dir.Migration(ctx, uid)
+	resumed := err == nil
+	switch {
+	case resumed:
+		if toURL != "" {
+			to, err := m.Dir.NodeByURL(ctx, toURL)
+			if err != nil {
+				return Result{}, fmt.Errorf("node %s: %w", toURL, err)
+			}
+			if to.ID != j.ToNode {
+				return Result{}, fmt.Errorf("uid %d has an unfinished move to node %d: run the move without --to to finish it first", uid, j.ToNode)
+			}
+		}
+	case errors.Is(err, weave.ErrNotFound):
+		if toURL == "" {
+			return Result{}, errors.New("no target node given")
+		}
+		u, err := m.Dir.UserByUID(ctx, uid)
+		if err != nil {
+			return Result{}, err
+		}
+		to, err := m.Dir.NodeByURL(ctx, toURL)
+		if err != nil {
+			return Result{}, fmt.Errorf("node %s: %w", toURL, err)
+		}
+		if u.NodeID == to.ID {
+			return Result{UID: uid, From: to.URL, To: to.URL}, nil
+		}
+		if to.State == weave.NodeDown || to.State == weave.NodeDraining {
+			return Result{}, fmt.Errorf("node %s is %s: it takes no users", to.URL, to.State)
+		}
+		if j, err = m.Dir.StartMigration(ctx, uid, u.NodeID, to.ID); err != nil {
+			return Result{}, err
+		}
+	default:
+		return Result{}, err
+	}
+	return m.run(ctx, j, resumed)
+}
+
+func (m *Migrator) run(ctx context.Context, j sqlstore.UserMigration, resumed bool) (Result, error) {
+	uid := j.UID
+	src, from, err := m.shard(ctx, j.FromNode)
+	if err != nil {
+		return Result{}, err
+	}
+	dst, to, err := m.shard(ctx, j.ToNode)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{UID: uid, From: from.URL, To: to.URL, Resumed: resumed}
+	lockedAt := time.Now()
+	if j.Step != sqlstore.MoveStarted {
+		lockedAt = time.UnixMilli(j.UpdatedAt)
+	}
+	step := j.Step
+	for step != "" {
+		switch step {
+		case sqlstore.MoveStarted:
+			lockedAt = time.Now()
+			if err := src.LockUser(ctx, uid, to.URL); err != nil {
+				return res, fmt.Errorf("lock uid %d on %s: %w", uid, from.URL, err)
+			}
+			step = sqlstore.MoveLocked
+		case sqlstore.MoveLocked:
+			n, err := m.copy(ctx, uid, src, dst)
+			if err != nil {
+				if errors.Is(err, ErrVerify) {
+					// Roll back: the user stays where they are.
+					_ = dst.PurgeUser(ctx, uid)
+					_ = src.UnlockUser(ctx, uid)
+					_ = m.Dir.FinishMigration(ctx, uid)
+				}
+				return res, fmt.Errorf("copy uid %d from %s to %s: %w", uid, from.URL, to.URL, err)
+			}
+			res.Records = n
+			step = sqlstore.MoveCopied
+		case sqlstore.MoveCopied:
+			if err := m.Dir.RepointUser(ctx, uid, from.ID, to.ID); err != nil {
+				return res, err
+			}
+			res.Locked = time.Since(lockedAt)
+			if err := m.after(uid, sqlstore.MoveRepointed); err != nil {
+				return res, err
+			}
+			step = sqlstore.MoveRepointed
+			continue // RepointUser journaled the step
+		case sqlstore.MoveRepointed:
+			if res.Locked == 0 {
+				res.Locked = time.Since(lockedAt)
+			}
+			if err := src.MarkMoved(ctx, uid, to.URL); err != nil {
+				return res, err
+			}
+			if err := m.after(uid, "marked"); err != nil {
+				return res, err
+			}
+			if err := sleep(ctx, m.settle()); err != nil {
+				return res, err
+			}
+			if err := src.PurgeUser(ctx, uid); err != nil {
+				return res, err
+			}
+			if err := m.Dir.FinishMigration(ctx, uid); err != nil {
+				return res, err
+			}
+			return res, nil
+		default:
+			return res, fmt.Errorf("uid %d: unknown journal step %q", uid, step)
+		}
+		if err := m.Dir.SetMigrationStep(ctx, uid, step); err != nil {
+			return res, err
+		}
+		if err := m.after(uid, step); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// copy replaces dst's copy of uid with src's data and verifies both.
+func (m *Migrator) copy(ctx context.Context, uid int64, src, dst Shard) (int64, error) {
+	data, err := src.ExportUser(ctx, uid)
+	if err != nil {
+		return 0, err
+	}
+	stale, _, err := dst.MoveState(ctx, uid)
+	if err != nil {
+		return 0, err
+	}
+	if err := dst.ImportUser(ctx, data); err != nil {
+		return 0, err
+	}
+	want := weave.DigestUserData(data)
+	for _, side := range []struct {
+		name string
+		s    Shard
+	}{{"new", dst}, {"old", src}} {
+		got, err := side.s.DigestUser(ctx, uid)
+		if err != nil {
+			return 0, err
+		}
+		if !maps.Equal(got, want) {
+			return 0, fmt.Errorf("%w: %s shard differs: %s", ErrVerify, side.name, diffDigests(want, got))
+		}
+	}
+	if stale == weave.MoveMoved {
+		// The user once left the new node, whose processes still 401
+		// them until they re-read the (now cleared) mark.
+		if err := sleep(ctx, m.settle()); err != nil {
+			return 0, err
+		}
+	}
+	var n int64
+	for _, c := range data.Collections {
+		n += int64(len(c.BSOs))
+	}
+	return n, nil
+}
+
+func diffDigests(want, got map[string]weave.CollectionDigest) string {
+	var keys []string
+	for k := range want {
+		if got[k] != want[k] {
+			keys = append(keys, k)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return fmt.Sprintf("collections %q", keys)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,188 @@
+package fleet
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weave-sync/weave"
+)
+
+// MarkHorizon is how far back the Watcher reads move marks: a client can
+// only hold a token naming a user's old node for the token lifetime (1 h)
+// plus the expired-token grace of /info/collections (2 h). Older marks still
+// refuse writes (checked in the store), they only no longer turn into 401s.
+const MarkHorizon = 6 * time.Hour
+
+// Watcher keeps the states of the nodes (from the token database) and the
+// move marks of the users of the shards this process serves, re-reading them
+// every Refresh.
+type Watcher struct {
+	dir     NodeLister
+	refresh time.Duration
+	log     *slog.Logger
+
+	nodes atomic.Pointer[map[string]weave.Node] // normalised URL → node
+
+	mu     sync.Mutex
+	shards map[string]*shardMarks // normalised node URL → marks
+	ready  chan struct{}
+
+	// OnMoveChange, when set (before Run), is called for every user whose
+	// move state on a watched node changed, before the new state is
+	// published: while it runs, requests still see the old state (a moved
+	// user still gets 401), so a cache can be dropped with no fill racing.
+	OnMoveChange func(nodeURL string, uid int64)
+}
+
+type shardMarks struct {
+	mover weave.UserMover
+	marks atomic.Pointer[map[int64]weave.MoveState]
+}
+
+// NodeLister reads the node table cheaply (implemented by
+// *sqlstore.TokenDB).
+type NodeLister interface {
+	NodeStates(ctx context.Context) ([]weave.Node, error)
+}
+
+// NewWatcher returns a Watcher on the token database; refresh 0 means
+// DefaultRefresh. Run starts it.
+func NewWatcher(dir NodeLister, refresh time.Duration, log *slog.Logger) *Watcher {
+	if refresh <= 0 {
+		refresh = DefaultRefresh
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{dir: dir, refresh: refresh, log: log, shards: map[string]*shardMarks{}, ready: make(chan struct{})}
+	empty := map[string]weave.Node{}
+	w.nodes.Store(&empty)
+	return w
+}
+
+// Watch adds a served node's shard, whose move marks are kept.
+func (w *Watcher) Watch(nodeURL string, m weave.UserMover) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sm := &shardMarks{mover: m}
+	empty := map[int64]weave.MoveState{}
+	sm.marks.Store(&empty)
+	w.shards[NormalizeURL(nodeURL)] = sm
+}
+
+// Refresh re-reads everything once.
+func (w *Watcher) Refresh(ctx context.Context) error {
+	ns, err := w.dir.NodeStates(ctx)
+	if err != nil {
+		return err
+	}
+	m := make(map[string]weave.Node, len(ns))
+	for _, n := range ns {
+		m[NormalizeURL(n.URL)] = n
+	}
+	w.nodes.Store(&m)
+	w.mu.Lock()
+	shards := make(map[string]*shardMarks, len(w.shards))
+	for url, s := range w.shards {
+		shards[url] = s
+	}
+	w.mu.Unlock()
+	var firstErr error
+	for url, s := range shards {
+		marks, err := s.mover.MoveStates(ctx, time.Now().Add(-MarkHorizon).UnixMilli())
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if w.OnMoveChange != nil {
+			old := *s.marks.Load()
+			for uid, st := range marks {
+				if old[uid] != st {
+					w.OnMoveChange(url, uid)
+				}
+			}
+			for uid := range old {
+				if _, ok := marks[uid]; !ok {
+					w.OnMoveChange(url, uid)
+				}
+			}
+		}
+		s.marks.Store(&marks)
+	}
+	return firstErr
+}
+
+// Run refreshes until ctx ends. Failures keep the last known states.
+func (w *Watcher) Run(ctx context.Context) {
+	t := time.NewTicker(w.refresh)
+	defer t.Stop()
+	failing := false
+	for {
+		err := w.Refresh(ctx)
+		if err != nil && !failing && ctx.Err() == nil {
+			w.log.Warn("fleet: cannot refresh node states; keeping the last known", "err", err)
+		}
+		failing = err != nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Node returns the last known state of the node at url.
+func (w *Watcher) Node(url string) (weave.Node, bool) {
+	n, ok := (*w.nodes.Load())[NormalizeURL(url)]
+	return n, ok
+}
+
+// Nodes returns every known node.
+func (w *Watcher) Nodes() []weave.Node {
+	m := *w.nodes.Load()
+	out := make([]weave.Node, 0, len(m))
+	for _, n := range m {
+		out = append(out, n)
+	}
+	return out
+}
+
+// MoveState returns the last known move mark of uid on the node at url.
+func (w *Watcher) MoveState(url string, uid int64) weave.MoveState {
+	w.mu.Lock()
+	s := w.shards[NormalizeURL(url)]
+	w.mu.Unlock()
+	if s == nil {
+		return weave.MoveNone
+	}
+	return (*s.marks.Load())[uid]
+}
+
+// NormalizeURL lowercases scheme and host and drops a trailing slash, so
+// that node URLs compare as the token server writes them.
+func NormalizeURL(u string) string {
+	u = strings.TrimRight(u, "/")
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if path != "" {
+		path = "/" + path
+	}
+	host = strings.ToLower(host)
+	scheme = strings.ToLower(scheme)
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	}
+	return scheme + "://" + host + path
+}

@@ -1,0 +1,12 @@
+-- Journal of user migrations between nodes (fleet.Migrator): one row per
+-- user being moved, kept until the move finishes, so that a crashed move is
+-- resumed by running the command again. step is the last completed step:
+-- 'locked', 'copied', 'repointed'.
+CREATE TABLE user_migrations (
+	uid BIGINT NOT NULL PRIMARY KEY,
+	from_node BIGINT NOT NULL,
+	to_node BIGINT NOT NULL,
+	step VARCHAR(16) NOT NULL,
+	started_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
