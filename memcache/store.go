@@ -494,3 +494,10 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 func (s *Store) PurgeExpired(ctx context.Context, limit int) (int64, error) {
 	return s.inner.PurgeExpired(ctx, limit)
 }
+
+// Forget drops everything cached for uid in every pool, as a write to all
+// its data would. Callers use it when the user's data changed behind the
+// cache: a user moved onto or off this node's database by the fleet tools.
+func (s *Store) Forget(uid int64) {
+	_, _ = s.write(uid, "", false, func() (weave.Timestamp, error) { return 0, nil })
+}
