@@ -31,12 +31,13 @@ func main() {
 // in-process.
 type app struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{ctx: ctx, stdout: stdout, stderr: stderr}
+	a := &app{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	cmds := a.commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		a.usage(cmds)
@@ -80,7 +81,10 @@ func (a *app) commands() []*command {
 	return []*command{
 		a.serveCommand(),
 		a.dbCommand(),
+		a.nodeCommand(),
+		a.userCommand(),
 		a.cacheCommand(),
+		a.accountCommand(),
 		a.loadtestCommand(),
 		a.versionCommand(),
 	}

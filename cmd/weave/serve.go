@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/sqlstore"
@@ -23,6 +24,8 @@ import (
 type serveFlags struct {
 	db             dbFlags
 	cache          cacheFlags
+	observe        observeFlags
+	accounts       accountsFlags
 	listen         string
 	publicURL      string
 	masterSecret   string
@@ -40,6 +43,8 @@ type serveFlags struct {
 	shutdownGrace  time.Duration
 	logFormat      string
 	logLevel       string
+	nodes          string        // fleet.go
+	stateRefresh   time.Duration // fleet.go
 }
 
 func (a *app) serveCommand() *command {
@@ -49,6 +54,8 @@ func (a *app) serveCommand() *command {
 	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN)")
 	f.db.register(c)
 	f.cache.register(c)
+	f.observe.register(c)
+	f.accounts.register(c)
 	c.String(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
 	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
 	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
@@ -71,6 +78,8 @@ func (a *app) serveCommand() *command {
 	c.Duration(&f.shutdownGrace, "shutdown-grace", 2*time.Second, "on SIGTERM, how long heartbeats answer 503 before the listener closes, so load balancers drain")
 	c.String(&f.logFormat, "log-format", "text", "log format: text or json")
 	c.String(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	c.String(&f.nodes, "nodes", "", "other storage nodes this process serves besides its own: \"all\" (every node of the token database with a database URL) or comma-separated node URLs; requests are routed by Host and path prefix (see weave node --help)")
+	c.Duration(&f.stateRefresh, "state-refresh", time.Second, "how often node states and user move marks are re-read from the databases")
 	c.run = func([]string) error { return a.serve(f) }
 	return c
 }
@@ -139,6 +148,10 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	obs, err := newObservability(&f.observe, log)
+	if err != nil {
+		return err
+	}
 	if f.publicURL == "" {
 		if f.publicURL, err = defaultPublicURL(f.listen); err != nil {
 			return err
@@ -168,13 +181,23 @@ func (a *app) serve(f *serveFlags) error {
 	}); err != nil {
 		return err
 	}
-	store, _, err := f.cache.wrap(sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime}), nil)
+	rawStore := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
+	store, cache, err := f.cache.wrap(rawStore, obs.m.CacheObserver())
 	if err != nil {
 		return err
 	}
 	tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 
-	verifier, err := newFxAVerifier(f.jwksFile, f.oauthURL)
+	var acc *builtinAccounts
+	var verifier *fxa.Verifier
+	if f.accounts.enabled {
+		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, tokenDB, log); err != nil {
+			return err
+		}
+		verifier, err = acc.verifier(f.jwksFile)
+	} else {
+		verifier, err = newFxAVerifier(f.jwksFile, f.oauthURL)
+	}
 	if err != nil {
 		return err
 	}
@@ -188,6 +211,7 @@ func (a *app) serve(f *serveFlags) error {
 		DefaultNodeURL:      f.publicURL,
 		DefaultNodeCapacity: f.nodeCapacity,
 		Logger:              log.With("component", "tokenserver"),
+		Observer:            obs.m,
 	})
 	if err := ts.Init(ctx); err != nil {
 		return fmt.Errorf("token server: %w", err)
@@ -198,7 +222,18 @@ func (a *app) serve(f *serveFlags) error {
 	}
 	limits := f.limits
 	limits.QuotaBytes = f.quotaBytes
-	srv, err := weavehttp.New(weavehttp.Config{
+	fs := newFleetServe(tokenDB, f.publicURL, rawStore, f.stateRefresh, log)
+	if cache != nil {
+		// Moves write this node's database behind the cache: drop the
+		// moved user's cached data when the move becomes visible.
+		own := fleet.NormalizeURL(f.publicURL)
+		fs.watcher.OnMoveChange = func(nodeURL string, uid int64) {
+			if nodeURL == own {
+				cache.Forget(uid)
+			}
+		}
+	}
+	httpCfg := weavehttp.Config{
 		Store:          store,
 		Limits:         limits,
 		PublicURL:      f.publicURL,
@@ -209,17 +244,41 @@ func (a *app) serve(f *serveFlags) error {
 		Logger:         log,
 		Version:        version,
 		Commit:         commit,
-	})
+		Backoff:        fs.main.Backoff,
+		Observer:       httpObserver{obs.m},
+	}
+	srv, err := weavehttp.New(httpCfg)
 	if err != nil {
 		return err
 	}
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	defer stopFleet()
+	handler, err := fs.handler(fleetCtx, f.nodes, srv, httpCfg, secrets, dbs, f, tokenDB, log)
+	if err != nil {
+		return err
+	}
+	defer fs.close()
+
+	if acc != nil {
+		handler = acc.route(handler)
+		go acc.purgeLoop(fleetCtx, f.purgeInterval, log)
+		fmt.Fprintf(a.stdout, "Built-in accounts are on: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
+	}
+	if err := obs.watch(dbs, tokenDB.Nodes); err != nil {
+		return err
+	}
+	stopMetrics, err := obs.serveMetrics(fleetCtx)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           obs.handler(fleetCtx, handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -242,6 +301,7 @@ func (a *app) serve(f *serveFlags) error {
 	// then in-flight requests finish before the databases close.
 	log.Info("shutting down", "grace", f.shutdownGrace)
 	srv.SetReady(false)
+	fs.setReady(false)
 	time.Sleep(f.shutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

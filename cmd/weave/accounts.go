@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave/fxa"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// accountsFlags turn on weave's built-in accounts service.
+type accountsFlags struct {
+	enabled bool
+	signup  string
+}
+
+func (f *accountsFlags) register(c *command) {
+	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
+	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`) or open")
+}
+
+// fxaEmailDomain is what the token server appends to an FxA uid; weave's own
+// accounts retire their token records under it too.
+const fxaEmailDomain = "api.accounts.firefox.com"
+
+func (f *accountsFlags) check() error {
+	switch f.signup {
+	case "closed", "open":
+		return nil
+	case "captcha":
+		return fmt.Errorf("--accounts-signup=captcha is not available yet: use closed (and `weave account create`) or open")
+	}
+	return fmt.Errorf("--accounts-signup %q: want closed or open", f.signup)
+}
+
+// openAccounts migrates the accounts schema (it lives with the token
+// database) and builds the service.
+func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg accounts.Config) (*accounts.Service, error) {
+	ms, err := dbs.tokensBE.migrations(sqlstore.SetAccounts)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		err = dbs.tokens.Migrate(ctx, sqlstore.SetAccounts, ms, nil)
+	} else {
+		err = dbs.tokens.CheckSchema(ctx, sqlstore.SetAccounts, ms)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accounts database: %w", err)
+	}
+	cfg.Store = sqlstore.NewAccountStore(dbs.tokens)
+	return accounts.New(cfg)
+}
+
+// builtinAccounts is the accounts service as wired into serve.
+type builtinAccounts struct {
+	svc    *accounts.Service
+	prefix string // the public URL's path prefix, "" for none
+}
+
+func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, migrate bool, publicURL string,
+	trusted []netip.Prefix, tokenDB weave.TokenDB, log *slog.Logger) (*builtinAccounts, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	svc, err := openAccounts(ctx, dbs, migrate, accounts.Config{
+		PublicURL:      publicURL,
+		TrustedProxies: trusted,
+		SignupClosed:   f.signup == "closed",
+		// A deleted account must never sync again, even with a token it
+		// still holds: retire its token server records.
+		OnDelete: func(ctx context.Context, uid string) {
+			if err := tokenDB.RetireUser(ctx, uid+"@"+fxaEmailDomain); err != nil {
+				log.Warn("retiring token records of a deleted account failed", "err", err)
+			}
+		},
+		Logger: log.With("component", "accounts"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(publicURL)
+	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
+}
+
+// verifier trusts the service's own signing keys, plus a JWKS file's.
+func (b *builtinAccounts) verifier(jwksFile string) (*fxa.Verifier, error) {
+	doc := b.svc.JWKS()
+	if jwksFile != "" {
+		var err error
+		if doc, err = mergeJWKS(doc, jwksFile); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := fxa.ParseJWKS(doc)
+	if err != nil {
+		return nil, err
+	}
+	return fxa.NewVerifier(fxa.Options{Keys: keys})
+}
+
+func mergeJWKS(doc []byte, file string) ([]byte, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
+	}
+	var a, b struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(doc, &a); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
+	}
+	a.Keys = append(a.Keys, b.Keys...)
+	return json.Marshal(a)
+}
+
+// route sends the accounts paths to the service and the rest to next.
+func (b *builtinAccounts) route(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	h := b.svc.Handler()
+	for _, p := range accounts.PathPrefixes {
+		mux.Handle(p, h)
+		if b.prefix != "" {
+			mux.Handle(b.prefix+p, http.StripPrefix(b.prefix, h))
+		}
+	}
+	mux.Handle("/", next)
+	return mux
+}
+
+// purgeLoop drops expired tokens and codes.
+func (b *builtinAccounts) purgeLoop(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := b.svc.Purge(ctx); err != nil {
+			log.Warn("purge of expired account tokens failed; will retry", "err", err)
+		}
+	}
+}
+
+func (a *app) accountCommand() *command {
+	db := &dbFlags{}
+	var publicURL, password string
+	c := newCommand("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL [flags]",
+		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input.")
+	db.register(c)
+	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
+	c.String(&password, "password", "", "password for create and reset-password (prefer standard input)")
+	c.run = func(args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("want create, list, delete or reset-password (see `weave account --help`)")
+		}
+		dbs, err := openDatabases(a.ctx, db)
+		if err != nil {
+			return err
+		}
+		defer dbs.Close()
+		if err := dbs.prepare(a.ctx, true, nil); err != nil {
+			return err
+		}
+		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
+		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
+			PublicURL: publicURL,
+			OnDelete: func(ctx context.Context, uid string) {
+				_ = tokenDB.RetireUser(ctx, uid+"@"+fxaEmailDomain)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		readPassword := func() (string, error) {
+			if password != "" {
+				return password, nil
+			}
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				return "", fmt.Errorf("no password: give --password or one line on standard input (%v)", err)
+			}
+			return line, nil
+		}
+		needEmail := func() (string, error) {
+			if len(args) != 2 {
+				return "", fmt.Errorf("weave account %s needs one EMAIL", args[0])
+			}
+			return args[1], nil
+		}
+		switch args[0] {
+		case "create":
+			email, err := needEmail()
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword()
+			if err != nil {
+				return err
+			}
+			uid, err := svc.CreateAccount(a.ctx, email, pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "created account %s (uid %s)\n", email, uid)
+		case "list":
+			after := ""
+			for {
+				page, err := svc.ListAccounts(a.ctx, after, 500)
+				if err != nil {
+					return err
+				}
+				for _, acc := range page {
+					fmt.Fprintf(a.stdout, "%s  %s  created %s\n", acc.UID, acc.Email, time.UnixMilli(acc.CreatedAt).UTC().Format(time.RFC3339))
+					after = acc.UID
+				}
+				if len(page) < 500 {
+					return nil
+				}
+			}
+		case "delete":
+			email, err := needEmail()
+			if err != nil {
+				return err
+			}
+			acc, err := svc.Account(a.ctx, email)
+			if err != nil {
+				return fmt.Errorf("no account %s: %w", email, err)
+			}
+			if err := svc.DeleteAccount(a.ctx, acc.UID); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "deleted account %s (uid %s); its Sync token records are retired\n", email, acc.UID)
+		case "reset-password":
+			email, err := needEmail()
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword()
+			if err != nil {
+				return err
+			}
+			if err := svc.ResetPasswordTo(a.ctx, email, pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "reset the password of %s: its devices must sign in again, and Sync data is re-uploaded under new keys\n", email)
+		default:
+			return fmt.Errorf("unknown account command %q: want create, list, delete or reset-password", args[0])
+		}
+		return nil
+	}
+	return c
+}

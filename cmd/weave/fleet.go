@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fleet"
+	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/sqlstore"
+	"github.com/weave-sync/weave/tokenserver"
+)
+
+// fleetDB is how the node and user commands find the token database and
+// the shards of nodes without their own database URL: as `weave serve`
+// does (--token-database-url, else the storage database, else the data
+// directory's weave.db).
+type fleetDB struct {
+	db     dbFlags
+	settle time.Duration
+}
+
+func (f *fleetDB) register(c *command) {
+	c.String(&f.db.dataDir, "data-dir", "./weave-data", "directory of the default SQLite database")
+	c.String(&f.db.tokenURL, "token-database-url", "", "token server database (users and nodes) (default: as for weave serve: $WEAVE_DATABASE_URL, else weave.db in the data dir)")
+	c.Int(&f.db.maxConns, "db-max-conns", 0, "connections per database pool (0: 2×CPUs, at least 4)")
+	c.Duration(&f.db.timeout, "db-timeout", 10*time.Second, "deadline of every database call")
+	c.Duration(&f.settle, "settle", 2*time.Second, "after marking a moved user, how long to wait for every serving process to see it before the old data goes (at least twice their --state-refresh)")
+	f.db.connMaxLifetime = 30 * time.Minute
+}
+
+// defaultStorageURL is the storage database `weave serve` uses by default,
+// which is also its default token database.
+func (f *fleetDB) defaultStorageURL() (string, error) {
+	d := f.db
+	d.databaseURL = os.Getenv("WEAVE_DATABASE_URL")
+	return d.storageURL()
+}
+
+func (f *fleetDB) openTokenDB(ctx context.Context) (*sqlstore.TokenDB, error) {
+	url := f.db.tokenURL
+	if url == "" {
+		var err error
+		if url, err = f.defaultStorageURL(); err != nil {
+			return nil, err
+		}
+	}
+	be, err := backendFor(url)
+	if err != nil {
+		return nil, err
+	}
+	db, err := be.open(ctx, url, &f.db)
+	if err != nil {
+		return nil, fmt.Errorf("open token database %s: %w", be.redact(url), err)
+	}
+	ms, err := be.migrations(sqlstore.SetTokens)
+	if err == nil {
+		err = db.Migrate(ctx, sqlstore.SetTokens, ms, nil)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("token database %s: %w", be.redact(url), err)
+	}
+	return sqlstore.NewTokenDB(db, sqlstore.TokenDBOptions{}), nil
+}
+
+// openShardDB opens a node's shard database and brings its storage schema
+// up to date (or, with migrate false, checks it).
+func openShardDB(ctx context.Context, dsn string, f *dbFlags, migrate bool) (*sqlstore.DB, backend, error) {
+	be, err := backendFor(dsn)
+	if err != nil {
+		return nil, be, err
+	}
+	db, err := be.open(ctx, dsn, f)
+	if err != nil {
+		return nil, be, fmt.Errorf("open %s: %w", be.redact(dsn), err)
+	}
+	ms, err := be.migrations(sqlstore.SetStorage)
+	if err == nil {
+		if migrate {
+			err = db.Migrate(ctx, sqlstore.SetStorage, ms, nil)
+		} else {
+			err = db.CheckSchema(ctx, sqlstore.SetStorage, ms)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, be, fmt.Errorf("%s: %w", be.redact(dsn), err)
+	}
+	return db, be, nil
+}
+
+// shardURL is the database of a node, as recorded in the token database
+// by `weave node add` or by the `weave serve` that serves the node.
+func (f *fleetDB) shardURL(n weave.Node) (string, error) {
+	if n.DatabaseURL == "" {
+		return "", fmt.Errorf("node %s has no database URL recorded: start its `weave serve` once (it records its database) or re-add it with `weave node add URL --database-url DSN`", n.URL)
+	}
+	return n.DatabaseURL, nil
+}
+
+func (f *fleetDB) migrator(dir fleet.Directory) *fleet.Migrator {
+	return &fleet.Migrator{
+		Dir:    dir,
+		Settle: f.settle,
+		Open: func(ctx context.Context, n weave.Node) (fleet.Shard, error) {
+			dsn, err := f.shardURL(n)
+			if err != nil {
+				return nil, err
+			}
+			db, _, err := openShardDB(ctx, dsn, &f.db, true)
+			if err != nil {
+				return nil, err
+			}
+			return sqlstore.NewStore(db, sqlstore.StoreOptions{}), nil
+		},
+	}
+}
+
+// parseSeconds reads "30", "30s" or "5m".
+func parseSeconds(name, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--%s %q: want seconds, e.g. 30 or 5m", name, s)
+	}
+	return d.Round(time.Second), nil
+}
+
+// fleetServe is the multi-node part of `weave serve`: the node-state
+// watcher, a guard per served node, and the extra nodes' servers.
+type fleetServe struct {
+	watcher *fleet.Watcher
+	main    *fleet.NodeGuard
+	extra   []*weavehttp.Server
+	closers []func() error
+}
+
+// newFleetServe starts watching node states for the process's own node
+// (publicURL, whose shard is store).
+func newFleetServe(tokens *sqlstore.TokenDB, publicURL string, store *sqlstore.Store, refresh time.Duration, log *slog.Logger) *fleetServe {
+	fs := &fleetServe{watcher: fleet.NewWatcher(tokens, refresh, log.With("component", "fleet"))}
+	fs.watcher.Watch(publicURL, store)
+	fs.main = fleet.NewNodeGuard(publicURL, nil, fs.watcher)
+	return fs
+}
+
+// handler opens the shards of the other nodes this process serves (nodes:
+// "" for none, "all", or comma-separated URLs), builds their servers from
+// base, and returns the routing handler. It runs the watcher until ctx ends.
+func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Handler, base weavehttp.Config, masters []string,
+	dbs *databases, f *serveFlags, tokens *sqlstore.TokenDB, log *slog.Logger) (http.Handler, error) {
+	fs.main.Next = mainSrv
+	// Record this node's shard, so that operator tools (weave user
+	// migrate, weave node drain) reach it.
+	if own, err := tokens.NodeByURL(ctx, f.publicURL); err == nil {
+		got, err := tokens.SetNodeDatabaseURL(ctx, own.ID, dbs.storageURL)
+		if err != nil {
+			return nil, fmt.Errorf("record the database of node %s: %w", own.URL, err)
+		}
+		if got != dbs.storageURL {
+			log.Warn("fleet: the token database names another database for this node; operator tools will use that one",
+				"node", own.URL, "recorded", dbs.storageBE.redact(got))
+		}
+	}
+	rt := &fleet.Router{Fallback: fs.main}
+	if err := fs.addNodes(ctx, rt, nodes, base, masters, dbs, f, tokens, log); err != nil {
+		fs.close()
+		return nil, err
+	}
+	if err := fs.watcher.Refresh(ctx); err != nil {
+		log.Warn("fleet: first read of node states failed", "err", err)
+	}
+	go fs.watcher.Run(ctx)
+	if len(fs.extra) == 0 {
+		return fs.main, nil
+	}
+	return rt, nil
+}
+
+func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes string, base weavehttp.Config, masters []string,
+	dbs *databases, f *serveFlags, tokens *sqlstore.TokenDB, log *slog.Logger) error {
+	nodes = strings.TrimSpace(nodes)
+	if nodes == "" {
+		return nil
+	}
+	all, err := tokens.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var want []weave.Node
+	if nodes == "all" {
+		for _, n := range all {
+			if n.DatabaseURL != "" || fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(f.publicURL) {
+				want = append(want, n)
+			}
+		}
+	} else {
+		for _, u := range splitSecrets(nodes) {
+			n, err := tokens.NodeByURL(ctx, strings.TrimRight(u, "/"))
+			if err != nil {
+				return fmt.Errorf("--nodes: node %s: %w (add it with `weave node add`)", u, err)
+			}
+			want = append(want, n)
+		}
+	}
+	for _, n := range want {
+		if fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(f.publicURL) {
+			continue // the process's own node
+		}
+		if n.DatabaseURL == "" {
+			return fmt.Errorf("--nodes: node %s has no database URL (set one with `weave node add URL --database-url DSN`)", n.URL)
+		}
+		var store *sqlstore.Store
+		if n.DatabaseURL == dbs.storageURL {
+			return fmt.Errorf("--nodes: node %s uses this process's own storage database; give it its own shard", n.URL)
+		}
+		db, _, err := openShardDB(ctx, n.DatabaseURL, &f.db, f.migrate)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.URL, err)
+		}
+		store = sqlstore.NewStore(db, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
+		fs.closers = append(fs.closers, store.Close)
+		secrets, err := tokenserver.NodeSecrets(masters, n.URL, false)
+		if err != nil {
+			return err
+		}
+		guard := fleet.NewNodeGuard(n.URL, nil, fs.watcher)
+		cfg := base
+		cfg.Store = store
+		cfg.PublicURL = n.URL
+		cfg.Secrets = secrets
+		cfg.TokenServer = nil
+		cfg.Backoff = guard.Backoff
+		cfg.Logger = base.Logger.With("node", n.URL)
+		srv, err := weavehttp.New(cfg)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.URL, err)
+		}
+		guard.Next = srv
+		fs.watcher.Watch(n.URL, store)
+		if err := rt.Add(n.URL, guard); err != nil {
+			return err
+		}
+		fs.extra = append(fs.extra, srv)
+		go purgeLoop(ctx, store, f.purgeInterval, log.With("node", n.URL))
+		log.Info("serving node", "url", n.URL, "state", n.State)
+	}
+	return nil
+}
+
+// setReady switches the extra nodes' heartbeats along with the main one.
+func (fs *fleetServe) setReady(ready bool) {
+	for _, s := range fs.extra {
+		s.SetReady(ready)
+	}
+}
+
+func (fs *fleetServe) close() {
+	for _, c := range fs.closers {
+		c()
+	}
+	fs.closers = nil
+}

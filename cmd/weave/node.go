@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fleet"
+)
+
+type nodeFlags struct {
+	fleetDB
+	nodeDSN    string
+	capacity   int64
+	retryAfter string
+	backoff    string
+	to         string
+	parallel   int
+}
+
+func (a *app) nodeCommand() *command {
+	f := &nodeFlags{}
+	c := newCommand("node", "add|list|set-state|drain ... [flags]", `Manage the storage nodes of the fleet (in the token database).
+  weave node add URL --database-url DSN [--capacity N]
+  weave node list
+  weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]
+  weave node drain URL [--to URL,...] [--parallel N]`)
+	f.register(c)
+	// Not read from WEAVE_DATABASE_URL: that names the storage database
+	// of `weave serve`, not a new node's.
+	c.flags.StringVar(&f.nodeDSN, "database-url", "", "node add: the node's shard database (sqlite:///abs/path.db, mysql://… or postgres://…)")
+	c.Int64(&f.capacity, "capacity", 100000, "node add: users the node takes")
+	c.String(&f.retryAfter, "retry-after", "", "node set-state: Retry-After sent to the users of a down node, in seconds (default: keep the node's; 0 means 300)")
+	c.String(&f.backoff, "backoff", "", "node set-state: X-Weave-Backoff sent to the users of a backoff node, in seconds (default: keep the node's; 0 means 300)")
+	c.String(&f.to, "to", "", "node drain: comma-separated URLs of the nodes that take the users (default: every other node that is up)")
+	c.Int(&f.parallel, "parallel", 4, "node drain: users moved at once")
+	c.run = func(args []string) error {
+		if len(args) == 0 {
+			return errors.New("want add, list, set-state or drain (see `weave node --help`)")
+		}
+		ctx := a.ctx
+		tokens, err := f.openTokenDB(ctx)
+		if err != nil {
+			return err
+		}
+		defer tokens.Close()
+		switch args[0] {
+		case "add":
+			if len(args) != 2 {
+				return errors.New("usage: weave node add URL --database-url DSN [--capacity N]")
+			}
+			nodeURL := strings.TrimRight(args[1], "/")
+			if u, err := url.Parse(nodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("node URL %q: want http(s)://HOST[:PORT][/PREFIX]", args[1])
+			}
+			if f.nodeDSN == "" {
+				return errors.New("--database-url is required: the node's shard database")
+			}
+			db, be, err := openShardDB(ctx, f.nodeDSN, &f.db, true)
+			if err != nil {
+				return err
+			}
+			db.Close()
+			n, err := tokens.AddNode(ctx, weave.Node{URL: nodeURL, Capacity: f.capacity, DatabaseURL: f.nodeDSN})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "added node %d %s (capacity %d, %s shard %s, state %s)\n", n.ID, n.URL, n.Capacity, be.name, be.redact(f.nodeDSN), n.State)
+			return nil
+		case "list":
+			return a.nodeList(ctx, f, tokens)
+		case "set-state":
+			if len(args) != 3 {
+				return errors.New("usage: weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]")
+			}
+			st, err := weave.ParseNodeState(args[2])
+			if err != nil {
+				return err
+			}
+			ra, err := parseSeconds("retry-after", f.retryAfter)
+			if err != nil {
+				return err
+			}
+			bo, err := parseSeconds("backoff", f.backoff)
+			if err != nil {
+				return err
+			}
+			n, err := tokens.NodeByURL(ctx, strings.TrimRight(args[1], "/"))
+			if err != nil {
+				return fmt.Errorf("node %s: %w", args[1], err)
+			}
+			if f.retryAfter == "" {
+				ra = n.RetryAfter
+			}
+			if f.backoff == "" {
+				bo = n.Backoff
+			}
+			if err := tokens.SetNodeState(ctx, n.ID, st, ra, bo); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "node %s: %s → %s (retry-after %ds, backoff %ds); serving processes apply it within seconds\n",
+				n.URL, n.State, st, int(ra.Seconds()), int(bo.Seconds()))
+			return nil
+		case "drain":
+			if len(args) != 2 {
+				return errors.New("usage: weave node drain URL [--to URL,...] [--parallel N]")
+			}
+			m := f.migrator(tokens)
+			defer m.Close()
+			p, err := m.Drain(ctx, strings.TrimRight(args[1], "/"), fleet.DrainOptions{
+				To:       splitSecrets(f.to),
+				Parallel: f.parallel,
+				Progress: func(p fleet.DrainProgress) { a.drainProgress(p) },
+			})
+			fmt.Fprintf(a.stderr, "\n")
+			fmt.Fprintf(a.stdout, "drained %s: %d users moved, %d failed, in %s\n", args[1], p.Done-p.Failed, p.Failed, p.Elapsed.Round(time.Millisecond))
+			return err
+		}
+		return fmt.Errorf("unknown node command %q: want add, list, set-state or drain", args[0])
+	}
+	return c
+}
+
+func (a *app) drainProgress(p fleet.DrainProgress) {
+	const width = 30
+	done := width
+	if p.Total > 0 {
+		done = p.Done * width / p.Total
+	}
+	bar := strings.Repeat("#", done) + strings.Repeat(".", width-done)
+	line := fmt.Sprintf("\r[%s] %d/%d users, %d failed, %s", bar, p.Done, p.Total, p.Failed, p.Elapsed.Round(time.Second))
+	if p.Err != nil {
+		line += fmt.Sprintf("\nuid %d: %v\n", p.Last.UID, p.Err)
+	}
+	fmt.Fprint(a.stderr, line)
+}
+
+func (a *app) nodeList(ctx context.Context, f *nodeFlags, tokens interface {
+	Nodes(context.Context) ([]weave.Node, error)
+}) error {
+	nodes, err := tokens.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tURL\tSTATE\tUSERS\tLOAD/CAPACITY\tAVAILABLE\tRETRY-AFTER\tBACKOFF\tDATABASE\tHEALTH")
+	for _, n := range nodes {
+		shown, health := "-", "no database URL recorded"
+		if dsn, err := f.shardURL(n); err == nil {
+			shown = dsn
+			if be, err := backendFor(dsn); err == nil {
+				shown = be.redact(dsn)
+			}
+			health = shardHealth(ctx, dsn, f)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d/%d\t%d\t%ds\t%ds\t%s\t%s\n", n.ID, n.URL, n.State, n.Users, n.CurrentLoad, n.Capacity,
+			n.Available, int(n.RetryAfter.Seconds()), int(n.Backoff.Seconds()), shown, health)
+	}
+	return tw.Flush()
+}
+
+// shardHealth pings a shard and checks its schema.
+func shardHealth(ctx context.Context, dsn string, f *nodeFlags) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	db, _, err := openShardDB(ctx, dsn, &f.db, false)
+	if err != nil {
+		return "FAIL: " + err.Error()
+	}
+	defer db.Close()
+	if err := db.Read.PingContext(ctx); err != nil {
+		return "FAIL: " + err.Error()
+	}
+	return fmt.Sprintf("ok (%s)", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/dashboard"
+	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// observeFlags configure metrics and the operator dashboard.
+type observeFlags struct {
+	adminToken    string
+	metricsListen string
+}
+
+func (f *observeFlags) register(c *command) {
+	c.String(&f.adminToken, "admin-token", "", "token guarding /metrics and the operator dashboard /__dashboard__ on the public listener (prefer WEAVE_ADMIN_TOKEN; without it both answer 404)")
+	c.String(&f.metricsListen, "metrics-listen", "", "separate address serving /metrics and /__dashboard__ (e.g. 127.0.0.1:9100); open there unless --admin-token is set")
+}
+
+// observability is the metrics registry and what serve wires to it.
+type observability struct {
+	m   *metrics.Metrics
+	f   *observeFlags
+	log *slog.Logger
+}
+
+func newObservability(f *observeFlags, log *slog.Logger) (*observability, error) {
+	if f.adminToken != "" && len(f.adminToken) < 16 {
+		return nil, fmt.Errorf("--admin-token must be at least 16 characters")
+	}
+	return &observability{m: metrics.New(metrics.Options{}), f: f, log: log}, nil
+}
+
+// watch registers the collectors of the databases and the node table.
+func (o *observability) watch(dbs *databases, nodes func(context.Context) ([]weave.Node, error)) error {
+	add := func(name string, db *sqlstore.DB, url string) error {
+		d := metrics.Database{Name: name, Kind: db.Dialect.Name(), Read: db.Read, Write: db.Write}
+		if d.Kind == "sqlite" {
+			d.Path, _ = sqlite.PathFromURL(url)
+		}
+		return o.m.WatchDB(d)
+	}
+	if err := add("storage", dbs.storage, dbs.storageURL); err != nil {
+		return err
+	}
+	if dbs.tokens != dbs.storage {
+		if err := add("tokens", dbs.tokens, dbs.tokenURL); err != nil {
+			return err
+		}
+	}
+	return o.m.WatchNodes(nodes)
+}
+
+// handler wraps the public handler: request metrics around everything, and
+// the token-guarded /metrics and dashboard beside the Sync API.
+func (o *observability) handler(ctx context.Context, public http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	o.mountAdmin(ctx, mux, o.f.adminToken)
+	mux.Handle("/", public)
+	return o.m.Middleware(mux)
+}
+
+func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, token string) {
+	if token == "" && o.f.metricsListen == "" {
+		return // nothing to serve: both would be 404
+	}
+	// Without a token the dashboard answers 404 everywhere: it is never
+	// open, not even on the metrics listener.
+	dash := dashboard.Handler(dashboard.Options{Token: token, Metrics: o.m, Context: ctx})
+	mux.Handle("/__dashboard__", dash)
+	mux.Handle("/__dashboard__/", dash)
+	if token != "" {
+		mux.Handle("GET /metrics", metrics.RequireToken(token, o.m.Handler()))
+	} else {
+		mux.Handle("GET /metrics", o.m.Handler())
+	}
+}
+
+// serveMetrics runs the separate metrics listener until ctx ends.
+func (o *observability) serveMetrics(ctx context.Context) (func(), error) {
+	if o.f.metricsListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", o.f.metricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", o.f.metricsListen, err)
+	}
+	mux := http.NewServeMux()
+	o.mountAdmin(ctx, mux, o.f.adminToken)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(c)
+	}, nil
+}
+
+// httpObserver adapts the storage API's observations to metrics.
+type httpObserver struct{ m *metrics.Metrics }
+
+func (o httpObserver) AuthFailed(err error) {
+	switch {
+	case errors.Is(err, weavehttp.ErrMissingAuthorization):
+		o.m.HawkFailed(metrics.HawkMissing)
+	case errors.Is(err, weavehttp.ErrUIDMismatch):
+		o.m.HawkFailed(metrics.HawkUIDMismatch)
+	default:
+		o.m.HawkFailed(metrics.HawkReason(err))
+	}
+}
+func (o httpObserver) BatchOpened()                  { o.m.BatchOpened() }
+func (o httpObserver) BatchCommitted(n int, b int64) { o.m.BatchCommitted(n, b) }
+func (o httpObserver) RecordsWritten(n int, b int64) { o.m.RecordsWritten(n, b) }
+func (o httpObserver) RecordsRead(n int, b int64)    { o.m.RecordsRead(n, b) }
+func (o httpObserver) Conflict(status int)           { o.m.Conflict(status) }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, url, bearer string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// /metrics and the dashboard are closed (404) without --admin-token, need
+// the token with it, and report what the Sync traffic did.
+func TestServeMetricsAndDashboard(t *testing.T) {
+	t.Run("closed by default", func(t *testing.T) {
+		srv := startServer(t, "")
+		for _, p := range []string{"/metrics", "/__dashboard__"} {
+			if code, _ := get(t, srv.base+p, ""); code != 404 {
+				t.Errorf("%s without --admin-token: %d, want 404", p, code)
+			}
+		}
+	})
+	t.Run("with admin token", func(t *testing.T) {
+		const token = "0123456789abcdef-admin"
+		srv := startServer(t, "", "--admin-token", token)
+		c := srv.client(t, "abababababababababababababababab")
+		c.must(200, "POST", "/storage/bookmarks", []map[string]any{{"id": "x", "payload": "hello"}})
+		c.must(200, "GET", "/storage/bookmarks?full=1", nil)
+		get(t, srv.base+"/1.5/1/info/collections", "") // a Hawk failure
+
+		for _, p := range []string{"/metrics", "/__dashboard__"} {
+			if code, _ := get(t, srv.base+p, ""); code != 401 {
+				t.Errorf("%s without token: %d, want 401", p, code)
+			}
+			if code, _ := get(t, srv.base+p, "wrong-token-wrong-token"); code != 401 {
+				t.Errorf("%s with a wrong token: %d, want 401", p, code)
+			}
+		}
+		code, body := get(t, srv.base+"/metrics", token)
+		if code != 200 {
+			t.Fatalf("/metrics with token: %d", code)
+		}
+		for _, want := range []string{
+			`weave_tokens_issued_total`,
+			`weave_hawk_failures_total{reason="missing"} 1`,
+			`weave_records_written_total 1`,
+			`weave_records_read_total 1`,
+			`weave_http_requests_total{endpoint=`,
+			`weave_db_pool_open_connections{`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
+		}
+		if code, page := get(t, srv.base+"/__dashboard__", token); code != 200 || !strings.Contains(page, "<html") {
+			t.Errorf("/__dashboard__ with token: %d", code)
+		}
+	})
+}
