@@ -59,8 +59,8 @@ func (a *app) cacheCommand() *command {
 	cf := &cacheFlags{}
 	var to, users string
 	c := newCommand("cache", "warm --to primary|mirror [flags]",
-		"Fill a memcached pool from the database, so that a new cache can be cut over to without a cold-cache storm:\n"+
-			"run with --memcache OLD --memcache-mirror NEW, `weave cache warm --to mirror`, then make NEW the --memcache.")
+		"Fill a memcached pool from the database, to cut over to a new cache without a cold-cache storm.\n"+
+			"Run serve with --memcache OLD --memcache-mirror NEW, then `weave cache warm --to mirror`, then make NEW the --memcache.")
 	db.register(c)
 	cf.register(c)
 	c.String(&to, "to", "mirror", "pool to fill: primary or mirror")
