@@ -144,21 +144,11 @@ func (b *builtinAccounts) route(next http.Handler) http.Handler {
 
 // purgeLoop drops expired tokens and codes.
 func (b *builtinAccounts) purgeLoop(ctx context.Context, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, every, func() {
 		if _, err := b.svc.Purge(ctx); err != nil {
 			log.Warn("purge of expired account tokens failed; will retry", "err", err)
 		}
-	}
+	})
 }
 
 func (a *app) accountCommand() *command {

@@ -334,17 +334,7 @@ func newFxAVerifier(jwksFile, oauthURL string) (*fxa.Verifier, error) {
 // purgeLoop removes expired records and batches in the background. Reads
 // already hide them; purging only reclaims space.
 func purgeLoop(ctx context.Context, store weave.Store, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, every, func() {
 		var total int64
 		for ctx.Err() == nil {
 			n, err := store.PurgeExpired(ctx, 1000)
@@ -359,6 +349,23 @@ func purgeLoop(ctx context.Context, store weave.Store, every time.Duration, log 
 		}
 		if total > 0 {
 			log.Info("purged expired records and batches", "rows", total)
+		}
+	})
+}
+
+// everyTick runs fn every interval until ctx ends; a zero interval never.
+func everyTick(ctx context.Context, every time.Duration, fn func()) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }
