@@ -96,6 +96,9 @@ func msTime(ms int64) string {
 
 func (a *app) userShow(ctx context.Context, f *userFlags, tokens *sqlstore.TokenDB, who string) error {
 	u, err := a.lookupUser(ctx, tokens, who)
+	if errors.Is(err, weave.ErrNotFound) {
+		return fmt.Errorf("no user %s in the token database (give a uid, or the account's email as <fxa uid>@<domain>)", who)
+	}
 	if err != nil {
 		return fmt.Errorf("user %s: %w", who, err)
 	}
