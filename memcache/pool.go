@@ -576,6 +576,50 @@ func (p *pool) end(uid int64, m mark, eff effect) {
 }
 
 func (p *pool) finish(uid int64, m mark, eff effect) bool {
+	return p.updateRecord(uid, func(key string, r *record) bool {
+		now := msOf(time.Now())
+		had := key == m.key && r.removeMark(m.id)
+		r.prune(now)
+		// The base is still exact only if this write was the only one
+		// since its mark: the record's seq moved by no other mark, and the
+		// mark was still there (not expired and pruned, not lost with an
+		// evicted or replaced item).
+		alone := had && m.base != nil && r.Seq == m.seq && !r.busy(now)
+		switch {
+		case !eff.written && !had:
+			return false
+		case !eff.written:
+			if alone {
+				r.restore(m.base)
+			}
+		default:
+			r.drop(eff.coll)
+			if alone && eff.ts != 0 {
+				r.TS = m.base.TS.applyWrite(eff.coll, eff.ts)
+			}
+		}
+		return true
+	})
+}
+
+// clear drops every cached part of uid and the write marks ids of this
+// process, and reports whether that is confirmed.
+func (p *pool) clear(uid int64, ids []uint64) bool {
+	return p.updateRecord(uid, func(_ string, r *record) bool {
+		for _, id := range ids {
+			r.removeMark(id)
+		}
+		r.prune(msOf(time.Now()))
+		r.drop("")
+		return true
+	})
+}
+
+// updateRecord replaces uid's record, by compare-and-swap with retries, with
+// what change makes of a fresh copy of it (change runs once per attempt and
+// returns false to leave the record as it is). It reports whether the
+// record is confirmed changed, or needed no change.
+func (p *pool) updateRecord(uid int64, change func(key string, r *record) bool) bool {
 	tries := p.tries()
 	deadline := time.Now().Add(4 * p.cfg.Timeout)
 	for i := 0; i < maxCAS && time.Now().Before(deadline); i++ {
@@ -595,67 +639,9 @@ func (p *pool) finish(uid int64, m mark, eff effect) bool {
 		if !ok {
 			r = &record{Seq: rand.Uint64()}
 		}
-		now := msOf(time.Now())
-		had := key == m.key && r.removeMark(m.id)
-		r.prune(now)
-		// The base is still exact only if this write was the only one
-		// since its mark: the record's seq moved by no other mark, and the
-		// mark was still there (not expired and pruned, not lost with an
-		// evicted or replaced item).
-		alone := had && m.base != nil && r.Seq == m.seq && !r.busy(now)
-		switch {
-		case !eff.written && !had:
-			return true
-		case !eff.written:
-			if alone {
-				r.restore(m.base)
-			}
-		default:
-			r.drop(eff.coll)
-			if alone && eff.ts != 0 {
-				r.TS = m.base.TS.applyWrite(eff.coll, eff.ts)
-			}
-		}
-		stored, err := p.cas(it, r)
-		if err != nil {
-			if tries--; tries > 0 {
-				continue
-			}
-			return false
-		}
-		if stored {
+		if !change(key, r) {
 			return true
 		}
-		backoff(i)
-	}
-	return false
-}
-
-// clear drops every cached part of uid and the write marks ids of this
-// process, and reports whether that is confirmed.
-func (p *pool) clear(uid int64, ids []uint64) bool {
-	tries := p.tries()
-	deadline := time.Now().Add(4 * p.cfg.Timeout)
-	for i := 0; i < maxCAS && time.Now().Before(deadline); i++ {
-		_, it, err := p.load(uid)
-		if err != nil {
-			if tries--; tries > 0 {
-				continue
-			}
-			return false
-		}
-		if it == nil {
-			return true
-		}
-		r, ok := decodeRecord(it.Flags, it.Value)
-		if !ok {
-			r = &record{Seq: rand.Uint64()}
-		}
-		for _, id := range ids {
-			r.removeMark(id)
-		}
-		r.prune(msOf(time.Now()))
-		r.drop("")
 		stored, err := p.cas(it, r)
 		if err != nil {
 			if tries--; tries > 0 {
