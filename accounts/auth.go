@@ -113,18 +113,25 @@ func trunc(s string, n int) string {
 
 func wantKeys(r *request) bool { return r.r.URL.Query().Get("keys") == "true" }
 
+// credentials reads the {email, authPW} body of create, login and destroy,
+// after the per-address rate limit.
+func (s *Service) credentials(r *request) (credentialsBody, []byte, error) {
+	var b credentialsBody
+	if err := s.limits.checkIP(r.ip, "auth"); err != nil {
+		return b, nil, err
+	}
+	if err := decode(r, &b); err != nil {
+		return b, nil, err
+	}
+	authPW, err := b.check()
+	return b, authPW, err
+}
+
 func (s *Service) accountCreate(r *request) (any, error) {
 	if s.cfg.SignupClosed {
 		return nil, newErr(400, ErrnoRequestBlocked, "The request was blocked for security reasons")
 	}
-	if err := s.limits.checkIP(r.ip, "auth"); err != nil {
-		return nil, err
-	}
-	var b credentialsBody
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	authPW, err := b.check()
+	b, authPW, err := s.credentials(r)
 	if err != nil {
 		return nil, err
 	}
@@ -197,14 +204,7 @@ func (s *Service) checkPassword(ctx context.Context, email string, authPW []byte
 }
 
 func (s *Service) accountLogin(r *request) (any, error) {
-	if err := s.limits.checkIP(r.ip, "auth"); err != nil {
-		return nil, err
-	}
-	var b credentialsBody
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	authPW, err := b.check()
+	b, authPW, err := s.credentials(r)
 	if err != nil {
 		return nil, err
 	}
@@ -275,14 +275,7 @@ func (s *Service) accountStatus(r *request) (any, error) {
 }
 
 func (s *Service) accountDestroy(r *request) (any, error) {
-	if err := s.limits.checkIP(r.ip, "auth"); err != nil {
-		return nil, err
-	}
-	var b credentialsBody
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	authPW, err := b.check()
+	b, authPW, err := s.credentials(r)
 	if err != nil {
 		return nil, err
 	}
