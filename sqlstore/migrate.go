@@ -195,6 +195,15 @@ func SplitStatements(src string) []string {
 	return out
 }
 
+// Prepare brings a schema set up to date (migrate, reporting each applied
+// migration to progress, which may be nil) or checks that it is current.
+func (db *DB) Prepare(ctx context.Context, set string, ms []Migration, migrate bool, progress func(Migration)) error {
+	if migrate {
+		return db.Migrate(ctx, set, ms, progress)
+	}
+	return db.CheckSchema(ctx, set, ms)
+}
+
 // OpenSet opens a database with open and brings one schema set up to date
 // (migrate) or checks that it is current; on failure the database is
 // closed. It is what every adapter's OpenStore and OpenTokenDB do.
@@ -207,12 +216,7 @@ func OpenSet(ctx context.Context, open func() (*DB, error), migrations func(set 
 	if err != nil {
 		return nil, err
 	}
-	if migrate {
-		err = db.Migrate(ctx, set, ms, nil)
-	} else {
-		err = db.CheckSchema(ctx, set, ms)
-	}
-	if err != nil {
+	if err := db.Prepare(ctx, set, ms, migrate, nil); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -51,12 +51,7 @@ func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg account
 	if err != nil {
 		return nil, err
 	}
-	if migrate {
-		err = dbs.tokens.Migrate(ctx, sqlstore.SetAccounts, ms, nil)
-	} else {
-		err = dbs.tokens.CheckSchema(ctx, sqlstore.SetAccounts, ms)
-	}
-	if err != nil {
+	if err := dbs.tokens.Prepare(ctx, sqlstore.SetAccounts, ms, migrate, nil); err != nil {
 		return nil, fmt.Errorf("accounts database: %w", err)
 	}
 	cfg.Store = sqlstore.NewAccountStore(dbs.tokens)

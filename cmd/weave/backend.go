@@ -173,10 +173,7 @@ func (d *databases) eachSet(fn func(set string, db *sqlstore.DB, ms []sqlstore.M
 // are current.
 func (d *databases) prepare(ctx context.Context, migrate bool, progress func(set string, m sqlstore.Migration)) error {
 	return d.eachSet(func(set string, db *sqlstore.DB, ms []sqlstore.Migration) error {
-		if !migrate {
-			return db.CheckSchema(ctx, set, ms)
-		}
-		return db.Migrate(ctx, set, ms, func(m sqlstore.Migration) {
+		return db.Prepare(ctx, set, ms, migrate, func(m sqlstore.Migration) {
 			if progress != nil {
 				progress(set, m)
 			}

@@ -77,21 +77,10 @@ func openShardDB(ctx context.Context, dsn string, f *dbFlags, migrate bool) (*sq
 	if err != nil {
 		return nil, be, err
 	}
-	db, err := be.open(ctx, dsn, f)
+	open := func() (*sqlstore.DB, error) { return be.open(ctx, dsn, f) }
+	db, err := sqlstore.OpenSet(ctx, open, be.migrations, sqlstore.SetStorage, migrate)
 	if err != nil {
-		return nil, be, fmt.Errorf("open %s: %w", be.redact(dsn), err)
-	}
-	ms, err := be.migrations(sqlstore.SetStorage)
-	if err == nil {
-		if migrate {
-			err = db.Migrate(ctx, sqlstore.SetStorage, ms, nil)
-		} else {
-			err = db.CheckSchema(ctx, sqlstore.SetStorage, ms)
-		}
-	}
-	if err != nil {
-		db.Close()
-		return nil, be, fmt.Errorf("%s: %w", be.redact(dsn), err)
+		return nil, be, fmt.Errorf("shard %s: %w", be.redact(dsn), err)
 	}
 	return db, be, nil
 }
