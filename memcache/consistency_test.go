@@ -351,6 +351,21 @@ func runLoad(t *testing.T, stores []weave.Store, users []int64, writers, readers
 				ctx := t.Context()
 				start := time.Now()
 				switch k := r.IntN(10); {
+				case k == 5:
+					// A read of what is newer than the last acknowledged
+					// write, which the cache may answer empty: its
+					// timestamp must not be older than that write.
+					coll := loadColls[r.IntN(len(loadColls))]
+					fl := h.floor(uid, coll)
+					p, err := s.GetBSOs(ctx, uid, coll, weave.Query{Newer: fl})
+					if err != nil {
+						fail("GetBSOs: %v", err)
+						return
+					}
+					if p.Modified < fl {
+						fail("user %d: %s newer than %v read timestamp %v", uid, coll, fl, p.Modified)
+					}
+					h.saw(uid, coll, p.Modified)
 				case k < 6:
 					fl := h.floors(uid, loadColls)
 					colls, st, err := s.CollectionTimestamps(ctx, uid)

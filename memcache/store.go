@@ -114,7 +114,8 @@ func nowMs() int64 { return msOf(time.Now()) }
 //     results) and reports whether it could;
 //   - direct reads the database for a read that must not fill the cache;
 //   - load reads the database for a fill (nil: direct) and put stores what
-//     it read into the record.
+//     it read into the record (nil: a miss reads the database and does not
+//     fill).
 //
 // Errors of the database are returned as they are; errors of memcached are
 // never returned: the read then goes to the database.
@@ -144,7 +145,7 @@ func (s *Store) cached(uid int64, op string, blocked, serve func(r *record, now 
 	if err := load(); err != nil {
 		return err
 	}
-	if !p.readable(uid) {
+	if put == nil || !p.readable(uid) {
 		return nil
 	}
 	rec.prune(nowMs())
@@ -365,9 +366,34 @@ func (s *Store) GetBSO(ctx context.Context, uid int64, collection, id string) (b
 	return b, nil
 }
 
-// GetBSOs implements weave.Store; collection reads are not cached.
-func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q weave.Query) (weave.Page, error) {
-	return s.inner.GetBSOs(ctx, uid, collection, q)
+// GetBSOs implements weave.Store. Records are not cached, but a read of
+// the records newer than a time the collection has not changed since (the
+// cached timestamp says so) is answered with an empty page and that
+// timestamp; any other read goes to the database, and never fills.
+func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q weave.Query) (page weave.Page, err error) {
+	direct := func() (err error) {
+		page, err = s.inner.GetBSOs(ctx, uid, collection, q)
+		return err
+	}
+	if q.Newer <= 0 || q.Offset != "" {
+		// An offset must still be checked by the database.
+		return page, direct()
+	}
+	err = s.cached(uid, "GetBSOs",
+		func(r *record, now int64) bool { return r.busyColl(now, collection) },
+		func(r *record, now int64) bool {
+			if !s.freshTS(r, now) {
+				return false
+			}
+			ts := weave.Timestamp(r.TS.Colls[collection])
+			if ts > q.Newer {
+				return false
+			}
+			page = weave.Page{BSOs: []weave.BSO{}, Modified: ts}
+			return true
+		},
+		direct, nil, nil)
+	return page, err
 }
 
 // marks are one write's marks in the primary and mirror pools.

@@ -318,8 +318,19 @@ func (Dialect) Upsert(key, update []string) string {
 	return sqlstore.DuplicateKeyUpsert(key, update)
 }
 
+// UpsertSet implements sqlstore.Dialect.
+func (Dialect) UpsertSet(key, set []string) string {
+	return sqlstore.DuplicateKeyUpsertSet(key, set)
+}
+
+// Inserted implements sqlstore.Dialect.
+func (Dialect) Inserted(column string) string { return sqlstore.DuplicateKeyInserted(column) }
+
 // ForUpdate implements sqlstore.Dialect.
 func (Dialect) ForUpdate() string { return " FOR UPDATE" }
+
+// LockingJoins implements sqlstore.Dialect.
+func (Dialect) LockingJoins() bool { return true }
 
 // Retryable implements sqlstore.Dialect: deadlocks and lock wait timeouts.
 // (A lock wait timeout only rolls back the statement; sqlstore rolls back

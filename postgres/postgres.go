@@ -272,8 +272,19 @@ func (Dialect) Upsert(key, update []string) string {
 	return sqlstore.OnConflictUpsert(key, update)
 }
 
+// UpsertSet implements sqlstore.Dialect.
+func (Dialect) UpsertSet(key, set []string) string {
+	return sqlstore.OnConflictUpsertSet(key, set)
+}
+
+// Inserted implements sqlstore.Dialect.
+func (Dialect) Inserted(column string) string { return sqlstore.OnConflictInserted(column) }
+
 // ForUpdate implements sqlstore.Dialect.
 func (Dialect) ForUpdate() string { return " FOR UPDATE" }
+
+// LockingJoins implements sqlstore.Dialect.
+func (Dialect) LockingJoins() bool { return false }
 
 // Retryable implements sqlstore.Dialect: serialisation failures, deadlocks
 // and lock timeouts; the server rolled the statement back and sqlstore rolls

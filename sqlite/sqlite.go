@@ -172,6 +172,17 @@ func (Dialect) Upsert(key, update []string) string {
 	return sqlstore.OnConflictUpsert(key, update)
 }
 
+// UpsertSet implements sqlstore.Dialect.
+func (Dialect) UpsertSet(key, set []string) string {
+	return sqlstore.OnConflictUpsertSet(key, set)
+}
+
+// Inserted implements sqlstore.Dialect.
+func (Dialect) Inserted(column string) string { return sqlstore.OnConflictInserted(column) }
+
 // ForUpdate implements sqlstore.Dialect: SQLite has no row locks; the single
 // write connection and BEGIN IMMEDIATE serialise writers.
 func (Dialect) ForUpdate() string { return "" }
+
+// LockingJoins implements sqlstore.Dialect.
+func (Dialect) LockingJoins() bool { return true }

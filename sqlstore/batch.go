@@ -42,7 +42,7 @@ func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, u
 	}
 	us = mergeUpdates(us)
 	var id int64
-	err = s.write(ctx, uid, true, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
 		if err := w.checkCollection(cid, pre); err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch st
 		return err
 	}
 	us = mergeUpdates(us)
-	err = s.write(ctx, uid, false, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
 		if err := w.openBatch(cid, id); err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 	}
 	us = mergeUpdates(us)
 	var t weave.Timestamp
-	err = s.write(ctx, uid, false, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
 		if err := w.openBatch(cid, id); err != nil {
 			return err
 		}
@@ -225,17 +225,11 @@ func (w *wtx) apply(cid, id int64) error {
 		return err
 	}
 	for _, sh := range shapes {
-		if sh != fullShape {
-			// See upsert: expired records must not lend fields to partial
-			// updates.
-			if _, err := w.exec(w.s.q.deleteExpiredStaged, w.uid, cid, w.now, w.uid, id); err != nil {
-				return err
-			}
-			break
+		args := []any{cid, int64(w.t), int64(w.t), w.uid, id}
+		for range sh.reviveCount() {
+			args = append(args, w.now)
 		}
-	}
-	for _, sh := range shapes {
-		if _, err := w.exec(w.s.text(textKey{kind: textApplyStaged, shape: sh}), cid, int64(w.t), int64(w.t), w.uid, id); err != nil {
+		if _, err := w.exec(w.s.text(textKey{kind: textApplyStaged, shape: sh}), args...); err != nil {
 			return err
 		}
 	}

@@ -42,10 +42,23 @@ type Dialect interface {
 	//                       (ON DUPLICATE KEY UPDATE k1 = k1 when update is empty)
 	// sqlstore only upserts into tables whose one unique key is key.
 	Upsert(key, update []string) string
+	// UpsertSet is Upsert with the assignments to an existing row written
+	// out ("c = expr"); Inserted(c) is how they name the value the INSERT
+	// brought for column c. MySQL applies assignments left to right, each
+	// seeing the ones before: an assignment that reads a column must come
+	// before the one that changes it.
+	UpsertSet(key, set []string) string
+	Inserted(column string) string
 	// ForUpdate is the clause that makes a SELECT lock the rows it reads
 	// until the transaction ends: " FOR UPDATE" on servers, "" on SQLite,
 	// whose single writer and BEGIN IMMEDIATE already serialise writes.
 	ForUpdate() string
+	// LockingJoins reports whether a locking read over a join reads the
+	// newest committed rows of every table it joins: true for MySQL
+	// (InnoDB's locking reads do) and SQLite (writers are serialised);
+	// false for PostgreSQL, whose FOR UPDATE re-reads only the locked rows
+	// and takes the others from a snapshot that may predate the lock.
+	LockingJoins() bool
 }
 
 // DB is a pair of connection pools on one database: Write for transactions

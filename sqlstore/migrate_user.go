@@ -52,22 +52,18 @@ func (s *Store) moveQuery(k moveText) string {
 	return q
 }
 
-// checkMove refuses the write of a user being moved away from this store.
-// It runs after the user's row lock, so it sees a LockUser that committed
-// before the lock was granted.
-func (w *wtx) checkMove() error {
-	var state, target string
-	err := w.queryRow(w.s.moveQuery(mtState), w.uid).Scan(&state, &target)
-	if errors.Is(err, sql.ErrNoRows) {
+// checkMove refuses the write of a user being moved away from this store,
+// given the move state read with the user's row lock, so that it sees a
+// LockUser that committed before the lock was granted.
+func checkMove(state string) error {
+	switch weave.MoveState(state) {
+	case "":
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if weave.MoveState(state) == weave.MoveMoved {
+	case weave.MoveMoved:
 		return &weave.UnavailableError{Reason: "user moved to another node", RetryAfter: movedRetryAfter}
+	default:
+		return &weave.UnavailableError{Reason: "user is being moved to another node", RetryAfter: lockedRetryAfter}
 	}
-	return &weave.UnavailableError{Reason: "user is being moved to another node", RetryAfter: lockedRetryAfter}
 }
 
 // LockUser implements weave.UserMover.

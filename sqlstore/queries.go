@@ -9,8 +9,9 @@ import (
 type queries struct {
 	collectionByName, insertCollection, allCollections string
 
-	lockUser, insertUser, setStorage, touchCollection string
-	collectionModified, itemModified                  string
+	lockUser, lockUserJoined, lockedUserState string
+	insertUser, setStorage, touchCollection   string
+	collectionModified, itemModified          string
 
 	lastModified, collectionTimestamps  string
 	collectionCounts, collectionUsage   string
@@ -23,7 +24,6 @@ type queries struct {
 	deleteUserStaged, deleteUserBatches string
 
 	insertBatch, getBatch, stagedShapes string
-	deleteExpiredStaged                 string
 	deleteStaged, deleteBatch           string
 
 	expiredBSOs, expiredBatches, purgeBatch string
@@ -40,7 +40,15 @@ func newQueries(db *DB) queries {
 		insertCollection: q(`INSERT INTO collections (id, name) SELECT COALESCE(MAX(id), 100) + 1, ? FROM collections WHERE id > 100`),
 		allCollections:   q(`SELECT id, name FROM collections`),
 
-		lockUser:           q(`SELECT modified FROM user_storage WHERE uid = ?` + d.ForUpdate()),
+		lockUser: q(`SELECT modified FROM user_storage WHERE uid = ?` + d.ForUpdate()),
+		// Parameters: collection id, uid. What write needs after the lock,
+		// in one statement.
+		lockUserJoined: q(`SELECT s.modified, m.state, c.modified FROM user_storage s ` +
+			`LEFT JOIN user_moves m ON m.uid = s.uid ` +
+			`LEFT JOIN user_collections c ON c.uid = s.uid AND c.collection_id = ? ` +
+			`WHERE s.uid = ?` + d.ForUpdate()),
+		// Parameters: uid, uid, collection id.
+		lockedUserState:    q(`SELECT (SELECT state FROM user_moves WHERE uid = ?), (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?)`),
 		insertUser:         q(`INSERT INTO user_storage (uid, modified) VALUES (?, 0)` + d.Upsert([]string{"uid"}, nil)),
 		setStorage:         q(`UPDATE user_storage SET modified = ? WHERE uid = ?`),
 		touchCollection:    q(`INSERT INTO user_collections (uid, collection_id, modified) VALUES (?, ?, ?)` + d.Upsert([]string{"uid", "collection_id"}, []string{"modified"})),
@@ -69,11 +77,8 @@ func newQueries(db *DB) queries {
 		insertBatch:  q(`INSERT INTO batches (uid, id, collection_id, expiry) VALUES (?, ?, ?, ?)`),
 		getBatch:     q(`SELECT collection_id, expiry FROM batches WHERE uid = ? AND id = ?`),
 		stagedShapes: q(`SELECT DISTINCT payload_set, sortindex_set, ttl_set FROM batch_bsos WHERE uid = ? AND batch_id = ?`),
-		// Expired records about to be partially updated must read as new
-		// ones: drop them first.
-		deleteExpiredStaged: q(`DELETE FROM bsos WHERE uid = ? AND collection_id = ? AND expiry <= ? AND id IN (SELECT id FROM batch_bsos WHERE uid = ? AND batch_id = ?)`),
-		deleteStaged:        q(`DELETE FROM batch_bsos WHERE uid = ? AND batch_id = ?`),
-		deleteBatch:         q(`DELETE FROM batches WHERE uid = ? AND id = ?`),
+		deleteStaged: q(`DELETE FROM batch_bsos WHERE uid = ? AND batch_id = ?`),
+		deleteBatch:  q(`DELETE FROM batches WHERE uid = ? AND id = ?`),
 
 		expiredBSOs:    q(`SELECT uid, collection_id, id FROM bsos WHERE expiry <= ? LIMIT ?`),
 		expiredBatches: q(`SELECT uid, id FROM batches WHERE expiry <= ? LIMIT ?`),
@@ -113,15 +118,17 @@ func (s *Store) buildText(k textKey) string {
 	var b strings.Builder
 	switch k.kind {
 	case textUpsertBSOs:
+		// Parameters: 8 per row, then now once per reviveCount.
 		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) VALUES `)
 		repeatTuple(&b, 8, k.n)
-		b.WriteString(d.Upsert(bsoKey, k.shape.bsoColumns()))
+		b.WriteString(d.UpsertSet(bsoKey, k.shape.upsertSet(d)))
 	case textUpsertStaged:
 		b.WriteString(`INSERT INTO batch_bsos (uid, batch_id, id, payload, payload_size, payload_set, sortindex, sortindex_set, ttl, ttl_set) VALUES `)
 		repeatTuple(&b, 10, k.n)
 		b.WriteString(d.Upsert(stagedKey, k.shape.stagedColumns()))
 	case textApplyStaged:
-		// Parameters: collection id, T, T (expiry base), uid, batch id.
+		// Parameters: collection id, T, T (expiry base), uid, batch id,
+		// then now once per reviveCount.
 		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) ` +
 			`SELECT uid, ?, id, sortindex, payload, payload_size, ?, CASE WHEN ttl IS NULL THEN ` + never + ` ELSE ? + ttl * 1000 END ` +
 			`FROM batch_bsos WHERE uid = ? AND batch_id = ?`)
@@ -133,7 +140,7 @@ func (s *Store) buildText(k textKey) string {
 				b.WriteString("0")
 			}
 		}
-		b.WriteString(d.Upsert(bsoKey, k.shape.bsoColumns()))
+		b.WriteString(d.UpsertSet(bsoKey, k.shape.upsertSet(d)))
 	case textDeleteExpired:
 		// Parameters: uid, collection id, now, ids.
 		b.WriteString(`DELETE FROM bsos WHERE uid = ? AND collection_id = ? AND expiry <= ? AND id IN `)

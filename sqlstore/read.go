@@ -204,7 +204,10 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	}
 	o := orders[k.sort]
 	var b strings.Builder
-	b.WriteString("SELECT id, modified, sortindex, expiry")
+	// The collection's timestamp rides along as the first column: one
+	// statement reads it and the records from one snapshot (the subquery
+	// is evaluated once, and leaves the records' index order alone).
+	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex, expiry")
 	if !k.idsOnly {
 		b.WriteString(", payload")
 	}
@@ -265,8 +268,8 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 
 	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly}
 	query := s.readText(k, len(q.IDs))
-	args := make([]any, 0, 10+len(q.IDs))
-	args = append(args, uid, cid, s.nowMs())
+	args := make([]any, 0, 12+len(q.IDs))
+	args = append(args, uid, cid, uid, cid, s.nowMs())
 	if k.newer {
 		args = append(args, int64(q.Newer))
 	}
@@ -284,32 +287,47 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		args = append(args, q.Limit+1)
 	}
 
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
 	defer s.rs.flush(ctx)
-	err = s.db.ReadTx(ctx, func(tx *sql.Tx) error {
-		page.BSOs = page.BSOs[:0]
-		err := s.rs.txQueryRow(ctx, tx, s.q.collectionModified, uid, cid).Scan(&page.Modified)
-		if errors.Is(err, sql.ErrNoRows) {
-			page.Modified = 0
-			return nil // no collection, no records
-		}
-		if err != nil {
-			return err
-		}
+	read := func() error {
 		var rows *sql.Rows
+		var err error
 		if len(q.IDs) == 0 {
-			rows, err = s.rs.txQuery(ctx, tx, query, args...)
+			rows, err = s.rs.query(ctx, query, args...)
 		} else {
-			rows, err = tx.QueryContext(ctx, query, args...)
+			rows, err = s.db.Read.QueryContext(ctx, query, args...)
 		}
 		if err != nil {
-			return err
+			return s.db.Classify(err)
 		}
 		defer rows.Close()
-		page.BSOs, err = scanBSOs(rows, q, page.BSOs)
-		return err
-	})
-	if err != nil {
+		page.BSOs, page.Modified, err = scanBSOs(rows, q, page.BSOs[:0])
+		return s.db.Classify(err)
+	}
+	if err := read(); err != nil {
 		return weave.Page{}, err
+	}
+	if len(page.BSOs) == 0 {
+		// No row, so no timestamp: read it now, then decide. A timestamp
+		// read after the records could be newer than records the read
+		// missed, and a client trusting it would skip them (data loss); so
+		// an empty page keeps a later timestamp only where no record can
+		// hide behind it: when the collection is gone, or is no newer than
+		// what the client asked to be newer than. Otherwise the records are
+		// read again after the timestamp.
+		ts, err := s.CollectionModified(ctx, uid, collection)
+		if err != nil {
+			return weave.Page{}, err
+		}
+		if ts != 0 && (q.Newer == 0 || ts > q.Newer) {
+			if err := read(); err != nil {
+				return weave.Page{}, err
+			}
+		}
+		if len(page.BSOs) == 0 {
+			page.Modified = ts
+		}
 	}
 	if q.Limit > 0 && len(page.BSOs) > q.Limit {
 		page.BSOs = page.BSOs[:q.Limit]
@@ -318,8 +336,9 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	return page, nil
 }
 
-// scanBSOs reads the rows of a GetBSOs statement into out.
-func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, error) {
+// scanBSOs reads the rows of a GetBSOs statement into out, and the
+// collection timestamp they carry.
+func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, weave.Timestamp, error) {
 	if q.Limit > 0 && cap(out) == 0 {
 		out = make([]weave.BSO, 0, min(q.Limit+1, 1000))
 	}
@@ -327,10 +346,11 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, erro
 		b                weave.BSO
 		si               sql.NullInt64
 		modified, expiry int64 // plain int64: scanning into a named type costs an allocation
+		collection       sql.NullInt64
 	)
-	dest := []any{&b.ID, &modified, &si, &expiry, &b.Payload}
+	dest := []any{&collection, &b.ID, &modified, &si, &expiry, &b.Payload}
 	if q.IDsOnly {
-		dest = dest[:4]
+		dest = dest[:5]
 	}
 	// Sort indexes are handed out from blocks rather than one allocation
 	// per record.
@@ -338,7 +358,7 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, erro
 	for rows.Next() {
 		b = weave.BSO{}
 		if err := rows.Scan(dest...); err != nil {
-			return out, err
+			return out, 0, err
 		}
 		if si.Valid {
 			if len(block) == 0 {
@@ -352,5 +372,5 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, erro
 		b.Expires = expiresOf(expiry)
 		out = append(out, b)
 	}
-	return out, rows.Err()
+	return out, weave.Timestamp(collection.Int64), rows.Err()
 }

@@ -37,20 +37,48 @@ func shapeOf(u *weave.Update) shape {
 	return sh
 }
 
-// bsoColumns are the bsos columns an update of this shape overwrites. Only
-// a payload changes the record's modified time (spec §18 #10).
-func (sh shape) bsoColumns() []string {
-	var cols []string
-	if sh&hasPayload != 0 {
-		cols = append(cols, "payload", "payload_size", "modified")
+// bsoFields are the bsos columns an update writes, by the field that sets
+// them, expiry last (see upsertSet). Only a payload changes the record's
+// modified time (spec §18 #10).
+var bsoFields = []struct {
+	field   shape
+	columns []string
+}{
+	{hasPayload, []string{"payload", "payload_size", "modified"}},
+	{hasSortIndex, []string{"sortindex"}},
+	{hasTTL, []string{"expiry"}},
+}
+
+// upsertSet is the upsert's assignments to an existing record for an update
+// of this shape: the fields the update sets are overwritten; the others are
+// kept, unless the record has expired: an expired record must read as a
+// new one, so it takes the new record's defaults the INSERT brought for
+// them. Each kept column compares the record's expiry with now (one
+// parameter each, reviveCount of them), and expiry comes last so that on
+// MySQL the comparisons read the old value.
+func (sh shape) upsertSet(d Dialect) []string {
+	var set []string
+	for _, f := range bsoFields {
+		for _, c := range f.columns {
+			if sh&f.field != 0 {
+				set = append(set, c+" = "+d.Inserted(c))
+			} else {
+				set = append(set, c+" = CASE WHEN bsos.expiry > ? THEN bsos."+c+" ELSE "+d.Inserted(c)+" END")
+			}
+		}
 	}
-	if sh&hasSortIndex != 0 {
-		cols = append(cols, "sortindex")
+	return set
+}
+
+// reviveCount is how many kept columns upsertSet writes for this shape.
+func (sh shape) reviveCount() int {
+	n := 0
+	for _, f := range bsoFields {
+		if sh&f.field == 0 {
+			n += len(f.columns)
+		}
 	}
-	if sh&hasTTL != 0 {
-		cols = append(cols, "expiry")
-	}
-	return cols
+	return n
 }
 
 func (sh shape) stagedColumns() []string {
@@ -122,6 +150,11 @@ type wtx struct {
 	uid int64
 	// storage is the user's storage timestamp before this write.
 	storage weave.Timestamp
+	// cid is the collection the write is about (0 for none) and
+	// collection its timestamp before this write, 0 if absent: read with
+	// the lock, so preconditions cost no statement of their own.
+	cid        int64
+	collection weave.Timestamp
 	// t is this write's timestamp T.
 	t weave.Timestamp
 	// now is the wall clock in ms that expiries compare with.
@@ -134,14 +167,15 @@ var errNoUser = errors.New("sqlstore: no such user")
 
 // write runs fn in one write transaction that first locks the user's
 // storage row (creating it when create is set; otherwise a missing user
-// ends the write with errNoUser) and picks the write's timestamp:
+// ends the write with errNoUser), refuses users being moved away, reads the
+// timestamp of collection cid, and picks the write's timestamp:
 // T = max(now truncated to 10 ms, storage timestamp + 10 ms), so timestamps
 // strictly increase per user without sleeping and without conflicts.
-func (s *Store) write(ctx context.Context, uid int64, create bool, fn func(w *wtx) error) error {
+func (s *Store) write(ctx context.Context, uid, cid int64, create bool, fn func(w *wtx) error) error {
 	defer s.ws.flush(ctx)
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid}
-		err := w.queryRow(s.q.lockUser, uid).Scan(&w.storage)
+		w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid, cid: cid}
+		move, err := w.lock()
 		if errors.Is(err, sql.ErrNoRows) {
 			if !create {
 				return errNoUser
@@ -151,12 +185,12 @@ func (s *Store) write(ctx context.Context, uid int64, create bool, fn func(w *wt
 			if _, err = w.exec(s.q.insertUser, uid); err != nil {
 				return err
 			}
-			err = w.queryRow(s.q.lockUser, uid).Scan(&w.storage)
+			move, err = w.lock()
 		}
 		if err != nil {
 			return err
 		}
-		if err := w.checkMove(); err != nil { // migrate_user.go
+		if err := checkMove(move); err != nil { // migrate_user.go
 			return err
 		}
 		now := s.now()
@@ -165,6 +199,27 @@ func (s *Store) write(ctx context.Context, uid int64, create bool, fn func(w *wt
 		w.t = max(weave.TimestampAt(now), w.storage-w.storage%10+10)
 		return fn(w)
 	})
+}
+
+// lock locks the user's storage row and reads, as of after the lock, the
+// storage and collection timestamps and the user's move state ("" for
+// none). Where a locking read over a join sees the newest rows of every
+// table (Dialect.LockingJoins) that is one statement; elsewhere the joined
+// values are read by a second statement, whose snapshot comes after the
+// lock.
+func (w *wtx) lock() (move string, err error) {
+	var state sql.NullString
+	var coll sql.NullInt64
+	if w.s.db.Dialect.LockingJoins() {
+		err = w.queryRow(w.s.q.lockUserJoined, w.cid, w.uid).Scan(&w.storage, &state, &coll)
+	} else {
+		err = w.queryRow(w.s.q.lockUser, w.uid).Scan(&w.storage)
+		if err == nil {
+			err = w.queryRow(w.s.q.lockedUserState, w.uid, w.uid, w.cid).Scan(&state, &coll)
+		}
+	}
+	w.collection = weave.Timestamp(coll.Int64)
+	return state.String, err
 }
 
 // exec runs a statement, prepared when the store caches it.
@@ -189,14 +244,13 @@ func (w *wtx) queryRow(query string, args ...any) *sql.Row {
 	return w.s.ws.txQueryRow(w.ctx, w.tx, query, args...)
 }
 
-// collectionModified is the collection's timestamp, 0 if absent.
-func (w *wtx) collectionModified(cid int64) (weave.Timestamp, error) {
-	var ts weave.Timestamp
-	err := w.queryRow(w.s.q.collectionModified, w.uid, cid).Scan(&ts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+// collectionModified is the timestamp of the write's collection (cid must
+// be the one given to write), 0 if absent.
+func (w *wtx) collectionModified(cid int64) weave.Timestamp {
+	if cid != w.cid {
+		panic("sqlstore: collectionModified of a collection the write did not lock")
 	}
-	return ts, err
+	return w.collection
 }
 
 // checkCollection evaluates a precondition against the collection.
@@ -204,11 +258,7 @@ func (w *wtx) checkCollection(cid int64, pre weave.Precondition) error {
 	if pre.IfUnmodifiedSince == nil {
 		return nil
 	}
-	ts, err := w.collectionModified(cid)
-	if err != nil {
-		return err
-	}
-	return pre.Check(ts)
+	return pre.Check(w.collectionModified(cid))
 }
 
 // touch gives the collection and the storage the write's timestamp.
@@ -233,28 +283,8 @@ func (w *wtx) expiry(ttl weave.Optional[int64]) int64 {
 }
 
 // upsert writes updates (ids unique) into a collection with partial-update
-// semantics.
+// semantics, in one statement per shape and chunk.
 func (w *wtx) upsert(cid int64, us []weave.Update) error {
-	// An expired record that an update leaves fields of must read as a new
-	// record: remove it first. Updates setting every field overwrite it
-	// whole anyway.
-	var partial []any
-	for i := range us {
-		if shapeOf(&us[i]) != fullShape {
-			partial = append(partial, us[i].ID)
-		}
-	}
-	for len(partial) > 0 {
-		n := min(len(partial), maxRows)
-		args := make([]any, 0, 3+n)
-		args = append(args, w.uid, cid, w.now)
-		args = append(args, partial[:n]...)
-		if _, err := w.execN(n, w.s.text(textKey{kind: textDeleteExpired, n: n}), args...); err != nil {
-			return err
-		}
-		partial = partial[n:]
-	}
-
 	var groups [fullShape + 1][]int
 	for i := range us {
 		sh := shapeOf(&us[i])
@@ -264,7 +294,7 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 		idx := groups[sh]
 		for len(idx) > 0 {
 			n := min(len(idx), maxRows)
-			args := make([]any, 0, 8*n)
+			args := make([]any, 0, 8*n+5)
 			for _, i := range idx[:n] {
 				u := &us[i]
 				var si any
@@ -278,6 +308,9 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 				// Absent fields get a new record's defaults; the upsert
 				// leaves them alone on existing rows.
 				args = append(args, w.uid, cid, u.ID, si, payload, len(payload), int64(w.t), w.expiry(u.TTL))
+			}
+			for range shape(sh).reviveCount() {
+				args = append(args, w.now)
 			}
 			if _, err := w.execN(n, w.s.text(textKey{kind: textUpsertBSOs, shape: shape(sh), n: n}), args...); err != nil {
 				return err
@@ -295,7 +328,7 @@ func (s *Store) PutBSO(ctx context.Context, uid int64, collection string, u weav
 		return 0, err
 	}
 	var t weave.Timestamp
-	err = s.write(ctx, uid, true, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
 		if pre.IfUnmodifiedSince != nil {
 			var ts weave.Timestamp
 			err := w.queryRow(s.q.itemModified, uid, cid, u.ID, w.now).Scan(&ts)
@@ -323,7 +356,7 @@ func (s *Store) PostBSOs(ctx context.Context, uid int64, collection string, us [
 	}
 	us = mergeUpdates(us)
 	var t weave.Timestamp
-	err = s.write(ctx, uid, true, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
 		if err := w.checkCollection(cid, pre); err != nil {
 			return err
 		}
@@ -346,7 +379,7 @@ func (s *Store) DeleteBSO(ctx context.Context, uid int64, collection, id string,
 		return 0, weave.ErrNotFound
 	}
 	var t weave.Timestamp
-	err = s.write(ctx, uid, false, func(w *wtx) error {
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
 		var ts weave.Timestamp
 		err := w.queryRow(s.q.itemModified, uid, cid, id, w.now).Scan(&ts)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -380,11 +413,8 @@ func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, id
 		return s.LastModified(ctx, uid)
 	}
 	var t weave.Timestamp
-	err = s.write(ctx, uid, false, func(w *wtx) error {
-		ts, err := w.collectionModified(cid)
-		if err != nil {
-			return err
-		}
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
+		ts := w.collectionModified(cid)
 		if ts == 0 {
 			// Missing collection: nothing to do, nothing changes.
 			t = w.storage
@@ -426,11 +456,8 @@ func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection stri
 		return s.LastModified(ctx, uid)
 	}
 	var t weave.Timestamp
-	err = s.write(ctx, uid, false, func(w *wtx) error {
-		ts, err := w.collectionModified(cid)
-		if err != nil {
-			return err
-		}
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
+		ts := w.collectionModified(cid)
 		if ts == 0 {
 			t = w.storage
 			return nil
@@ -465,7 +492,7 @@ func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection stri
 // storage timestamp go back.
 func (s *Store) DeleteStorage(ctx context.Context, uid int64, pre weave.Precondition) (weave.Timestamp, error) {
 	var t weave.Timestamp
-	err := s.write(ctx, uid, true, func(w *wtx) error {
+	err := s.write(ctx, uid, 0, true, func(w *wtx) error {
 		if err := pre.Check(w.storage); err != nil {
 			return err
 		}

@@ -303,3 +303,82 @@ func testSortIndexBounds(t *testing.T, s weave.Store) {
 	}
 	wantRecs(t, got, want, "index order paged one by one")
 }
+
+// testIncrementalReads has clients sync one collection the way Firefox
+// does, each asking for records newer than the timestamp its last read
+// returned, while writers keep adding records. A timestamp that runs ahead
+// of the records a read returned would make a client skip records for
+// good, so every client must end up with every record.
+func testIncrementalReads(t *testing.T, s weave.Store) {
+	ctx := t.Context()
+	uid := newUID()
+	const c = "history"
+	const writers, posts, readers = 2, 25, 3
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan error, writers+readers)
+	var written sync.Map
+	for w := range writers {
+		wg.Go(func() {
+			for p := range posts {
+				id := fmt.Sprintf("w%d-%02d", w, p)
+				if _, err := s.PostBSOs(ctx, uid, c, []weave.Update{upd(id, id)}, noPre); err != nil {
+					errs <- err
+					return
+				}
+				written.Store(id, true)
+			}
+		})
+	}
+	seen := make([]map[string]bool, readers)
+	var rg sync.WaitGroup
+	for r := range readers {
+		seen[r] = map[string]bool{}
+		rg.Go(func() {
+			var last weave.Timestamp
+			read := func() error {
+				p, err := s.GetBSOs(ctx, uid, c, weave.Query{Newer: last})
+				if err != nil {
+					return err
+				}
+				if p.Modified < last {
+					return fmt.Errorf("reader %d: collection timestamp went back from %v to %v", r, last, p.Modified)
+				}
+				for _, b := range p.BSOs {
+					seen[r][b.ID] = true
+				}
+				last = p.Modified
+				return nil
+			}
+			for {
+				select {
+				case <-done:
+					if err := read(); err != nil {
+						errs <- err
+					}
+					return
+				default:
+				}
+				if err := read(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	rg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	written.Range(func(id, _ any) bool {
+		for r := range readers {
+			if !seen[r][id.(string)] {
+				t.Errorf("reader %d never got record %s", r, id)
+			}
+		}
+		return true
+	})
+}

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"BatchIsolation", testBatchIsolation},
 		{"ConcurrentWritersOneUser", testConcurrentOneUser},
 		{"ConcurrentUsers", testConcurrentUsers},
+		{"IncrementalReads", testIncrementalReads},
 		{"UserIsolation", testUserIsolation},
 		{"LargePayload", testLargePayload},
 		{"OddIDs", testOddIDs},
