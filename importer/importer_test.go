@@ -2,11 +2,16 @@ package importer_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/importer"
+	"github.com/weave-sync/weave/importer/importertest"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
@@ -17,8 +22,7 @@ import (
 // TestImportUserRecords checks the token side of an import on every
 // dialect: records keep their uids and fields, a second import is a no-op,
 // a uid held by another account is refused, and uids allocated afterwards
-// never reuse an imported one. (The whole import is tested with MariaDB in
-// cmd/weave.)
+// never reuse an imported one.
 func TestImportUserRecords(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -84,5 +88,251 @@ func TestImportUserRecords(t *testing.T) {
 				t.Errorf("new user uid %d (%v), want > 77", nu.UID, err)
 			}
 		})
+	}
+}
+
+// weaveDest is a weave token database with one node and that node's store,
+// on SQLite: the sources are what these tests are about.
+func weaveDest(t *testing.T) (*sqlstore.TokenDB, weave.Node, *sqlstore.Store) {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	tokens, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "tokens.db")), sqlite.TokenDBOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tokens.Close() })
+	node, err := tokens.AddNode(ctx, weave.Node{URL: "https://weave.example.net", Capacity: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.OpenStore(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "shard.db")), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return tokens, node, store
+}
+
+// faultyShard is a shard that corrupts or loses what passes through it.
+type faultyShard struct {
+	weave.UserMover
+	// tamper, if set, changes a user's data on its way into the store.
+	tamper func(d *weave.UserData)
+	// failDigest, while positive, makes that many DigestUser calls fail,
+	// as a crash between the copy and its verification would.
+	failDigest atomic.Int32
+}
+
+func (f *faultyShard) ImportUser(ctx context.Context, d weave.UserData) error {
+	if f.tamper != nil {
+		d = deepCopy(d)
+		f.tamper(&d)
+	}
+	return f.UserMover.ImportUser(ctx, d)
+}
+
+func (f *faultyShard) DigestUser(ctx context.Context, uid int64) (map[string]weave.CollectionDigest, error) {
+	if f.failDigest.Add(-1) >= 0 {
+		return nil, errors.New("connection lost")
+	}
+	return f.UserMover.DigestUser(ctx, uid)
+}
+
+func deepCopy(d weave.UserData) weave.UserData {
+	cs := make([]weave.UserCollection, len(d.Collections))
+	for i, c := range d.Collections {
+		c.BSOs = append([]weave.UserBSO(nil), c.BSOs...)
+		cs[i] = c
+	}
+	d.Collections = cs
+	bs := make([]weave.UserBatch, len(d.Batches))
+	for i, b := range d.Batches {
+		b.Items = append([]weave.StagedItem(nil), b.Items...)
+		bs[i] = b
+	}
+	d.Batches = bs
+	return d
+}
+
+// TestImportSources imports every supported source (schema × database)
+// into weave: records, expiries, timestamps, open batches and token
+// records arrive as they were; a copy that differs from the source is
+// caught and its account left unimported; an import interrupted midway is
+// finished by running it again; and a third run changes nothing.
+func TestImportSources(t *testing.T) {
+	for _, c := range importertest.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			src := c.Open(t, now)
+			tokens, node, store := weaveDest(t)
+			opts := func(shard weave.UserMover) importer.Options {
+				return importer.Options{Storage: src.Storage, Tokens: src.Tokens, Dest: tokens, Node: node, Shard: shard,
+					Now: func() time.Time { return now }}
+			}
+			accountA := importertest.FxAA + importertest.Domain
+			wantUnimported := func(what string) {
+				t.Helper()
+				if _, err := tokens.UserByUID(ctx, 41); !errors.Is(err, weave.ErrNotFound) {
+					t.Errorf("%s: account A has a token record (%v)", what, err)
+				}
+			}
+
+			// A copy that loses a record's new payload, or a staged record's
+			// sortindex, does not verify. Account B (first in email order)
+			// is imported; A is not.
+			tampers := map[string]func(d *weave.UserData){
+				`collection "bookmarks" differs`: func(d *weave.UserData) {
+					for i := range d.Collections {
+						if d.Collections[i].Name == "bookmarks" {
+							d.Collections[i].BSOs[0].Payload = "tampered"
+						}
+					}
+				},
+				"open batch": func(d *weave.UserData) {
+					if len(d.Batches) > 0 {
+						si := int64(12345)
+						d.Batches[0].Items[0].SortIndex, d.Batches[0].Items[0].SortIndexOK = &si, true
+					}
+				},
+			}
+			for wantErr, tamper := range tampers {
+				rep, err := importer.Run(ctx, opts(&faultyShard{UserMover: store, tamper: tamper}))
+				if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), accountA) {
+					t.Fatalf("tampered copy: %v, want an error about account A's %s", err, wantErr)
+				}
+				if rep.Accounts != 2 || rep.Imported+rep.Skipped != 1 {
+					t.Errorf("tampered copy: report %+v, want B imported and A failed", rep)
+				}
+				wantUnimported("tampered copy")
+			}
+			if _, err := tokens.UserByUID(ctx, 57); err != nil {
+				t.Errorf("account B not imported: %v", err)
+			}
+
+			// Interrupted between A's copy and its verification.
+			shard := &faultyShard{UserMover: store}
+			shard.failDigest.Store(1)
+			if _, err := importer.Run(ctx, opts(shard)); err == nil || !strings.Contains(err.Error(), "connection lost") {
+				t.Fatalf("interrupted import: %v", err)
+			}
+			wantUnimported("interrupted import")
+
+			// Running again finishes the job.
+			rep, err := importer.Run(ctx, opts(store))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Source == "" || !strings.HasPrefix(rep.Source, string(c.Schema)) {
+				t.Errorf("source %q, want %s", rep.Source, c.Schema)
+			}
+			if rep.Accounts != 2 || rep.Imported != 1 || rep.Skipped != 1 || rep.Records != 2 || rep.Collections != 3 || rep.BSOs != 5 || rep.Batches != 2 {
+				t.Errorf("second run: %+v, want A imported (2 token records, 3 collections, 5 records, 2 open batches), B skipped", rep)
+			}
+			for uid, want := range src.Want {
+				got, err := store.ExportUser(ctx, uid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g, w := importertest.Dump(got), importertest.Dump(want); g != w {
+					t.Errorf("uid %d imported as\n%s\nwant\n%s", uid, g, w)
+				}
+			}
+			for _, u := range src.Users {
+				got, err := tokens.UserByUID(ctx, u.UID)
+				if err != nil {
+					t.Fatalf("uid %d: %v", u.UID, err)
+				}
+				if got.Email != u.Email || got.Generation != u.Generation || got.ClientState != u.ClientState ||
+					got.KeysChangedAt != u.KeysChangedAt || got.CreatedAt != u.CreatedAt || got.ReplacedAt != u.ReplacedAt || got.NodeID != node.ID {
+					t.Errorf("uid %d: token record %+v, want %+v on node %d", u.UID, got, u, node.ID)
+				}
+			}
+			if n, err := tokens.NodeByID(ctx, node.ID); err != nil || n.CurrentLoad != 2 {
+				t.Errorf("node load %d (%v), want 2", n.CurrentLoad, err)
+			}
+
+			// A third run changes nothing.
+			rep, err = importer.Run(ctx, opts(store))
+			if err != nil || rep.Imported != 0 || rep.Skipped != 2 || rep.Records != 0 {
+				t.Errorf("third run: %+v (%v), want everything skipped", rep, err)
+			}
+		})
+	}
+}
+
+// TestOpenSourceRefuses checks that databases that are not a supported
+// source are refused with a message saying what to do.
+func TestOpenSourceRefuses(t *testing.T) {
+	ctx := t.Context()
+	open := func(t *testing.T, kind string, stmts ...string) *sqlstore.DB {
+		t.Helper()
+		var db *sqlstore.DB
+		var err error
+		if kind == "mysql" {
+			db, err = mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{MaxOpenConns: 2})
+		} else {
+			db, err = postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{MaxOpenConns: 2})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		for _, q := range stmts {
+			if _, err := db.Write.Exec(q); err != nil {
+				t.Fatalf("%v\n%s", err, q)
+			}
+		}
+		return db
+	}
+	cases := []struct {
+		name, kind string
+		schema     importer.Schema
+		stmts      []string
+		want       string
+	}{
+		{"empty", "mysql", "", nil, "expected the tables of syncstorage-rs"},
+		{"tokenserver", "postgres", "", []string{
+			`CREATE TABLE users (uid BIGINT, service INT, email TEXT, generation BIGINT, client_state TEXT)`,
+			`CREATE TABLE nodes (id BIGINT, node TEXT)`,
+		}, "give it as --from-token-url"},
+		{"weave", "mysql", "", []string{
+			`CREATE TABLE user_storage (uid BIGINT, modified BIGINT)`,
+			`CREATE TABLE bsos (uid BIGINT, collection_id BIGINT, id TEXT)`,
+		}, "weave user migrate"},
+		{"pre-release syncstorage-rs postgres", "postgres", "", []string{
+			`CREATE TABLE bsos (fxa_uid UUID, fxa_kid TEXT, collection_id BIGINT, bso_id TEXT)`,
+		}, "pre-release"},
+		{"pre-2019 syncstorage-rs mysql", "mysql", "", []string{
+			`CREATE TABLE bso (user_id INT, collection_id INT, id VARCHAR(64), sortindex INT, payload TEXT, modified BIGINT, expiry BIGINT)`,
+			`CREATE TABLE user_collections (user_id INT, collection_id INT, modified BIGINT)`,
+			`CREATE TABLE collections (id INT, name VARCHAR(32))`,
+		}, "run syncstorage-rs's migrations first"},
+		{"shard missing", "postgres", "", []string{
+			`CREATE TABLE bso0 (userid INT)`, `CREATE TABLE bso2 (userid INT)`,
+		}, "numbered [0 2]"},
+		{"wrong --from-schema", "mysql", importer.ServerSyncstorage, []string{
+			`CREATE TABLE bso (userid BIGINT, collection INT, id VARCHAR(64), sortindex INT, payload TEXT, modified BIGINT, ttl BIGINT)`,
+			`CREATE TABLE user_collections (userid BIGINT, collection INT, last_modified BIGINT)`,
+			`CREATE TABLE collections (id INT, name VARCHAR(32))`,
+		}, "--from-schema says server-syncstorage, but the source storage database has the tables of syncstorage-rs"},
+		{"unknown --from-schema", "mysql", "go-syncstorage", nil, "unknown source schema"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, tc.kind, tc.stmts...)
+			_, err := importer.OpenSource(ctx, db, tc.schema)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLegacyBatchID(t *testing.T) {
+	// What syncstorage-rs and server-syncstorage send for batch 1536198976921.
+	if got := importer.LegacyBatchID(1536198976921); got != "MTUzNjE5ODk3NjkyMQ==" {
+		t.Errorf("LegacyBatchID = %q", got)
 	}
 }

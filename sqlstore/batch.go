@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
@@ -32,6 +33,15 @@ func decodeBatchID(s string) (int64, bool) {
 	}
 	id := int64(binary.BigEndian.Uint64(b[:]))
 	return id, id >= 0
+}
+
+// ForeignBatchID is the id under which this store keeps a batch that
+// clients know by another server's batch id s (anything that is not one of
+// ours): a batch imported from that server is stored under it, so that a
+// client in the middle of an upload can still append to and commit it.
+func ForeignBatchID(s string) int64 {
+	sum := sha256.Sum256([]byte(s))
+	return int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
 }
 
 // CreateBatch implements weave.Store.
@@ -119,11 +129,12 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 }
 
 // batchTarget resolves the collection and batch id of an append or commit;
-// an unknown collection or malformed id cannot name an open batch.
+// an unknown collection cannot name an open batch, and an id not in our
+// format can only name an imported one.
 func (s *Store) batchTarget(ctx context.Context, collection, batch string) (cid, id int64, err error) {
 	id, ok := decodeBatchID(batch)
 	if !ok {
-		return 0, 0, weave.ErrBatchNotFound
+		id = ForeignBatchID(batch)
 	}
 	cid, ok, err = s.collectionID(ctx, collection, false)
 	if err != nil {

@@ -1,19 +1,23 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/mysql"
+	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
 type importFlags struct {
 	fleetDB
 	fromStorage, fromTokens string
+	fromSchema              string
 	fromNode, toNode        string
 	service                 string
 	users                   int
@@ -21,17 +25,21 @@ type importFlags struct {
 
 func (a *app) importCommand() *command {
 	f := &importFlags{}
-	c := newCommand("import", "--from-storage-url mysql://… [--from-token-url mysql://…] --to-node URL [--users N]", `Import the users of a Mozilla syncstorage-rs server (MySQL) into a weave node.
-  Reads the syncstorage database (bso, collections, user_collections) and the
-  tokenserver database (users, services, nodes), copies each user's data into
-  the node's shard, verifies it, then creates the user's token records with
+	c := newCommand("import", "--from-storage-url mysql://…|postgres://… [--from-token-url …] --to-node URL [--users N]", `Import the users of a Mozilla Sync server into a weave node.
+  Sources: syncstorage-rs (MySQL or PostgreSQL) and the older Python
+  server-syncstorage (MySQL or PostgreSQL, sharded bso tables or not),
+  recognised from the tables of --from-storage-url, with the tokenserver
+  database of either (users, services, nodes). Copies each user's
+  collections, records, timestamps, expiries and open batches into the
+  node's shard, verifies them, then creates the user's token records with
   the same uid, generation, client state and key-change time: clients keep
-  syncing without uploading again. Users already imported are skipped, so an
-  interrupted import is finished by running it again. Stop the old server
-  first.`)
+  syncing without uploading again, even in the middle of a batch upload.
+  Users already imported are skipped, so an interrupted import is finished
+  by running it again. Stop the old server first.`)
 	f.register(c)
-	c.flags.StringVar(&f.fromStorage, "from-storage-url", "", "the syncstorage-rs storage database: mysql://USER:PASS@HOST:PORT/DB")
-	c.flags.StringVar(&f.fromTokens, "from-token-url", "", "the tokenserver database: mysql://USER:PASS@HOST:PORT/DB (default: --from-storage-url)")
+	c.flags.StringVar(&f.fromStorage, "from-storage-url", "", "the old storage database: mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable")
+	c.flags.StringVar(&f.fromTokens, "from-token-url", "", "the old tokenserver database, same forms (default: --from-storage-url)")
+	c.flags.StringVar(&f.fromSchema, "from-schema", "auto", "schema of the storage database: auto (recognise it), "+string(importer.SyncstorageRS)+" or "+string(importer.ServerSyncstorage))
 	c.flags.StringVar(&f.fromNode, "from-node", "", "import only the users the tokenserver assigned to this node URL (default: all)")
 	c.flags.StringVar(&f.toNode, "to-node", "", "URL of the weave node that takes the users (as listed by weave node list)")
 	c.flags.StringVar(&f.service, "service", "sync-1.5", "tokenserver service whose users are imported")
@@ -46,21 +54,22 @@ func (a *app) importCommand() *command {
 		if f.fromTokens == "" {
 			f.fromTokens = f.fromStorage
 		}
-		for _, u := range []string{f.fromStorage, f.fromTokens} {
-			if !strings.HasPrefix(u, "mysql://") {
-				return fmt.Errorf("source %s: only MySQL/MariaDB syncstorage-rs databases (mysql://…) can be imported", redactAny(u))
-			}
+		schema := importer.Schema(f.fromSchema)
+		switch {
+		case f.fromSchema == "auto":
+			schema = ""
+		case !slices.Contains(importer.Schemas, schema):
+			return fmt.Errorf("--from-schema %q: want auto, %s or %s", f.fromSchema, importer.SyncstorageRS, importer.ServerSyncstorage)
 		}
 		ctx := a.ctx
-		opts := mysql.Options{MaxOpenConns: 4, Timeout: f.db.timeout}
-		src, err := mysql.Open(ctx, f.fromStorage, opts)
+		src, err := openImportSource(ctx, f.fromStorage, f.db.timeout)
 		if err != nil {
 			return fmt.Errorf("source storage database: %w", err)
 		}
 		defer src.Close()
 		srcTokens := src
 		if f.fromTokens != f.fromStorage {
-			if srcTokens, err = mysql.Open(ctx, f.fromTokens, opts); err != nil {
+			if srcTokens, err = openImportSource(ctx, f.fromTokens, f.db.timeout); err != nil {
 				return fmt.Errorf("source token database: %w", err)
 			}
 			defer srcTokens.Close()
@@ -86,10 +95,10 @@ func (a *app) importCommand() *command {
 		defer store.Close()
 		start := time.Now()
 		rep, err := importer.Run(ctx, importer.Options{
-			Storage: src.Read, Tokens: srcTokens.Read, Service: f.service, SourceNode: f.fromNode,
+			Storage: src, Schema: schema, Tokens: srcTokens, Service: f.service, SourceNode: f.fromNode,
 			Dest: tokens, Node: node, Shard: store, Users: f.users,
 			Progress: func(p importer.Progress) {
-				state := fmt.Sprintf("%d records", p.BSOs)
+				state := fmt.Sprintf("%d records, %d open batches", p.BSOs, p.Batches)
 				switch {
 				case p.Err != nil:
 					state = "FAILED"
@@ -100,12 +109,31 @@ func (a *app) importCommand() *command {
 			},
 		})
 		fmt.Fprintf(a.stderr, "\n")
-		fmt.Fprintf(a.stdout, "%d accounts: %d imported, %d already imported; %d token records, %d collections, %d records (%d bytes) into %s in %s\n",
-			rep.Accounts, rep.Imported, rep.Skipped, rep.Records, rep.Collections, rep.BSOs, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))
+		if rep.Source != "" {
+			fmt.Fprintf(a.stdout, "source: %s\n", rep.Source)
+		}
+		fmt.Fprintf(a.stdout, "%d accounts: %d imported, %d already imported; %d token records, %d collections, %d records, %d open batches (%d bytes) into %s in %s\n",
+			rep.Accounts, rep.Imported, rep.Skipped, rep.Records, rep.Collections, rep.BSOs, rep.Batches, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))
 		if err != nil {
-			return fmt.Errorf("%w (run the same command again to continue)", err)
+			if rep.Accounts > 0 {
+				return fmt.Errorf("%w (run the same command again to continue)", err)
+			}
+			return err
 		}
 		return nil
 	}
 	return c
+}
+
+// openImportSource opens a database of the old server, with a small pool:
+// the import reads one user at a time.
+func openImportSource(ctx context.Context, url string, timeout time.Duration) (*sqlstore.DB, error) {
+	scheme, _, _ := strings.Cut(url, ":")
+	switch scheme {
+	case "mysql":
+		return mysql.Open(ctx, url, mysql.Options{MaxOpenConns: 4, Timeout: timeout})
+	case "postgres", "postgresql":
+		return postgres.Open(ctx, url, postgres.Options{MaxOpenConns: 4, Timeout: timeout})
+	}
+	return nil, fmt.Errorf("%s: the old server's databases are MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB) or PostgreSQL (postgres://USER:PASS@HOST:PORT/DB); for a SQLite syncstorage, dump it into one of those first", redactAny(url))
 }
