@@ -50,6 +50,9 @@ func hexParam(name, v string, n int) ([]byte, error) {
 type credentialsBody struct {
 	Email  string `json:"email"`
 	AuthPW string `json:"authPW"`
+	// Sign-up in captcha mode only (POST /v1/captcha).
+	CaptchaID     string `json:"captchaId"`
+	CaptchaAnswer string `json:"captchaAnswer"`
 }
 
 func (b credentialsBody) check() ([]byte, error) {
@@ -133,6 +136,11 @@ func (s *Service) accountCreate(r *request) (any, error) {
 	}
 	b, authPW, err := s.credentials(r)
 	if err != nil {
+		return nil, err
+	}
+	// Before the slow stretch; a captcha is spent even if what follows
+	// fails (the page asks for a new one).
+	if err := s.checkSignupCaptcha(r, b.CaptchaID, b.CaptchaAnswer); err != nil {
 		return nil, err
 	}
 	if err := s.limits.checkIP(r.ip, "signup"); err != nil {

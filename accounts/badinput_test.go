@@ -160,7 +160,7 @@ func TestOAuthCodeFlow(t *testing.T) {
 	}
 	pk := fxaclient.NewPKCE()
 	req := fxaclient.AuthorizeRequest{ClientID: testClient.ID, Scope: "profile " + fxa.OldSyncScope, State: "st4te",
-		ResponseType: "code", AccessType: "offline", CodeChallenge: pk.Challenge, CodeChallengeMethod: "S256", KeysJWE: "opaque.jwe.blob"}
+		ResponseType: "code", AccessType: "offline", CodeChallenge: pk.Challenge, CodeChallengeMethod: "S256", KeysJWE: "opaque..jwe.blob.x"}
 
 	// Unknown client, missing PKCE, bad scope, bad redirect.
 	bad := req
@@ -179,6 +179,17 @@ func TestOAuthCodeFlow(t *testing.T) {
 	bad.RedirectURI = "https://evil.example/"
 	_, err = c.Authorize(ctx, s, bad)
 	wantErrno(t, err, 400, 167)
+	// keys_jwe must look like a compact JWE (FxA's validator), state ≤ 512.
+	for _, jwe := range []string{"opaque.jwe.blob", "a..b.c.d!", strings.Repeat("a", 1100) + "..b.c.d"} {
+		bad = req
+		bad.KeysJWE = jwe
+		_, err = c.Authorize(ctx, s, bad)
+		wantErrno(t, err, 400, 107)
+	}
+	bad = req
+	bad.State = strings.Repeat("s", 513)
+	_, err = c.Authorize(ctx, s, bad)
+	wantErrno(t, err, 400, 107)
 
 	// Tampered verifier: refused, and the code is burnt.
 	code, err := c.Authorize(ctx, s, req)
@@ -212,7 +223,7 @@ func TestOAuthCodeFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.KeysJWE != "opaque.jwe.blob" || tr.RefreshToken == "" || tr.AccessToken == "" {
+	if tr.KeysJWE != "opaque..jwe.blob.x" || tr.RefreshToken == "" || tr.AccessToken == "" {
 		t.Fatalf("token response: %+v", tr)
 	}
 	_, err = c.TokenFromCode(ctx, testClient.ID, code, pk.Verifier)

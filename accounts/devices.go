@@ -3,6 +3,7 @@ package accounts
 import (
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 )
 
@@ -202,4 +203,41 @@ func (s *Service) attachedClients(r *request) (any, error) {
 			"location": map[string]any{}, "userAgent": "", "os": nil})
 	}
 	return out, nil
+}
+
+// deviceCommands is GET /v1/account/device/commands: Firefox polls it after
+// sign-in and on push. weave keeps no command queue (send-tab needs push),
+// so there is never anything pending; answering beats Firefox logging a
+// failed device-list refresh every time.
+func (s *Service) deviceCommands(r *request) (any, error) {
+	idx := int64(0)
+	if v := r.r.URL.Query().Get("index"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errInvalid("index")
+		}
+		idx = n
+	}
+	return map[string]any{"index": idx, "last": true, "messages": []any{}}, nil
+}
+
+// devicesNotify is POST /v1/account/devices/notify: Firefox asks the
+// server to push a "collection changed" to the other devices. Without
+// push there is nobody to notify; the other devices sync on their own
+// schedule. The body is still checked as FxA would.
+func (s *Service) devicesNotify(r *request) (any, error) {
+	var b struct {
+		To      json.RawMessage `json:"to"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := decode(r, &b); err != nil {
+		return nil, err
+	}
+	if b.To == nil {
+		return nil, errMissing("to")
+	}
+	if b.Payload == nil {
+		return nil, errMissing("payload")
+	}
+	return map[string]any{}, nil
 }

@@ -24,6 +24,7 @@ const (
 	ErrnoIncorrectEmailCase   = 120
 	ErrnoDeviceUnknown        = 123
 	ErrnoRequestBlocked       = 125
+	ErrnoInvalidUnblockCode   = 127
 	ErrnoUnknownClientID      = 162
 	ErrnoInvalidScopes        = 163
 	ErrnoIncorrectRedirectURI = 167

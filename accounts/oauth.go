@@ -221,6 +221,25 @@ func (s *Service) client(id string) (Client, error) {
 	return c, nil
 }
 
+// clientInfo is the OAuth server's GET /v1/client/{client_id}: what the
+// sign-in page shows about the relier, and its early check that the
+// client exists before asking for a password.
+func (s *Service) clientInfo(r *request) (any, error) {
+	id := strings.TrimPrefix(r.r.URL.Path, "/v1/client/")
+	if len(id) != 16 || !isLowerHex(id) {
+		return nil, errInvalid("client_id")
+	}
+	c, err := s.client(id)
+	if err != nil {
+		return nil, err
+	}
+	redirect := ""
+	if len(c.RedirectURIs) > 0 {
+		redirect = c.RedirectURIs[0]
+	}
+	return map[string]any{"id": c.ID, "name": c.Name, "trusted": true, "image_uri": "", "redirect_uri": redirect}, nil
+}
+
 // authorization issues an authorization code for the session's account
 // (POST /v1/oauth/authorization and /v1/authorization, Hawk sessionToken).
 // keys_jwe is opaque to the server: the client encrypted the scoped keys
@@ -268,8 +287,13 @@ func (s *Service) authorization(r *request) (any, error) {
 	} else if len(b.CodeChallenge) != 43 || !isB64URL(b.CodeChallenge) {
 		return nil, errInvalid("code_challenge")
 	}
-	if len(b.KeysJWE) > 8<<10 || len(b.State) > 1024 {
+	// keys_jwe is opaque to the server, but it must look like a JWE (FxA
+	// checks the same shape), so garbage is refused before a code exists.
+	if b.KeysJWE != "" && !validJWE(b.KeysJWE) {
 		return nil, errInvalid("keys_jwe")
+	}
+	if len(b.State) > 512 {
+		return nil, errInvalid("state")
 	}
 	redirect := ""
 	if len(c.RedirectURIs) > 0 {
@@ -290,7 +314,7 @@ func (s *Service) authorization(r *request) (any, error) {
 		CreatedAt: now, ExpiresAt: now + s.cfg.CodeTTL.Milliseconds()}); err != nil {
 		return nil, err
 	}
-	out := map[string]any{"code": code, "state": b.State}
+	out := map[string]any{"code": code, "state": b.State, "scope": g.Scope}
 	if redirect != "" {
 		q := url.Values{"code": {code}, "state": {b.State}}
 		sep := "?"
@@ -633,10 +657,13 @@ func (s *Service) scopedKeyData(r *request) (any, error) {
 // service Firefox talks to is this weave.
 func (s *Service) clientConfiguration(*request) (any, error) {
 	return map[string]any{
-		"auth_server_base_url":      s.base,
-		"oauth_server_base_url":     s.base,
-		"profile_server_base_url":   s.base,
-		"pairing_server_base_url":   "wss://pairing.invalid",
+		"auth_server_base_url":    s.base,
+		"oauth_server_base_url":   s.base,
+		"profile_server_base_url": s.base,
+		// Firefox reads this one key as …_uri (FxAccountsConfig). weave
+		// has no pairing channel server: an unreachable one makes QR
+		// pairing fail at once instead of half-working through Mozilla's.
+		"pairing_server_base_uri":   "wss://pairing.invalid",
 		"sync_tokenserver_base_url": s.base,
 	}, nil
 }

@@ -3,17 +3,20 @@
 // (account create/login/keys/status/destroy, sessions, devices), the OAuth
 // subset Firefox and CLI clients use (authorization code + PKCE,
 // fxa-credentials, refresh tokens, JWKS, verify, scoped-key-data), a
-// minimal profile, and /.well-known/fxa-client-configuration pointing every
-// FxA service at this weave. Access tokens are RS256 JWTs (typ at+jwt) that
-// weave's token server accepts with the keys from JWKS.
+// minimal profile, /.well-known/fxa-client-configuration pointing every
+// FxA service at this weave, and the sign-up/sign-in web pages Firefox
+// opens (pages.go: what FxA's content server is to Firefox). Access tokens
+// are RS256 JWTs (typ at+jwt) that weave's token server accepts with the
+// keys from JWKS. Token routes take Hawk or, as FxA does, "Bearer fxs_/fxk_"
+// with the token id.
 //
 // The server never sees a password: clients send authPW (onepw.Stretch);
 // the server stores verifyHash = HKDF(scrypt(authPW, salt)) and wrapWrapKb,
 // and returns kA‖wrapKb sealed under the keyFetchToken. No mail is sent:
 // every account and session is reported verified (recovery_email/status
 // says verified=true), since weave has no email infrastructure; an operator
-// who needs proof of address ownership must put sign-up behind captcha or
-// close it (the pages, next step).
+// who wants to keep bots out puts sign-up behind the captcha
+// (Config.SignupCaptcha) or closes it.
 package accounts
 
 import (
@@ -90,6 +93,15 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// SignupClosed refuses account/create (errno 125, request blocked).
 	SignupClosed bool
+	// SignupCaptcha makes account/create require a solved captcha (POST
+	// /v1/captcha, then captchaId and captchaAnswer in the body) or the
+	// CaptchaOverride secret in the X-Captcha-Override header.
+	SignupCaptcha bool
+	// CaptchaOverride, if set, lets automated account setup skip the
+	// captcha. CaptchaTTL is how long a captcha may be answered (default
+	// 5 min).
+	CaptchaOverride string
+	CaptchaTTL      time.Duration
 	// OnDelete, if set, runs after an account is deleted (the lead wires
 	// it to the token DB's RetireUser for "<uid>@<email domain>").
 	OnDelete func(ctx context.Context, uid string)
@@ -111,8 +123,13 @@ type Service struct {
 	clients map[string]Client
 	hawk    *hawk.Verifier
 	limits  *limiter
-	log     *slog.Logger
-	now     func() time.Time
+	captcha captchas
+	// captchaIssued, if set, sees every captcha's answer (tests only:
+	// they play the human).
+	captchaIssued func(id, answer string)
+	pages         *pages
+	log           *slog.Logger
+	now           func() time.Time
 
 	keyMu sync.RWMutex
 	keys  []signer // newest last; the newest signs
@@ -150,6 +167,7 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.RefreshTokenTTL, 90*24*time.Hour)
 	def(&cfg.CodeTTL, 10*time.Minute)
 	def(&cfg.KeyFetchTTL, 5*time.Minute)
+	def(&cfg.CaptchaTTL, 5*time.Minute)
 	def(&cfg.HawkSkew, hawk.DefaultSkew)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 16 << 10
@@ -170,15 +188,22 @@ func New(cfg Config) (*Service, error) {
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = c
 	}
+	if s.pages, err = loadPages(); err != nil {
+		return nil, fmt.Errorf("accounts: pages: %w", err)
+	}
 	if err := s.loadKeys(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Paths served by Handler: PathPrefixes are the URL path prefixes (below
-// PublicURL's path) to route to it.
-var PathPrefixes = []string{"/v1/", "/.well-known/fxa-client-configuration", "/.well-known/openid-configuration"}
+// Paths served by Handler: PathPrefixes are the http.ServeMux patterns
+// (below PublicURL's path) to route to it: the API and the sign-in pages.
+// With a path prefix, the prefix itself (no trailing slash) is the sign-in
+// page too: Firefox opens exactly identity.fxaccounts.remote.root.
+var PathPrefixes = []string{"/v1/", "/.well-known/fxa-client-configuration", "/.well-known/openid-configuration",
+	"/{$}", "/signin", "/signup", "/force_auth", "/oauth", "/oauth/", "/authorization",
+	"/settings", "/settings/", "/connect_another_device", "/pair", "/metrics-flow", assetPrefix}
 
 func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
 
@@ -194,6 +219,7 @@ type route struct {
 
 var routes = map[string]route{
 	"/v1/account/create":                    {"POST", "", (*Service).accountCreate},
+	"/v1/captcha":                           {"POST", "", (*Service).newCaptcha},
 	"/v1/account/login":                     {"POST", "", (*Service).accountLogin},
 	"/v1/account/keys":                      {"GET", KindKeyFetch, (*Service).accountKeys},
 	"/v1/account/status":                    {"", "", (*Service).accountStatus},
@@ -208,6 +234,8 @@ var routes = map[string]route{
 	"/v1/account/devices":                   {"GET", KindSession, (*Service).devices},
 	"/v1/account/device/destroy":            {"POST", KindSession, (*Service).deviceDestroy},
 	"/v1/account/attached_clients":          {"GET", KindSession, (*Service).attachedClients},
+	"/v1/account/device/commands":           {"GET", KindSession, (*Service).deviceCommands},
+	"/v1/account/devices/notify":            {"POST", KindSession, (*Service).devicesNotify},
 	"/v1/account/scoped-key-data":           {"POST", KindSession, (*Service).scopedKeyData},
 	"/v1/oauth/authorization":               {"POST", KindSession, (*Service).authorization},
 	"/v1/authorization":                     {"POST", KindSession, (*Service).authorization},
@@ -232,7 +260,14 @@ type request struct {
 }
 
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if pagePath(r.URL.Path) {
+		s.servePage(w, r)
+		return
+	}
 	rt, ok := routes[r.URL.Path]
+	if strings.HasPrefix(r.URL.Path, "/v1/client/") {
+		rt, ok = route{"GET", "", (*Service).clientInfo}, true
+	}
 	if !ok {
 		errNotFound.write(w)
 		return
@@ -337,12 +372,17 @@ func (s *Service) trusted(a netip.Addr) bool {
 	return false
 }
 
-// authenticate verifies the Hawk header against a token of the given kind
-// and loads the token and its account into r.
+// authenticate verifies the Authorization header against a token of the
+// given kind and loads the token and its account into r. It takes Hawk or,
+// as FxA's auth server does since its Hawk deprecation (ADR-0022/0050),
+// "Bearer <prefix>_<token id>"; see bearerToken.
 func (s *Service) authenticate(r *request, kind string) error {
 	authz := r.r.Header.Get("Authorization")
 	if authz == "" {
 		return errInvalidToken.with("message", "Missing authentication")
+	}
+	if strings.HasPrefix(authz, "Bearer ") {
+		return s.bearerToken(r, kind, authz)
 	}
 	var payload *hawk.Payload
 	if r.r.Method == http.MethodPost {
@@ -382,6 +422,11 @@ func (s *Service) authenticate(r *request, kind string) error {
 	default: // malformed header, bad MAC, bad payload hash
 		return errInvalidSig
 	}
+	return s.authenticated(r, kind, tok)
+}
+
+// authenticated loads the account of an authenticated token into r.
+func (s *Service) authenticated(r *request, kind string, tok Token) error {
 	a, err := s.store.AccountByUID(r.r.Context(), tok.UID)
 	if errors.Is(err, ErrNotFound) {
 		return errInvalidToken
@@ -393,6 +438,46 @@ func (s *Service) authenticate(r *request, kind string) error {
 		_ = s.store.TouchToken(r.r.Context(), tok.ID, s.nowMS())
 	}
 	return nil
+}
+
+// bearerPrefixes are FxA's typed Bearer prefixes per token kind
+// (auth-server bearer-fxa-token.js, ADR-0050).
+var bearerPrefixes = map[string]string{
+	KindSession:        "fxs_",
+	KindKeyFetch:       "fxk_",
+	KindPasswordChange: "fxpc_",
+}
+
+// bearerToken authenticates "Authorization: Bearer <prefix>_<id>", where id
+// is the token's 64-hex Hawk id (HKDF of the token, never the token
+// itself) and the prefix names the token kind. The format is as strict as
+// FxA's: lower-case hex, no extra whitespace. Everything that is not a
+// live token of the route's kind is errno 110, as in FxA. A bearer id is a
+// replay credential, so it only travels over the TLS the public URL uses.
+func (s *Service) bearerToken(r *request, kind, authz string) error {
+	id, ok := strings.CutPrefix(authz, "Bearer "+bearerPrefixes[kind])
+	if !ok || bearerPrefixes[kind] == "" || len(id) != 64 || !isLowerHex(id) {
+		return errInvalidToken
+	}
+	t, err := s.store.Token(r.r.Context(), id)
+	if errors.Is(err, ErrNotFound) || (err == nil && (t.Kind != kind || (t.ExpiresAt > 0 && t.ExpiresAt < s.nowMS()))) {
+		return errInvalidToken
+	} else if err != nil {
+		if isUnavailable(err) {
+			return errServerBusy
+		}
+		return err
+	}
+	return s.authenticated(r, kind, t)
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func randomBytes(n int) []byte {

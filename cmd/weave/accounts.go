@@ -21,13 +21,15 @@ import (
 
 // accountsFlags turn on weave's built-in accounts service.
 type accountsFlags struct {
-	enabled bool
-	signup  string
+	enabled         bool
+	signup          string
+	captchaOverride string
 }
 
 func (f *accountsFlags) register(c *command) {
-	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
-	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`) or open")
+	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth and their web pages) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
+	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`), captcha (anyone who solves the sign-up page's image captcha) or open")
+	c.String(&f.captchaOverride, "accounts-captcha-override", "", "with --accounts-signup captcha: a secret that, sent in the X-Captcha-Override header of account/create, skips the captcha (automated account setup; prefer the environment variable)")
 }
 
 // fxaEmailDomain is what the token server appends to an FxA uid; weave's own
@@ -36,12 +38,17 @@ const fxaEmailDomain = "api.accounts.firefox.com"
 
 func (f *accountsFlags) check() error {
 	switch f.signup {
-	case "closed", "open":
-		return nil
-	case "captcha":
-		return fmt.Errorf("--accounts-signup=captcha is not available yet: use closed (and `weave account create`) or open")
+	case "closed", "open", "captcha":
+	default:
+		return fmt.Errorf("--accounts-signup %q: want closed, captcha or open", f.signup)
 	}
-	return fmt.Errorf("--accounts-signup %q: want closed or open", f.signup)
+	if f.captchaOverride != "" && f.signup != "captcha" {
+		return fmt.Errorf("--accounts-captcha-override only applies with --accounts-signup captcha")
+	}
+	if f.captchaOverride != "" && len(f.captchaOverride) < 16 {
+		return fmt.Errorf("--accounts-captcha-override must be at least 16 characters")
+	}
+	return nil
 }
 
 // openAccounts migrates the accounts schema (it lives with the token
@@ -70,9 +77,11 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		return nil, err
 	}
 	svc, err := openAccounts(ctx, dbs, migrate, accounts.Config{
-		PublicURL:      publicURL,
-		TrustedProxies: trusted,
-		SignupClosed:   f.signup == "closed",
+		PublicURL:       publicURL,
+		TrustedProxies:  trusted,
+		SignupClosed:    f.signup == "closed",
+		SignupCaptcha:   f.signup == "captcha",
+		CaptchaOverride: f.captchaOverride,
 		// A deleted account must never sync again, even with a token it
 		// still holds: retire its token server records.
 		OnDelete: func(ctx context.Context, uid string) {
@@ -123,7 +132,8 @@ func mergeJWKS(doc []byte, file string) ([]byte, error) {
 	return json.Marshal(a)
 }
 
-// route sends the accounts paths to the service and the rest to next.
+// route sends the accounts paths (API and sign-in pages) to the service
+// and the rest to next.
 func (b *builtinAccounts) route(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	h := b.svc.Handler()
@@ -132,6 +142,11 @@ func (b *builtinAccounts) route(next http.Handler) http.Handler {
 		if b.prefix != "" {
 			mux.Handle(b.prefix+p, http.StripPrefix(b.prefix, h))
 		}
+	}
+	if b.prefix != "" {
+		// Firefox opens identity.fxaccounts.remote.root itself, which has
+		// no trailing slash: the sign-in page.
+		mux.Handle(b.prefix, http.StripPrefix(b.prefix, h))
 	}
 	mux.Handle("/", next)
 	return mux

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weave-sync/weave/accounts/fxaclient"
+	"github.com/weave-sync/weave/accounts/onepw"
 	"github.com/weave-sync/weave/fxa"
 )
 
@@ -54,13 +57,18 @@ func syncWithAccount(t *testing.T, srv *server, c *fxaclient.Client, s *fxaclien
 
 func TestServeWithAccounts(t *testing.T) {
 	srv := startServer(t, "", "--accounts", "--accounts-signup", "open")
-	if !strings.Contains(srv.stdout.String(), "identity.fxaccounts.autoconfig.uri = "+srv.base) {
+	if out := srv.stdout.String(); !strings.Contains(out, "identity.fxaccounts.autoconfig.uri = "+srv.base) ||
+		!strings.Contains(out, "identity.fxaccounts.allowHttp = true") || strings.Contains(out, "identity.sync.tokenserver.uri") {
 		t.Errorf("startup output lacks the autoconfig pref:\n%s", srv.stdout)
 	}
 	var conf map[string]any
 	code, body := get(t, srv.base+"/.well-known/fxa-client-configuration", "")
 	if code != 200 || json.Unmarshal([]byte(body), &conf) != nil || conf["sync_tokenserver_base_url"] != srv.base {
 		t.Fatalf("autoconfig: %d %s", code, body)
+	}
+	// The root is the sign-in page Firefox opens (identity.fxaccounts.remote.root).
+	if code, body := get(t, srv.base+"/?context=oauth_webchannel_v1&service=sync", ""); code != 200 || !strings.Contains(body, `data-signup="open"`) {
+		t.Errorf("sign-in page at /: %d %.200s", code, body)
 	}
 	ctx := context.Background()
 	c := fxaclient.New(srv.base)
@@ -109,4 +117,104 @@ func TestAccountCommandAndClosedSignup(t *testing.T) {
 		t.Fatalf("operator-created account cannot sign in: %v", err)
 	}
 	syncWithAccount(t, srv, c, s).must(200, "GET", "/info/collections", nil)
+}
+
+func TestAccountsFlagsCheck(t *testing.T) {
+	for _, tc := range []struct {
+		f    accountsFlags
+		want string
+	}{
+		{accountsFlags{signup: "open"}, ""},
+		{accountsFlags{signup: "closed"}, ""},
+		{accountsFlags{signup: "captcha"}, ""},
+		{accountsFlags{signup: "captcha", captchaOverride: "0123456789abcdef"}, ""},
+		{accountsFlags{signup: "maybe"}, "want closed, captcha or open"},
+		{accountsFlags{signup: "open", captchaOverride: "0123456789abcdef"}, "only applies with --accounts-signup captcha"},
+		{accountsFlags{signup: "captcha", captchaOverride: "short"}, "at least 16"},
+	} {
+		err := tc.f.check()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
+		}
+	}
+}
+
+// TestServeAccountsCaptchaAndPages runs `weave serve --accounts
+// --accounts-signup captcha` behind a path prefix, with the override from
+// its environment variable: the sign-in page is at the public URL itself
+// (what Firefox opens), sign-up needs a captcha, and the override skips it.
+func TestServeAccountsCaptchaAndPages(t *testing.T) {
+	const secret = "automation-override-secret"
+	t.Setenv("WEAVE_ACCOUNTS_CAPTCHA_OVERRIDE", secret)
+	addr := freePort(t)
+	pub := "http://" + addr + "/sync"
+	serveAt(t, addr, "--public-url", pub, "--accounts", "--accounts-signup", "captcha")
+	for _, p := range []string{"/sync", "/sync/", "/sync/signin?service=sync", "/sync/_accounts/app.js"} {
+		code, body := get(t, "http://"+addr+p, "")
+		if code != 200 || (!strings.HasSuffix(p, ".js") && !strings.Contains(body, `data-signup="captcha"`)) {
+			t.Errorf("%s: %d %.200s", p, code, body)
+		}
+	}
+	if code, body := get(t, "http://"+addr+"/sync/", ""); code != 200 || !strings.Contains(body, `data-prefix="/sync"`) {
+		t.Errorf("page does not know its prefix: %d", code)
+	}
+	ctx := context.Background()
+	c := fxaclient.New(pub)
+	if _, err := c.SignUp(ctx, "robot@example.org", "robot password"); err == nil || !strings.Contains(err.Error(), "errno 125") {
+		t.Fatalf("sign-up without captcha: %v", err)
+	}
+	var cp map[string]any
+	if err := c.Do(ctx, "POST", "/v1/captcha", nil, map[string]any{}, &cp); err != nil || !strings.HasPrefix(cp["image"].(string), "data:image/png;base64,") {
+		t.Fatalf("captcha: %v", err)
+	}
+	authPW := hex.EncodeToString(onepw.Stretch("robot@example.org", "robot password").AuthPW)
+	body := []byte(`{"email":"robot@example.org","authPW":"` + authPW + `"}`)
+	if err := c.DoRaw(ctx, "POST", "/v1/account/create", nil, "application/json", body, http.Header{"X-Captcha-Override": {"wrong-wrong-wrong"}}, nil); err == nil || !strings.Contains(err.Error(), "errno 127") {
+		t.Fatalf("wrong override: %v", err)
+	}
+	if err := c.DoRaw(ctx, "POST", "/v1/account/create", nil, "application/json", body, http.Header{"X-Captcha-Override": {secret}}, nil); err != nil {
+		t.Fatalf("override: %v", err)
+	}
+	s, err := c.SignIn(ctx, "robot@example.org", "robot password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Keys(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveAt runs `weave serve` on addr (startServer picks its own address,
+// which a --public-url with a path must name beforehand).
+func serveAt(t *testing.T, addr string, extra ...string) {
+	t.Helper()
+	args := append([]string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--fxa-oauth-url", "http://127.0.0.1:1",
+		"--shutdown-grace", "0s", "--log-level", "warn"}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(40 * time.Second):
+			t.Error("weave serve did not stop")
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/__heartbeat__"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("weave serve exited with %d", code)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("weave serve not healthy after 30s")
+		}
+	}
 }

@@ -262,7 +262,6 @@ func (a *app) serve(f *serveFlags) error {
 	if acc != nil {
 		handler = acc.route(handler)
 		go acc.purgeLoop(fleetCtx, f.purgeInterval, log)
-		fmt.Fprintf(a.stdout, "Built-in accounts are on: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
 	}
 	if err := obs.watch(dbs, tokenDB.Nodes); err != nil {
 		return err
@@ -284,7 +283,18 @@ func (a *app) serve(f *serveFlags) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(a.stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
-	fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+	if acc != nil {
+		// With built-in accounts one pref points all of Firefox's account
+		// services here; Firefox refuses a plain-http account server
+		// unless allowHttp is set.
+		fmt.Fprintf(a.stdout, "Built-in accounts are on. Point Firefox at them: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
+		if strings.HasPrefix(f.publicURL, "http://") {
+			fmt.Fprintf(a.stdout, "  identity.fxaccounts.allowHttp = true\n")
+		}
+		fmt.Fprintf(a.stdout, "then sign in to Sync: Firefox opens %s (the same page creates accounts in any browser).\n", f.publicURL)
+	} else {
+		fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+	}
 
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	defer stopPurge()

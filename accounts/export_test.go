@@ -1,0 +1,10 @@
+package accounts
+
+// OnCaptcha lets tests read the answers of the captchas s issues.
+func OnCaptcha(s *Service, f func(id, answer string)) { s.captchaIssued = f }
+
+// ConcatKDF exposes the JWE key derivation to the RFC 7518 vector test.
+var ConcatKDF = concatKDF
+
+// ValidJWE exposes the keys_jwe shape check.
+var ValidJWE = validJWE
