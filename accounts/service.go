@@ -57,9 +57,9 @@ var DefaultClients = []Client{
 	{ID: "5882386c6d801776", Name: "Firefox", Public: true,
 		RedirectURIs: []string{"urn:ietf:wg:oauth:2.0:oob:oauth-redirect-webchannel", "urn:ietf:wg:oauth:2.0:oob:pair-auth-webchannel"}},
 	{ID: "a2270f727f45f648", Name: "Firefox for Android", Public: true,
-		RedirectURIs: []string{"https://accounts.firefox.com/oauth/success/a2270f727f45f648"}},
+		RedirectURIs: []string{"urn:ietf:wg:oauth:2.0:oob:oauth-redirect-webchannel", "https://accounts.firefox.com/oauth/success/a2270f727f45f648"}},
 	{ID: "1b1a3e44c54fbb58", Name: "Firefox for iOS", Public: true,
-		RedirectURIs: []string{"https://accounts.firefox.com/oauth/success/1b1a3e44c54fbb58"}},
+		RedirectURIs: []string{"urn:ietf:wg:oauth:2.0:oob:oauth-redirect-webchannel", "https://accounts.firefox.com/oauth/success/1b1a3e44c54fbb58"}},
 }
 
 // Config configures a Service.

@@ -36,18 +36,7 @@ func syncWithAccount(t *testing.T, srv *server, c *fxaclient.Client, s *fxaclien
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", srv.base+"/1.0/sync/1.5", nil)
-	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
-	req.Header.Set("X-KeyID", keys.KeyID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("token server with a weave account: %d %s", resp.StatusCode, body)
-	}
+	body := syncToken(t, http.DefaultClient, srv.base, tr.AccessToken, keys.KeyID, "with a weave account")
 	sc := &syncClient{t: t, srv: srv}
 	if err := json.Unmarshal(body, &sc.token); err != nil {
 		t.Fatal(err)
@@ -217,4 +206,23 @@ func serveAt(t *testing.T, addr string, extra ...string) {
 			t.Fatal("weave serve not healthy after 30s")
 		}
 	}
+}
+
+// syncToken trades an OAuth access token and the oldsync key id for a Sync
+// token at base's token server, as Firefox does, and returns the answer.
+func syncToken(t *testing.T, hc *http.Client, base, accessToken, keyID, what string) []byte {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/1.0/sync/1.5", nil)
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("X-KeyID", keyID)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("token server %s: %d %s", what, resp.StatusCode, body)
+	}
+	return body
 }
