@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -92,9 +94,11 @@ func writeBare(w http.ResponseWriter, status int, headers func(http.Header)) {
 
 // Router sends each request to the node its Host and path prefix name,
 // else to Fallback (the token server and the process's own endpoints).
+// Nodes may be added while it serves.
 type Router struct {
 	Fallback http.Handler
-	routes   []route
+	mu       sync.Mutex // serialises Add
+	routes   atomic.Pointer[[]route]
 }
 
 type route struct {
@@ -109,9 +113,16 @@ func (rt *Router) Add(nodeURL string, h http.Handler) error {
 	if err != nil || u.Host == "" {
 		return &url.Error{Op: "parse", URL: nodeURL, Err: errBadNodeURL}
 	}
-	rt.routes = append(rt.routes, route{host: hostKey(u.Host, u.Scheme), prefix: strings.TrimRight(u.EscapedPath(), "/"), h: h})
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var routes []route
+	if old := rt.routes.Load(); old != nil {
+		routes = append(routes, *old...)
+	}
+	routes = append(routes, route{host: hostKey(u.Host, u.Scheme), prefix: strings.TrimRight(u.EscapedPath(), "/"), h: h})
 	// Longest prefix first.
-	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
+	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].prefix) > len(routes[j].prefix) })
+	rt.routes.Store(&routes)
 	return nil
 }
 
@@ -141,7 +152,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	host := strings.ToLower(r.Host)
 	var byPrefix http.Handler
-	for _, ro := range rt.routes {
+	var routes []route
+	if p := rt.routes.Load(); p != nil {
+		routes = *p
+	}
+	for _, ro := range routes {
 		if !prefixMatch(path, ro.prefix) {
 			continue
 		}

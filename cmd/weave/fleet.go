@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -132,8 +133,12 @@ func parseSeconds(name, s string) (time.Duration, error) {
 type fleetServe struct {
 	watcher *fleet.Watcher
 	main    *fleet.NodeGuard
+
+	mu      sync.Mutex
 	extra   []*weavehttp.Server
+	served  map[string]bool // normalized URLs of the nodes served, own included
 	closers []func() error
+	closed  bool
 }
 
 // newFleetServe starts watching node states for the process's own node
@@ -164,7 +169,9 @@ func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Ha
 		}
 	}
 	rt := &fleet.Router{Fallback: fs.main}
-	if err := fs.addNodes(ctx, rt, nodes, base, masters, dbs, f, tokens, log); err != nil {
+	fs.served = map[string]bool{fleet.NormalizeURL(f.publicURL): true}
+	sc := shardConfig{base: base, masters: masters, dbs: dbs, f: f, log: log}
+	if err := fs.addNodes(ctx, rt, nodes, sc, tokens); err != nil {
 		fs.close()
 		return nil, err
 	}
@@ -172,14 +179,70 @@ func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Ha
 		log.Warn("fleet: first read of node states failed", "err", err)
 	}
 	go fs.watcher.Run(ctx)
+	if strings.TrimSpace(nodes) == "all" {
+		// Nodes added later (weave node add) are served as they appear,
+		// not only after a restart: the token server may hand them new
+		// users at once.
+		go fs.followNodes(ctx, rt, sc, f.stateRefresh)
+		return rt, nil
+	}
 	if len(fs.extra) == 0 {
 		return fs.main, nil
 	}
 	return rt, nil
 }
 
-func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes string, base weavehttp.Config, masters []string,
-	dbs *databases, f *serveFlags, tokens *sqlstore.TokenDB, log *slog.Logger) error {
+// shardConfig is what serving one more node needs.
+type shardConfig struct {
+	base    weavehttp.Config
+	masters []string
+	dbs     *databases
+	f       *serveFlags
+	log     *slog.Logger
+}
+
+// followNodes serves, under --nodes all, every node with a database that
+// appears in the token database after the start, checking the node states
+// the watcher keeps at each refresh. A node whose shard cannot be opened is
+// retried, with its error logged when it changes.
+func (fs *fleetServe) followNodes(ctx context.Context, rt *fleet.Router, sc shardConfig, refresh time.Duration) {
+	if refresh <= 0 {
+		refresh = fleet.DefaultRefresh
+	}
+	t := time.NewTicker(refresh)
+	defer t.Stop()
+	lastErr := map[string]string{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, n := range fs.watcher.Nodes() {
+			if n.DatabaseURL == "" || fs.isServed(n.URL) {
+				continue
+			}
+			err := fs.addNode(ctx, rt, n, sc)
+			switch {
+			case err == nil:
+				delete(lastErr, n.URL)
+			case ctx.Err() != nil:
+				return
+			case lastErr[n.URL] != err.Error():
+				lastErr[n.URL] = err.Error()
+				sc.log.Error("fleet: cannot serve a new node; retrying", "node", n.URL, "err", err)
+			}
+		}
+	}
+}
+
+func (fs *fleetServe) isServed(url string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.served[fleet.NormalizeURL(url)]
+}
+
+func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes string, sc shardConfig, tokens *sqlstore.TokenDB) error {
 	nodes = strings.TrimSpace(nodes)
 	if nodes == "" {
 		return nil
@@ -191,7 +254,7 @@ func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes stri
 	var want []weave.Node
 	if nodes == "all" {
 		for _, n := range all {
-			if n.DatabaseURL != "" || fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(f.publicURL) {
+			if n.DatabaseURL != "" {
 				want = append(want, n)
 			}
 		}
@@ -205,60 +268,83 @@ func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes stri
 		}
 	}
 	for _, n := range want {
-		if fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(f.publicURL) {
+		if fs.isServed(n.URL) {
 			continue // the process's own node
 		}
-		if n.DatabaseURL == "" {
-			return fmt.Errorf("--nodes: node %s has no database URL (set one with `weave node add URL --database-url DSN`)", n.URL)
-		}
-		var store *sqlstore.Store
-		if n.DatabaseURL == dbs.storageURL {
-			return fmt.Errorf("--nodes: node %s uses this process's own storage database; give it its own shard", n.URL)
-		}
-		db, _, err := openShardDB(ctx, n.DatabaseURL, &f.db, f.migrate)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", n.URL, err)
-		}
-		store = sqlstore.NewStore(db, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
-		fs.closers = append(fs.closers, store.Close)
-		secrets, err := tokenserver.NodeSecrets(masters, n.URL, false)
-		if err != nil {
+		if err := fs.addNode(ctx, rt, n, sc); err != nil {
 			return err
 		}
-		guard := fleet.NewNodeGuard(n.URL, nil, fs.watcher)
-		cfg := base
-		cfg.Store = store
-		cfg.PublicURL = n.URL
-		cfg.Secrets = secrets
-		cfg.TokenServer = nil
-		cfg.Backoff = guard.Backoff
-		cfg.Logger = base.Logger.With("node", n.URL)
-		srv, err := weavehttp.New(cfg)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", n.URL, err)
-		}
-		guard.Next = srv
-		fs.watcher.Watch(n.URL, store)
-		if err := rt.Add(n.URL, guard); err != nil {
-			return err
-		}
-		fs.extra = append(fs.extra, srv)
-		go purgeLoop(ctx, store, f.purgeInterval, log.With("node", n.URL))
-		log.Info("serving node", "url", n.URL, "state", n.State)
 	}
+	return nil
+}
+
+// addNode opens node n's shard and routes its requests to a server of its
+// own.
+func (fs *fleetServe) addNode(ctx context.Context, rt *fleet.Router, n weave.Node, sc shardConfig) error {
+	if n.DatabaseURL == "" {
+		return fmt.Errorf("--nodes: node %s has no database URL (set one with `weave node add URL --database-url DSN`)", n.URL)
+	}
+	if n.DatabaseURL == sc.dbs.storageURL {
+		return fmt.Errorf("--nodes: node %s uses this process's own storage database; give it its own shard", n.URL)
+	}
+	db, _, err := openShardDB(ctx, n.DatabaseURL, &sc.f.db, sc.f.migrate)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.URL, err)
+	}
+	store := sqlstore.NewStore(db, sqlstore.StoreOptions{BatchLifetime: sc.f.limits.BatchLifetime})
+	secrets, err := tokenserver.NodeSecrets(sc.masters, n.URL, false)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	guard := fleet.NewNodeGuard(n.URL, nil, fs.watcher)
+	cfg := sc.base
+	cfg.Store = store
+	cfg.PublicURL = n.URL
+	cfg.Secrets = secrets
+	cfg.TokenServer = nil
+	cfg.Backoff = guard.Backoff
+	cfg.Logger = sc.base.Logger.With("node", n.URL)
+	srv, err := weavehttp.New(cfg)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("node %s: %w", n.URL, err)
+	}
+	guard.Next = srv
+	fs.mu.Lock()
+	if fs.closed {
+		fs.mu.Unlock()
+		store.Close()
+		return context.Canceled
+	}
+	fs.closers = append(fs.closers, store.Close)
+	fs.served[fleet.NormalizeURL(n.URL)] = true
+	fs.extra = append(fs.extra, srv)
+	fs.mu.Unlock()
+	fs.watcher.Watch(n.URL, store)
+	if err := rt.Add(n.URL, guard); err != nil {
+		return err
+	}
+	go purgeLoop(ctx, store, sc.f.purgeInterval, sc.log.With("node", n.URL))
+	sc.log.Info("serving node", "url", n.URL, "state", n.State)
 	return nil
 }
 
 // setReady switches the extra nodes' heartbeats along with the main one.
 func (fs *fleetServe) setReady(ready bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
 	for _, s := range fs.extra {
 		s.SetReady(ready)
 	}
 }
 
 func (fs *fleetServe) close() {
-	for _, c := range fs.closers {
+	fs.mu.Lock()
+	closers := fs.closers
+	fs.closers, fs.closed = nil, true
+	fs.mu.Unlock()
+	for _, c := range closers {
 		c()
 	}
-	fs.closers = nil
 }

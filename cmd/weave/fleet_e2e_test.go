@@ -268,3 +268,38 @@ func TestFleetServe(t *testing.T) {
 		}
 	})
 }
+
+// TestFleetServeNewNode: a process serving --nodes all starts serving a node
+// added after its start, within a state refresh, without a restart.
+func TestFleetServeNewNode(t *testing.T) {
+	e := newFleetEnv(t)
+	a := e.srv.client(t, "cccc0000000000000000000000000003")
+	a.must(200, "PUT", "/storage/bookmarks/b1", map[string]any{"payload": "kept"})
+	node3 := "http://" + e.addr + "/n3"
+	shard3 := sqliteURL(filepath.Join(e.dir, "node3.db"))
+	e.weave("node", "add", node3, "--database-url", shard3, "--capacity", "50", "--token-database-url", e.tokens)
+	// Its heartbeat under its prefix answers 200 only once the node's own
+	// server is routed (until then the process's own node gets the path).
+	eventually(t, "the new node is served", func() bool {
+		resp, err := http.Get(node3 + "/__heartbeat__")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	out := e.weave(append([]string{"user", "migrate", fmt.Sprint(a.token.UID), "--to", node3, "--settle", "300ms"}, e.db()...)...)
+	if !strings.Contains(out, "moved uid") {
+		t.Fatalf("migrate: %s", out)
+	}
+	eventually(t, "old node answers 401", func() bool { return a.do("GET", "/info/collections", nil).status == 401 })
+	a.fetchToken()
+	if want := fmt.Sprintf("%s/1.5/%d", node3, a.token.UID); a.token.APIEndpoint != want {
+		t.Fatalf("after the move the token names %s, want %s", a.token.APIEndpoint, want)
+	}
+	var b map[string]any
+	a.must(200, "GET", "/storage/bookmarks/b1", nil).json(t, &b)
+	if b["payload"] != "kept" {
+		t.Errorf("record on the new node: %v", b)
+	}
+}
