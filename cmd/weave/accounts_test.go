@@ -22,7 +22,20 @@ const firefoxDesktopClient = "5882386c6d801776"
 // accounts: keys, scoped keys, an OAuth token, the token server, storage.
 func syncWithAccount(t *testing.T, srv *server, c *fxaclient.Client, s *fxaclient.Session) *syncClient {
 	t.Helper()
-	ctx := context.Background()
+	body, _ := accountSyncToken(t, context.Background(), c, s, http.DefaultClient, srv.base, "with a weave account")
+	sc := &syncClient{t: t, srv: srv}
+	if err := json.Unmarshal(body, &sc.token); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// accountSyncToken fetches the session's kB and the oldsync scoped key's
+// rotation time, derives the Sync keys, gets an OAuth token and trades it
+// with the key id at base's token server; it returns the token server's
+// answer and the keys.
+func accountSyncToken(t *testing.T, ctx context.Context, c *fxaclient.Client, s *fxaclient.Session, hc *http.Client, base, what string) ([]byte, fxaclient.SyncKeys) {
+	t.Helper()
 	_, kB, err := c.Keys(ctx, s)
 	if err != nil {
 		t.Fatal(err)
@@ -36,12 +49,7 @@ func syncWithAccount(t *testing.T, srv *server, c *fxaclient.Client, s *fxaclien
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := syncToken(t, http.DefaultClient, srv.base, tr.AccessToken, keys.KeyID, "with a weave account")
-	sc := &syncClient{t: t, srv: srv}
-	if err := json.Unmarshal(body, &sc.token); err != nil {
-		t.Fatal(err)
-	}
-	return sc
+	return syncToken(t, hc, base, tr.AccessToken, keys.KeyID, what), keys
 }
 
 func TestServeWithAccounts(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/accounts/fxaclient"
-	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/hawk"
 )
 
@@ -44,22 +43,9 @@ func signInAsCLI(t *testing.T, base string, hc *http.Client, email, password str
 	if err != nil {
 		t.Fatalf("signing in as a CLI client: %v", err)
 	}
-	_, kB, err := c.Keys(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	skd, err := c.ScopedKeyData(ctx, s, firefoxDesktopClient, fxa.OldSyncScope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := fxaclient.DeriveSyncKeys(kB, skd[fxa.OldSyncScope].KeyRotationTimestamp)
-	tr, err := c.TokenWithSession(ctx, s, firefoxDesktopClient, fxa.OldSyncScope, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Firefox got its token with the kid of the scoped key the pages sent;
 	// a refusal here means the pages derived another key.
-	body := syncToken(t, hc, base, tr.AccessToken, keys.KeyID, "for the CLI client")
+	body, keys := accountSyncToken(t, ctx, c, s, hc, base, "for the CLI client")
 	cc := &cliClient{t: t, hc: hc}
 	if err := json.Unmarshal(body, &cc.token); err != nil {
 		t.Fatal(err)
