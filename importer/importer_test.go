@@ -230,25 +230,7 @@ func TestImportSources(t *testing.T) {
 			if rep.Accounts != 2 || rep.Imported != 1 || rep.Skipped != 1 || rep.Records != 2 || rep.Collections != 3 || rep.BSOs != 5 || rep.Batches != 2 {
 				t.Errorf("second run: %+v, want A imported (2 token records, 3 collections, 5 records, 2 open batches), B skipped", rep)
 			}
-			for uid, want := range src.Want {
-				got, err := store.ExportUser(ctx, uid)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if g, w := importertest.Dump(got), importertest.Dump(want); g != w {
-					t.Errorf("uid %d imported as\n%s\nwant\n%s", uid, g, w)
-				}
-			}
-			for _, u := range src.Users {
-				got, err := tokens.UserByUID(ctx, u.UID)
-				if err != nil {
-					t.Fatalf("uid %d: %v", u.UID, err)
-				}
-				if got.Email != u.Email || got.Generation != u.Generation || got.ClientState != u.ClientState ||
-					got.KeysChangedAt != u.KeysChangedAt || got.CreatedAt != u.CreatedAt || got.ReplacedAt != u.ReplacedAt || got.NodeID != node.ID {
-					t.Errorf("uid %d: token record %+v, want %+v on node %d", u.UID, got, u, node.ID)
-				}
-			}
+			src.CheckImported(t, ctx, tokens, store, node.ID)
 			if n, err := tokens.NodeByID(ctx, node.ID); err != nil || n.CurrentLoad != 2 {
 				t.Errorf("node load %d (%v), want 2", n.CurrentLoad, err)
 			}

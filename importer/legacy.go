@@ -44,24 +44,23 @@ func (s *Source) readLegacy(ctx context.Context, tx *sql.Tx, b *userBuilder, now
 
 // userBSOTables are the tables that can hold uid's records.
 func (s *Source) userBSOTables(uid int64) []string {
-	var out []string
-	if s.bsoPlain {
-		out = append(out, "bso")
-	}
-	if s.bsoShards > 0 {
-		out = append(out, "bso"+strconv.FormatInt(uid%int64(s.bsoShards), 10))
-	}
-	return out
+	return shardTables("bso", s.bsoPlain, s.bsoShards, uid)
 }
 
 // batchItemTables are the tables that can hold a batch's staged records.
 func (s *Source) batchItemTables(batch int64) []string {
+	return shardTables("batch_upload_items", s.buiPlain, s.buiShards, batch)
+}
+
+// shardTables names the tables of a row keyed by key: the unsharded table
+// base if it exists, and base<key mod shards> when the source is sharded.
+func shardTables(base string, plain bool, shards int, key int64) []string {
 	var out []string
-	if s.buiPlain {
-		out = append(out, "batch_upload_items")
+	if plain {
+		out = append(out, base)
 	}
-	if s.buiShards > 0 {
-		out = append(out, "batch_upload_items"+strconv.FormatInt(batch%int64(s.buiShards), 10))
+	if shards > 0 {
+		out = append(out, base+strconv.FormatInt(key%int64(shards), 10))
 	}
 	return out
 }

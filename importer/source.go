@@ -226,24 +226,22 @@ func (s *Source) recognise(dialect string, tables map[string]map[string]bool) (S
 }
 
 // bsoTables are the legacy record tables present.
-func (s *Source) bsoTables() []string {
-	var out []string
-	if s.bsoPlain {
-		out = append(out, "bso")
-	}
-	for i := range s.bsoShards {
-		out = append(out, "bso"+strconv.Itoa(i))
-	}
-	return out
+func (s *Source) bsoTables() []string { return tableFamily("bso", s.bsoPlain, s.bsoShards) }
+
+// buiTables are the legacy staged-record tables present.
+func (s *Source) buiTables() []string {
+	return tableFamily("batch_upload_items", s.buiPlain, s.buiShards)
 }
 
-func (s *Source) buiTables() []string {
+// tableFamily names every table of a possibly sharded family: base if it
+// exists, then base0..base<shards-1>.
+func tableFamily(base string, plain bool, shards int) []string {
 	var out []string
-	if s.buiPlain {
-		out = append(out, "batch_upload_items")
+	if plain {
+		out = append(out, base)
 	}
-	for i := range s.buiShards {
-		out = append(out, "batch_upload_items"+strconv.Itoa(i))
+	for i := range shards {
+		out = append(out, base+strconv.Itoa(i))
 	}
 	return out
 }

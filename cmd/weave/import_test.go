@@ -77,25 +77,7 @@ func TestImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, u := range src.Users {
-				got, err := tokens.UserByUID(ctx, u.UID)
-				if err != nil {
-					t.Fatalf("uid %d: %v", u.UID, err)
-				}
-				if got.Email != u.Email || got.Generation != u.Generation || got.ClientState != u.ClientState ||
-					got.KeysChangedAt != u.KeysChangedAt || got.CreatedAt != u.CreatedAt || got.ReplacedAt != u.ReplacedAt || got.NodeID != node.ID {
-					t.Errorf("uid %d: token record %+v, want %+v on node %d", u.UID, got, u, node.ID)
-				}
-			}
-			for uid, want := range src.Want {
-				got, err := store.ExportUser(ctx, uid)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if g, w := importertest.Dump(got), importertest.Dump(want); g != w {
-					t.Errorf("uid %d imported as\n%s\nwant\n%s", uid, g, w)
-				}
-			}
+			src.CheckImported(t, ctx, tokens, store, node.ID)
 
 			// Firefox with the same account and keys gets the same uid and
 			// its data.

@@ -7,6 +7,7 @@
 package importertest
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"strconv"
@@ -416,6 +417,31 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 var pythonStandard = map[int64]string{
 	1: "clients", 2: "crypto", 3: "forms", 4: "history", 5: "keys", 6: "meta",
 	7: "bookmarks", 8: "prefs", 9: "tabs", 10: "passwords", 11: "addons",
+}
+
+// CheckImported checks that weave holds what the source must have become:
+// every token record (on node nodeID) and every live uid's data in store.
+func (s *Source) CheckImported(t *testing.T, ctx context.Context, tokens *sqlstore.TokenDB, store weave.UserMover, nodeID int64) {
+	t.Helper()
+	for _, u := range s.Users {
+		got, err := tokens.UserByUID(ctx, u.UID)
+		if err != nil {
+			t.Fatalf("uid %d: %v", u.UID, err)
+		}
+		if got.Email != u.Email || got.Generation != u.Generation || got.ClientState != u.ClientState ||
+			got.KeysChangedAt != u.KeysChangedAt || got.CreatedAt != u.CreatedAt || got.ReplacedAt != u.ReplacedAt || got.NodeID != nodeID {
+			t.Errorf("uid %d: token record %+v, want %+v on node %d", u.UID, got, u, nodeID)
+		}
+	}
+	for uid, want := range s.Want {
+		got, err := store.ExportUser(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := Dump(got), Dump(want); g != w {
+			t.Errorf("uid %d imported as\n%s\nwant\n%s", uid, g, w)
+		}
+	}
 }
 
 // Dump renders d with its pointers followed, for comparisons.
