@@ -53,7 +53,7 @@ func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, u
 	us = mergeUpdates(us)
 	var id int64
 	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
-		if err := w.checkCollection(cid, pre); err != nil {
+		if err := w.checkCollection(pre); err != nil {
 			return err
 		}
 		id = rand.Int64()
@@ -79,7 +79,7 @@ func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch st
 		if err := w.openBatch(cid, id); err != nil {
 			return err
 		}
-		if err := w.checkCollection(cid, pre); err != nil {
+		if err := w.checkCollection(pre); err != nil {
 			return err
 		}
 		return w.stage(id, us)
@@ -104,7 +104,7 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 		if err := w.openBatch(cid, id); err != nil {
 			return err
 		}
-		if err := w.checkCollection(cid, pre); err != nil {
+		if err := w.checkCollection(pre); err != nil {
 			return err
 		}
 		if err := w.stage(id, us); err != nil {

@@ -244,21 +244,12 @@ func (w *wtx) queryRow(query string, args ...any) *sql.Row {
 	return w.s.ws.txQueryRow(w.ctx, w.tx, query, args...)
 }
 
-// collectionModified is the timestamp of the write's collection (cid must
-// be the one given to write), 0 if absent.
-func (w *wtx) collectionModified(cid int64) weave.Timestamp {
-	if cid != w.cid {
-		panic("sqlstore: collectionModified of a collection the write did not lock")
-	}
-	return w.collection
-}
-
-// checkCollection evaluates a precondition against the collection.
-func (w *wtx) checkCollection(cid int64, pre weave.Precondition) error {
+// checkCollection evaluates a precondition against the write's collection.
+func (w *wtx) checkCollection(pre weave.Precondition) error {
 	if pre.IfUnmodifiedSince == nil {
 		return nil
 	}
-	return pre.Check(w.collectionModified(cid))
+	return pre.Check(w.collection)
 }
 
 // touch gives the collection and the storage the write's timestamp.
@@ -357,7 +348,7 @@ func (s *Store) PostBSOs(ctx context.Context, uid int64, collection string, us [
 	us = mergeUpdates(us)
 	var t weave.Timestamp
 	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
-		if err := w.checkCollection(cid, pre); err != nil {
+		if err := w.checkCollection(pre); err != nil {
 			return err
 		}
 		if err := w.upsert(cid, us); err != nil {
@@ -414,7 +405,7 @@ func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, id
 	}
 	var t weave.Timestamp
 	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		ts := w.collectionModified(cid)
+		ts := w.collection
 		if ts == 0 {
 			// Missing collection: nothing to do, nothing changes.
 			t = w.storage
@@ -457,7 +448,7 @@ func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection stri
 	}
 	var t weave.Timestamp
 	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		ts := w.collectionModified(cid)
+		ts := w.collection
 		if ts == 0 {
 			t = w.storage
 			return nil
