@@ -192,10 +192,12 @@ func (s *Store) ExportUser(ctx context.Context, uid int64) (weave.UserData, erro
 	}
 	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
 		d = weave.UserData{UID: uid}
-		err := tx.QueryRowContext(ctx, s.q.lastModified, uid).Scan(&d.Modified)
+		var newest sql.NullInt64
+		err := tx.QueryRowContext(ctx, s.q.lastModified, uid).Scan(&d.Modified, &newest)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
+		d.Modified = storageTimestamp(d.Modified, newest)
 		if err != nil {
 			return err
 		}

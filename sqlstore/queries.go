@@ -42,20 +42,24 @@ func newQueries(db *DB) queries {
 
 		lockUser: q(`SELECT modified FROM user_storage WHERE uid = ?` + d.ForUpdate()),
 		// Parameters: collection id, uid. What write needs after the lock,
-		// in one statement.
-		lockUserJoined: q(`SELECT s.modified, m.state, c.modified FROM user_storage s ` +
+		// in one statement: the joins are locking reads too, so they see
+		// the newest rows (Dialect.LockingJoins).
+		lockUserJoined: q(`SELECT s.modified, MAX(a.modified), m.state, c.modified FROM user_storage s ` +
 			`LEFT JOIN user_moves m ON m.uid = s.uid ` +
 			`LEFT JOIN user_collections c ON c.uid = s.uid AND c.collection_id = ? ` +
-			`WHERE s.uid = ?` + d.ForUpdate()),
-		// Parameters: uid, uid, collection id.
-		lockedUserState:    q(`SELECT (SELECT state FROM user_moves WHERE uid = ?), (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?)`),
+			`LEFT JOIN user_collections a ON a.uid = s.uid ` +
+			`WHERE s.uid = ? GROUP BY s.modified, m.state, c.modified` + d.ForUpdate()),
+		// Parameters: uid, uid, uid, collection id.
+		lockedUserState:    q(`SELECT (SELECT MAX(modified) FROM user_collections WHERE uid = ?), (SELECT state FROM user_moves WHERE uid = ?), (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?)`),
 		insertUser:         q(`INSERT INTO user_storage (uid, modified) VALUES (?, 0)` + d.Upsert([]string{"uid"}, nil)),
 		setStorage:         q(`UPDATE user_storage SET modified = ? WHERE uid = ?`),
 		touchCollection:    q(`INSERT INTO user_collections (uid, collection_id, modified) VALUES (?, ?, ?)` + d.Upsert([]string{"uid", "collection_id"}, []string{"modified"})),
 		collectionModified: q(`SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?`),
 		itemModified:       q(`SELECT modified FROM bsos WHERE uid = ? AND collection_id = ? AND id = ? AND expiry > ?`),
 
-		lastModified: q(`SELECT modified FROM user_storage WHERE uid = ?`),
+		// The storage timestamp is the newest of the storage row's and the
+		// collections' (see storageTimestamp).
+		lastModified: q(`SELECT s.modified, (SELECT MAX(modified) FROM user_collections WHERE uid = s.uid) FROM user_storage s WHERE s.uid = ?`),
 		// One statement, so one snapshot; collection id 0 carries the
 		// storage timestamp.
 		collectionTimestamps: q(`SELECT collection_id, modified FROM user_collections WHERE uid = ? UNION ALL SELECT 0, modified FROM user_storage WHERE uid = ?`),

@@ -19,11 +19,12 @@ func (s *Store) LastModified(ctx context.Context, uid int64) (weave.Timestamp, e
 	defer cancel()
 	defer s.rs.flush(ctx)
 	var ts weave.Timestamp
-	err := s.rs.queryRow(ctx, s.q.lastModified, uid).Scan(&ts)
+	var newest sql.NullInt64
+	err := s.rs.queryRow(ctx, s.q.lastModified, uid).Scan(&ts, &newest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
-	return ts, s.db.Classify(err)
+	return storageTimestamp(ts, newest), s.db.Classify(err)
 }
 
 // CollectionTimestamps implements weave.Store.
@@ -35,9 +36,10 @@ func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (map[string
 	out := make(map[string]weave.Timestamp, len(rows))
 	var storage weave.Timestamp
 	for _, r := range rows {
+		// Collection id 0 carries the storage row's timestamp; the storage
+		// timestamp is the newest of all (see storageTimestamp).
+		storage = max(storage, weave.Timestamp(r.v))
 		if r.cid == 0 {
-			// Collection id 0 carries the storage timestamp.
-			storage = weave.Timestamp(r.v)
 			continue
 		}
 		name, err := s.collectionName(ctx, r.cid)

@@ -20,8 +20,11 @@ package sqlstore
 //	                 Rows are never deleted or renamed (Store caches them).
 //	                 Id 0 is reserved.
 //	user_storage     uid BIGINT PRIMARY KEY, modified BIGINT NOT NULL.
-//	                 The user's storage timestamp, and the row every write
-//	                 locks first (SELECT ... FOR UPDATE).
+//	                 The row every write locks first (SELECT ... FOR
+//	                 UPDATE). The user's storage timestamp is the newest
+//	                 of its modified and the collections' modified: writes
+//	                 that stamp a collection leave it alone, writes that
+//	                 remove collections set it.
 //	user_collections uid BIGINT, collection_id INT, modified BIGINT NOT NULL,
 //	                 PRIMARY KEY (uid, collection_id).
 //	bsos             uid BIGINT, collection_id INT,
@@ -48,13 +51,14 @@ package sqlstore
 // Invariants other writers of these tables (migration and copy tools) must
 // keep: a user with bsos rows in a collection has its user_collections row
 // (reads skip collections without one), and a user with any row has its
-// user_storage row with modified >= every collection's.
+// user_storage row (its modified may be older than the collections').
 //
 // The tables Store upserts into (user_storage, user_collections, bsos,
 // batch_bsos) must have no unique key but the primary key: MySQL's upsert
 // reacts to any. The SQL uses only ? placeholders (Dialect.Rebind),
 // Dialect.Upsert, Dialect.ForUpdate, multi-row VALUES, INSERT ... SELECT,
-// LIMIT ?, COALESCE, CASE, UNION ALL and IN (subquery on another table).
+// LIMIT ?, COALESCE, CASE, UNION ALL, GROUP BY with MAX, COUNT and SUM,
+// and scalar and IN subqueries.
 // Reads run in snapshots (DB.ReadTx); writes run in DB.WriteTx at the
 // database's default isolation (MySQL REPEATABLE READ, PostgreSQL READ
 // COMMITTED) and lock their user_storage row before reading anything else,

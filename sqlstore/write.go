@@ -209,17 +209,26 @@ func (s *Store) write(ctx context.Context, uid, cid int64, create bool, fn func(
 // lock.
 func (w *wtx) lock() (move string, err error) {
 	var state sql.NullString
-	var coll sql.NullInt64
+	var newest, coll sql.NullInt64
 	if w.s.db.Dialect.LockingJoins() {
-		err = w.queryRow(w.s.q.lockUserJoined, w.cid, w.uid).Scan(&w.storage, &state, &coll)
+		err = w.queryRow(w.s.q.lockUserJoined, w.cid, w.uid).Scan(&w.storage, &newest, &state, &coll)
 	} else {
 		err = w.queryRow(w.s.q.lockUser, w.uid).Scan(&w.storage)
 		if err == nil {
-			err = w.queryRow(w.s.q.lockedUserState, w.uid, w.uid, w.cid).Scan(&state, &coll)
+			err = w.queryRow(w.s.q.lockedUserState, w.uid, w.uid, w.uid, w.cid).Scan(&newest, &state, &coll)
 		}
 	}
+	w.storage = storageTimestamp(w.storage, newest)
 	w.collection = weave.Timestamp(coll.Int64)
 	return state.String, err
+}
+
+// storageTimestamp is a user's storage timestamp: the newest of the
+// user_storage row's and the collections'. Writes that stamp a collection
+// leave the row alone (one statement less per write); writes that remove
+// collections set the row, so that the timestamp never goes back.
+func storageTimestamp(row weave.Timestamp, newestCollection sql.NullInt64) weave.Timestamp {
+	return max(row, weave.Timestamp(newestCollection.Int64))
 }
 
 // exec runs a statement, prepared when the store caches it.
@@ -252,14 +261,14 @@ func (w *wtx) checkCollection(pre weave.Precondition) error {
 	return pre.Check(w.collection)
 }
 
-// touch gives the collection and the storage the write's timestamp.
+// touch gives the collection, and so the storage, the write's timestamp.
 func (w *wtx) touch(cid int64) error {
-	if _, err := w.exec(w.s.q.touchCollection, w.uid, cid, int64(w.t)); err != nil {
-		return err
-	}
-	return w.setStorage()
+	_, err := w.exec(w.s.q.touchCollection, w.uid, cid, int64(w.t))
+	return err
 }
 
+// setStorage gives the storage row the write's timestamp, for writes that
+// remove collections (see storageTimestamp).
 func (w *wtx) setStorage() error {
 	_, err := w.exec(w.s.q.setStorage, int64(w.t), w.uid)
 	return err

@@ -11,23 +11,28 @@ import (
 	"github.com/weave-sync/weave"
 )
 
-// testConcurrentOneUser has many clients of one user post to one
-// collection at once: every acknowledged record must be there with the
-// timestamp its write returned, no two writes may share a timestamp, and the
-// collection must end at the greatest.
+// testConcurrentOneUser has many clients of one user post to two
+// collections at once: every acknowledged record must be there with the
+// timestamp its write returned, no two writes may share a timestamp, and
+// each collection must end at the greatest of its writes, the storage at
+// the greatest of all.
 func testConcurrentOneUser(t *testing.T, s weave.Store) {
 	ctx := t.Context()
 	uid := newUID()
-	const c = "history"
+	// Writers of two collections: a write's timestamp must follow every
+	// earlier write of the user, whatever its collection.
+	colls := [2]string{"history", "bookmarks"}
 	const writers, posts = 20, 5
 	type ack struct {
-		ts  weave.Timestamp
-		ids []string
+		coll string
+		ts   weave.Timestamp
+		ids  []string
 	}
 	acks := make(chan ack, writers*posts)
 	errs := make(chan error, writers*posts)
 	var wg sync.WaitGroup
 	for w := range writers {
+		c := colls[w%2]
 		wg.Go(func() {
 			var last weave.Timestamp
 			for p := range posts {
@@ -41,7 +46,7 @@ func testConcurrentOneUser(t *testing.T, s weave.Store) {
 					errs <- fmt.Errorf("writer %d: timestamp %v after %v", w, ts, last)
 				}
 				last = ts
-				acks <- ack{ts, ids}
+				acks <- ack{c, ts, ids}
 			}
 		})
 	}
@@ -56,26 +61,30 @@ func testConcurrentOneUser(t *testing.T, s weave.Store) {
 	}
 	byID := map[string]weave.Timestamp{}
 	seen := map[weave.Timestamp]bool{}
-	var maxTS weave.Timestamp
+	maxTS := map[string]weave.Timestamp{}
+	var maxAll weave.Timestamp
 	for a := range acks {
 		if seen[a.ts] {
 			t.Fatalf("two writes got timestamp %v", a.ts)
 		}
 		seen[a.ts] = true
-		maxTS = max(maxTS, a.ts)
+		maxTS[a.coll] = max(maxTS[a.coll], a.ts)
+		maxAll = max(maxAll, a.ts)
 		for _, id := range a.ids {
-			byID[id] = a.ts
+			byID[a.coll+"/"+id] = a.ts
 		}
 	}
-	wantTS(t, collTS(t, s, uid, c), maxTS, "collection after concurrent writes")
-	wantTS(t, storageTS(t, s, uid), maxTS, "storage after concurrent writes")
-	p := getAll(t, s, uid, c, weave.Query{})
-	if len(p.BSOs) != len(byID) {
-		t.Fatalf("%d records after concurrent writes, want %d", len(p.BSOs), len(byID))
-	}
-	for _, b := range p.BSOs {
-		if byID[b.ID] != b.Modified || b.Payload != b.ID {
-			t.Fatalf("record %s: modified %v payload %q, its write returned %v", b.ID, b.Modified, b.Payload, byID[b.ID])
+	wantTS(t, storageTS(t, s, uid), maxAll, "storage after concurrent writes")
+	for _, c := range colls {
+		wantTS(t, collTS(t, s, uid, c), maxTS[c], c+" after concurrent writes")
+		p := getAll(t, s, uid, c, weave.Query{})
+		if len(p.BSOs) != writers/2*posts*2 {
+			t.Fatalf("%s: %d records after concurrent writes, want %d", c, len(p.BSOs), writers/2*posts*2)
+		}
+		for _, b := range p.BSOs {
+			if want := byID[c+"/"+b.ID]; want != b.Modified || b.Payload != b.ID {
+				t.Fatalf("%s record %s: modified %v payload %q, its write returned %v", c, b.ID, b.Modified, b.Payload, want)
+			}
 		}
 	}
 }
