@@ -44,11 +44,17 @@ type Query struct {
 	// match, Page.NextOffset is set.
 	Limit int
 	// Offset resumes a previous read: a Page.NextOffset issued by the same
-	// store for the same query. Unknown offsets give ErrInvalidOffset.
+	// store for the same query, or StartOffset. Unknown offsets give
+	// ErrInvalidOffset.
 	Offset string
 	// IDsOnly lets the store skip loading payloads.
 	IDsOnly bool
 }
+
+// StartOffset is the offset of a read's first record, which an answer to
+// limit=0 gives as its next offset when records match (as syncstorage-rs
+// does): every store accepts it and reads from the start.
+const StartOffset = "0"
 
 // Page is the result of a collection read.
 type Page struct {

@@ -261,9 +261,29 @@ func TestGetCollectionQueries(t *testing.T) {
 	if ts(t, w.Header().Get("X-Last-Modified")) != stamps[2] || w.Header().Get("X-Weave-Records") != "4" {
 		t.Errorf("headers %v", w.Header())
 	}
-	// limit=0: nothing, no offset.
+	// limit=0: nothing, and the offset to read the matching records from.
 	w = e.get(e.u("/storage/tabs?limit=0"))
 	expect(t, w, 200, "[]")
+	if got := w.Header().Get("X-Weave-Next-Offset"); got != "0" {
+		t.Errorf("limit=0 next offset %q, want 0", got)
+	}
+	if ts(t, w.Header().Get("X-Last-Modified")) != stamps[2] {
+		t.Errorf("limit=0 X-Last-Modified %q", w.Header().Get("X-Last-Modified"))
+	}
+	w = e.get(e.u("/storage/tabs?sort=index&offset=0&limit=2"))
+	expect(t, w, 200, `["c","a"]`)
+	next := w.Header().Get("X-Weave-Next-Offset")
+	w = e.get(e.u("/storage/tabs?sort=index&offset=" + next + "&limit=0"))
+	expect(t, w, 200, "[]")
+	if got := w.Header().Get("X-Weave-Next-Offset"); got != next {
+		t.Errorf("limit=0 after an offset: next offset %q, want the request's %q", got, next)
+	}
+	// Nothing matches: no offset.
+	w = e.get(e.u("/storage/tabs?limit=0&newer=" + stamps[2].String()))
+	expect(t, w, 200, "[]")
+	if got := w.Header().Get("X-Weave-Next-Offset"); got != "" {
+		t.Errorf("limit=0 with nothing newer: next offset %q", got)
+	}
 	// Missing collection: 200 [] with X-Last-Modified 0.
 	w = e.get(e.u("/storage/missing"))
 	expect(t, w, 200, "[]")

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,8 +25,8 @@ func (s *Server) getCollection(rq *request) error {
 		return err
 	}
 	ctx := rq.r.Context()
-	if rq.pre.ifModifiedSince != nil || p.zeroLimit {
-		// Answer 304 (or an empty page) without reading any record.
+	if rq.pre.ifModifiedSince != nil {
+		// Answer 304 without reading any record.
 		ts, err := s.store.CollectionModified(ctx, rq.uid, rq.collection)
 		if err != nil {
 			return err
@@ -33,12 +34,9 @@ func (s *Server) getCollection(rq *request) error {
 		if err := rq.pre.checkRead(ts); err != nil {
 			return err
 		}
-		if p.zeroLimit {
-			// limit=0 asks for nothing. The Store's Limit 0 would mean "all",
-			// and it has no way to issue an offset for "skip none", so no
-			// X-Weave-Next-Offset is sent.
-			return writeList(rq, format, ts, nil, "", p.full)
-		}
+	}
+	if p.zeroLimit {
+		return s.getNothing(rq, format, p)
 	}
 	page, err := s.store.GetBSOs(ctx, rq.uid, rq.collection, p.Query)
 	if err != nil {
@@ -152,4 +150,24 @@ func (s *Server) deleteStorage(rq *request) error {
 	rq.setLastModified(ts)
 	writeJSON(rq, http.StatusOK, []byte("{}"))
 	return nil
+}
+
+// getNothing answers limit=0: no records, and when some match, the offset
+// to read them from (the request's own, or the start), as syncstorage-rs
+// does. The Store's Limit 0 means "all", so it is asked for one id.
+func (s *Server) getNothing(rq *request, format int, p getParams) error {
+	q := p.Query
+	q.Limit, q.IDsOnly = 1, true
+	page, err := s.store.GetBSOs(rq.r.Context(), rq.uid, rq.collection, q)
+	if err != nil {
+		return err
+	}
+	if err := rq.pre.checkRead(page.Modified); err != nil {
+		return err
+	}
+	next := ""
+	if len(page.BSOs) > 0 {
+		next = cmp.Or(p.Offset, weave.StartOffset)
+	}
+	return writeList(rq, format, page.Modified, nil, next, p.full)
 }

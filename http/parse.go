@@ -89,7 +89,8 @@ type getParams struct {
 	weave.Query
 	full bool
 	// zeroLimit is an explicit limit=0, which the Store cannot express
-	// (its 0 means "no limit"): the answer is an empty list.
+	// (its 0 means "no limit"): the answer is an empty list, with the
+	// offset to read from when records match.
 	zeroLimit bool
 }
 

@@ -248,6 +248,9 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	if q.Limit >= math.MaxInt32 {
 		q.Limit = 0 // as good as unlimited, and Limit+1 must not overflow
 	}
+	if q.Offset == weave.StartOffset {
+		q.Offset = ""
+	}
 	var off offset
 	if q.Offset != "" {
 		var err error

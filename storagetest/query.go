@@ -136,9 +136,15 @@ func testPaging(t *testing.T, s weave.Store) {
 		for _, sort := range []weave.Sort{weave.SortNewest, weave.SortOldest, weave.SortIndex} {
 			base.Sort = sort
 			all := getAll(t, s, f.uid, f.coll, base).BSOs
+			start := base
+			start.Offset = weave.StartOffset
+			wantRecs(t, getAll(t, s, f.uid, f.coll, start).BSOs, recsOf(all), fmt.Sprintf("%+v from the start offset", base))
 			for _, limit := range []int{1, 2, 3, 5, 7, 100} {
 				q := base
 				q.Limit = limit
+				if limit == 3 {
+					q.Offset = weave.StartOffset // the same pages
+				}
 				var got []weave.BSO
 				pages := 0
 				for {
