@@ -197,10 +197,10 @@ func (s *Store) ExportUser(ctx context.Context, uid int64) (weave.UserData, erro
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
-		d.Modified = storageTimestamp(d.Modified, newest)
 		if err != nil {
 			return err
 		}
+		d.Modified = storageTimestamp(d.Modified, newest)
 		d.Exists = true
 		byID := map[int64]int{}
 		rows, err := tx.QueryContext(ctx, s.db.Q(`SELECT collection_id, modified FROM user_collections WHERE uid = ?`), uid)
