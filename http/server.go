@@ -538,28 +538,60 @@ func (s *Server) readBody(rq *request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	limit := s.limits.MaxRequestBytes
-	body := http.MaxBytesReader(&rq.w, r.Body, limit)
-	var buf []byte
-	if r.ContentLength > 0 {
-		// Known length (already checked against the limit): read exactly.
-		buf = make([]byte, r.ContentLength)
-		n, err := io.ReadFull(body, buf)
-		rq.bytesIn = int64(n)
-		if err != nil {
-			return nil, readErr(err)
-		}
-		// A body longer than Content-Length cannot happen over net/http.
-	} else {
-		var err error
-		buf, err = io.ReadAll(body)
-		rq.bytesIn = int64(len(buf))
-		if err != nil {
-			return nil, readErr(err)
-		}
+	body := http.MaxBytesReader(&rq.w, r.Body, s.limits.MaxRequestBytes)
+	buf, err := readGrowing(body, r.ContentLength)
+	rq.bytesIn = int64(len(buf))
+	if err != nil {
+		return nil, readErr(err)
 	}
 	rq.body = buf
 	return buf, nil
+}
+
+// initialBodyBuffer is the most readGrowing allocates before any byte of a
+// body has arrived.
+const initialBodyBuffer = 16 << 10
+
+// readGrowing reads r to EOF into a buffer that grows as bytes arrive
+// (doubling, so copies stay linear), never to more than the announced
+// length hint (-1: unknown) until more than that actually arrives. A client
+// that announces 2.6 MB and sends one byte costs initialBodyBuffer, not
+// 2.6 MB: Content-Length is a claim, not a fact.
+func readGrowing(r io.Reader, hint int64) ([]byte, error) {
+	size := int64(initialBodyBuffer)
+	if hint >= 0 && hint < size {
+		size = hint + 1 // room to see EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		var n int
+		var err error
+		switch {
+		case len(buf) < cap(buf):
+			n, err = r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+		case int64(len(buf)) == hint:
+			// Exactly the announced length: only grow if more follows.
+			var probe [1]byte
+			n, err = r.Read(probe[:])
+			buf = append(buf, probe[:n]...)
+		default:
+			next := int64(2 * cap(buf))
+			if hint > int64(len(buf)) && next > hint {
+				next = hint
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
+			continue
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // readErr classifies a body read failure: too large → 413; a client that
