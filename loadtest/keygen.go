@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/internal/privfile"
 )
 
 // Names of the files Keygen writes.
@@ -57,7 +58,7 @@ func writeKeyFiles(dir string, keyPEM, jwks []byte) (keyFile, jwksFile string, e
 	if dir == "" {
 		dir = "."
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := privfile.MkdirAll(dir); err != nil {
 		return "", "", fmt.Errorf("keygen: %w", err)
 	}
 	keyFile = filepath.Join(dir, KeyFileName)
@@ -69,8 +70,11 @@ func writeKeyFiles(dir string, keyPEM, jwks []byte) (keyFile, jwksFile string, e
 			return "", "", fmt.Errorf("keygen: %w", err)
 		}
 	}
-	if err := writeExclusive(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", err
+	if err := privfile.WriteFile(keyFile, keyPEM); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", "", fmt.Errorf("keygen: %s exists; remove it or choose another directory", keyFile)
+		}
+		return "", "", fmt.Errorf("keygen: %w", err)
 	}
 	if err := writeExclusive(jwksFile, jwks, 0o644); err != nil {
 		os.Remove(keyFile)

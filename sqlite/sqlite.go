@@ -8,8 +8,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -18,6 +18,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/weave-sync/weave/internal/privfile"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -75,10 +76,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
-		}
+	if err := prepareFiles(path); err != nil {
+		return nil, err
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
@@ -113,6 +112,34 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 	return &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}, nil
+}
+
+// prepareFiles makes the database and its -wal and -shm files private
+// (0600) whatever the umask: the database holds password verifiers and the
+// accounts' signing key. SQLite creates the -wal and -shm files with the
+// mode of the database file, so creating that one 0600 before SQLite opens
+// it is enough; files an older weave left readable by others are tightened.
+func prepareFiles(path string) error {
+	if err := privfile.MkdirAll(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("sqlite: create directory for %s: %w", path, err)
+	}
+	f, err := privfile.Create(path)
+	switch {
+	case err == nil:
+		// An empty file is an empty SQLite database.
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("sqlite: create %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+	default:
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if _, err := privfile.Tighten(p); err != nil {
+			return fmt.Errorf("sqlite: make %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // OpenStore opens the database of a sqlite:// URL, brings its storage

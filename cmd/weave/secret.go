@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/weave-sync/weave/internal/privfile"
 )
 
 // masterSecret returns the configured master secret, or the one kept in the
@@ -19,6 +21,10 @@ func masterSecret(configured, dataDir string) (string, error) {
 		return configured, nil
 	}
 	path := filepath.Join(dataDir, "master-secret")
+	// An older weave, or a hand-made file, may be readable by others.
+	if _, err := privfile.Tighten(path); err != nil {
+		return "", fmt.Errorf("make %s private: %w", path, err)
+	}
 	b, err := os.ReadFile(path)
 	if err == nil {
 		s := strings.TrimSpace(string(b))
@@ -30,7 +36,7 @@ func masterSecret(configured, dataDir string) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read master secret: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := privfile.MkdirAll(dataDir); err != nil {
 		return "", fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
 	raw := make([]byte, 32)
@@ -38,7 +44,7 @@ func masterSecret(configured, dataDir string) (string, error) {
 		return "", err
 	}
 	s := hex.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := privfile.Create(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) { // another process won the race
 			return masterSecret("", dataDir)
