@@ -87,7 +87,7 @@ func (s *Source) readLegacyBSOs(ctx context.Context, tx *sql.Tx, b *userBuilder,
 			r.SortIndex = &sortIndex.Int64
 		}
 		r.Modified = weave.Timestamp(mod)
-		r.Expiry = s.expiry(ttl)
+		r.Expiry = s.expiry(ttl, mod)
 		if err := b.addBSO(cid, r); err != nil {
 			return err
 		}
@@ -96,19 +96,42 @@ func (s *Source) readLegacyBSOs(ctx context.Context, tx *sql.Tx, b *userBuilder,
 }
 
 // expiry converts a bso.ttl into weave's expiry (ms, 0 for never).
-// syncstorage-rs's "never" is 2.1e9 s after the write, which weave keeps
-// as it is; Python's is the absolute second 2.1e9 (in 2036), which weave
-// turns into never, as Python meant.
-func (s *Source) expiry(ttl sql.NullInt64) int64 {
+func (s *Source) expiry(ttl sql.NullInt64, modified int64) int64 {
 	switch {
 	case !ttl.Valid:
 		return 0 // Python's nullable ttl: the default, never
 	case !s.ttlSeconds:
-		return ttl.Int64
-	case ttl.Int64 >= pythonMaxTTL:
+		return rsExpiry(ttl.Int64, modified)
+	case ttl.Int64 == pythonMaxTTL:
+		// Python writes its MAX_TTL itself, as an absolute second, for
+		// every record written without a TTL (put or batch commit).
 		return 0
 	}
 	return ttl.Int64 * 1000
+}
+
+// rsNever is syncstorage-rs's DEFAULT_BSO_TTL (2.1e9 s) in ms. Its writes
+// without a TTL store it two ways, both meaning "never expires": a batch
+// commit on MySQL stores it as the absolute expiry (2036-07-18), and every
+// other write (a PUT or POST, and a batch commit on PostgreSQL) stores the
+// write's time plus it (around 2092).
+const rsNever = 2_100_000_000 * 1000
+
+// rsEarliestWrite bounds the time of any syncstorage-rs write from below
+// (2001-09-09, years before Sync existed).
+const rsEarliestWrite = 1_000_000_000_000
+
+// rsExpiry maps a syncstorage-rs expiry (ms) onto weave's (0: never). A
+// record's expiry was set by its last write that carried a TTL or created
+// it, so a "never" expiry is rsNever itself or rsNever after a write no
+// later than the record's modified time. A client's TTL (at most
+// 999999999 s) never lands on either today, so real expiries, even ones
+// beyond 2036, are kept as they are.
+func rsExpiry(expiry, modified int64) int64 {
+	if w := expiry - rsNever; w == 0 || (w >= rsEarliestWrite && w <= modified) {
+		return 0
+	}
+	return expiry
 }
 
 func (s *Source) readLegacyBatches(ctx context.Context, tx *sql.Tx, b *userBuilder, now int64) error {

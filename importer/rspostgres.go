@@ -43,6 +43,7 @@ func (s *Source) readRSPostgres(ctx context.Context, tx *sql.Tx, b *userBuilder,
 			r.SortIndex = &sortIndex.Int64
 		}
 		r.Modified = weave.Timestamp(mod)
+		r.Expiry = rsExpiry(r.Expiry, mod)
 		if err := b.addBSO(cid, r); err != nil {
 			rows.Close()
 			return err

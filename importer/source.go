@@ -38,8 +38,9 @@ var Schemas = []Schema{SyncstorageRS, ServerSyncstorage}
 // id being its creation time in ms, on MySQL and in Python).
 const batchLifetime = 2 * 60 * 60 * 1000
 
-// pythonMaxTTL is server-syncstorage's expiry (seconds since the epoch) of
-// records that never expire.
+// pythonMaxTTL is server-syncstorage's MAX_TTL: the expiry (seconds since
+// the epoch, in 2036) it stores for records written without a TTL, meaning
+// "never".
 const pythonMaxTTL = 2100000000
 
 // pythonStandardCollections are the ids server-syncstorage gives the usual

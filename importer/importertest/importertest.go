@@ -133,15 +133,24 @@ func Exec(t testing.TB, db *sqlstore.DB, q string, args ...any) sql.Result {
 	return r
 }
 
-// never marks a record without expiry in the data set.
-const never = -1
+// Records written without a TTL, as the servers store them (see
+// storedExpiry); weave must hold them as never expiring.
+const (
+	never        = -1 << 60  // by a PUT or POST
+	neverBatch   = never + 1 // by a batch commit
+	neverEarlier = never + 2 // by a PUT a day before the record's last write
+)
+
+// farExpiry is a real expiry beyond syncstorage-rs's 2036 "never"
+// (2036-11-12), from a client's long TTL: kept as it is.
+const farExpiry = 2110000000000
 
 type bso struct {
 	coll, id  string
 	sortIndex *int64
 	payload   string
 	modified  int64 // ms before now
-	expiry    int64 // ms after now, or never
+	expiry    int64 // ms after now, or never…, or farExpiry
 }
 
 type item struct {
@@ -168,9 +177,9 @@ var (
 	}
 	bsos = map[int64][]bso{
 		41: {
-			{"bookmarks", "menu", ptr[int64](1000000), `{"ciphertext":"menu"}`, 2000, never},
-			{"bookmarks", "toolbar", ptr[int64](-5), `{"ciphertext":"tb"}`, 3000, never},
-			{"custom-engine", "x", nil, "custom", 1000, never},
+			{"bookmarks", "menu", ptr[int64](1000000), `{"ciphertext":"menu"}`, 2000, neverBatch},
+			{"bookmarks", "toolbar", ptr[int64](-5), `{"ciphertext":"tb"}`, 3000, neverEarlier},
+			{"custom-engine", "x", nil, "custom", 1000, farExpiry},
 			{"tabs", "device1", nil, `{"ciphertext":"tabs"}`, 1500, 3600 * 1000},
 			{"tabs", "gone", nil, `{"ciphertext":"old"}`, 9000, -5000},
 		},
@@ -301,20 +310,7 @@ func (c Case) fill(t testing.TB, s *Source, now time.Time) {
 			mod := T - b.modified
 			want := weave.UserBSO{ID: b.id, SortIndex: b.sortIndex, Payload: b.payload, Modified: weave.Timestamp(mod)}
 			var stored int64 // the source's expiry column
-			switch {
-			case b.expiry != never:
-				want.Expiry = T + b.expiry
-				stored = want.Expiry
-				if !rs {
-					stored /= 1000
-				}
-			case rs:
-				// syncstorage-rs's default TTL, kept as the expiry it is.
-				want.Expiry = mod + 2100000000*1000
-				stored = want.Expiry
-			default:
-				stored = 2100000000 // Python's MAX_TTL: never
-			}
+			want.Expiry, stored = c.storedExpiry(b, T, mod)
 			var si any
 			if b.sortIndex != nil {
 				si = *b.sortIndex
@@ -396,6 +392,32 @@ func (c Case) fill(t testing.TB, s *Source, now time.Time) {
 		weave.SortUserData(&d)
 		s.Want[uid] = d
 	}
+}
+
+// storedExpiry is what weave must hold as b's expiry (ms, 0: never) and
+// what the source's expiry column holds for it, for a record last written
+// at mod (ms).
+func (c Case) storedExpiry(b bso, T, mod int64) (want, stored int64) {
+	const rsNever = 2100000000 * 1000 // syncstorage-rs's DEFAULT_BSO_TTL in ms
+	rs := c.Schema == importer.SyncstorageRS
+	switch {
+	case b.expiry == farExpiry:
+		want = farExpiry
+	case b.expiry > neverEarlier:
+		want = T + b.expiry
+	case !rs:
+		return 0, 2100000000 // Python's MAX_TTL, whatever the write
+	case b.expiry == neverBatch && c.DB == "mysql":
+		return 0, rsNever // absolute: batch_commit.sql binds MAX_TTL * 1000
+	case b.expiry == neverEarlier:
+		return 0, mod - 86400*1000 + rsNever
+	default:
+		return 0, mod + rsNever // the write's time plus DEFAULT_BSO_TTL
+	}
+	if rs {
+		return want, want
+	}
+	return want, want / 1000
 }
 
 func (c Case) bsoTable(uid int64) string {
