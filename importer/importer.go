@@ -16,8 +16,10 @@
 // imported before and is skipped, so an interrupted import is finished by
 // running it again; until its token records exist, an account lives only
 // on the source. The source is only read; stop its storage service while
-// importing (or import again the users that synced meanwhile, after
-// deleting them in weave).
+// importing. A run finds the accounts imported before whose data changed at
+// the source since (a collection or the storage timestamp newer there than
+// in weave), names them in its error, and with Options.Reimport replaces
+// their data in weave by the source's.
 package importer
 
 import (
@@ -60,6 +62,11 @@ type Options struct {
 	// Users, if positive, is how many accounts to import at most (in
 	// email order); accounts skipped as already imported count too.
 	Users int
+	// Reimport: an account imported before whose data changed at the
+	// source since is imported again, replacing its data in weave (and
+	// whatever its clients wrote there since). Without it, Run imports
+	// the other accounts and then fails naming those accounts.
+	Reimport bool
 	// Progress, if set, is called after each account.
 	Progress func(Progress)
 	// Now is the clock that decides which batches are still open (default
@@ -72,27 +79,37 @@ type Progress struct {
 	Done, Total int // accounts handled so far, accounts to handle
 	Email       string
 	UIDs        []int64 // the account's live uids
-	Skipped     bool    // already imported
-	BSOs        int     // records copied for this account
-	Batches     int     // open batches copied for this account
-	Err         error   // the account failed (Run stops)
+	Skipped     bool    // already imported, and unchanged at the source
+	// Changed says how the source changed since the account was
+	// imported; Reimported tells whether its data was imported again.
+	Changed    string
+	Reimported bool
+	BSOs       int   // records copied for this account
+	Batches    int   // open batches copied for this account
+	Err        error // the account failed (Run stops)
 }
 
 // Report summarises a run.
 type Report struct {
-	Source      string // the recognised source (Source.Describe)
-	Accounts    int    // accounts handled
-	Imported    int    // accounts imported by this run
-	Skipped     int    // accounts already imported
-	Records     int    // token records inserted
-	Collections int    // collections copied
-	BSOs        int    // records (BSOs) copied
-	Batches     int    // open batches copied
-	Bytes       int64  // payload bytes copied (records and staged records)
+	Source     string // the recognised source (Source.Describe)
+	Accounts   int    // accounts handled
+	Imported   int    // accounts imported by this run
+	Skipped    int    // accounts already imported and unchanged
+	Reimported int    // accounts changed at the source and imported again
+	// Changed are the accounts changed at the source since they were
+	// imported and left as they are in weave (without Options.Reimport).
+	Changed     []string
+	Records     int   // token records inserted
+	Collections int   // collections copied
+	BSOs        int   // records (BSOs) copied
+	Batches     int   // open batches copied
+	Bytes       int64 // payload bytes copied (records and staged records)
 }
 
 // Run imports the accounts. It stops at the first failing account, which
 // is left without a token record in weave (running Run again retries it).
+// Accounts changed at the source since their import are reported in
+// Report.Changed and make Run fail once the others are imported.
 func Run(ctx context.Context, o Options) (Report, error) {
 	var rep Report
 	if o.Storage == nil || o.Tokens == nil || o.Dest == nil || o.Shard == nil || o.Node.ID == 0 {
@@ -136,7 +153,18 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			return rep, err
 		}
 	}
+	if len(rep.Changed) > 0 {
+		return rep, &ChangedError{Accounts: rep.Changed}
+	}
 	return rep, nil
+}
+
+// ChangedError is Run's error when accounts imported before have changed
+// at the source since.
+type ChangedError struct{ Accounts []string }
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("importer: %d account(s) changed at the source after they were imported and were left as imported: %s; import them again with Options.Reimport (weave import --reimport-changed), which replaces their data in weave with the source's, losing whatever their clients wrote to weave since", len(e.Accounts), strings.Join(e.Accounts, ", "))
 }
 
 func importAccount(ctx context.Context, o Options, src *Source, acc account, p *Progress, rep *Report) error {
@@ -155,9 +183,25 @@ func importAccount(ctx context.Context, o Options, src *Source, acc account, p *
 		}
 	}
 	if done {
-		p.Skipped = true
-		rep.Skipped++
-		return nil
+		for _, uid := range p.UIDs {
+			why, err := sourceChanged(ctx, o, src, uid)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				p.Changed = fmt.Sprintf("uid %d: %s", uid, why)
+				break
+			}
+		}
+		switch {
+		case p.Changed == "":
+			p.Skipped = true
+			rep.Skipped++
+			return nil
+		case !o.Reimport:
+			rep.Changed = append(rep.Changed, fmt.Sprintf("%s (%s)", acc.email, p.Changed))
+			return nil
+		}
 	}
 	var colls int
 	var bytes int64
@@ -188,8 +232,46 @@ func importAccount(ctx context.Context, o Options, src *Source, acc account, p *
 	rep.BSOs += p.BSOs
 	rep.Batches += p.Batches
 	rep.Bytes += bytes
-	rep.Imported++
+	if done {
+		p.Reimported = true
+		rep.Reimported++
+	} else {
+		rep.Imported++
+	}
 	return nil
+}
+
+// sourceChanged compares uid's timestamps at the source with weave's copy
+// and says how the source is newer, or "" when it is not. An import copies
+// the source's timestamps, and a write at the source moves its collection's
+// timestamp (syncstorage-rs's deletion of a collection: its storage
+// timestamp) past anything imported, so a source newer than weave holds a
+// write weave lacks. A collection absent from weave (never imported, or
+// deleted there since) is compared with weave's storage timestamp. Writes
+// in weave after the import leave weave newer: not a change at the source.
+func sourceChanged(ctx context.Context, o Options, src *Source, uid int64) (string, error) {
+	d, _, err := src.ReadUser(ctx, uid, o.Now().UnixMilli())
+	if err != nil {
+		return "", err
+	}
+	got, err := o.Shard.DigestUser(ctx, uid)
+	if err != nil {
+		return "", fmt.Errorf("uid %d: read weave's copy: %w", uid, err)
+	}
+	stored := got[""].Modified
+	for _, c := range d.Collections {
+		w, ok := got[c.Name]
+		switch {
+		case !ok && c.Modified > stored:
+			return fmt.Sprintf("collection %q (modified %s at the source) is not in weave, whose storage timestamp is %s", c.Name, c.Modified, stored), nil
+		case ok && c.Modified > w.Modified:
+			return fmt.Sprintf("collection %q modified %s at the source, %s in weave", c.Name, c.Modified, w.Modified), nil
+		}
+	}
+	if d.Modified > stored {
+		return fmt.Sprintf("storage timestamp %s at the source, %s in weave", d.Modified, stored), nil
+	}
+	return "", nil
 }
 
 // verify compares the shard's copy of d.UID with d: storage timestamp,

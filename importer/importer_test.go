@@ -240,6 +240,54 @@ func TestImportSources(t *testing.T) {
 			if err != nil || rep.Imported != 0 || rep.Skipped != 2 || rep.Records != 0 {
 				t.Errorf("third run: %+v (%v), want everything skipped", rep, err)
 			}
+
+			// A client of the old server writes to account A after the
+			// import: a run says so, naming A, and leaves weave's copy as
+			// it is; with Reimport it brings A up to date.
+			before, err := store.ExportUser(ctx, 41)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src.ChangeAccountA(t, 5000)
+			rep, err = importer.Run(ctx, opts(store))
+			var changed *importer.ChangedError
+			if !errors.As(err, &changed) || len(changed.Accounts) != 1 || !strings.Contains(err.Error(), accountA) || !strings.Contains(err.Error(), `collection "bookmarks" modified`) {
+				t.Fatalf("run after a change at the source: %v, want a ChangedError naming account A's bookmarks", err)
+			}
+			if rep.Skipped != 1 || rep.Imported != 0 || rep.Reimported != 0 || len(rep.Changed) != 1 {
+				t.Errorf("run after a change at the source: %+v, want B skipped, A changed", rep)
+			}
+			if after, err := store.ExportUser(ctx, 41); err != nil || importertest.Dump(after) != importertest.Dump(before) {
+				t.Errorf("weave's copy of A changed without Reimport (%v)", err)
+			}
+			o := opts(store)
+			o.Reimport = true
+			var progress []importer.Progress
+			o.Progress = func(p importer.Progress) { progress = append(progress, p) }
+			rep, err = importer.Run(ctx, o)
+			if err != nil || rep.Reimported != 1 || rep.Skipped != 1 || rep.Imported != 0 || rep.Records != 0 || rep.BSOs != 5 {
+				t.Fatalf("reimport: %+v (%v), want A imported again (5 records), B skipped", rep, err)
+			}
+			if p := progress[1]; p.Email != accountA || !p.Reimported || !strings.Contains(p.Changed, "bookmarks") {
+				t.Errorf("reimport progress %+v", p)
+			}
+			src.CheckImported(t, ctx, tokens, store, node.ID)
+
+			// Writes in weave after the import are not a change at the
+			// source: skipped, not reported.
+			before, err = store.ExportUser(ctx, 57)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before.Modified += 60000
+			before.Collections[0].Modified += 60000
+			if err := store.ImportUser(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = importer.Run(ctx, opts(store))
+			if err != nil || rep.Skipped != 2 || len(rep.Changed) != 0 {
+				t.Errorf("run after writes in weave: %+v (%v), want everything skipped", rep, err)
+			}
 		})
 	}
 }

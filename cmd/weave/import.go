@@ -21,6 +21,7 @@ type importFlags struct {
 	fromNode, toNode        string
 	service                 string
 	users                   int
+	reimport                bool
 }
 
 func (a *app) importCommand() *command {
@@ -35,7 +36,9 @@ func (a *app) importCommand() *command {
   the same uid, generation, client state and key-change time: clients keep
   syncing without uploading again, even in the middle of a batch upload.
   Users already imported are skipped, so an interrupted import is finished
-  by running it again. Stop the old server first.`)
+  by running it again. Stop the old server first: a run names the users
+  imported before whose data changed at the old server since, and fails;
+  --reimport-changed imports them again.`)
 	f.register(c)
 	c.flags.StringVar(&f.fromStorage, "from-storage-url", "", "the old storage database: mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable")
 	c.flags.StringVar(&f.fromTokens, "from-token-url", "", "the old tokenserver database, same forms (default: --from-storage-url)")
@@ -44,6 +47,7 @@ func (a *app) importCommand() *command {
 	c.flags.StringVar(&f.toNode, "to-node", "", "URL of the weave node that takes the users (as listed by weave node list)")
 	c.flags.StringVar(&f.service, "service", "sync-1.5", "tokenserver service whose users are imported")
 	c.flags.IntVar(&f.users, "users", 0, "import at most this many accounts (0: all)")
+	c.flags.BoolVar(&f.reimport, "reimport-changed", false, "import again the users imported before whose data changed at the old server since, replacing their data in weave (and what their clients wrote to weave since)")
 	c.run = func(args []string) error {
 		if len(args) != 0 {
 			return fmt.Errorf("unexpected arguments %q", args)
@@ -96,12 +100,16 @@ func (a *app) importCommand() *command {
 		start := time.Now()
 		rep, err := importer.Run(ctx, importer.Options{
 			Storage: src, Schema: schema, Tokens: srcTokens, Service: f.service, SourceNode: f.fromNode,
-			Dest: tokens, Node: node, Shard: store, Users: f.users,
+			Dest: tokens, Node: node, Shard: store, Users: f.users, Reimport: f.reimport,
 			Progress: func(p importer.Progress) {
 				state := fmt.Sprintf("%d records, %d open batches", p.BSOs, p.Batches)
 				switch {
 				case p.Err != nil:
 					state = "FAILED"
+				case p.Reimported:
+					state = "changed at the source (" + p.Changed + "), imported again: " + state
+				case p.Changed != "":
+					state = "CHANGED at the source since imported (" + p.Changed + "), left as it is"
 				case p.Skipped:
 					state = "already imported"
 				}
@@ -112,8 +120,14 @@ func (a *app) importCommand() *command {
 		if rep.Source != "" {
 			fmt.Fprintf(a.stdout, "source: %s\n", rep.Source)
 		}
+		if rep.Reimported > 0 {
+			fmt.Fprintf(a.stdout, "%d accounts changed at the source were imported again\n", rep.Reimported)
+		}
 		fmt.Fprintf(a.stdout, "%d accounts: %d imported, %d already imported; %d token records, %d collections, %d records, %d open batches (%d bytes) into %s in %s\n",
 			rep.Accounts, rep.Imported, rep.Skipped, rep.Records, rep.Collections, rep.BSOs, rep.Batches, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))
+		if errors.As(err, new(*importer.ChangedError)) {
+			return err
+		}
 		if err != nil {
 			if rep.Accounts > 0 {
 				return fmt.Errorf("%w (run the same command again to continue)", err)

@@ -70,6 +70,19 @@ func TestImport(t *testing.T) {
 			if out := runImport(); !strings.Contains(out, "2 accounts: 0 imported, 2 already imported; 0 token records") {
 				t.Fatalf("re-run: %s", out)
 			}
+			// The old server took a write for account A after the import:
+			// a re-run names A and fails; --reimport-changed brings A up to
+			// date.
+			src.ChangeAccountA(t, 3000)
+			var out2, errb bytes.Buffer
+			if code := run(ctx, importArgs, &out2, &errb); code == 0 || !strings.Contains(errb.String(), importertest.FxAA) || !strings.Contains(errb.String(), "--reimport-changed") ||
+				!strings.Contains(errb.String(), "CHANGED at the source") {
+				t.Fatalf("re-run after a change at the source: exit %d\nstdout: %s\nstderr: %s", code, &out2, &errb)
+			}
+			if out := runImport("--reimport-changed"); !strings.Contains(out, "1 accounts changed at the source were imported again") ||
+				!strings.Contains(out, "2 accounts: 0 imported, 1 already imported; 0 token records, 3 collections, 5 records") {
+				t.Fatalf("--reimport-changed: %s", out)
+			}
 
 			// Token records and data as in the source.
 			tokens, store := openWeave(t, weaveURL)
@@ -123,10 +136,11 @@ func TestImport(t *testing.T) {
 				got[b.ID] = b
 			}
 			var menuModified float64
+			var menuPayload string
 			for _, c := range src.Want[41].Collections {
 				for _, b := range c.BSOs {
 					if c.Name == "bookmarks" && b.ID == "menu" {
-						menuModified = float64(b.Modified) / 1000
+						menuModified, menuPayload = float64(b.Modified)/1000, b.Payload
 					}
 				}
 			}
@@ -137,7 +151,7 @@ func TestImport(t *testing.T) {
 			}{
 				// The staged sortindex alone: weave, like server-syncstorage,
 				// dates a record by its payload.
-				"menu":    {`{"ciphertext":"menu"}`, 99, menuModified},
+				"menu":    {menuPayload, 99, menuModified},
 				"unfiled": {`{"ciphertext":"unfiled"}`, 7, commit.Modified},
 				"mobile":  {`{"ciphertext":"mobile"}`, -1, commit.Modified},
 				"toolbar": {"tb2", -5, commit.Modified},

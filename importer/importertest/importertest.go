@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,6 +69,8 @@ type Source struct {
 		Collection string
 		ClientID   string
 	}
+	c Case
+	T int64 // the data set's now, in whole seconds (ms)
 }
 
 // Account ids (the FxA uid, the part of the email before @) and the
@@ -84,7 +87,7 @@ const (
 // when the server is absent, see dbtest) and fills them as of now.
 func (c Case) Open(t testing.TB, now time.Time) *Source {
 	t.Helper()
-	s := &Source{}
+	s := &Source{c: c}
 	switch c.DB {
 	case "mysql":
 		s.StorageURL, s.TokenURL = dbtest.MySQL(t), dbtest.MySQL(t)
@@ -227,6 +230,7 @@ func users() []weave.TokenUser {
 func (c Case) fill(t testing.TB, s *Source, now time.Time) {
 	t.Helper()
 	T := now.Truncate(time.Second).UnixMilli()
+	s.T = T
 	rs := c.Schema == importer.SyncstorageRS
 	pg := c.DB == "postgres"
 	s.Users = users()
@@ -418,6 +422,58 @@ func (c Case) storedExpiry(b bso, T, mod int64) (want, stored int64) {
 		return want, want
 	}
 	return want, want / 1000
+}
+
+// ChangeAccountA writes to account A's live uid at the source as a client
+// of the old server would after the import: a new payload for the record
+// bookmarks/menu, at the data set's now plus ahead ms, and weave must then
+// hold that.
+func (s *Source) ChangeAccountA(t testing.TB, ahead int64) {
+	t.Helper()
+	const uid = 41
+	mod := s.T + ahead
+	var cid int64
+	switch {
+	case s.c.Schema == importer.SyncstorageRS && s.c.DB == "postgres":
+		when := time.UnixMilli(mod).UTC()
+		if err := s.Storage.Write.QueryRow(`SELECT collection_id FROM collections WHERE name = 'bookmarks'`).Scan(&cid); err != nil {
+			t.Fatal(err)
+		}
+		Exec(t, s.Storage, `UPDATE bsos SET payload = ?, modified = ? WHERE user_id = ? AND collection_id = ? AND bso_id = 'menu'`, `{"ciphertext":"menu2"}`, when, uid, cid)
+		Exec(t, s.Storage, `UPDATE user_collections SET modified = ? WHERE user_id = ? AND collection_id = ?`, when, uid, cid)
+	default:
+		idCol := "id"
+		if s.c.Schema == importer.ServerSyncstorage {
+			idCol = "collectionid"
+		}
+		err := s.Storage.Write.QueryRow(`SELECT ` + idCol + ` FROM collections WHERE name = 'bookmarks'`).Scan(&cid)
+		if err == sql.ErrNoRows && s.c.StandardCollections {
+			cid, err = 7, nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		Exec(t, s.Storage, `UPDATE `+s.c.bsoTable(uid)+` SET payload = ?, payload_size = ?, modified = ? WHERE userid = ? AND collection = ? AND id = 'menu'`,
+			`{"ciphertext":"menu2"}`, len(`{"ciphertext":"menu2"}`), mod, uid, cid)
+		Exec(t, s.Storage, `UPDATE user_collections SET last_modified = ? WHERE userid = ? AND collection = ?`, mod, uid, cid)
+	}
+	d := s.Want[uid]
+	d.Collections = slices.Clone(d.Collections)
+	for i, c := range d.Collections {
+		if c.Name != "bookmarks" {
+			continue
+		}
+		c.Modified = weave.Timestamp(mod)
+		c.BSOs = slices.Clone(c.BSOs)
+		for j := range c.BSOs {
+			if c.BSOs[j].ID == "menu" {
+				c.BSOs[j].Payload, c.BSOs[j].Modified = `{"ciphertext":"menu2"}`, weave.Timestamp(mod)
+			}
+		}
+		d.Collections[i] = c
+	}
+	d.Modified = max(d.Modified, weave.Timestamp(mod))
+	s.Want[uid] = d
 }
 
 func (c Case) bsoTable(uid int64) string {
