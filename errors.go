@@ -23,6 +23,10 @@ var (
 	// ErrUnavailable: the backing database (or the node) cannot serve the
 	// request right now. Nothing was written.
 	ErrUnavailable = errors.New("weave: storage unavailable")
+	// ErrStorageFull: the database's disk (or its tablespace) is full.
+	// Nothing was written. It is an ErrUnavailable: writes are refused with
+	// 503 + Retry-After until the database has room again, reads go on.
+	ErrStorageFull = fmt.Errorf("%w: storage full", ErrUnavailable)
 	// ErrSchemaTooNew: the database was migrated by a newer weave.
 	ErrSchemaTooNew = errors.New("weave: database schema is newer than this binary")
 )

@@ -101,6 +101,8 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 		return &apiError{status: http.StatusBadRequest, code: codeOverQuota, reason: "over quota"}, false
 	case errors.Is(err, weave.ErrConflict):
 		return &apiError{status: http.StatusServiceUnavailable, reason: "write conflict", retryAfter: conflictRetryAfter}, false
+	case errors.Is(err, weave.ErrStorageFull):
+		return &apiError{status: http.StatusServiceUnavailable, reason: "storage full", retryAfter: s.retryAfter}, false
 	case errors.As(err, &ue):
 		ra := ue.RetryAfter
 		if ra <= 0 {
@@ -130,6 +132,9 @@ func (s *Server) writeError(rq *request, err error) {
 	}
 	if unexpected {
 		s.log.LogAttrs(rq.r.Context(), levelError, "unexpected error", attrMethod(rq.r), attrPath(rq.r), attrErr(err))
+	}
+	if errors.Is(err, weave.ErrStorageFull) {
+		s.logStorageFull(rq, err)
 	}
 	if errors.Is(err, weave.ErrOverQuota) && e.quotaRemaining == nil && s.limits.QuotaBytes > 0 && rq.uid > 0 {
 		// The store refused the write; report how much room is left.
@@ -169,6 +174,22 @@ func (s *Server) writeError(rq *request, err error) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(e.status)
 	w.Write(body)
+}
+
+// storageFullLogEvery spaces the log lines of a full database.
+const storageFullLogEvery = 10 * time.Second
+
+// logStorageFull tells the operator, at most once per storageFullLogEvery,
+// that writes are being refused for lack of space.
+func (s *Server) logStorageFull(rq *request, err error) {
+	now := time.Now().UnixNano()
+	last := s.fullLogged.Load()
+	if last != 0 && now-last < int64(storageFullLogEvery) || !s.fullLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.LogAttrs(rq.r.Context(), levelError,
+		"database storage full: writes get 503 + Retry-After until its disk has room again (reads still served); free space or grow the volume",
+		attrMethod(rq.r), attrPath(rq.r), attrErr(err))
 }
 
 // formatKB renders a byte count as kilobytes with two decimals, the form of

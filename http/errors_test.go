@@ -50,6 +50,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{"user locked for migration", &weave.UnavailableError{Reason: "migrating", RetryAfter: 90 * time.Second}, 503, "90", "0"},
 		{"node down without hint", &weave.UnavailableError{Reason: "node down"}, 503, "30", "0"},
 		{"database unavailable", fmt.Errorf("dial: %w", weave.ErrUnavailable), 503, "30", "0"},
+		{"storage full", fmt.Errorf("%w: database or disk is full (13)", weave.ErrStorageFull), 503, "30", "0"},
 		{"write conflict", fmt.Errorf("lock timeout: %w", weave.ErrConflict), 503, "10", "0"},
 		{"unexpected error", fmt.Errorf("disk on fire"), 503, "30", "0"},
 		{"over quota", weave.ErrOverQuota, 400, "", "14"},
@@ -76,6 +77,12 @@ func TestStoreErrorMapping(t *testing.T) {
 			expect(t, e.do(req{method: "GET", path: "/1.5/7/info/collections", creds: &other}), 200, "{}")
 			if c.name == "unexpected error" && !strings.Contains(logs.String(), "disk on fire") {
 				t.Errorf("unexpected error not logged: %s", logs.String())
+			}
+			if c.name == "storage full" {
+				// One clear line for the operator, not one per request.
+				if n := strings.Count(logs.String(), "database storage full"); n != 1 {
+					t.Errorf("%d storage-full log lines for two refused requests, want 1: %s", n, logs.String())
+				}
 			}
 		})
 	}

@@ -167,6 +167,9 @@ type Server struct {
 	backoff      func() time.Duration
 	draining     atomic.Bool
 	obs          Observer
+	// fullLogged is when (unix ns) a refused write last logged that the
+	// database is full, so a full disk gives one clear line, not a flood.
+	fullLogged atomic.Int64
 }
 
 // New validates cfg and returns a Server.

@@ -299,6 +299,8 @@ const (
 	erReadOnlyMode      = 1836
 	erConnectionKilled  = 1927 // MariaDB
 	erCheckRead         = 1020 // MariaDB snapshot isolation: record changed since last read
+	erDiskFull          = 1021
+	erRecordFileFull    = 1114 // "The table is full": InnoDB cannot grow its tablespace
 	crServerGone        = 2006
 	crServerLost        = 2013
 	erSessionWasKilled  = 3169 // MySQL 8
@@ -358,6 +360,12 @@ func (Dialect) Unavailable(err error) bool {
 	return errors.Is(err, mysqldrv.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// StorageFull implements sqlstore.Dialect.
+func (Dialect) StorageFull(err error) bool {
+	n := number(err)
+	return n == erDiskFull || n == erRecordFileFull
 }
 
 // migrationLock names the lock that serialises migrations. GET_LOCK names

@@ -317,6 +317,9 @@ func (Dialect) Unavailable(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
+// StorageFull implements sqlstore.Dialect: SQLSTATE 53100 disk_full.
+func (Dialect) StorageFull(err error) bool { return code(err) == "53100" }
+
 // migrationLockKey is the pg_advisory_lock key that serialises migrations
 // (advisory locks are per database).
 const migrationLockKey int64 = 0x77656176655f6d67 // "weave_mg"

@@ -111,7 +111,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	}
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
-	return &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}, nil
+	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}
+	db.Reclaim = func(ctx context.Context) error {
+		// PASSIVE neither waits for readers nor blocks them: it copies
+		// what no reader still needs into the database, and once all of
+		// the WAL is copied the next write starts it over in place.
+		_, err := write.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		return err
+	}
+	return db, nil
 }
 
 // prepareFiles makes the database and its -wal and -shm files private
@@ -185,6 +193,13 @@ func (Dialect) Unavailable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// StorageFull implements sqlstore.Dialect: SQLite answers SQLITE_FULL when
+// a write to the database or its WAL fails with ENOSPC (or the database
+// reached max_page_count).
+func (Dialect) StorageFull(err error) bool {
+	return code(err) == sqlite3.SQLITE_FULL
 }
 
 // LockMigrations implements sqlstore.Dialect. The write pool has a single

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -27,6 +28,10 @@ type Dialect interface {
 	// Unavailable reports errors meaning the database cannot be reached or
 	// is shutting down (the request should get 503, not 500).
 	Unavailable(err error) bool
+	// StorageFull reports errors meaning the database has no room left on
+	// its disk (or tablespace): the write was rolled back and will succeed
+	// once space returns.
+	StorageFull(err error) bool
 	// LockMigrations takes a database-wide lock so that only one process
 	// migrates at a time; the returned func releases it.
 	LockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
@@ -74,6 +79,11 @@ type DB struct {
 	// Timeout is the deadline applied to every database call that arrives
 	// without a sooner one.
 	Timeout time.Duration
+	// Reclaim, when set, runs after a write transaction failed for lack of
+	// space, to let the database reuse room it holds (SQLite checkpoints a
+	// WAL that a long reader kept growing; without a successful commit
+	// nothing else would).
+	Reclaim func(ctx context.Context) error
 }
 
 // Close closes both pools.
@@ -146,7 +156,13 @@ func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
-	return db.Classify(err)
+	err = db.Classify(err)
+	if pool == db.Write && db.Reclaim != nil && errors.Is(err, weave.ErrStorageFull) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = db.Reclaim(rctx) // best effort: the write failed either way
+		cancel()
+	}
+	return err
 }
 
 func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
@@ -179,6 +195,8 @@ func (db *DB) Classify(err error) error {
 		return err
 	case db.Dialect.Retryable(err):
 		return fmt.Errorf("%w: %v", weave.ErrConflict, err)
+	case db.Dialect.StorageFull(err), errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %v", weave.ErrStorageFull, err)
 	case errors.Is(err, context.DeadlineExceeded), db.Dialect.Unavailable(err),
 		errors.Is(err, sql.ErrConnDone), errors.Is(err, driverBadConn):
 		return fmt.Errorf("%w: %v", weave.ErrUnavailable, err)
