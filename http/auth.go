@@ -77,6 +77,13 @@ func (s *Server) authenticate(rq *request) error {
 		}
 		return e
 	}
+	if tok.UID != rq.uid {
+		// 401 rather than RS's 400: a new token fixes it (hawk.md §7).
+		return unauthorized(ErrUIDMismatch)
+	}
+	// Authenticated: the request may now take as long as a transfer that
+	// keeps moving needs (uploads of megabytes, full collection reads).
+	allowTransfer(r.Context())
 	if h.Hash != "" {
 		// The hash is already covered by the MAC; checking it against the
 		// body as well (hawk.md §4) needs the body, read within the size
@@ -89,10 +96,6 @@ func (s *Server) authenticate(rq *request) error {
 		if subtle.ConstantTimeCompare([]byte(sum), []byte(h.Hash)) != 1 {
 			return unauthorized(hawk.ErrBadPayloadHash)
 		}
-	}
-	if tok.UID != rq.uid {
-		// 401 rather than RS's 400: a new token fixes it (hawk.md §7).
-		return unauthorized(ErrUIDMismatch)
 	}
 	return nil
 }

@@ -15,7 +15,10 @@
 //		Secrets:   secrets,                    // newest last
 //		Logger:    logger,
 //	})
-//	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+//	// Deadlines for slow clients, header and connection limits:
+//	hs := weavehttp.NewHTTPServer(srv, weavehttp.DefaultTimeouts(), nil)
+//	ln = weavehttp.LimitListener(ln, weavehttp.ConnLimits{PerClient: 64, Total: 4096})
+//	go hs.Serve(ln)
 //	// On SIGTERM: srv.SetReady(false); wait for load balancers to notice
 //	// (/__lbheartbeat__ turns 503); then hs.Shutdown(ctx).
 package http
@@ -29,6 +32,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -603,6 +607,10 @@ func readErr(err error) error {
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return errTooLarge
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Timeouts cut off a client too slow to send its body.
+		return &apiError{status: http.StatusRequestTimeout, reason: "reading body: client too slow"}
 	}
 	return badRequest(codeBadRequest, "reading body: %v", err)
 }
