@@ -39,6 +39,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/accounts/onepw"
+	"github.com/weave-sync/weave/captcha"
 	"github.com/weave-sync/weave/hawk"
 )
 
@@ -123,7 +124,7 @@ type Service struct {
 	clients map[string]Client
 	hawk    *hawk.Verifier
 	limits  *limiter
-	captcha captchas
+	captcha captcha.Set
 	// captchaIssued, if set, sees every captcha's answer (tests only:
 	// they play the human).
 	captchaIssued func(id, answer string)
