@@ -1,0 +1,4 @@
+package legacy
+
+// OnCaptcha lets tests read the answers of the captchas s issues.
+func OnCaptcha(s *Service, f func(id, answer string)) { s.captchaIssued = f }
