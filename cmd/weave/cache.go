@@ -21,7 +21,7 @@ type cacheFlags struct {
 func (f *cacheFlags) register(c *command) {
 	c.String(&f.servers, "memcache", "", "memcached servers HOST:PORT[,HOST:PORT…] caching collection timestamps, usage and meta/global + crypto/keys (default: no cache)")
 	c.String(&f.mirror, "memcache-mirror", "", "second pool every write and invalidation also goes to, for moving to a new cache (reads stay on --memcache)")
-	c.Duration(&f.timeout, "memcache-timeout", 150*time.Millisecond, "deadline of one memcached round trip; past it the database answers")
+	c.Duration(&f.timeout, "memcache-timeout", 150*time.Millisecond, "deadline of one memcached round trip; past it the database answers").Min(time.Millisecond)
 }
 
 func splitList(s string) []string {

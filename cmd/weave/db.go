@@ -12,7 +12,7 @@ func (a *app) dbCommand() *command {
 	var batch int
 	c := newCommand("db", "migrate|status|purge [flags]", "Manage the databases: apply schema migrations, show schema versions, purge expired records.")
 	f.register(c)
-	c.Int(&batch, "purge-batch", 1000, "rows purged per transaction by `weave db purge`")
+	c.Int(&batch, "purge-batch", 1000, "rows purged per transaction by `weave db purge`").Min(1)
 	c.run = func(args []string) error {
 		if len(args) != 1 {
 			return fmt.Errorf("want one of migrate, status, purge (see `weave db --help`)")

@@ -24,6 +24,8 @@ type command struct {
 	// envPrefix starts every flag's environment variable ("WEAVE_"; the
 	// load tester uses its own so a server's variables do not leak in).
 	envPrefix string
+	// checks run after parsing; each refuses a value out of its flag's range.
+	checks []func() error
 }
 
 func newCommand(name, usage, summary string) *command {
@@ -42,14 +44,16 @@ func (c *command) String(p *string, name, def, help string) {
 	c.flags.StringVar(p, name, def, help)
 }
 
-func (c *command) Int(p *int, name string, def int, help string) {
+func (c *command) Int(p *int, name string, def int, help string) bound[int] {
 	c.env[name] = c.envName(name)
 	c.flags.IntVar(p, name, def, help)
+	return bound[int]{c, name, p}
 }
 
-func (c *command) Int64(p *int64, name string, def int64, help string) {
+func (c *command) Int64(p *int64, name string, def int64, help string) bound[int64] {
 	c.env[name] = c.envName(name)
 	c.flags.Int64Var(p, name, def, help)
+	return bound[int64]{c, name, p}
 }
 
 func (c *command) Bool(p *bool, name string, def bool, help string) {
@@ -57,9 +61,46 @@ func (c *command) Bool(p *bool, name string, def bool, help string) {
 	c.flags.BoolVar(p, name, def, help)
 }
 
-func (c *command) Duration(p *time.Duration, name string, def time.Duration, help string) {
+func (c *command) Duration(p *time.Duration, name string, def time.Duration, help string) bound[time.Duration] {
 	c.env[name] = c.envName(name)
 	c.flags.DurationVar(p, name, def, help)
+	return bound[time.Duration]{c, name, p}
+}
+
+// bound restricts a numeric flag to a range, checked once parsing is done,
+// so that a value such as --hawk-skew -1s, which would quietly turn a
+// protection off, stops the command at start instead. Every number flag
+// should say its range: most are at least 0 (Min(0)) or at least 1.
+type bound[T int | int64 | time.Duration] struct {
+	c    *command
+	name string
+	p    *T
+}
+
+// Min refuses values below min.
+func (b bound[T]) Min(min T) bound[T] {
+	b.c.checks = append(b.c.checks, func() error {
+		if *b.p < min {
+			return b.refuse("must be at least %v", min)
+		}
+		return nil
+	})
+	return b
+}
+
+// Max refuses values above max.
+func (b bound[T]) Max(max T) bound[T] {
+	b.c.checks = append(b.c.checks, func() error {
+		if *b.p > max {
+			return b.refuse("must be at most %v", max)
+		}
+		return nil
+	})
+	return b
+}
+
+func (b bound[T]) refuse(format string, arg T) error {
+	return fmt.Errorf("--%s %v (or %s): %s", b.name, *b.p, b.c.env[b.name], fmt.Sprintf(format, arg))
 }
 
 // parse reads the environment first and the command line second, so a flag
@@ -80,15 +121,24 @@ func (c *command) parse(args []string) error {
 		}
 		rest := c.flags.Args()
 		if len(rest) == 0 {
-			return nil
+			return c.check()
 		}
 		c.positional = append(c.positional, rest[0])
 		args = rest[1:]
 		if rest[0] == "--" {
 			c.positional = append(c.positional[:len(c.positional)-1], args...)
-			return nil
+			return c.check()
 		}
 	}
+}
+
+func (c *command) check() error {
+	for _, f := range c.checks {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *command) printUsage(w io.Writer) {

@@ -34,11 +34,11 @@ func (a *app) nodeCommand() *command {
 	// Not read from WEAVE_DATABASE_URL: that names the storage database
 	// of `weave serve`, not a new node's.
 	c.flags.StringVar(&f.nodeDSN, "database-url", "", "node add: the node's shard database (sqlite:///abs/path.db, mysql://… or postgres://…)")
-	c.Int64(&f.capacity, "capacity", 100000, "node add: users the node takes")
+	c.Int64(&f.capacity, "capacity", 100000, "node add: users the node takes").Min(0)
 	c.String(&f.retryAfter, "retry-after", "", "node set-state: Retry-After sent to the users of a down node, in seconds (default: keep the node's; 0 means 300)")
 	c.String(&f.backoff, "backoff", "", "node set-state: X-Weave-Backoff sent to the users of a backoff node, in seconds (default: keep the node's; 0 means 300)")
 	c.String(&f.to, "to", "", "node drain: comma-separated URLs of the nodes that take the users (default: every other node that is up)")
-	c.Int(&f.parallel, "parallel", 4, "node drain: users moved at once")
+	c.Int(&f.parallel, "parallel", 4, "node drain: users moved at once").Min(1)
 	c.run = func(args []string) error {
 		if len(args) == 0 {
 			return errors.New("want add, list, set-state or drain (see `weave node --help`)")

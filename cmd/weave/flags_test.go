@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFlagRangesRefusedAtStart: a value that would quietly switch off a
+// protection (a negative --hawk-skew turned off the timestamp and replay
+// checks) or that makes no sense stops serve at start with exit status 2
+// and names the flag, from the command line and from the environment.
+func TestFlagRangesRefusedAtStart(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  [2]string
+		want string
+	}{
+		{args: []string{"--hawk-skew", "-1s"}, want: "--hawk-skew -1s (or WEAVE_HAWK_SKEW): must be at least 1s"},
+		{args: []string{"--hawk-skew", "0s"}, want: "--hawk-skew 0s"},
+		{args: []string{"--hawk-skew", "2h"}, want: "must be at most 1h0m0s"},
+		{env: [2]string{"WEAVE_HAWK_SKEW", "-1s"}, want: "--hawk-skew -1s"},
+		{args: []string{"--quota-bytes", "-1"}, want: "--quota-bytes -1"},
+		{args: []string{"--max-request-bytes", "0"}, want: "--max-request-bytes 0"},
+		{args: []string{"--max-post-records", "-5"}, want: "--max-post-records -5"},
+		{args: []string{"--max-record-payload-bytes", "-1"}, want: "--max-record-payload-bytes -1"},
+		{args: []string{"--batch-lifetime", "-1h"}, want: "--batch-lifetime"},
+		{args: []string{"--token-duration", "0s"}, want: "--token-duration"},
+		{args: []string{"--purge-interval", "-1m"}, want: "--purge-interval"},
+		{args: []string{"--db-timeout", "-1s"}, want: "--db-timeout"},
+		{args: []string{"--memcache-timeout", "0s"}, want: "--memcache-timeout"},
+	}
+	for _, tc := range cases {
+		name := strings.Join(tc.args, " ") + tc.env[0] + tc.env[1]
+		t.Run(name, func(t *testing.T) {
+			if tc.env[0] != "" {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			// Without the check serve starts and runs until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1", "--data-dir", t.TempDir(), "--shutdown-grace", "0s"}, tc.args...)
+			var out, errb bytes.Buffer
+			code := run(ctx, args, &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tc.want)
+			}
+			if strings.Contains(out.String(), "listening") {
+				t.Fatalf("serve started: %s", out.String())
+			}
+		})
+	}
+	// The defaults and ordinary values pass.
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1", "--data-dir", t.TempDir(), "--shutdown-grace", "0s", "--hawk-skew", "30s", "--quota-bytes", "0", "--purge-interval", "0s"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "listening") {
+		t.Fatalf("ordinary values refused: %d %s", code, errb.String())
+	}
+}
