@@ -15,12 +15,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,18 +49,27 @@ type Options struct {
 	// Context stops the sampler when done. Nil runs it for the life of the
 	// process.
 	Context context.Context
+	// SessionLifetime is how long a browser session cookie is accepted
+	// after it was issued (default 12 h), checked by the server, not left
+	// to the browser.
+	SessionLifetime time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
-// cookieName holds the browser session: a value derived from the token, so
-// that the cookie itself is not the admin token.
+// cookieName holds the browser session: its issue time signed with a key
+// derived from the admin token, so the cookie is not the token, expires on
+// the server's clock, and dies with the token when it is rotated.
 const cookieName = "weave_dashboard"
 
 type handler struct {
-	token   []byte
-	session string // expected cookie value
-	path    string
-	sampler *sampler
-	static  fs.FS
+	token     metrics.TokenMatcher
+	cookieKey []byte
+	lifetime  time.Duration
+	now       func() time.Time
+	path      string
+	sampler   *sampler
+	static    fs.FS
 }
 
 // Handler returns the dashboard's http.Handler and starts its sampler (not
@@ -98,14 +107,22 @@ func Handler(opts Options) http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	mac := hmac.New(sha256.New, []byte(opts.Token))
-	mac.Write([]byte("weave dashboard session v1"))
+	if opts.SessionLifetime <= 0 {
+		opts.SessionLifetime = 12 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	key := hmac.New(sha256.New, []byte(opts.Token))
+	key.Write([]byte("weave dashboard session key v2"))
 	h := &handler{
-		token:   []byte(opts.Token),
-		session: hex.EncodeToString(mac.Sum(nil)),
-		path:    opts.Path,
-		sampler: newSampler(opts.Metrics.Gatherer(), opts.Interval, opts.Window),
-		static:  static,
+		token:     metrics.NewTokenMatcher(opts.Token),
+		cookieKey: key.Sum(nil),
+		lifetime:  opts.SessionLifetime,
+		now:       opts.Now,
+		path:      opts.Path,
+		sampler:   newSampler(opts.Metrics.Gatherer(), opts.Interval, opts.Window),
+		static:    static,
 	}
 	go h.sampler.run(ctx)
 	return h
@@ -133,9 +150,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fromQuery {
 		http.SetCookie(w, &http.Cookie{
 			Name:     cookieName,
-			Value:    h.session,
+			Value:    h.newSession(),
 			Path:     h.path,
-			MaxAge:   int((12 * time.Hour).Seconds()),
+			MaxAge:   int(h.lifetime.Seconds()),
 			HttpOnly: true,
 			Secure:   r.TLS != nil,
 			SameSite: http.SameSiteStrictMode,
@@ -187,7 +204,7 @@ func (h *handler) authorize(r *http.Request) (fromQuery, ok bool) {
 		seen, fromQuery = true, true
 	}
 	if c, err := r.Cookie(cookieName); err == nil && !seen {
-		if subtle.ConstantTimeCompare([]byte(c.Value), []byte(h.session)) != 1 {
+		if !h.sessionOK(c.Value) {
 			return false, false
 		}
 		seen = true
@@ -195,8 +212,37 @@ func (h *handler) authorize(r *http.Request) (fromQuery, ok bool) {
 	return fromQuery, seen
 }
 
-func (h *handler) tokenOK(tok string) bool {
-	return subtle.ConstantTimeCompare([]byte(tok), h.token) == 1
+func (h *handler) tokenOK(tok string) bool { return h.token.Match(tok) }
+
+// newSession returns a cookie value: "v2.<issued unix seconds>.<mac>".
+func (h *handler) newSession() string {
+	issued := strconv.FormatInt(h.now().Unix(), 10)
+	return "v2." + issued + "." + h.sessionMAC(issued)
+}
+
+func (h *handler) sessionMAC(issued string) string {
+	mac := hmac.New(sha256.New, h.cookieKey)
+	mac.Write([]byte(issued))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// sessionOK accepts a cookie this token signed less than the session
+// lifetime ago (and not in the future, beyond a minute of clock slack).
+func (h *handler) sessionOK(v string) bool {
+	rest, ok := strings.CutPrefix(v, "v2.")
+	if !ok {
+		return false
+	}
+	issued, mac, ok := strings.Cut(rest, ".")
+	if !ok || !hmac.Equal([]byte(mac), []byte(h.sessionMAC(issued))) {
+		return false
+	}
+	sec, err := strconv.ParseInt(issued, 10, 64)
+	if err != nil {
+		return false
+	}
+	age := h.now().Sub(time.Unix(sec, 0))
+	return age < h.lifetime && age > -time.Minute
 }
 
 func (h *handler) asset(w http.ResponseWriter, r *http.Request, name, ctype string) {
