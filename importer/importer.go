@@ -96,6 +96,7 @@ type Report struct {
 	Imported   int    // accounts imported by this run
 	Skipped    int    // accounts already imported and unchanged
 	Reimported int    // accounts changed at the source and imported again
+	Disabled   int    // accounts disabled at the source, not imported (1.1)
 	// Changed are the accounts changed at the source since they were
 	// imported and left as they are in weave (without Options.Reimport).
 	Changed     []string
@@ -258,20 +259,26 @@ func sourceChanged(ctx context.Context, o Options, src *Source, uid int64) (stri
 	if err != nil {
 		return "", fmt.Errorf("uid %d: read weave's copy: %w", uid, err)
 	}
+	return newerAtSource(d, got), nil
+}
+
+// newerAtSource says how the source's copy d of a user is newer than
+// weave's (got, its digest), or "" when it is not.
+func newerAtSource(d weave.UserData, got map[string]weave.CollectionDigest) string {
 	stored := got[""].Modified
 	for _, c := range d.Collections {
 		w, ok := got[c.Name]
 		switch {
 		case !ok && c.Modified > stored:
-			return fmt.Sprintf("collection %q (modified %s at the source) is not in weave, whose storage timestamp is %s", c.Name, c.Modified, stored), nil
+			return fmt.Sprintf("collection %q (modified %s at the source) is not in weave, whose storage timestamp is %s", c.Name, c.Modified, stored)
 		case ok && c.Modified > w.Modified:
-			return fmt.Sprintf("collection %q modified %s at the source, %s in weave", c.Name, c.Modified, w.Modified), nil
+			return fmt.Sprintf("collection %q modified %s at the source, %s in weave", c.Name, c.Modified, w.Modified)
 		}
 	}
 	if d.Modified > stored {
-		return fmt.Sprintf("storage timestamp %s at the source, %s in weave", d.Modified, stored), nil
+		return fmt.Sprintf("storage timestamp %s at the source, %s in weave", d.Modified, stored)
 	}
-	return "", nil
+	return ""
 }
 
 // verify compares the shard's copy of d.UID with d: storage timestamp,
