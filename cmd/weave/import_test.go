@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/importer/importertest"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/mysql"
@@ -202,8 +205,10 @@ func TestImportRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"sqlite source", []string{"--from-storage-url", "sqlite:///tmp/syncstorage.db"}, "MySQL/MariaDB (mysql://"},
-		{"bad schema flag", []string{"--from-storage-url", "mysql://u@127.0.0.1:1/db", "--from-schema", "go-syncstorage"}, "want auto, syncstorage-rs or server-syncstorage"},
+		{"missing sqlite source", []string{"--from-storage-url", "sqlite://" + filepath.ToSlash(filepath.Join(dir, "nothing.db"))}, "no such file"},
+		{"sqlite syncstorage", []string{"--from-storage-url", "sqlite://" + filepath.ToSlash(filepath.Join(dir, "weave.db"))}, "neither FSyncMS's tables"},
+		{"unknown source", []string{"--from-storage-url", "redis://127.0.0.1:1/0"}, "MySQL/MariaDB (mysql://"},
+		{"bad schema flag", []string{"--from-storage-url", "mysql://u@127.0.0.1:1/db", "--from-schema", "go-syncstorage"}, "want auto, syncstorage-rs, server-syncstorage, fsyncms, server-storage"},
 		{"tokenserver as storage", nil, "give it as --from-token-url"},
 	}
 	for _, tc := range cases {
@@ -246,4 +251,64 @@ func openWeave(t *testing.T, u string) (*sqlstore.TokenDB, *sqlstore.Store) {
 	}
 	t.Cleanup(func() { tokens.Close(); store.Close() })
 	return tokens, store
+}
+
+// TestImportLegacy runs `weave import` from every 1.1 source (see
+// importertest.LegacyCases) into weave on each database: accounts, old
+// passwords, storage records and data arrive; a re-run changes nothing; a
+// source with its users elsewhere needs --from-users-url.
+func TestImportLegacy(t *testing.T) {
+	for _, c := range importertest.LegacyCases() {
+		for _, into := range []string{"sqlite", "mysql", "postgres"} {
+			t.Run(c.Name+"/into-"+into, func(t *testing.T) {
+				ctx := context.Background()
+				src := c.Open(t, time.Now())
+				dir := t.TempDir()
+				var weaveURL string
+				switch into {
+				case "mysql":
+					weaveURL = dbtest.MySQL(t)
+				case "postgres":
+					weaveURL = dbtest.Postgres(t)
+				default:
+					weaveURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "weave.db"))
+				}
+				tokens, store := openWeave(t, weaveURL)
+				node, err := tokens.AddNode(ctx, weave.Node{URL: "https://weave.example.net", Capacity: 10, DatabaseURL: weaveURL})
+				if err != nil {
+					t.Fatal(err)
+				}
+				args := []string{"import", "--from-storage-url", src.StorageURL, "--to-node", node.URL,
+					"--token-database-url", weaveURL, "--data-dir", dir}
+				if into == "mysql" {
+					// Named rather than recognised: both ways work.
+					args = append(args, "--from-schema", string(c.Schema))
+				}
+				runImport := func(extra ...string) (int, string, string) {
+					var out, errb bytes.Buffer
+					code := run(ctx, append(slices.Clone(args), extra...), &out, &errb)
+					return code, out.String(), errb.String()
+				}
+				if src.UsersURL != "" {
+					if code, _, errb := runImport(); code == 0 || !strings.Contains(errb, "--from-users-url") {
+						t.Fatalf("users elsewhere, without --from-users-url: exit %d, stderr %s", code, errb)
+					}
+					args = append(args, "--from-users-url", src.UsersURL)
+				}
+				disabled := 0
+				if c.Schema == importer.ServerStorage {
+					disabled = 1
+				}
+				code, out, errb := runImport()
+				if code != 0 || !strings.Contains(out, "source: "+string(c.Schema)+" on ") ||
+					!strings.Contains(out, fmt.Sprintf("%d Sync 1.1 accounts: 3 imported, 0 already imported, %d disabled at the source (not imported); 3 storage records, 6 collections, 7 records", 3+disabled, disabled)) {
+					t.Fatalf("import: exit %d\nstdout: %s\nstderr: %s", code, out, errb)
+				}
+				src.CheckImported(t, ctx, tokens, sqlstore.NewLegacyUserStore(tokens.DB()), store, node.ID)
+				if code, out, errb := runImport(); code != 0 || !strings.Contains(out, "0 imported, 3 already imported") {
+					t.Fatalf("re-run: exit %d\nstdout: %s\nstderr: %s", code, out, errb)
+				}
+			})
+		}
+	}
 }
