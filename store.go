@@ -49,6 +49,11 @@ type Query struct {
 	Offset string
 	// IDsOnly lets the store skip loading payloads.
 	IDsOnly bool
+	// MaxBytes, when above zero, ends the page early once the payloads
+	// read (the ids for IDsOnly) reach this many bytes, always after at
+	// least one record; Page.NextOffset then resumes after the last record
+	// returned. It bounds the memory of one page whatever the records' sizes.
+	MaxBytes int
 }
 
 // StartOffset is the offset of a read's first record, which an answer to

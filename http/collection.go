@@ -2,6 +2,7 @@ package http
 
 import (
 	"cmp"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,7 +11,8 @@ import (
 )
 
 // GET /storage/<c>: ids, or full BSOs with ?full, as JSON or newlines.
-// Without limit everything matching is returned (storage-1.5.md §18 #14).
+// Without limit everything matching is returned (storage-1.5.md §18 #14),
+// in bounded pages (see readList).
 func (s *Server) getCollection(rq *request) error {
 	format, err := responseFormat(rq.r.Header.Get("Accept"))
 	if err != nil {
@@ -38,7 +40,46 @@ func (s *Server) getCollection(rq *request) error {
 	if p.zeroLimit {
 		return s.getNothing(rq, format, p)
 	}
-	page, err := s.store.GetBSOs(ctx, rq.uid, rq.collection, p.Query)
+	for range listAttempts {
+		if err := s.readList(rq, format, p); !errors.Is(err, errListChanged) {
+			return err
+		}
+	}
+	return weave.ErrConflict
+}
+
+// Collection reads are paged inside the server, as the Python reference
+// server does with storage.pagination_batch_size, but every page goes to the
+// client as soon as it is read: the memory of a read is one page whatever
+// the collection's size, and no database connection or snapshot is held
+// while a slow client reads (each page is one short statement). A read that
+// fits in one page is answered exactly as before, with Content-Length.
+const (
+	// readPageRecords and readPageBytes bound one page of records.
+	readPageRecords = 1000
+	readPageBytes   = 1 << 20
+	// countPageIDs bounds one page of the ids-only pass that counts a
+	// multi-page read for X-Weave-Records before its body goes out.
+	countPageIDs = 5000
+	// listAttempts is how often a read restarts when its collection
+	// changes before the response has started; after that it gets 503.
+	listAttempts = 3
+)
+
+// errListChanged says the collection changed between two pages of a read.
+var errListChanged = errors.New("http: collection changed during a paged read")
+
+// readList answers one GET of a collection, or returns errListChanged if
+// it has to start again (nothing has been written then).
+func (s *Server) readList(rq *request, format int, p getParams) error {
+	ctx := rq.r.Context()
+	q := p.Query
+	q.MaxBytes = s.pageBytes
+	q.Limit = s.pageRecords
+	if p.Limit > 0 {
+		q.Limit = min(p.Limit, s.pageRecords)
+	}
+	page, err := s.store.GetBSOs(ctx, rq.uid, rq.collection, q)
 	if err != nil {
 		return err
 	}
@@ -47,14 +88,157 @@ func (s *Server) getCollection(rq *request) error {
 	if err := rq.pre.checkRead(page.Modified); err != nil {
 		return err
 	}
-	if p.full {
-		var n int64
-		for i := range page.BSOs {
-			n += int64(len(page.BSOs[i].Payload))
-		}
-		s.obs.RecordsRead(len(page.BSOs), n)
+	if page.NextOffset == "" || len(page.BSOs) == p.Limit {
+		s.observeRead(page.BSOs, p.full)
+		return writeList(rq, format, page.Modified, page.BSOs, page.NextOffset, p.full)
 	}
-	return writeList(rq, format, page.Modified, page.BSOs, page.NextOffset, p.full)
+
+	// More than a page: X-Weave-Records and X-Weave-Next-Offset must go
+	// out before the body, so an ids-only pass counts the read first.
+	total, next, err := s.countList(rq, p.Query, page.Modified)
+	if err != nil {
+		return err
+	}
+	if total < len(page.BSOs) {
+		return errListChanged
+	}
+	modified := page.Modified
+	setListHeaders(rq, format, modified, total, next)
+	rq.w.WriteHeader(http.StatusOK)
+	if rq.r.Method == http.MethodHead {
+		return nil
+	}
+
+	// From here on the status is sent: a read that cannot finish as
+	// counted is cut off (the connection closes without the end of the
+	// body), so a client can never take a partial or mixed read for a
+	// whole one; it retries as after any network error.
+	bp := getBuf()
+	defer putBuf(bp)
+	b := *bp
+	if format == formatJSON {
+		b = append(b, '[')
+	}
+	sent := 0
+	for {
+		if sent+len(page.BSOs) > total {
+			s.abortList(rq, "more records than counted")
+		}
+		s.observeRead(page.BSOs, p.full)
+		for i := range page.BSOs {
+			b = appendListItem(b, format, &page.BSOs[i], p.full, sent+i == 0)
+		}
+		sent += len(page.BSOs)
+		if sent == total {
+			break
+		}
+		if page.NextOffset == "" {
+			s.abortList(rq, "fewer records than counted")
+		}
+		if _, err := rq.w.Write(b); err != nil {
+			s.abortList(rq, "client gone: "+err.Error())
+		}
+		rq.w.Flush() // the client gets each page as soon as it is read
+		b = b[:0]
+		q.Offset = page.NextOffset
+		q.Limit = s.pageRecords
+		if p.Limit > 0 {
+			q.Limit = min(p.Limit-sent, s.pageRecords)
+		}
+		clear(page.BSOs) // let the last page's payloads go before the next
+		page, err = s.store.GetBSOs(ctx, rq.uid, rq.collection, q)
+		if err != nil {
+			s.abortList(rq, err.Error())
+		}
+		if page.Modified != modified {
+			s.abortList(rq, "collection changed")
+		}
+	}
+	if format == formatJSON {
+		b = append(b, ']')
+	}
+	rq.w.Write(b)
+	*bp = b
+	return nil
+}
+
+// countList counts the records of a read from the start of q (its offset
+// included), up to its limit, and gives the next offset after the last of
+// them when more match. Every page must carry the timestamp modified.
+func (s *Server) countList(rq *request, q weave.Query, modified weave.Timestamp) (int, string, error) {
+	limit := q.Limit
+	q.IDsOnly = true
+	q.MaxBytes = 0
+	n := 0
+	for {
+		q.Limit = countPageIDs
+		if limit > 0 {
+			q.Limit = min(limit-n, countPageIDs)
+		}
+		page, err := s.store.GetBSOs(rq.r.Context(), rq.uid, rq.collection, q)
+		if err != nil {
+			return 0, "", err
+		}
+		if page.Modified != modified {
+			return 0, "", errListChanged
+		}
+		n += len(page.BSOs)
+		if page.NextOffset == "" || (limit > 0 && n >= limit) {
+			return n, page.NextOffset, nil
+		}
+		q.Offset = page.NextOffset
+	}
+}
+
+// abortList ends a response whose status has gone out but whose body
+// cannot be completed as announced.
+func (s *Server) abortList(rq *request, why string) {
+	rq.errReason = "paged read cut off: " + why
+	panic(http.ErrAbortHandler)
+}
+
+func (s *Server) observeRead(bsos []weave.BSO, full bool) {
+	if !full {
+		return
+	}
+	var n int64
+	for i := range bsos {
+		n += int64(len(bsos[i].Payload))
+	}
+	s.obs.RecordsRead(len(bsos), n)
+}
+
+// appendListItem appends one record of a list: JSON elements are separated
+// by commas, newline records each end a line.
+func appendListItem(b []byte, format int, o *weave.BSO, full, first bool) []byte {
+	if format == formatJSON && !first {
+		b = append(b, ',')
+	}
+	if full {
+		b = appendBSO(b, o)
+	} else {
+		b = appendString(b, o.ID)
+	}
+	if format == formatNewlines {
+		// appendString escapes newlines, so each record is one line.
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// setListHeaders sets the headers of a collection read (§14).
+func setListHeaders(rq *request, format int, modified weave.Timestamp, records int, next string) {
+	h := rq.w.Header()
+	rq.setLastModified(modified)
+	h.Set("X-Weave-Records", strconv.Itoa(records))
+	if next != "" {
+		h.Set("X-Weave-Next-Offset", next)
+	}
+	if format == formatNewlines {
+		h.Set("Content-Type", "application/newlines")
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
 }
 
 // writeList renders a collection read with X-Last-Modified, X-Weave-Records
@@ -76,34 +260,14 @@ func writeList(rq *request, format int, modified weave.Timestamp, bsos []weave.B
 		b = append(b, '[')
 	}
 	for i := range bsos {
-		if format == formatJSON && i > 0 {
-			b = append(b, ',')
-		}
-		if full {
-			b = appendBSO(b, &bsos[i])
-		} else {
-			b = appendString(b, bsos[i].ID)
-		}
-		if format == formatNewlines {
-			// appendString escapes newlines, so each record is one line.
-			b = append(b, '\n')
-		}
+		b = appendListItem(b, format, &bsos[i], full, i == 0)
 	}
 	if format == formatJSON {
 		b = append(b, ']')
 	}
 	*bp = b
+	setListHeaders(rq, format, modified, len(bsos), next)
 	h := rq.w.Header()
-	rq.setLastModified(modified)
-	h.Set("X-Weave-Records", strconv.Itoa(len(bsos)))
-	if next != "" {
-		h.Set("X-Weave-Next-Offset", next)
-	}
-	if format == formatNewlines {
-		h.Set("Content-Type", "application/newlines")
-	} else {
-		h.Set("Content-Type", "application/json")
-	}
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	rq.w.WriteHeader(http.StatusOK)
 	if rq.r.Method != http.MethodHead {

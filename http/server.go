@@ -174,6 +174,9 @@ type Server struct {
 	// fullLogged is when (unix ns) a refused write last logged that the
 	// database is full, so a full disk gives one clear line, not a flood.
 	fullLogged atomic.Int64
+	// pageRecords and pageBytes bound one page of a collection read
+	// (tests make them small).
+	pageRecords, pageBytes int
 }
 
 // New validates cfg and returns a Server.
@@ -198,6 +201,8 @@ func New(cfg Config) (*Server, error) {
 		hbTimeout:   cfg.HeartbeatTimeout,
 		backoff:     cfg.Backoff,
 		obs:         cfg.Observer,
+		pageRecords: readPageRecords,
+		pageBytes:   readPageBytes,
 	}
 	if s.obs == nil {
 		s.obs = noObserver{}

@@ -295,6 +295,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	defer s.rs.flush(ctx)
+	full := false // the page stopped at MaxBytes with records left
 	read := func() error {
 		var rows *sql.Rows
 		var err error
@@ -307,7 +308,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 			return s.db.Classify(err)
 		}
 		defer rows.Close()
-		page.BSOs, page.Modified, err = scanBSOs(rows, q, page.BSOs[:0])
+		page.BSOs, page.Modified, full, err = scanBSOs(rows, q, page.BSOs[:0])
 		return s.db.Classify(err)
 	}
 	if err := read(); err != nil {
@@ -336,14 +337,18 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	}
 	if q.Limit > 0 && len(page.BSOs) > q.Limit {
 		page.BSOs = page.BSOs[:q.Limit]
-		page.NextOffset = encodeOffset(q.Sort, &page.BSOs[q.Limit-1])
+		full = true
+	}
+	if full {
+		page.NextOffset = encodeOffset(q.Sort, &page.BSOs[len(page.BSOs)-1])
 	}
 	return page, nil
 }
 
 // scanBSOs reads the rows of a GetBSOs statement into out, and the
-// collection timestamp they carry.
-func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, weave.Timestamp, error) {
+// collection timestamp they carry. With q.MaxBytes it stops at the first
+// row past the budget and reports full: more records match.
+func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ weave.Timestamp, full bool, _ error) {
 	if q.Limit > 0 && cap(out) == 0 {
 		out = make([]weave.BSO, 0, min(q.Limit+1, 1000))
 	}
@@ -360,11 +365,17 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, weav
 	// Sort indexes are handed out from blocks rather than one allocation
 	// per record.
 	var block []int64
+	size := 0
 	for rows.Next() {
+		if q.MaxBytes > 0 && size >= q.MaxBytes && len(out) > 0 {
+			// This row is past the budget: leave it, and the rest, unread.
+			return out, weave.Timestamp(collection.Int64), true, nil
+		}
 		b = weave.BSO{}
 		if err := rows.Scan(dest...); err != nil {
-			return out, 0, err
+			return out, 0, false, err
 		}
+		size += len(b.ID) + len(b.Payload)
 		if si.Valid {
 			if len(block) == 0 {
 				block = make([]int64, 64)
@@ -377,5 +388,5 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) ([]weave.BSO, weav
 		b.Expires = expiresOf(expiry)
 		out = append(out, b)
 	}
-	return out, weave.Timestamp(collection.Int64), rows.Err()
+	return out, weave.Timestamp(collection.Int64), false, rows.Err()
 }

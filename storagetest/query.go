@@ -174,6 +174,62 @@ func testPaging(t *testing.T, s weave.Store) {
 	}
 }
 
+// testPagingByBytes reads with a byte budget (Query.MaxBytes): pages end
+// after the record that reaches it, never before the first, and together
+// give the whole read; with a Limit too, whichever comes first ends a page.
+func testPagingByBytes(t *testing.T, s weave.Store) {
+	f := newFixture(t, s) // payloads of 12 to 13 bytes, ids of 1 to 2
+	queries := []weave.Query{
+		{},
+		{Newer: f.ts[0]},
+		{IDs: []string{"A", "a", "b", "x", "X", "_", "k", "K", "m", "missing"}},
+		{IDsOnly: true},
+		{Limit: 2},
+		{Limit: 5},
+	}
+	for _, base := range queries {
+		for _, sort := range []weave.Sort{weave.SortNewest, weave.SortOldest, weave.SortIndex} {
+			base.Sort = sort
+			unbounded := base
+			unbounded.Limit = 0
+			all := getAll(t, s, f.uid, f.coll, unbounded).BSOs
+			for _, budget := range []int{1, 14, 30, 1 << 20} {
+				q := base
+				q.MaxBytes = budget
+				var got []weave.BSO
+				for pages := 0; ; pages++ {
+					if pages > len(f.recs)+2 {
+						t.Fatalf("%+v: paging does not end", q)
+					}
+					p := getAll(t, s, f.uid, f.coll, q)
+					if len(p.BSOs) == 0 && len(all) > 0 {
+						t.Fatalf("%+v: empty page", q)
+					}
+					size := 0
+					for i, b := range p.BSOs {
+						if i > 0 && size >= budget {
+							t.Fatalf("%+v: page goes on after %d of %d bytes", q, size, budget)
+						}
+						size += len(b.ID) + len(b.Payload)
+					}
+					if base.Limit > 0 && len(p.BSOs) > base.Limit {
+						t.Fatalf("%+v: %d records over the limit", q, len(p.BSOs))
+					}
+					got = append(got, p.BSOs...)
+					if p.NextOffset == "" {
+						break
+					}
+					if size < budget && len(p.BSOs) != base.Limit {
+						t.Fatalf("%+v: page of %d bytes and %d records ends early", q, size, len(p.BSOs))
+					}
+					q.Offset = p.NextOffset
+				}
+				wantRecs(t, got, recsOf(all), fmt.Sprintf("pages of %d bytes of %+v", budget, base))
+			}
+		}
+	}
+}
+
 func testInvalidOffsets(t *testing.T, s weave.Store) {
 	f := newFixture(t, s)
 	for _, bad := range []string{"garbage!", "-1", "x:y", "bm90IGEgdG9rZW4", "1234567890:5", "MTUzNjE5ODk3NjkyMQ=="} {

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"QueryFilters", testQueryFilters},
 		{"SortOrders", testSortOrders},
 		{"Paging", testPaging},
+		{"PagingByBytes", testPagingByBytes},
 		{"InvalidOffsets", testInvalidOffsets},
 		{"IDsOnly", testIDsOnly},
 		{"CountsAndUsage", testCountsAndUsage},
