@@ -83,6 +83,31 @@ func (h *histogram) merge(o *histogram) {
 	h.max = max(h.max, o.max)
 }
 
+// minus returns the latencies recorded in h but not in earlier, a
+// snapshot h grew from (nil: none). The window's exact min and max are
+// unknown, so they are the bounds of its outermost buckets.
+func (h *histogram) minus(earlier *histogram) *histogram {
+	if earlier == nil {
+		return h.clone()
+	}
+	d := newHistogram()
+	d.n, d.sum = h.n-earlier.n, h.sum-earlier.sum
+	first, last := -1, -1
+	for i, c := range h.counts {
+		if d.counts[i] = c - earlier.counts[i]; d.counts[i] > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first >= 0 {
+		d.min, _ = bucketBounds(first)
+		_, d.max = bucketBounds(last)
+	}
+	return d
+}
+
 func (h *histogram) clone() *histogram {
 	c := *h
 	c.counts = append([]uint64(nil), h.counts...)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,5 +81,39 @@ func TestHistogramSmallAndEmpty(t *testing.T) {
 	c.record(time.Hour)
 	if h.maximum() != time.Second {
 		t.Error("clone shares state with the original")
+	}
+}
+
+// The progress line's window p99 comes from the difference of two
+// snapshots: a slow interval after a fast one must show its own latency,
+// not the run's.
+func TestHistogramWindow(t *testing.T) {
+	h := newHistogram()
+	for range 1000 {
+		h.record(time.Millisecond)
+	}
+	earlier := h.clone()
+	for range 10 {
+		h.record(80 * time.Millisecond)
+	}
+	w := h.minus(earlier)
+	if w.n != 10 {
+		t.Fatalf("window holds %d values, want 10", w.n)
+	}
+	if got := w.quantile(0.99); got < 78*time.Millisecond || got > 82*time.Millisecond {
+		t.Errorf("window p99 = %v, want ≈80ms", got)
+	}
+	if got := h.quantile(0.99); got > 2*time.Millisecond {
+		t.Errorf("cumulative p99 = %v, want ≈1ms (the slow tail is under 1%%)", got)
+	}
+	if got := h.minus(h.clone()).quantile(0.99); got != 0 {
+		t.Errorf("empty window p99 = %v, want 0", got)
+	}
+	if got := h.minus(nil); got.n != h.n {
+		t.Errorf("window since the start holds %d values, want %d", got.n, h.n)
+	}
+	line := progressLine(time.Minute, snapshot{requests: 1010, hist: h}, snapshot{requests: 1000, hist: earlier}, 30*time.Second)
+	if !strings.Contains(line, "window p99 8") {
+		t.Errorf("progress line %q lacks the window p99", line)
 	}
 }

@@ -55,15 +55,21 @@ func startProgress(w io.Writer, rec *recorder, start time.Time, every time.Durat
 	return p
 }
 
-// progressLine shows totals and the rates over the last interval.
+// progressLine shows totals, the rates over the last interval and the
+// p99 of the whole run and of the last interval alone (a long run's
+// cumulative p99 hides a drift; the window's shows it).
 func progressLine(elapsed time.Duration, s, prev snapshot, dt time.Duration) string {
 	var reqRate, sessRate float64
 	if dt > 0 {
 		reqRate = float64(s.requests-prev.requests) / dt.Seconds()
 		sessRate = float64(s.sessions-prev.sessions) / dt.Seconds()
 	}
-	return fmt.Sprintf("%7.1fs  sessions %d (%.1f/s)  requests %d (%.1f/s)  errors %d  p99 %.1fms",
-		elapsed.Seconds(), s.sessions, sessRate, s.requests, reqRate, s.errors, ms(s.p99))
+	var window time.Duration
+	if s.hist != nil {
+		window = s.hist.minus(prev.hist).quantile(0.99)
+	}
+	return fmt.Sprintf("%7.1fs  sessions %d (%.1f/s)  requests %d (%.1f/s)  errors %d  p99 %.1fms  window p99 %.1fms",
+		elapsed.Seconds(), s.sessions, sessRate, s.requests, reqRate, s.errors, ms(s.p99), ms(window))
 }
 
 func (p *progress) stop() {

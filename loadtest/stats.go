@@ -159,6 +159,9 @@ type snapshot struct {
 	errors   int64
 	sessions int64
 	p99      time.Duration
+	// hist is every latency so far; the progress line subtracts the
+	// previous snapshot's to get the window's own percentiles.
+	hist *histogram
 }
 
 func (r *recorder) snapshot() snapshot {
@@ -173,6 +176,7 @@ func (r *recorder) snapshot() snapshot {
 	}
 	s.sessions = r.sessionsStarted.Load()
 	s.p99 = total.quantile(0.99)
+	s.hist = total
 	return s
 }
 

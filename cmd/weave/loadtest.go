@@ -41,6 +41,7 @@ func (a *app) loadtestCommand() *command {
 	c.Bool(&cfg.Verify, "verify", false, "track every acknowledged record and read all back at the end: report lost or duplicated records")
 	c.Int64(&cfg.VerifyMaxRecords, "verify-max-records", cfg.VerifyMaxRecords, "memory cap of --verify")
 	c.Bool(&asJSON, "json", false, "print the report as JSON")
+	c.Duration(&cfg.ProgressInterval, "progress-interval", cfg.ProgressInterval, "how often the progress line (totals, rates, p99 overall and of the interval) goes to stderr")
 	c.String(&keyDir, "dir", ".", "directory for `keygen` output")
 	c.run = func(args []string) error {
 		if len(args) == 1 && args[0] == "keygen" {
