@@ -227,6 +227,12 @@ func newFleet(t *testing.T, interval time.Duration) *fleet {
 			fmt.Fprintf(w, `{"count":%d}`, n)
 		}
 	})
+	// A stand-in for the 1.1 front end.
+	legacy := m.LegacyObserver()
+	mux.HandleFunc("/1.1/", func(w http.ResponseWriter, r *http.Request) {
+		legacy.RecordsWritten(3, 300)
+		w.Write([]byte("1700000000.00"))
+	})
 	mux.HandleFunc("GET /1.0/sync/1.5", func(w http.ResponseWriter, r *http.Request) {
 		m.TokenIssued(rand.IntN(10) == 0)
 		w.Write([]byte("{}"))
@@ -265,6 +271,8 @@ func (f *fleet) traffic(workers int) {
 						strings.NewReader(strings.Repeat("x", 100+rand.IntN(2000))))
 				case r == 3:
 					resp, err = http.Get(f.srv.URL + "/1.0/sync/1.5")
+				case r == 4:
+					resp, err = http.Post(f.srv.URL+"/1.1/joe/storage/history", "application/json", strings.NewReader("[]"))
 				default:
 					resp, err = http.Get(fmt.Sprintf(f.srv.URL+paths[rand.IntN(len(paths))], uid))
 				}
@@ -373,7 +381,7 @@ func TestSeriesAfterTraffic(t *testing.T) {
 		{"traffic.latency", "p50"}, {"traffic.latency", "p99"}, {"traffic.bytes", "in"},
 		{"sync.records", "written"}, {"sync.batches", "committed"}, {"sync.auth", "tokens issued"},
 		{"sync.conflicts", "503"}, {"cache.hit", "hit"}, {"nodes.users", "https://sync-1.example.net"},
-		{"db.storage.size", "database"},
+		{"db.storage.size", "database"}, {"sync.legacy", "requests"}, {"sync.legacy", "written"},
 	}
 	var s seriesResponse
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {

@@ -156,6 +156,12 @@ func notSelf(m *dto.Metric) bool {
 	return ep != "/metrics" && !strings.HasPrefix(ep, "/__dashboard__")
 }
 
+// legacyEndpoint selects the requests of Sync 1.1 and User API 1.0.
+func legacyEndpoint(m *dto.Metric) bool {
+	ep := label(m, "endpoint")
+	return strings.HasPrefix(ep, "/1.1/") || strings.HasPrefix(ep, "/user/1.0/") || ep == "/misc/1.0/captcha_html"
+}
+
 func statusClass(m *dto.Metric) string {
 	st := label(m, "status")
 	if len(st) == 3 {
@@ -313,6 +319,15 @@ func (s *sampler) derive(p *point, cur, prev, lag *snap) {
 	s.put(p, auth, "new uids", rate(cur, prev, "weave_token_users_allocated_total", all))
 	s.put(p, auth, "token refusals", zeroNaN(rate(cur, prev, "weave_token_refusals_total", all), true))
 	s.put(p, auth, "hawk failures", zeroNaN(rate(cur, prev, "weave_hawk_failures_total", all), true))
+	if cur.has("weave_legacy_records_written_total") {
+		// Sync 1.1 (Pale Moon, Basilisk): its share of the traffic.
+		c := chart{"sync.legacy", secSync, "Sync 1.1 (Pale Moon, Basilisk)", "/s"}
+		s.put(p, c, "requests", zeroNaN(rate(cur, prev, "weave_http_requests_total", legacyEndpoint), cur.has("weave_http_requests_total")))
+		s.put(p, c, "written", rate(cur, prev, "weave_legacy_records_written_total", all))
+		s.put(p, c, "read", rate(cur, prev, "weave_legacy_records_read_total", all))
+		s.put(p, c, "auth failures", zeroNaN(rate(cur, prev, "weave_legacy_auth_failures_total", all), true))
+		s.put(p, c, "sign-ups", zeroNaN(rate(cur, prev, "weave_legacy_signups_total", labelIs("outcome", "created")), true))
+	}
 	if cur.has("weave_conflicts_total") {
 		c := chart{"sync.conflicts", secSync, "Conflicts", "/s"}
 		r := ratesBy(cur, prev, "weave_conflicts_total", all, byLabel("status"))

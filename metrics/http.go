@@ -130,8 +130,22 @@ func EndpointOf(path string) string {
 		case "1.5":
 			return storageTemplate(segs[i+1:])
 		case "1.0":
-			if len(segs[i+1:]) == 2 {
+			if rest := segs[i+1:]; len(rest) == 2 && rest[1] != "storage" {
 				return "/1.0/{application}/{version}"
+			}
+			return legacyStorageTemplate(segs[i+1:])
+		case "1.1", "1":
+			return legacyStorageTemplate(segs[i+1:])
+		case "user":
+			return legacyUserTemplate(segs[i+1:])
+		case "misc":
+			if len(segs[i+1:]) == 2 && segs[i+2] == "captcha_html" {
+				return "/misc/1.0/captcha_html"
+			}
+			return "other"
+		case "weave-password-reset":
+			if i == len(segs)-1 {
+				return "/weave-password-reset"
 			}
 			return "other"
 		}
@@ -140,6 +154,45 @@ func EndpointOf(path string) string {
 			// in practice; looking further only costs time on junk.
 			break
 		}
+	}
+	return "other"
+}
+
+// legacyStorageTemplate names Storage API 1.1 paths (versions 1.1, 1.0
+// and 1 share the "/1.1/" templates).
+func legacyStorageTemplate(rest []string) string {
+	if len(rest) < 2 {
+		return "other"
+	}
+	switch {
+	case rest[1] == "info" && len(rest) == 3:
+		switch rest[2] {
+		case "collections", "quota", "collection_usage", "collection_counts":
+			return "/1.1/{user}/info/" + rest[2]
+		}
+	case rest[1] == "storage":
+		switch len(rest) {
+		case 2:
+			return "/1.1/{user}/storage"
+		case 3:
+			return "/1.1/{user}/storage/{collection}"
+		case 4:
+			return "/1.1/{user}/storage/{collection}/{id}"
+		}
+	}
+	return "other"
+}
+
+// legacyUserTemplate names User API 1.0 paths.
+func legacyUserTemplate(rest []string) string {
+	if len(rest) < 2 || (rest[0] != "1.0" && rest[0] != "1") {
+		return "other"
+	}
+	switch tail := strings.Join(rest[2:], "/"); tail {
+	case "":
+		return "/user/1.0/{user}"
+	case "node/weave", "password", "email", "password_reset":
+		return "/user/1.0/{user}/" + tail
 	}
 	return "other"
 }

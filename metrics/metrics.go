@@ -97,7 +97,9 @@ type Metrics struct {
 	recordsRead    prometheus.Counter
 	bytesRead      prometheus.Counter
 	conflicts      *prometheus.CounterVec // status
-	cache          *cacheMetrics
+
+	legacy *legacyMetrics
+	cache  *cacheMetrics
 }
 
 // New returns a Metrics with its own registry holding the Go runtime and
@@ -147,6 +149,7 @@ func New(opts Options) *Metrics {
 	m.conflicts = f.counterVec("weave_conflicts_total",
 		"Writes refused for a conflict, by status: 412 (X-If-Unmodified-Since failed), 409 or 503 (concurrent write, retry later).",
 		"status")
+	m.legacy = newLegacyMetrics(f)
 	m.cache = newCacheMetrics(f)
 
 	// Series that should read 0 rather than be absent before the first

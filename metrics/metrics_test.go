@@ -172,6 +172,18 @@ func TestEndpointOf(t *testing.T) {
 		"/wp-login.php":                          "other",
 		"/a/b/c/d/1.5/42":                        "other",
 		"/" + strings.Repeat("x/", 1000) + "1.5": "other",
+		// Sync 1.1 and User API 1.0 get templates of their own.
+		"/1.1/kismw365lo7emoxr3ohojgpild6lph4b/info/collections": "/1.1/{user}/info/collections",
+		"/1.0/joe/storage/bookmarks":                             "/1.1/{user}/storage/{collection}",
+		"/node2/1/joe/storage/bookmarks/abc":                     "/1.1/{user}/storage/{collection}/{id}",
+		"/1.0/joe/storage":                                       "/1.1/{user}/storage",
+		"/1.1/joe/info/nope":                                     "other",
+		"/user/1.0/joe":                                          "/user/1.0/{user}",
+		"/sync/user/1/joe/node/weave":                            "/user/1.0/{user}/node/weave",
+		"/user/1.0/joe/password":                                 "/user/1.0/{user}/password",
+		"/user/1.0/joe/x":                                        "other",
+		"/misc/1.0/captcha_html":                                 "/misc/1.0/captcha_html",
+		"/weave-password-reset":                                  "/weave-password-reset",
 	} {
 		if got := metrics.EndpointOf(path); got != want {
 			t.Errorf("EndpointOf(%q) = %q, want %q", path, got, want)
@@ -371,4 +383,38 @@ func TestTokenMatchTimeIndependentOfLength(t *testing.T) {
 		t.Fatalf("refusing a wrong token of the secret's length takes %v per 200, of another length %v (ratio %.2f): the time reveals the length", a, b, ratio)
 	}
 	t.Logf("same length %v, other length %v per 200 compares", a, b)
+}
+
+// TestLegacyObserver: 1.1 records count in the totals and in the 1.1
+// share; reasons and outcomes outside the lists are "other".
+func TestLegacyObserver(t *testing.T) {
+	var nilM *metrics.Metrics
+	nilM.LegacyObserver().RecordsWritten(1, 2)
+	nilM.LegacyObserver().Signup("created")
+
+	m := metrics.New(metrics.Options{})
+	o := m.LegacyObserver()
+	o.RecordsWritten(100, 5000)
+	o.RecordsRead(50, 2500)
+	o.AuthFailed("node")
+	o.AuthFailed("made-up")
+	o.Signup("created")
+	o.Signup("captcha")
+	f := scrape(t, m)
+	for name, want := range map[string]float64{
+		"weave_records_written_total":        100,
+		"weave_legacy_records_written_total": 100,
+		"weave_records_read_total":           50,
+		"weave_legacy_records_read_total":    50,
+	} {
+		if got := f.get(t, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if f.get(t, "weave_legacy_auth_failures_total", "reason=node") != 1 || f.get(t, "weave_legacy_auth_failures_total", "reason=other") != 1 {
+		t.Error("auth failure reasons")
+	}
+	if f.get(t, "weave_legacy_signups_total", "outcome=created") != 1 || f.get(t, "weave_legacy_signups_total", "outcome=captcha") != 1 {
+		t.Error("sign-up outcomes")
+	}
 }
