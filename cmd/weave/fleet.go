@@ -14,6 +14,7 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
 )
@@ -133,6 +134,9 @@ func parseSeconds(name, s string) (time.Duration, error) {
 type fleetServe struct {
 	watcher *fleet.Watcher
 	main    *fleet.NodeGuard
+	// wrapNode, when set, puts another front end (Sync 1.1) before
+	// each extra node's server.
+	wrapNode func(nodeURL string, store weave.Store, status legacy.NodeStatus, next http.Handler) http.Handler
 
 	mu      sync.Mutex
 	extra   []*weavehttp.Server
@@ -311,6 +315,9 @@ func (fs *fleetServe) addNode(ctx context.Context, rt *fleet.Router, n weave.Nod
 		return fmt.Errorf("node %s: %w", n.URL, err)
 	}
 	guard.Next = srv
+	if fs.wrapNode != nil {
+		guard.Next = fs.wrapNode(n.URL, store, fs.watcher, srv)
+	}
 	fs.mu.Lock()
 	if fs.closed {
 		fs.mu.Unlock()

@@ -85,6 +85,7 @@ func (a *app) commands() []*command {
 		a.userCommand(),
 		a.cacheCommand(),
 		a.accountCommand(),
+		a.legacyUserCommand(),
 		a.importCommand(),
 		a.loadtestCommand(),
 		a.versionCommand(),

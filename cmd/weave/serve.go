@@ -26,6 +26,7 @@ type serveFlags struct {
 	cache          cacheFlags
 	observe        observeFlags
 	accounts       accountsFlags
+	legacy         legacyFlags // legacy.go
 	listen         string
 	publicURL      string
 	masterSecret   string
@@ -56,6 +57,7 @@ func (a *app) serveCommand() *command {
 	f.cache.register(c)
 	f.observe.register(c)
 	f.accounts.register(c)
+	f.legacy.register(c)
 	c.String(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
 	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
 	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
@@ -253,7 +255,15 @@ func (a *app) serve(f *serveFlags) error {
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	handler, err := fs.handler(fleetCtx, f.nodes, srv, httpCfg, secrets, dbs, f, tokenDB, log)
+	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, obs.m, log)
+	if err != nil {
+		return err
+	}
+	var mainNode http.Handler = srv
+	if lg != nil {
+		mainNode, fs.wrapNode = lg.node(f.publicURL, store, fs.watcher, srv), lg.node
+	}
+	handler, err := fs.handler(fleetCtx, f.nodes, mainNode, httpCfg, secrets, dbs, f, tokenDB, log)
 	if err != nil {
 		return err
 	}
@@ -262,6 +272,9 @@ func (a *app) serve(f *serveFlags) error {
 	if acc != nil {
 		handler = acc.route(handler)
 		go acc.purgeLoop(fleetCtx, f.purgeInterval, log)
+	}
+	if lg != nil {
+		handler = lg.svc.UserAPI(handler)
 	}
 	if err := obs.watch(dbs, tokenDB.Nodes); err != nil {
 		return err
@@ -294,6 +307,10 @@ func (a *app) serve(f *serveFlags) error {
 		fmt.Fprintf(a.stdout, "then sign in to Sync: Firefox opens %s (the same page creates accounts in any browser).\n", f.publicURL)
 	} else {
 		fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+	}
+
+	if lg != nil {
+		fmt.Fprintf(a.stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
 	}
 
 	purgeCtx, stopPurge := context.WithCancel(ctx)

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/legacy"
+	"github.com/weave-sync/weave/legacy/passwd"
+	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// legacyFlags turn on the 2011 protocol (User API 1.0 + Storage API 1.1)
+// for Pale Moon, Basilisk and other UXP browsers.
+type legacyFlags struct {
+	enabled         bool
+	signup          string
+	weaveSecret     string
+	captchaOverride string
+}
+
+func (f *legacyFlags) register(c *command) {
+	c.Bool(&f.enabled, "legacy", false, "also serve Sync 1.1 and User API 1.0 for Pale Moon and Basilisk (services.sync.serverURL = the public URL + \"/\"), on the same storage, nodes and states as 1.5; see docs/legacy.md")
+	c.String(&f.signup, "legacy-signup", "closed", "who may create 1.1 accounts: closed (operators only: `weave legacy-user create`), captcha (the setup wizard shows weave's image captcha) or open")
+	c.String(&f.weaveSecret, "legacy-weave-secret", "", "a secret that, sent as X-Weave-Secret (the client's services.sync.admin-secret pref), creates a 1.1 account without the captcha (prefer the environment variable)")
+	c.String(&f.captchaOverride, "legacy-captcha-override", "", "a secret that, sent as X-Captcha-Override, creates a 1.1 account without the captcha (prefer the environment variable)")
+}
+
+func (f *legacyFlags) check() (legacy.SignupMode, error) {
+	mode, err := legacy.ParseSignupMode(f.signup)
+	if err != nil {
+		return "", fmt.Errorf("--legacy-signup %q: want closed, captcha or open", f.signup)
+	}
+	for name, v := range map[string]string{"--legacy-weave-secret": f.weaveSecret, "--legacy-captcha-override": f.captchaOverride} {
+		if v != "" && len(v) < 16 {
+			return "", fmt.Errorf("%s must be at least 16 characters", name)
+		}
+	}
+	return mode, nil
+}
+
+// servedLegacy is the 1.1 front end as wired into serve.
+type servedLegacy struct{ svc *legacy.Service }
+
+// newLegacy builds the 1.1 front end; nil when --legacy is off. Its
+// accounts live in the token database (migration tokens/0003).
+func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
+	if !f.enabled {
+		return nil, nil
+	}
+	mode, err := f.check()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := legacy.New(legacy.Config{
+		Users:           sqlstore.NewLegacyUserStore(tokenDB.DB()),
+		Tokens:          tokenDB,
+		PublicURL:       publicURL,
+		Signup:          mode,
+		WeaveSecret:     f.weaveSecret,
+		CaptchaOverride: f.captchaOverride,
+		QuotaBytes:      quota,
+		Observer:        m.LegacyObserver(),
+		Logger:          log.With("component", "legacy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &servedLegacy{svc: svc}, nil
+}
+
+// node puts the node's 1.1 storage in front of its 1.5 server.
+func (l *servedLegacy) node(nodeURL string, store weave.Store, status legacy.NodeStatus, next http.Handler) http.Handler {
+	return l.svc.Storage(nodeURL, store, status, next)
+}
+
+func (a *app) legacyUserCommand() *command {
+	db := &dbFlags{}
+	var publicURL, password, email string
+	var link bool
+	var linkTTL time.Duration
+	c := newCommand("legacy-user", "list | create ACCOUNT | reset-password ACCOUNT | delete ACCOUNT [flags]",
+		"Manage the Sync 1.1 accounts of `weave serve --legacy` (Pale Moon, Basilisk). ACCOUNT is what the user types in the browser (an e-mail address or a plain name) or the 32-character username derived from it. The password is read from --password or, if empty, from the first line of standard input.")
+	db.register(c)
+	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve), for reset links")
+	c.String(&password, "password", "", "password for create and reset-password (prefer standard input)")
+	c.String(&email, "email", "", "create: the e-mail address to keep (default: ACCOUNT when it is one)")
+	c.Bool(&link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
+	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works")
+	c.run = func(args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("want list, create, reset-password or delete (see `weave legacy-user --help`)")
+		}
+		dbs, err := openDatabases(a.ctx, db)
+		if err != nil {
+			return err
+		}
+		defer dbs.Close()
+		if err := dbs.prepare(a.ctx, true, nil); err != nil {
+			return err
+		}
+		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
+		users := sqlstore.NewLegacyUserStore(dbs.tokens)
+		readPassword := func() (string, error) {
+			if password != "" {
+				return password, nil
+			}
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				return "", fmt.Errorf("no password: give --password or one line on standard input (%v)", err)
+			}
+			return line, nil
+		}
+		name := func() (string, error) {
+			if len(args) != 2 {
+				return "", fmt.Errorf("weave legacy-user %s needs one ACCOUNT", args[0])
+			}
+			return legacy.DeriveUsername(args[1]), nil
+		}
+		switch args[0] {
+		case "list":
+			after := ""
+			for {
+				page, err := users.ListLegacyUsers(a.ctx, after, 500)
+				if err != nil {
+					return err
+				}
+				for _, u := range page {
+					node := "-"
+					if tu, err := tokenDB.GetUser(a.ctx, weave.LegacyTokenEmail(u.Username)); err == nil && tu.ReplacedAt == 0 && tu.Node != nil {
+						node = fmt.Sprintf("%s (uid %d)", tu.Node.URL, tu.UID)
+					}
+					fmt.Fprintf(a.stdout, "%s  %s  created %s  node %s\n", u.Username, orDash(u.Email),
+						time.UnixMilli(u.CreatedAt).UTC().Format(time.RFC3339), node)
+					after = u.Username
+				}
+				if len(page) < 500 {
+					return nil
+				}
+			}
+		case "create":
+			n, err := name()
+			if err != nil {
+				return err
+			}
+			if email == "" && strings.Contains(args[1], "@") {
+				email = args[1]
+			}
+			pw, err := readPassword()
+			if err != nil {
+				return err
+			}
+			if len([]rune(pw)) < 8 {
+				return fmt.Errorf("the password must have at least 8 characters")
+			}
+			h, err := passwd.Hash(pw)
+			if err != nil {
+				return err
+			}
+			if err := users.CreateLegacyUser(a.ctx, weave.LegacyUser{Username: n, Email: email, PasswordHash: h}); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "created 1.1 account %s (username %s); it gets a node at its first sign-in\n", args[1], n)
+		case "reset-password":
+			n, err := name()
+			if err != nil {
+				return err
+			}
+			u, err := users.LegacyUser(a.ctx, n)
+			if err != nil {
+				return fmt.Errorf("no 1.1 account %s: %w", n, err)
+			}
+			if link {
+				key := resetKey()
+				if err := users.SetLegacyResetCode(a.ctx, n, legacy.HashResetKey(key), time.Now().Add(linkTTL).UnixMilli()); err != nil {
+					return err
+				}
+				q := url.Values{"username": {n}, "key": {key}}
+				fmt.Fprintf(a.stdout, "%s/weave-password-reset?%s\n(valid for %s, once)\n", strings.TrimRight(publicURL, "/"), q.Encode(), linkTTL)
+				return nil
+			}
+			pw, err := readPassword()
+			if err != nil {
+				return err
+			}
+			h, err := passwd.Hash(pw)
+			if err != nil {
+				return err
+			}
+			if err := users.UpdateLegacyPassword(a.ctx, n, u.PasswordHash, h); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "reset the password of %s: its devices sign in again with it; Sync data is kept (it is encrypted with the Recovery Key)\n", n)
+		case "delete":
+			n, err := name()
+			if err != nil {
+				return err
+			}
+			if err := legacy.DeleteUser(a.ctx, users, tokenDB, n); err != nil {
+				return fmt.Errorf("delete %s: %w", n, err)
+			}
+			fmt.Fprintf(a.stdout, "deleted 1.1 account %s; its storage uid is no longer served\n", n)
+		default:
+			return fmt.Errorf("unknown legacy-user command %q: want list, create, reset-password or delete", args[0])
+		}
+		return nil
+	}
+	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// resetKey is server-core's reset code shape: XXXX-XXXX-XXXX-XXXX over
+// [A-Z0-9] (about 82 bits).
+func resetKey() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var sb strings.Builder
+	var b [1]byte
+	for n := 0; n < 16; {
+		rand.Read(b[:])
+		if b[0] >= 252 { // 252 = 7×36: no modulo bias
+			continue
+		}
+		if n > 0 && n%4 == 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteByte(alphabet[int(b[0])%len(alphabet)])
+		n++
+	}
+	return sb.String()
+}
