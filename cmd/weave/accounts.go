@@ -29,7 +29,7 @@ type accountsFlags struct {
 func (f *accountsFlags) register(c *command) {
 	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth and their web pages) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
 	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`), captcha (anyone who solves the sign-up page's image captcha) or open")
-	c.String(&f.captchaOverride, "accounts-captcha-override", "", "with --accounts-signup captcha: a secret that, sent in the X-Captcha-Override header of account/create, skips the captcha (automated account setup; prefer the environment variable)")
+	c.Secret(&f.captchaOverride, "accounts-captcha-override", "", "with --accounts-signup captcha: a secret that, sent in the X-Captcha-Override header of account/create, skips the captcha (automated account setup; prefer --accounts-captcha-override-file)")
 }
 
 // fxaEmailDomain is what the token server appends to an FxA uid; weave's own
@@ -168,7 +168,7 @@ func (a *app) accountCommand() *command {
 		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input.")
 	db.register(c)
 	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
-	c.String(&password, "password", "", "password for create and reset-password (prefer standard input)")
+	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.run = func(args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("want create, list, delete or reset-password (see `weave account --help`)")

@@ -25,8 +25,8 @@ type dbFlags struct {
 
 func (f *dbFlags) register(c *command) {
 	c.String(&f.dataDir, "data-dir", "./weave-data", "directory for the SQLite database and the generated master secret")
-	c.String(&f.databaseURL, "database-url", "", "storage database: sqlite:///abs/path.db, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable (default: weave.db in the data dir)")
-	c.String(&f.tokenURL, "token-database-url", "", "token server database (users and nodes), same forms (default: the storage database)")
+	c.Secret(&f.databaseURL, "database-url", "", "storage database: sqlite:///abs/path.db, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable (default: weave.db in the data dir)")
+	c.Secret(&f.tokenURL, "token-database-url", "", "token server database (users and nodes), same forms (default: the storage database)")
 	c.Int(&f.maxConns, "db-max-conns", 0, "connections per pool for MySQL/PostgreSQL, read pool size for SQLite (0: 2×CPUs, at least 4)").Min(0)
 	c.Duration(&f.connMaxLifetime, "db-conn-max-lifetime", 30*time.Minute, "close MySQL/PostgreSQL connections after this age (0: never)").Min(0)
 	c.Duration(&f.timeout, "db-timeout", 10*time.Second, "deadline of every database call").Min(time.Millisecond)

@@ -26,6 +26,13 @@ type command struct {
 	envPrefix string
 	// checks run after parsing; each refuses a value out of its flag's range.
 	checks []func() error
+	// secrets are the flags that also take their value from a file.
+	secrets []*secretFlag
+	// phase is where values are being read from now: "environment" or
+	// "command line" (secret flags record it to tell which one wins).
+	phase string
+	// warnings are printed by run before the command starts.
+	warnings []string
 }
 
 func newCommand(name, usage, summary string) *command {
@@ -103,9 +110,121 @@ func (b bound[T]) refuse(format string, arg T) error {
 	return fmt.Errorf("--%s %v (or %s): %s", b.name, *b.p, b.c.env[b.name], fmt.Sprintf(format, arg))
 }
 
+// Secret registers a flag holding a secret (a token, a password, a
+// database URL with a password in it) together with NAME-file, a file to
+// read it from, each with its environment variable (WEAVE_NAME and
+// WEAVE_NAME_FILE). Secrets in files stay out of the environment, which
+// other processes of the same user, crash reports and `ps e` can see, and
+// out of shell history. Giving both at the same level is an error; the
+// command line wins over the environment as for every flag.
+func (c *command) Secret(p *string, name, def, help string) {
+	c.secret(p, name, def, help, true)
+}
+
+// SecretNoEnv is Secret without the environment variables.
+func (c *command) SecretNoEnv(p *string, name, def, help string) {
+	c.secret(p, name, def, help, false)
+}
+
+func (c *command) secret(p *string, name, def, help string, env bool) {
+	*p = def
+	s := &secretFlag{name: name, p: p}
+	s.value = phaseValue{c: c, src: &s.valueFrom, set: func(v string) { *p = v }, get: func() string { return *p }}
+	s.file = phaseValue{c: c, src: &s.fileFrom, set: func(v string) { s.path = v }, get: func() string { return s.path }}
+	c.flags.Var(s.value, name, help)
+	c.flags.Var(s.file, name+"-file", "file holding --"+name+" (keeps it out of the environment and the command line; a trailing newline is ignored)")
+	if env {
+		c.env[name] = c.envName(name)
+		c.env[name+"-file"] = c.envName(name + "-file")
+	}
+	c.secrets = append(c.secrets, s)
+}
+
+// secretFlag is a secret and the file it may come from.
+type secretFlag struct {
+	name                string
+	p                   *string
+	path                string
+	value, file         phaseValue
+	valueFrom, fileFrom string // "", "environment" or "command line"
+}
+
+// phaseValue is a string flag.Value that records where it was set.
+type phaseValue struct {
+	c   *command
+	src *string
+	set func(string)
+	get func() string
+}
+
+func (v phaseValue) String() string {
+	if v.get == nil { // the zero value flag.PrintDefaults makes
+		return ""
+	}
+	return v.get()
+}
+
+func (v phaseValue) Set(s string) error {
+	v.set(s)
+	*v.src = v.c.phase
+	return nil
+}
+
+// maxSecretFile bounds what is read from a secret file (a device or a
+// wrong path must not fill memory).
+const maxSecretFile = 64 << 10
+
+// resolve reads the secret's file when the file is what was given last.
+func (s *secretFlag) resolve(c *command) error {
+	if s.fileFrom == "" {
+		return nil
+	}
+	if s.valueFrom == s.fileFrom {
+		return fmt.Errorf("--%s and --%s-file both given (%s): give one", s.name, s.name, s.fileFrom)
+	}
+	if s.valueFrom == "command line" { // the command line wins
+		return nil
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("--%s-file %s: not a regular file", s.name, s.path)
+	}
+	// Anyone who can write the file can set the secret: refuse. Being
+	// readable by others is only warned about: Docker and Kubernetes mount
+	// secrets 0444/0644 inside a container no other user shares.
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("--%s-file %s is writable by every user (mode %04o): chmod 600 it", s.name, s.path, fi.Mode().Perm())
+	}
+	if fi.Mode().Perm()&0o044 != 0 {
+		c.warnings = append(c.warnings, fmt.Sprintf("warning: --%s-file %s is readable by other users (mode %04o); chmod 600 it unless only this service can see it (as in a container)", s.name, s.path, fi.Mode().Perm()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	if len(b) > maxSecretFile {
+		return fmt.Errorf("--%s-file %s: larger than %d bytes", s.name, s.path, maxSecretFile)
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return fmt.Errorf("--%s-file %s is empty", s.name, s.path)
+	}
+	*s.p = v
+	return nil
+}
+
 // parse reads the environment first and the command line second, so a flag
 // given on the command line wins over its WEAVE_* variable.
 func (c *command) parse(args []string) error {
+	c.phase = "environment"
 	for name, env := range c.env {
 		if v, ok := os.LookupEnv(env); ok {
 			if err := c.flags.Set(name, v); err != nil {
@@ -115,6 +234,7 @@ func (c *command) parse(args []string) error {
 	}
 	// Flags may come before or after positional arguments
 	// ("weave db status --data-dir x"): parse, take a positional, repeat.
+	c.phase = "command line"
 	for {
 		if err := c.flags.Parse(args); err != nil {
 			return err
@@ -133,6 +253,11 @@ func (c *command) parse(args []string) error {
 }
 
 func (c *command) check() error {
+	for _, s := range c.secrets {
+		if err := s.resolve(c); err != nil {
+			return err
+		}
+	}
 	for _, f := range c.checks {
 		if err := f(); err != nil {
 			return err
@@ -153,6 +278,9 @@ func (c *command) printUsage(w io.Writer) {
 	for _, n := range names {
 		f := c.flags.Lookup(n)
 		typ, help := flag.UnquoteUsage(f)
+		if _, ok := f.Value.(phaseValue); ok {
+			typ = "string"
+		}
 		head := "  --" + n
 		if typ != "" {
 			head += " " + typ

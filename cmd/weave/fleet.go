@@ -30,7 +30,7 @@ type fleetDB struct {
 
 func (f *fleetDB) register(c *command) {
 	c.String(&f.db.dataDir, "data-dir", "./weave-data", "directory of the default SQLite database")
-	c.String(&f.db.tokenURL, "token-database-url", "", "token server database (users and nodes) (default: as for weave serve: $WEAVE_DATABASE_URL, else weave.db in the data dir)")
+	c.Secret(&f.db.tokenURL, "token-database-url", "", "token server database (users and nodes) (default: as for weave serve: $WEAVE_DATABASE_URL, else weave.db in the data dir)")
 	c.Int(&f.db.maxConns, "db-max-conns", 0, "connections per database pool (0: 2×CPUs, at least 4)").Min(0)
 	c.Duration(&f.db.timeout, "db-timeout", 10*time.Second, "deadline of every database call").Min(time.Millisecond)
 	c.Duration(&f.settle, "settle", 2*time.Second, "after marking a moved user, how long to wait for every serving process to see it before the old data goes (at least twice their --state-refresh)").Min(0)

@@ -3,15 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/weave-sync/weave/loadtest"
 )
 
 func (a *app) loadtestCommand() *command {
 	cfg := loadtest.DefaultConfig()
-	var mode, secretFile, keyDir string
+	var mode, keyDir string
 	var asJSON bool
 	c := newCommand("loadtest", "[keygen] [flags]",
 		"Replay the realistic Firefox sync session mix against a Sync 1.5 server and report latency per request kind.\n"+
@@ -21,8 +19,7 @@ func (a *app) loadtestCommand() *command {
 	c.String(&cfg.Target, "target", "", "server base URL, e.g. http://127.0.0.1:8000 (token server mode) or a storage node URL (direct mode)")
 	c.String(&mode, "mode", string(cfg.Mode), "tokenserver (FxA-style JWTs from --fxa-key-file) or direct (tokens minted with the node's secret)")
 	c.String(&cfg.KeyFile, "fxa-key-file", "", "private key written by `weave loadtest keygen` (tokenserver mode)")
-	c.String(&cfg.MasterSecret, "node-secret", "", "the node's master secret (direct mode); comma-separated, newest last")
-	c.String(&secretFile, "node-secret-file", "", "file holding the node's master secret, e.g. DATA_DIR/master-secret (direct mode)")
+	c.Secret(&cfg.MasterSecret, "node-secret", "", "the node's master secret (direct mode); comma-separated, newest last; --node-secret-file DATA_DIR/master-secret reads it from the server's file")
 	c.Bool(&cfg.DerivedSecret, "derived-secret", false, "derive the node secret from the master secret per node (Mozilla's DerivedSecrets)")
 	c.Int(&cfg.Users, "users", cfg.Users, "simulated users")
 	c.Int64(&cfg.FirstUID, "first-uid", cfg.FirstUID, "first uid in direct mode")
@@ -56,13 +53,6 @@ func (a *app) loadtestCommand() *command {
 			return fmt.Errorf("unexpected arguments %q (only `keygen` is a subcommand)", args)
 		}
 		cfg.Mode = loadtest.Mode(mode)
-		if secretFile != "" {
-			b, err := os.ReadFile(secretFile)
-			if err != nil {
-				return fmt.Errorf("--node-secret-file: %w", err)
-			}
-			cfg.MasterSecret = strings.TrimSpace(string(b))
-		}
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%w\n(see `weave loadtest --help`)", err)
 		}

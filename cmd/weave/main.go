@@ -58,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "weave %s: %v\n", c.name, err)
 			return 2
 		}
+		for _, w := range c.warnings {
+			fmt.Fprintf(stderr, "weave %s: %s\n", c.name, w)
+		}
 		if err := c.run(c.positional); err != nil {
 			fmt.Fprintf(stderr, "weave %s: %v\n", c.name, err)
 			return 1

@@ -33,7 +33,7 @@ func (a *app) nodeCommand() *command {
 	f.register(c)
 	// Not read from WEAVE_DATABASE_URL: that names the storage database
 	// of `weave serve`, not a new node's.
-	c.flags.StringVar(&f.nodeDSN, "database-url", "", "node add: the node's shard database (sqlite:///abs/path.db, mysql://… or postgres://…)")
+	c.SecretNoEnv(&f.nodeDSN, "database-url", "", "node add: the node's shard database (sqlite:///abs/path.db, mysql://… or postgres://…)")
 	c.Int64(&f.capacity, "capacity", 100000, "node add: users the node takes").Min(0)
 	c.String(&f.retryAfter, "retry-after", "", "node set-state: Retry-After sent to the users of a down node, in seconds (default: keep the node's; 0 means 300)")
 	c.String(&f.backoff, "backoff", "", "node set-state: X-Weave-Backoff sent to the users of a backoff node, in seconds (default: keep the node's; 0 means 300)")

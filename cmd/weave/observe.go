@@ -24,7 +24,7 @@ type observeFlags struct {
 }
 
 func (f *observeFlags) register(c *command) {
-	c.String(&f.adminToken, "admin-token", "", "token guarding /metrics and the operator dashboard /__dashboard__ on the public listener (prefer WEAVE_ADMIN_TOKEN; without it both answer 404)")
+	c.Secret(&f.adminToken, "admin-token", "", "token guarding /metrics and the operator dashboard /__dashboard__ on the public listener (prefer --admin-token-file; without it both answer 404)")
 	c.String(&f.metricsListen, "metrics-listen", "", "separate address serving /metrics and /__dashboard__ (e.g. 127.0.0.1:9100); open there unless --admin-token is set")
 }
 

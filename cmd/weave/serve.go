@@ -58,7 +58,7 @@ func (a *app) serveCommand() *command {
 	f.observe.register(c)
 	f.accounts.register(c)
 	f.legacy.register(c)
-	c.String(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
+	c.Secret(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
 	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
 	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
 	c.Bool(&f.migrate, "migrate", true, "apply database schema migrations on start (false: refuse to start unless the schema is current)")
