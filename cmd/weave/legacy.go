@@ -29,8 +29,8 @@ type legacyFlags struct {
 func (f *legacyFlags) register(c *command) {
 	c.Bool(&f.enabled, "legacy", false, "also serve Sync 1.1 and User API 1.0 for Pale Moon and Basilisk (services.sync.serverURL = the public URL + \"/\"), on the same storage, nodes and states as 1.5; see docs/legacy.md")
 	c.String(&f.signup, "legacy-signup", "closed", "who may create 1.1 accounts: closed (operators only: `weave legacy-user create`), captcha (the setup wizard shows weave's image captcha) or open")
-	c.String(&f.weaveSecret, "legacy-weave-secret", "", "a secret that, sent as X-Weave-Secret (the client's services.sync.admin-secret pref), creates a 1.1 account without the captcha (prefer the environment variable)")
-	c.String(&f.captchaOverride, "legacy-captcha-override", "", "a secret that, sent as X-Captcha-Override, creates a 1.1 account without the captcha (prefer the environment variable)")
+	c.Secret(&f.weaveSecret, "legacy-weave-secret", "", "a secret that, sent as X-Weave-Secret (the client's services.sync.admin-secret pref), creates a 1.1 account without the captcha (prefer --legacy-weave-secret-file)")
+	c.Secret(&f.captchaOverride, "legacy-captcha-override", "", "a secret that, sent as X-Captcha-Override, creates a 1.1 account without the captcha (prefer --legacy-captcha-override-file)")
 }
 
 func (f *legacyFlags) check() (legacy.SignupMode, error) {
@@ -90,7 +90,7 @@ func (a *app) legacyUserCommand() *command {
 		"Manage the Sync 1.1 accounts of `weave serve --legacy` (Pale Moon, Basilisk). ACCOUNT is what the user types in the browser (an e-mail address or a plain name) or the 32-character username derived from it. The password is read from --password or, if empty, from the first line of standard input.")
 	db.register(c)
 	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve), for reset links")
-	c.String(&password, "password", "", "password for create and reset-password (prefer standard input)")
+	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&email, "email", "", "create: the e-mail address to keep (default: ACCOUNT when it is one)")
 	c.Bool(&link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
 	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works")

@@ -81,7 +81,8 @@ func TestSecretFlagFiles(t *testing.T) {
 func TestEverySecretHasAFile(t *testing.T) {
 	a := &app{ctx: context.Background()}
 	secret := map[string]bool{"master-secret": true, "admin-token": true, "accounts-captcha-override": true,
-		"database-url": true, "token-database-url": true, "password": true, "node-secret": true}
+		"database-url": true, "token-database-url": true, "password": true, "node-secret": true,
+		"legacy-weave-secret": true, "legacy-captcha-override": true}
 	seen := map[string]bool{}
 	for _, c := range a.commands() {
 		for name := range secret {
