@@ -22,6 +22,7 @@ import (
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/legacy"
+	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
@@ -98,7 +99,10 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
-	tdb, err := b.tokens(ctx, b.fresh(t))
+	// The token database shares node 1's database, as a single weave.db
+	// does; node 2 has its own.
+	tokenDSN := b.fresh(t)
+	tdb, err := b.tokens(ctx, tokenDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +114,8 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	s.svc, err = legacy.New(legacy.Config{
 		Users: s.users, Tokens: tdb, PublicURL: hs.URL, Signup: o.signup,
 		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota,
+		// Cheap hashes: argon2 at full cost is slow under -race.
+		KDF: passwd.Params{Memory: 64, Time: 1, Threads: 1},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +128,10 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	s.watcher = fleet.NewWatcher(tdb, 20*time.Millisecond, slog.New(slog.DiscardHandler))
 	rt := &fleet.Router{Fallback: http.NotFoundHandler()}
 	for i := range 2 {
-		dsn := b.fresh(t)
+		dsn := tokenDSN
+		if i > 0 {
+			dsn = b.fresh(t)
+		}
 		n, err := tdb.AddNode(ctx, weave.Node{URL: fmt.Sprintf("%s/node%d", hs.URL, i+1), Capacity: 100, DatabaseURL: dsn})
 		if err != nil {
 			t.Fatal(err)

@@ -122,11 +122,12 @@ type Config struct {
 	QuotaBytes int64
 	// Alert, when set, goes out with every storage response.
 	Alert *Alert
-	// HashPassword makes new password hashes (default passwd.Hash).
-	HashPassword func(password string) (string, error)
-	Observer     Observer
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// KDF is the cost of new password hashes (zero: passwd.Default);
+	// older or cheaper hashes are replaced at the next login.
+	KDF      passwd.Params
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Service is the 1.1 front end: one for the process, with a User API
@@ -155,8 +156,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CaptchaTTL <= 0 {
 		cfg.CaptchaTTL = 10 * time.Minute
 	}
-	if cfg.HashPassword == nil {
-		cfg.HashPassword = passwd.Hash
+	if cfg.KDF == (passwd.Params{}) {
+		cfg.KDF = passwd.Default
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
@@ -279,8 +280,8 @@ func (s *Service) login(ctx context.Context, username, password string) (weave.L
 	if !ok {
 		return u, errBadPassword
 	}
-	if passwd.NeedsUpgrade(u.PasswordHash) {
-		if h, err := s.cfg.HashPassword(password); err == nil {
+	if passwd.NeedsUpgradeFor(u.PasswordHash, s.cfg.KDF) {
+		if h, err := s.hash(password); err == nil {
 			switch err := s.cfg.Users.UpdateLegacyPassword(ctx, username, u.PasswordHash, h); {
 			case err == nil:
 				u.PasswordHash = h
@@ -293,6 +294,9 @@ func (s *Service) login(ctx context.Context, username, password string) (weave.L
 	s.auth.put(k, now)
 	return u, nil
 }
+
+// hash makes a new password hash.
+func (s *Service) hash(password string) (string, error) { return passwd.HashWith(password, s.cfg.KDF) }
 
 // DeriveUsername is the UXP client's username for an account name: the
 // lower-cased name itself if it only has [a-z0-9._-], else

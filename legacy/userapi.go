@@ -285,7 +285,7 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request, name string
 		writeCode(w, codeCaptcha)
 		return
 	}
-	h, err := s.cfg.HashPassword(*req.Password)
+	h, err := s.hash(*req.Password)
 	if err != nil {
 		s.writeStoreError(w, err)
 		return
@@ -457,7 +457,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request, name st
 
 // setPassword replaces u's password, unless it changed since u was read.
 func (s *Service) setPassword(ctx context.Context, u weave.LegacyUser, pw string) error {
-	h, err := s.cfg.HashPassword(pw)
+	h, err := s.hash(pw)
 	if err != nil {
 		return err
 	}

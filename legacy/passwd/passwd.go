@@ -107,12 +107,15 @@ func Verify(stored, password string) (bool, error) {
 // NeedsUpgrade reports whether a stored hash should be replaced by a new
 // Hash after a successful login: every format but argon2id at (or above)
 // Default costs.
-func NeedsUpgrade(stored string) bool {
-	p, _, _, err := parseArgon2(stored)
+func NeedsUpgrade(stored string) bool { return NeedsUpgradeFor(stored, Default) }
+
+// NeedsUpgradeFor is NeedsUpgrade against the costs p.
+func NeedsUpgradeFor(stored string, p Params) bool {
+	got, _, _, err := parseArgon2(stored)
 	if err != nil {
 		return true
 	}
-	return p.Memory < Default.Memory || p.Time < Default.Time
+	return got.Memory < p.Memory || got.Time < p.Time
 }
 
 // FromFSyncMS converts the users.md5 column of an FSyncMS database: a
