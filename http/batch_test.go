@@ -188,3 +188,32 @@ func TestQuota(t *testing.T) {
 		t.Errorf("quota header with plenty of room")
 	}
 }
+
+// TestNewlinesBlankOnlyBody: an application/newlines body that holds only
+// blank lines is invalid JSON (400, as Mozilla's servers answer, which
+// parse every line), whether it opens, fills or commits a batch or is a
+// plain POST; the batch stays open and uncommitted. An empty body is an
+// empty list, and blank lines between records are still skipped.
+func TestNewlinesBlankOnlyBody(t *testing.T) {
+	e := newEnv(t)
+	nl := []string{"Content-Type", "application/newlines"}
+	w := e.post(e.u("/storage/forms?batch=true"), "{\"id\":\"a\",\"payload\":\"A\"}\n", nl...)
+	expect(t, w, 202, "")
+	batch := url.QueryEscape(decode[postOut](t, w).Batch)
+	for _, body := range []string{"\n", "\n\n", " \r\n\t\n", "\r\n"} {
+		for _, path := range []string{"?batch=" + batch + "&commit=true", "?batch=" + batch, "?batch=true", ""} {
+			w := e.post(e.u("/storage/forms"+path), body, nl...)
+			expect(t, w, 400, "6")
+		}
+	}
+	expect(t, e.get(e.u("/storage/forms")), 200, "[]")
+	// The batch is still open: its commit with an empty body applies it.
+	w = e.post(e.u("/storage/forms?batch="+batch+"&commit=true"), "", nl...)
+	expect(t, w, 200, "")
+	expect(t, e.get(e.u("/storage/forms")), 200, `["a"]`)
+	w = e.post(e.u("/storage/forms"), "\n{\"id\":\"b\",\"payload\":\"B\"}\n\n", nl...)
+	expect(t, w, 200, "")
+	if res := decode[postOut](t, w); !slices.Equal(res.Success, []string{"b"}) {
+		t.Fatalf("blank lines around a record: %s", w.Body)
+	}
+}

@@ -573,10 +573,13 @@ func parseBSOList(body []byte, lim bsoLimits) ([]bsoInput, error) {
 }
 
 // parseBSOLines parses a POST body in application/newlines form: one JSON
-// object per line; blank lines are skipped.
+// object per line; blank lines between records are skipped. A body that is
+// not empty but holds only blank lines is bad JSON, as on both of Mozilla's
+// servers (which parse every line, blank ones included).
 func parseBSOLines(body []byte, lim bsoLimits) ([]bsoInput, error) {
 	var out []bsoInput
 	shapeErr := false
+	blankOnly := len(body) > 0
 	for len(body) > 0 {
 		line := body
 		rest := []byte(nil)
@@ -606,6 +609,10 @@ func parseBSOLines(body []byte, lim bsoLimits) ([]bsoInput, error) {
 			}
 			shapeErr = true
 		}
+		blankOnly = false
+	}
+	if blankOnly {
+		return nil, errBadJSON
 	}
 	if shapeErr {
 		return nil, errNotList
