@@ -76,7 +76,9 @@ type Page struct {
 // Timestamps: every write gets one timestamp T, strictly greater than every
 // timestamp the user's storage has had before (so a write never reuses or
 // goes below a timestamp a client may have seen), and every BSO it creates or
-// changes, its collection and the user's storage take T.
+// changes, its collection and the user's storage take T. T is not ahead of
+// the store's clock unless that clock went back; a TTL counts from the
+// clock at the write.
 //
 // Expired BSOs (past their TTL) are invisible to every read, count and usage
 // figure, even before PurgeExpired removes them.

@@ -573,3 +573,21 @@ func TestTokenServerMount(t *testing.T) {
 	e2 := newEnv(t)
 	expect(t, e2.do(req{method: "GET", path: "/1.0/sync/1.5", noAuth: true}), 404, "0")
 }
+
+// TestBackToBackPutsStayOnTheClock: 50 back-to-back PUTs once put
+// X-Weave-Timestamp about 450 ms ahead of the server clock; each must now
+// be at most the clock, and still increase.
+func TestBackToBackPutsStayOnTheClock(t *testing.T) {
+	e := newEnv(t)
+	var last weave.Timestamp
+	for i := range 50 {
+		w := e.put(e.u("/storage/tabs/t"), fmt.Sprintf(`{"payload":"%d","ttl":60}`, i))
+		expect(t, w, 200, "")
+		now := weave.TimestampAt(e.clock.Now())
+		got := ts(t, w.Header().Get("X-Weave-Timestamp"))
+		if got <= last || got > now {
+			t.Fatalf("PUT %d: X-Weave-Timestamp %s after %s, clock %s", i, got, last, now)
+		}
+		last = got
+	}
+}

@@ -261,3 +261,48 @@ func TestQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestTTLFromClock: when the clock is behind the user's timestamps (it
+// went back), writes still take increasing timestamps, but a TTL counts
+// from the clock, for PUT, POST and a batch commit alike.
+func TestTTLFromClock(t *testing.T) {
+	ctx := t.Context()
+	c := newClock()
+	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now}})
+	ttl := func(id string) weave.Update {
+		return weave.Update{ID: id, Payload: weave.Some("x"), TTL: weave.Some[int64](60)}
+	}
+	if _, err := s.PutBSO(ctx, 7, "tabs", ttl("first"), weave.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	c.add(-time.Hour)
+	clock := weave.TimestampAt(c.now())
+	t1, err := s.PutBSO(ctx, 7, "tabs", ttl("put"), weave.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := s.PostBSOs(ctx, 7, "tabs", []weave.Update{ttl("post")}, weave.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.CreateBatch(ctx, 7, "tabs", []weave.Update{ttl("batch")}, weave.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t3, err := s.CommitBatch(ctx, 7, "tabs", id, nil, weave.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t1 < clock+weave.Timestamp(time.Hour.Milliseconds())-1000 || t2 <= t1 || t3 <= t2 {
+		t.Fatalf("timestamps %d, %d, %d with the clock at %d", t1, t2, t3, clock)
+	}
+	for _, id := range []string{"put", "post", "batch"} {
+		b, err := s.GetBSO(ctx, 7, "tabs", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Expires != clock+60_000 {
+			t.Errorf("%s: expires %d, want the clock %d + 60 s (write timestamp %d)", id, b.Expires, clock, b.Modified)
+		}
+	}
+}

@@ -236,7 +236,7 @@ func (w *wtx) apply(cid, id int64) error {
 		return err
 	}
 	for _, sh := range shapes {
-		args := []any{cid, int64(w.t), int64(w.t), w.uid, id}
+		args := []any{cid, int64(w.t), int64(w.clock), w.uid, id}
 		for range sh.reviveCount() {
 			args = append(args, w.now)
 		}

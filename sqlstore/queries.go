@@ -131,7 +131,7 @@ func (s *Store) buildText(k textKey) string {
 		repeatTuple(&b, 10, k.n)
 		b.WriteString(d.Upsert(stagedKey, k.shape.stagedColumns()))
 	case textApplyStaged:
-		// Parameters: collection id, T, T (expiry base), uid, batch id,
+		// Parameters: collection id, T, the clock (expiry base), uid, batch id,
 		// then now once per reviveCount.
 		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) ` +
 			`SELECT uid, ?, id, sortindex, payload, payload_size, ?, CASE WHEN ttl IS NULL THEN ` + never + ` ELSE ? + ttl * 1000 END ` +

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/weave-sync/weave"
 )
@@ -159,6 +160,8 @@ type wtx struct {
 	t weave.Timestamp
 	// now is the wall clock in ms that expiries compare with.
 	now int64
+	// clock is now on the 10 ms grid: what TTLs count from.
+	clock weave.Timestamp
 }
 
 // errNoUser ends a write early when the user has no storage row and the
@@ -170,36 +173,66 @@ var errNoUser = errors.New("sqlstore: no such user")
 // ends the write with errNoUser), refuses users being moved away, reads the
 // timestamp of collection cid, and picks the write's timestamp:
 // T = max(now truncated to 10 ms, storage timestamp + 10 ms), so timestamps
-// strictly increase per user without sleeping and without conflicts.
+// strictly increase per user without conflicts.
+//
+// T does not run ahead of the clock: when the user's previous write took
+// the current 10 ms tick, the write lets its transaction go and waits for
+// the next tick (back-to-back writes would otherwise push T, and every
+// X-Weave-Timestamp, further ahead with each write). Only a clock that went
+// back or stands still, or writers racing for the same tick, leave T ahead.
 func (s *Store) write(ctx context.Context, uid, cid int64, create bool, fn func(w *wtx) error) error {
 	defer s.ws.flush(ctx)
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid, cid: cid}
-		move, err := w.lock()
-		if errors.Is(err, sql.ErrNoRows) {
-			if !create {
-				return errNoUser
+	for attempt := 0; ; attempt++ {
+		var wait time.Duration
+		err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+			w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid, cid: cid}
+			move, err := w.lock()
+			if errors.Is(err, sql.ErrNoRows) {
+				if !create {
+					return errNoUser
+				}
+				// Insert-or-keep then lock: of two first writes of a user, the
+				// second waits for the first instead of failing on the key.
+				if _, err = w.exec(s.q.insertUser, uid); err != nil {
+					return err
+				}
+				move, err = w.lock()
 			}
-			// Insert-or-keep then lock: of two first writes of a user, the
-			// second waits for the first instead of failing on the key.
-			if _, err = w.exec(s.q.insertUser, uid); err != nil {
+			if err != nil {
 				return err
 			}
-			move, err = w.lock()
-		}
-		if err != nil {
+			if err := checkMove(move); err != nil { // migrate_user.go
+				return err
+			}
+			now := s.now()
+			w.now = now.UnixMilli()
+			w.clock = weave.TimestampAt(now)
+			// Rounding keeps T on the 10 ms grid even if imported data is not.
+			next := w.storage - w.storage%10 + 10
+			if next > w.clock && next-w.clock <= 10 && attempt < maxClockWaits {
+				wait = time.Duration(int64(next)-w.now) * time.Millisecond
+				return errWaitTick
+			}
+			w.t = max(w.clock, next)
+			return fn(w)
+		})
+		if !errors.Is(err, errWaitTick) {
 			return err
 		}
-		if err := checkMove(move); err != nil { // migrate_user.go
-			return err
+		select {
+		case <-ctx.Done():
+			return s.db.Classify(ctx.Err())
+		case <-time.After(wait):
 		}
-		now := s.now()
-		w.now = now.UnixMilli()
-		// Rounding keeps T on the 10 ms grid even if imported data is not.
-		w.t = max(weave.TimestampAt(now), w.storage-w.storage%10+10)
-		return fn(w)
-	})
+	}
 }
+
+// maxClockWaits bounds how often one write waits for the next tick: a
+// clock that stands still must not stall writes.
+const maxClockWaits = 3
+
+// errWaitTick ends a write's transaction to wait for the next tick.
+var errWaitTick = errors.New("sqlstore: waiting for the next 10 ms tick")
 
 // lock locks the user's storage row and reads, as of after the lock, the
 // storage and collection timestamps and the user's move state ("" for
@@ -274,12 +307,13 @@ func (w *wtx) setStorage() error {
 	return err
 }
 
-// expiry is the absolute expiry of a TTL given in a write.
+// expiry is the absolute expiry of a TTL given in a write. It counts from
+// the server's clock, not from T, which may be ahead of it.
 func (w *wtx) expiry(ttl weave.Optional[int64]) int64 {
 	if !ttl.Set || ttl.Null {
 		return neverExpires
 	}
-	return int64(w.t) + ttl.Value*1000
+	return int64(w.clock) + ttl.Value*1000
 }
 
 // upsert writes updates (ids unique) into a collection with partial-update

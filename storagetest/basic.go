@@ -179,6 +179,39 @@ func testManyWritesOneTick(t *testing.T, s weave.Store) {
 	wantBSO(t, s, uid, "clients", rec{"d", last, nil, "z"})
 }
 
+// testNoRunAhead: back-to-back writes of one user get increasing
+// timestamps that never run ahead of the clock (the suite's stores run on
+// real time): 50 PUTs once put T about 450 ms ahead. A TTL counts from the
+// write's time, so it too stays within the clock.
+func testNoRunAhead(t *testing.T, s weave.Store) {
+	uid := newUID()
+	var last weave.Timestamp
+	for i := range 50 {
+		u := upd("r", fmt.Sprint(i))
+		u.TTL = weave.Some[int64](60)
+		var ts weave.Timestamp
+		switch i % 3 {
+		case 0:
+			ts = put(t, s, uid, "tabs", u)
+		case 1:
+			ts = post(t, s, uid, "tabs", u, upd("s", "x"))
+		default:
+			id := must(s.CreateBatch(t.Context(), uid, "tabs", []weave.Update{u}, noPre))(t)
+			ts = must(s.CommitBatch(t.Context(), uid, "tabs", id, nil, noPre))(t)
+		}
+		now := weave.TimestampAt(time.Now())
+		wantAfter(t, last, ts, "back-to-back write")
+		if ts > now {
+			t.Fatalf("write %d: timestamp %s is %d ms ahead of the clock", i, ts, ts-now)
+		}
+		b := must(s.GetBSO(t.Context(), uid, "tabs", "r"))(t)
+		if b.Expires-60_000 > now {
+			t.Fatalf("write %d: ttl counts from %s, %d ms ahead of the clock", i, b.Expires-60_000, b.Expires-60_000-now)
+		}
+		last = ts
+	}
+}
+
 func testPartialUpdates(t *testing.T, s weave.Store) {
 	ctx := t.Context()
 	uid := newUID()

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"TimestampFormat", testTimestampFormat},
 		{"MonotonicTimestamps", testMonotonicTimestamps},
 		{"ManyWritesOneTick", testManyWritesOneTick},
+		{"NoRunAhead", testNoRunAhead},
 		{"PartialUpdates", testPartialUpdates},
 		{"NullResets", testNullResets},
 		{"PostMixed", testPostMixed},
