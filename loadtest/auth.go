@@ -41,6 +41,9 @@ func (r *runner) newUser(i int) *user {
 	if r.cfg.Verify {
 		u.track = newTracker(&r.trackBudget)
 	}
+	if isLegacy(i, r.cfg.LegacyShare) {
+		r.setLegacy(u)
+	}
 	return u
 }
 
@@ -52,8 +55,10 @@ func (r *runner) ensureCreds(ctx context.Context, u *user) error {
 	}
 	var c *creds
 	var err error
-	switch r.cfg.Mode {
-	case ModeDirect:
+	switch {
+	case u.legacy:
+		c, err = r.legacyCreds(ctx, u)
+	case r.cfg.Mode == ModeDirect:
 		c, err = r.mintDirect(u)
 	default:
 		c, err = r.fetchToken(ctx, u)

@@ -29,6 +29,7 @@ type creds struct {
 	host      string   // for Hawk: lower-case host and port of the endpoint
 	port      string
 	refreshAt time.Time // half of the token's lifetime, as clients do
+	basic     string    // Sync 1.1: the Basic Authorization header instead of Hawk
 }
 
 // user is one simulated Firefox profile. Only the worker that acquired it
@@ -38,6 +39,10 @@ type user struct {
 
 	// The storage uid of ModeDirect.
 	uid int64
+	// legacy users speak Sync 1.1 (Config.LegacyShare) with this account.
+	legacy                      bool
+	legacyName, legacyPW, email string
+	signedUp                    bool
 	// The FxA identity, fixed per user so that the token server maps it to
 	// the same storage uid in every run (direct tokens carry it too).
 	fxaUID      string
@@ -172,6 +177,9 @@ func endpointCreds(id, key, endpoint string, allowRemote bool) (*creds, error) {
 // once more. It records the outcome and returns an error for anything the
 // session model did not expect.
 func (r *runner) do(ctx context.Context, u *user, req request) (*response, error) {
+	if u.legacy {
+		req.kind = legacyKind(req.kind)
+	}
 	for attempt := 0; ; attempt++ {
 		if err := r.ensureCreds(ctx, u); err != nil {
 			return nil, err
@@ -194,7 +202,7 @@ func (r *runner) do(ctx context.Context, u *user, req request) (*response, error
 		r.noteBackoff(u, resp)
 		if resp.status == http.StatusUnauthorized && attempt == 0 {
 			r.rec.authRetries.Add(1)
-			if r.cfg.Mode == ModeTokenServer {
+			if r.cfg.Mode == ModeTokenServer || u.legacy {
 				u.creds = nil // a node answers 401 when the user moved: ask again
 			}
 			continue
@@ -232,16 +240,24 @@ func (r *runner) send(ctx context.Context, u *user, req request) (*response, err
 	if err != nil {
 		return nil, err
 	}
-	// Sign the request target exactly as it goes on the wire.
-	hr.Header.Set("Authorization", hawk.Authorization(c.key, c.id, hawk.Artifacts{
-		TS:            strconv.FormatInt(time.Now().Unix()+u.skew, 10),
-		Method:        req.method,
-		RequestTarget: hr.URL.RequestURI(),
-		Host:          c.host,
-		Port:          c.port,
-	}))
+	if c.basic != "" {
+		hr.Header.Set("Authorization", c.basic)
+	} else {
+		// Sign the request target exactly as it goes on the wire.
+		hr.Header.Set("Authorization", hawk.Authorization(c.key, c.id, hawk.Artifacts{
+			TS:            strconv.FormatInt(time.Now().Unix()+u.skew, 10),
+			Method:        req.method,
+			RequestTarget: hr.URL.RequestURI(),
+			Host:          c.host,
+			Port:          c.port,
+		}))
+	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Accept", "application/json")
+	if req.kind == KindLegacyGet && req.method == http.MethodGet {
+		// The UXP client reads collections as newline-separated records.
+		hr.Header.Set("Accept", "application/newlines")
+	}
 	hr.Header.Set("X-Confirm-Delete", "1")
 	for k, v := range req.header {
 		hr.Header.Set(k, v)

@@ -110,6 +110,16 @@ type Config struct {
 	TokenDuration time.Duration `json:"token_duration,omitempty"`
 	// ProgressInterval is how often the progress line is written (default 1s).
 	ProgressInterval time.Duration `json:"-"`
+
+	// LegacyShare is the fraction of users (0 to 1) who are Pale Moon-style
+	// Sync 1.1 clients: each signs up at <Target>/user/1.0/ on its first
+	// session (an existing account is reused), looks its node up, and
+	// syncs over Basic auth the way the UXP client does (newline reads, no
+	// batches, no X-If-Unmodified-Since). The server needs `weave serve
+	// --legacy` with open sign-up or LegacySecret.
+	LegacyShare float64 `json:"legacy_share,omitempty"`
+	// LegacySecret is sent as X-Weave-Secret when creating 1.1 accounts.
+	LegacySecret string `json:"-"`
 }
 
 // DefaultConfig returns the defaults the CLI should start from.
@@ -282,6 +292,9 @@ func (c Config) validate() (*url.URL, error) {
 	}
 	if c.VerifyMaxRecords < 0 {
 		bad("verify max records must not be negative (got %d)", c.VerifyMaxRecords)
+	}
+	if !(c.LegacyShare >= 0 && c.LegacyShare <= 1) {
+		bad("legacy share must be between 0 and 1 (got %v)", c.LegacyShare)
 	}
 	if c.ProgressInterval < 0 {
 		bad("progress interval must not be negative (got %s)", c.ProgressInterval)

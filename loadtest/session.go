@@ -23,12 +23,19 @@ const metaGlobalPayload = "loadtest meta/global record: fixed text standing in f
 // the random stream, so a seed reproduces the mix.
 func (r *runner) runSession(ctx context.Context, u *user, n int64) error {
 	// Step 0: the limits, once per user (or every session, the Molotov way).
-	if u.limits == nil || r.cfg.InfoConfigurationEverySession {
+	if u.legacy {
+		// Sync 1.1 has no info/configuration: its limits are fixed.
+		lim := legacyLimits()
+		u.limits = &lim
+	} else if u.limits == nil || r.cfg.InfoConfigurationEverySession {
 		if err := r.infoConfiguration(ctx, u); err != nil {
 			return err
 		}
 	}
 	p := r.mix.newPlan(sessionRand(r.seed, n), *u.limits)
+	if u.legacy {
+		p.batch = false // 1.1 has no batch uploads
+	}
 
 	// Step 1: what changed; also the collection timestamps that guard our
 	// uploads, as a client's last-sync times would.
@@ -152,10 +159,10 @@ type record struct {
 
 // postResult is the body of a POST to a collection.
 type postResult struct {
-	Modified json.Number       `json:"modified"`
-	Batch    json.RawMessage   `json:"batch"`
-	Success  []string          `json:"success"`
-	Failed   map[string]string `json:"failed"`
+	Modified json.Number                `json:"modified"`
+	Batch    json.RawMessage            `json:"batch"`
+	Success  []string                   `json:"success"`
+	Failed   map[string]json.RawMessage `json:"failed"` // 1.5: a reason; 1.1: a list of them
 }
 
 func (r *runner) uploads(ctx context.Context, u *user, p plan) error {
@@ -248,6 +255,9 @@ func (r *runner) uploadResult(ctx context.Context, u *user, kind Kind, coll, que
 	if ts, ok := u.collTS[coll]; ok {
 		hdr["X-If-Unmodified-Since"] = ts
 	}
+	if u.legacy {
+		hdr = nil // the UXP client never sends it
+	}
 	resp, err := r.do(ctx, u, request{kind: kind, method: http.MethodPost, path: "/storage/" + coll, query: query,
 		body: body, header: hdr, expect: []int{want}, keepBody: true, check: func(resp *response) error {
 			if err := json.Unmarshal(resp.body, res); err != nil {
@@ -271,7 +281,7 @@ func (r *runner) uploadResult(ctx context.Context, u *user, kind Kind, coll, que
 func checkAllStored(recs []record, res *postResult) error {
 	if len(res.Failed) > 0 {
 		for id, why := range res.Failed {
-			return fmt.Errorf("%d of %d records failed, e.g. %q: %s", len(res.Failed), len(recs), id, why)
+			return fmt.Errorf("%d of %d records failed, e.g. %q: %s", len(res.Failed), len(recs), id, string(why))
 		}
 	}
 	ok := make(map[string]bool, len(res.Success))

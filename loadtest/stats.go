@@ -27,6 +27,12 @@ const (
 	KindDeleteColl
 	KindDeleteStorage
 	KindVerifyGet
+	// The requests of Sync 1.1 users (Config.LegacyShare), counted apart.
+	KindLegacyUser   // sign-up (PUT user/1.0/NAME) and node lookup
+	KindLegacyInfo   // info/collections
+	KindLegacyGet    // meta/global, clients and collection reads
+	KindLegacyPost   // uploads and meta/global writes
+	KindLegacyDelete // collection and storage deletes
 	numKinds
 )
 
@@ -62,8 +68,33 @@ func (k Kind) String() string {
 		return "delete_storage"
 	case KindVerifyGet:
 		return "verify_get"
+	case KindLegacyUser:
+		return "legacy_user"
+	case KindLegacyInfo:
+		return "legacy_info_collections"
+	case KindLegacyGet:
+		return "legacy_get"
+	case KindLegacyPost:
+		return "legacy_post"
+	case KindLegacyDelete:
+		return "legacy_delete"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// legacyKind is the row a 1.1 user's request is counted in.
+func legacyKind(k Kind) Kind {
+	switch k {
+	case KindInfoCollections:
+		return KindLegacyInfo
+	case KindMetaGet, KindClientsGet, KindCollGet:
+		return KindLegacyGet
+	case KindMetaPut, KindClientsPost, KindCollPost, KindBatchOpen, KindBatchAppend, KindBatchCommit:
+		return KindLegacyPost
+	case KindDeleteColl, KindDeleteStorage:
+		return KindLegacyDelete
+	}
+	return k
 }
 
 // Error labels besides HTTP status codes.

@@ -11,6 +11,7 @@ func (a *app) loadtestCommand() *command {
 	cfg := loadtest.DefaultConfig()
 	var mode, keyDir string
 	var asJSON bool
+	var legacyPercent int
 	c := newCommand("loadtest", "[keygen] [flags]",
 		"Replay the realistic Firefox sync session mix against a Sync 1.5 server and report latency per request kind.\n"+
 			"`weave loadtest keygen --dir D` writes an FxA-style signing key and the JWKS a server must trust (weave serve --fxa-jwks-file D/"+loadtest.JWKSFileName+").\n"+
@@ -37,6 +38,8 @@ func (a *app) loadtestCommand() *command {
 	c.Bool(&cfg.InfoConfigurationEverySession, "info-configuration-every-session", false, "GET /info/configuration in every session (as Mozilla's Molotov script did)")
 	c.Bool(&cfg.Verify, "verify", false, "track every acknowledged record and read all back at the end: report lost or duplicated records")
 	c.Int64(&cfg.VerifyMaxRecords, "verify-max-records", cfg.VerifyMaxRecords, "memory cap of --verify")
+	c.Int(&legacyPercent, "legacy-percent", 0, "percentage of users who sync like Pale Moon over Sync 1.1 (the server needs --legacy; their accounts are created on first use)").Min(0).Max(100)
+	c.Secret(&cfg.LegacySecret, "legacy-secret", "", "X-Weave-Secret for creating the 1.1 accounts (the server's --legacy-weave-secret); not needed with --legacy-signup open")
 	c.Bool(&asJSON, "json", false, "print the report as JSON")
 	c.Duration(&cfg.ProgressInterval, "progress-interval", cfg.ProgressInterval, "how often the progress line (totals, rates, p99 overall and of the interval) goes to stderr")
 	c.String(&keyDir, "dir", ".", "directory for `keygen` output")
@@ -53,6 +56,7 @@ func (a *app) loadtestCommand() *command {
 			return fmt.Errorf("unexpected arguments %q (only `keygen` is a subcommand)", args)
 		}
 		cfg.Mode = loadtest.Mode(mode)
+		cfg.LegacyShare = float64(legacyPercent) / 100
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%w\n(see `weave loadtest --help`)", err)
 		}
