@@ -25,6 +25,7 @@ type serveFlags struct {
 	db             dbFlags
 	cache          cacheFlags
 	observe        observeFlags
+	tls            tlsFlags
 	accounts       accountsFlags
 	legacy         legacyFlags // legacy.go
 	listen         string
@@ -52,10 +53,11 @@ func (a *app) serveCommand() *command {
 	f := &serveFlags{}
 	c := newCommand("serve", "[flags]", "Run a Firefox Sync server: the token server at /1.0/sync/1.5 and the storage API 1.5 at /1.5/UID.")
 	c.String(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
-	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN)")
+	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN, or https://LISTEN or https://ACME-DOMAIN with TLS)")
 	f.db.register(c)
 	f.cache.register(c)
 	f.observe.register(c)
+	f.tls.register(c)
 	f.accounts.register(c)
 	f.legacy.register(c)
 	c.Secret(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
@@ -154,14 +156,31 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := f.tls.check(); err != nil {
+		return err
+	}
 	if f.publicURL == "" {
-		if f.publicURL, err = defaultPublicURL(f.listen); err != nil {
+		if f.tls.on() {
+			f.publicURL, err = f.tls.defaultPublicURL(f.listen)
+		} else {
+			f.publicURL, err = defaultPublicURL(f.listen)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	f.publicURL = strings.TrimRight(f.publicURL, "/")
 	if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--public-url %q: want an http(s) URL such as https://sync.example.com", f.publicURL)
+	} else if f.tls.on() && u.Scheme != "https" {
+		return fmt.Errorf("--public-url %q: weave serves HTTPS itself here (--tls-cert or --acme-domain), so clients reach it over https", f.publicURL)
+	}
+	var tlsSrv *tlsServing
+	if f.tls.on() {
+		if tlsSrv, err = f.tls.setup(ctx, f.db.dataDir, log); err != nil {
+			return err
+		}
+		defer tlsSrv.stop()
 	}
 	trusted, err := parsePrefixes(f.trustedProxies)
 	if err != nil {
@@ -318,7 +337,20 @@ func (a *app) serve(f *serveFlags) error {
 	go purgeLoop(purgeCtx, store, f.purgeInterval, log)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	if tlsSrv != nil {
+		if f.tls.redirectListen != "" {
+			stopRedirects, err := serveRedirects(f.tls.redirectListen, tlsSrv.challenges(redirectToHTTPS(f.publicURL)), log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer stopRedirects()
+		}
+		hs.TLSConfig = tlsSrv.config
+		go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- hs.Serve(ln) }()
+	}
 	select {
 	case err := <-serveErr:
 		return err
