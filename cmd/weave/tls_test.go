@@ -176,6 +176,11 @@ func TestServeTLSFiles(t *testing.T) {
 	if got := servedSerial(t, hc, base+"/__lbheartbeat__"); got != 1001 {
 		t.Fatalf("serial %d, want 1001", got)
 	}
+	h2 := ca.client("")
+	h2.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	if resp := waitGet(t, h2, base+"/__lbheartbeat__", done, 5*time.Second); resp.ProtoMajor != 2 {
+		t.Errorf("a client offering HTTP/2 got %s", resp.Proto)
+	}
 
 	// Renewed files are picked up without a restart.
 	c2, _ := ca.issue(t, 1002, key)
