@@ -88,6 +88,7 @@ type server struct {
 type serverOpts struct {
 	signup legacy.SignupMode
 	quota  int64
+	alert  *legacy.Alert
 }
 
 func newServer(t *testing.T, b backend, o serverOpts) *server {
@@ -113,7 +114,7 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	}
 	s.svc, err = legacy.New(legacy.Config{
 		Users: s.users, Tokens: tdb, PublicURL: hs.URL, Signup: o.signup,
-		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota,
+		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota, Alert: o.alert,
 		// Cheap hashes: argon2 at full cost is slow under -race.
 		KDF: passwd.Params{Memory: 64, Time: 1, Threads: 1},
 	})

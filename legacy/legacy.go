@@ -76,6 +76,17 @@ type Alert struct {
 	URL     string `json:"url"`
 }
 
+// Check reports whether the alert can be sent: a known code and a message.
+func (a *Alert) Check() error {
+	if a.Code != "soft-eol" && a.Code != "hard-eol" {
+		return errors.New("legacy: alert code must be soft-eol or hard-eol")
+	}
+	if a.Message == "" {
+		return errors.New("legacy: an alert needs a message")
+	}
+	return nil
+}
+
 // NodeStatus is the node states and user move marks as a fleet.Watcher
 // keeps them.
 type NodeStatus interface {
@@ -137,6 +148,8 @@ type Service struct {
 	prefix   string // path of PublicURL, no trailing slash
 	captchas captcha.Set
 	auth     authCache
+	failures counter       // failed logins per username
+	signups  counter       // sign-ups per address
 	kdf      chan struct{} // bounds concurrent password verifications
 	// captchaIssued, if set, sees every captcha's answer (tests only).
 	captchaIssued func(id, answer string)
@@ -152,6 +165,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	if _, err := ParseSignupMode(string(cfg.Signup)); err != nil {
 		return nil, err
+	}
+	if cfg.Alert != nil {
+		if err := cfg.Alert.Check(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.CaptchaTTL <= 0 {
 		cfg.CaptchaTTL = 10 * time.Minute
@@ -252,7 +270,12 @@ func (c *authCache) put(k [32]byte, now time.Time) {
 	c.m[k] = now.Add(authCacheTTL)
 }
 
-var errBadPassword = errors.New("legacy: wrong username or password")
+var (
+	errBadPassword = errors.New("legacy: wrong username or password")
+	// errLocked: too many failed logins of this name lately; answered as
+	// a wrong password.
+	errLocked = errors.New("legacy: too many failed logins")
+)
 
 // login checks username and password against the store, upgrading an
 // old-format hash after a successful check. weave.ErrNotFound for an
@@ -267,6 +290,9 @@ func (s *Service) login(ctx context.Context, username, password string) (weave.L
 	if s.auth.ok(k, now) {
 		return u, nil
 	}
+	if s.failures.over(username, loginFailures, lockout, now) {
+		return u, errLocked
+	}
 	select {
 	case s.kdf <- struct{}{}:
 	case <-ctx.Done():
@@ -278,6 +304,7 @@ func (s *Service) login(ctx context.Context, username, password string) (weave.L
 		s.cfg.Logger.Warn("1.1 account has an unusable password hash", "user", username, "err", verr)
 	}
 	if !ok {
+		s.failures.add(username, loginFailures, lockout, now)
 		return u, errBadPassword
 	}
 	if passwd.NeedsUpgradeFor(u.PasswordHash, s.cfg.KDF) {

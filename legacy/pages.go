@@ -17,11 +17,12 @@ import (
 // captcha-challenge and captcha-response with the account creation.
 var captchaPage = template.Must(template.New("captcha").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Captcha</title>
-<style>body{margin:0;font:14px sans-serif}img{display:block;border:1px solid #999}input{font-size:16px;width:254px;margin-top:4px}</style>
+<style>body{margin:0;font:14px sans-serif}img{display:block;border:1px solid #999}input{font-size:16px;width:180px;margin-top:4px}a{margin-left:6px}</style>
 </head><body>
 <img src="data:image/png;base64,{{.Image}}" width="{{.Width}}" height="{{.Height}}" alt="Type the characters you see">
 <input type="hidden" id="recaptcha_challenge_field" name="recaptcha_challenge_field" value="{{.ID}}">
 <input type="text" id="recaptcha_response_field" name="recaptcha_response_field" autocomplete="off" placeholder="Type the characters above">
+<a href="">New picture</a> (each picture takes one try)
 </body></html>
 `))
 

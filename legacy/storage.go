@@ -162,7 +162,7 @@ func (h *nodeHandler) authenticate(w http.ResponseWriter, r *http.Request, pathU
 	}
 	ctx := r.Context()
 	if _, err := s.login(ctx, user, pass); err != nil {
-		if errors.Is(err, weave.ErrNotFound) || errors.Is(err, errBadPassword) {
+		if errors.Is(err, weave.ErrNotFound) || errors.Is(err, errBadPassword) || errors.Is(err, errLocked) {
 			return fail("password")
 		}
 		s.writeStoreError(w, err)

@@ -280,9 +280,15 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request, name string
 		writeCode(w, codeWeakPassword)
 		return
 	}
-	if s.cfg.Signup == SignupCaptcha && !s.captchaPassed(r, req.Challenge, req.Response) {
+	bypass := s.bypass(r)
+	if s.cfg.Signup == SignupCaptcha && !bypass && !s.captchaSolved(r, req.Challenge, req.Response) {
 		s.cfg.Observer.Signup("captcha")
 		writeCode(w, codeCaptcha)
+		return
+	}
+	if !bypass && !s.signups.add(clientIP(r), signupsPerIP, signupWindow, s.cfg.Now()) {
+		w.Header().Set("Retry-After", seconds(signupWindow))
+		writeStatus(w, http.StatusTooManyRequests)
 		return
 	}
 	h, err := s.hash(*req.Password)
@@ -305,15 +311,19 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request, name string
 	writeText(w, http.StatusOK, name)
 }
 
-// captchaPassed: a configured bypass header, or a solved captcha from
-// captcha_html (challenge = its id, response = the typed text).
-func (s *Service) captchaPassed(r *http.Request, challenge, response *string) bool {
+// bypass reports whether the request carries a configured automation
+// secret (X-Weave-Secret or X-Captcha-Override).
+func (s *Service) bypass(r *http.Request) bool {
 	if v := r.Header.Get(WeaveSecretHeader); v != "" && captcha.SecretMatches(v, s.cfg.WeaveSecret) {
 		return true
 	}
-	if v := r.Header.Get(CaptchaOverrideHeader); v != "" && captcha.SecretMatches(v, s.cfg.CaptchaOverride) {
-		return true
-	}
+	v := r.Header.Get(CaptchaOverrideHeader)
+	return v != "" && captcha.SecretMatches(v, s.cfg.CaptchaOverride)
+}
+
+// captchaSolved checks a captcha from captcha_html (challenge = its id,
+// response = the typed text).
+func (s *Service) captchaSolved(r *http.Request, challenge, response *string) bool {
 	if challenge == nil || response == nil {
 		return false
 	}
@@ -340,7 +350,7 @@ func (s *Service) authUser(w http.ResponseWriter, r *http.Request, name string, 
 	switch {
 	case err == nil:
 		return u, true
-	case errors.Is(err, weave.ErrNotFound), errors.Is(err, errBadPassword):
+	case errors.Is(err, weave.ErrNotFound), errors.Is(err, errBadPassword), errors.Is(err, errLocked):
 		s.cfg.Observer.AuthFailed("password")
 		writeStatus(w, badStatus)
 	default:

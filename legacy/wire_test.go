@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/legacy"
 )
 
 // newUser makes an account through the User API (open sign-up) and looks
@@ -264,5 +265,84 @@ func TestUserAPIWire(t *testing.T) {
 	}
 	if r := c.do("PATCH", c.serverURL+"user/1.0/"+c.username, "", nil); r.status != http.StatusMethodNotAllowed {
 		t.Fatalf("PATCH = %d", r.status)
+	}
+}
+
+// TestLimits: guessing a password locks the name for a while (a device
+// whose login is cached keeps syncing), and one address creates at most a
+// few accounts a minute.
+func TestLimits(t *testing.T) {
+	srv := newServer(t, backends[0], serverOpts{signup: "open"})
+	synced := newUser(t, srv, "victim@example.com")
+	if r := synced.storage("GET", "info/collections", "", nil); r.status != 200 {
+		t.Fatalf("first sync = %d", r.status)
+	}
+	// A second account that has not signed in yet (nothing cached).
+	idle := &client{t: t, serverURL: synced.serverURL, username: usernameFromAccount("idle@example.com")}
+	if r := idle.do("PUT", idle.serverURL+"user/1.0/"+idle.username, `{"password":"long enough pw","email":"idle@example.com"}`, nil); r.status != 200 {
+		t.Fatalf("create = %d", r.status)
+	}
+	for _, c := range []*client{synced, idle} {
+		guesser := &client{t: t, serverURL: c.serverURL, username: c.username, cluster: synced.cluster}
+		for i := range 10 {
+			guesser.password = fmt.Sprintf("guess number %d", i)
+			if r := guesser.do("GET", guesser.cluster+"1.1/"+guesser.username+"/info/collections", "", nil); r.status != 401 {
+				t.Fatalf("guess %d = %d", i, r.status)
+			}
+		}
+	}
+	// Locked: the right password is refused unless a device already
+	// proved it within the last minutes...
+	idle.password = "long enough pw"
+	if r := idle.do("GET", idle.serverURL+"user/1.0/"+idle.username+"/node/weave", "", nil); r.status != 400 {
+		t.Fatalf("right password while locked = %d, want 400", r.status)
+	}
+	// ...so the device that was already syncing carries on.
+	if r := synced.storage("GET", "info/collections", "", nil); r.status != 200 {
+		t.Fatalf("syncing device while locked = %d", r.status)
+	}
+
+	// Sign-ups: five a minute from one address, the secrets excepted.
+	n := 0
+	for i := range 7 {
+		c := &client{t: t, serverURL: synced.serverURL, username: usernameFromAccount(fmt.Sprintf("n%d@example.com", i))}
+		r := c.do("PUT", c.serverURL+"user/1.0/"+c.username, fmt.Sprintf(`{"password":"long enough pw","email":"n%d@example.com"}`, i), nil)
+		switch r.status {
+		case 200:
+			n++
+		case 429:
+		default:
+			t.Fatalf("sign-up %d = %d %q", i, r.status, r.body)
+		}
+	}
+	// idle@ was the first of the minute (victim@ came with the override).
+	if n != 4 {
+		t.Fatalf("%d sign-ups went through, want 4 (5 per minute)", n)
+	}
+	c := &client{t: t, serverURL: synced.serverURL, username: usernameFromAccount("qa2@example.com")}
+	if r := c.do("PUT", c.serverURL+"user/1.0/"+c.username, `{"password":"long enough pw","email":"qa2@example.com"}`,
+		map[string]string{"X-Weave-Secret": "qa-secret"}); r.status != 200 {
+		t.Fatalf("sign-up with the secret over the limit = %d", r.status)
+	}
+}
+
+// TestAlert: the operator's notice goes out as X-Weave-Alert in the JSON
+// form the UXP client acts on; hard-eol answers 513 so clients stop.
+func TestAlert(t *testing.T) {
+	for _, code := range []string{"soft-eol", "hard-eol"} {
+		a := &legacy.Alert{Code: code, Message: "Moving to a new server", URL: "https://example.com/moving"}
+		srv := newServer(t, backends[0], serverOpts{signup: "open", alert: a})
+		c := newUser(t, srv, "alert@example.com")
+		r := c.do("GET", c.cluster+"1.1/"+c.username+"/info/collections", "", nil)
+		var got legacy.Alert
+		if err := json.Unmarshal([]byte(r.header.Get("X-Weave-Alert")), &got); err != nil || got != *a {
+			t.Fatalf("%s: X-Weave-Alert %q", code, r.header.Get("X-Weave-Alert"))
+		}
+		if want := map[string]int{"soft-eol": 200, "hard-eol": 513}[code]; r.status != want {
+			t.Fatalf("%s: status %d, want %d", code, r.status, want)
+		}
+	}
+	if err := (&legacy.Alert{Code: "nope"}).Check(); err == nil {
+		t.Fatal("an unknown alert code passed Check")
 	}
 }

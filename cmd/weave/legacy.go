@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,12 +25,14 @@ type legacyFlags struct {
 	signup          string
 	weaveSecret     string
 	captchaOverride string
+	alert           string
 }
 
 func (f *legacyFlags) register(c *command) {
 	c.Bool(&f.enabled, "legacy", false, "also serve Sync 1.1 and User API 1.0 for Pale Moon and Basilisk (services.sync.serverURL = the public URL + \"/\"), on the same storage, nodes and states as 1.5; see docs/legacy.md")
 	c.String(&f.signup, "legacy-signup", "closed", "who may create 1.1 accounts: closed (operators only: `weave legacy-user create`), captcha (the setup wizard shows weave's image captcha) or open")
 	c.Secret(&f.weaveSecret, "legacy-weave-secret", "", "a secret that, sent as X-Weave-Secret (the client's services.sync.admin-secret pref), creates a 1.1 account without the captcha (prefer --legacy-weave-secret-file)")
+	c.String(&f.alert, "legacy-alert", "", `a notice for every 1.1 client, as JSON {"code":"soft-eol","message":"…","url":"…"}: soft-eol shows the message, hard-eol also stops their syncing`)
 	c.Secret(&f.captchaOverride, "legacy-captcha-override", "", "a secret that, sent as X-Captcha-Override, creates a 1.1 account without the captcha (prefer --legacy-captcha-override-file)")
 }
 
@@ -59,7 +62,18 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 	if err != nil {
 		return nil, err
 	}
+	var alert *legacy.Alert
+	if f.alert != "" {
+		alert = &legacy.Alert{}
+		if err := json.Unmarshal([]byte(f.alert), alert); err != nil {
+			return nil, fmt.Errorf("--legacy-alert: %v (want JSON such as {\"code\":\"soft-eol\",\"message\":\"…\",\"url\":\"…\"})", err)
+		}
+		if err := alert.Check(); err != nil {
+			return nil, fmt.Errorf("--legacy-alert: %v", err)
+		}
+	}
 	svc, err := legacy.New(legacy.Config{
+		Alert:           alert,
 		Users:           sqlstore.NewLegacyUserStore(tokenDB.DB()),
 		Tokens:          tokenDB,
 		PublicURL:       publicURL,
