@@ -433,13 +433,15 @@ func (t *TokenDB) chooseNode(ctx context.Context, tx *sql.Tx, svc, preferred int
 	}
 }
 
-// releaseCapacity gives every up node that has room but no free slots
-// ceil(capacity × release rate) slots, at most its room (spec §6.1).
+// releaseCapacity gives every up or backoff node that has room but no free
+// slots ceil(capacity × release rate) slots, at most its room (spec §6.1:
+// Mozilla's release leaves out only downed nodes, so a node in backoff has
+// its slots ready when it comes back up).
 // The amount is computed here rather than in SQL: LEAST/GREATEST and
 // float-to-integer rounding differ between dialects.
 func (t *TokenDB) releaseCapacity(ctx context.Context, tx *sql.Tx, svc int64) (bool, error) {
 	rows, err := tx.QueryContext(ctx, t.db.Q(`SELECT id, capacity, current_load FROM token_nodes
-		WHERE service = ? AND state = 'up' AND available <= 0 AND capacity > current_load`), svc)
+		WHERE service = ? AND state IN ('up', 'backoff') AND available <= 0 AND capacity > current_load`), svc)
 	if err != nil {
 		return false, err
 	}

@@ -520,6 +520,55 @@ func testTokenDBCapacityRelease(t *testing.T, b tokenBackend) {
 	mustAllocate(t, tdb, "over@d", weave.NewTokenUser{})
 }
 
+// TestTokenDBCapacityReleaseBackoff: a release gives slots to nodes in
+// backoff too (they get no new users until they are up again), as
+// Mozilla's release leaves out only downed nodes; draining and down nodes
+// get none.
+func TestTokenDBCapacityReleaseBackoff(t *testing.T) {
+	forEachBackend(t, testTokenDBCapacityReleaseBackoff)
+}
+
+func testTokenDBCapacityReleaseBackoff(t *testing.T, b tokenBackend) {
+	ctx := context.Background()
+	tdb := b.openTokenDB(t, sqlstore.TokenDBOptions{}) // rate 0.1: 1 slot of 10
+	up := mustAddNode(t, tdb, "https://up.example.com", 10)
+	var others []weave.Node
+	for _, name := range []string{"backoff", "draining", "down"} {
+		others = append(others, mustAddNode(t, tdb, "https://"+name+".example.com", 10))
+	}
+	for i := range 4 { // one user each: every released slot taken
+		mustAllocate(t, tdb, fmt.Sprintf("u%d@d", i), weave.NewTokenUser{})
+	}
+	backoff, draining, down := others[0], others[1], others[2]
+	for n, st := range map[int64]weave.NodeState{backoff.ID: weave.NodeBackoff, draining.ID: weave.NodeDraining, down.ID: weave.NodeDown} {
+		if err := tdb.SetNodeState(ctx, n, st, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := mustAllocate(t, tdb, "new@d", weave.NewTokenUser{}); u.NodeID != up.ID {
+		t.Fatalf("new user on node %d, want the up node %d", u.NodeID, up.ID)
+	}
+	for _, tc := range []struct {
+		n    weave.Node
+		want int64
+	}{{up, 0}, {backoff, 1}, {draining, 0}, {down, 0}} {
+		got, err := tdb.NodeByID(ctx, tc.n.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Available != tc.want || got.CurrentLoad != map[bool]int64{true: 2, false: 1}[tc.n.ID == up.ID] {
+			t.Errorf("%s after a release: available %d (want %d), load %d", tc.n.URL, got.Available, tc.want, got.CurrentLoad)
+		}
+	}
+	// Back up, the node takes new users with the slot it was given.
+	if err := tdb.SetNodeState(ctx, backoff.ID, weave.NodeUp, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u := mustAllocate(t, tdb, "next@d", weave.NewTokenUser{}); u.NodeID != backoff.ID {
+		t.Fatalf("after backoff: new user on node %d, want %d", u.NodeID, backoff.ID)
+	}
+}
+
 // TestTokenDBSelectionOrder: least current_load/capacity first, ties by id.
 func TestTokenDBSelectionOrder(t *testing.T) { forEachBackend(t, testTokenDBSelectionOrder) }
 
