@@ -97,6 +97,13 @@ func errInvalidClientState(description string) *apiError {
 		description: "Unacceptable client-state value " + description}
 }
 
+// errClientStateMismatch is the answer to an X-Client-State that disagrees
+// with X-KeyID: syncstorage-rs gives this body, unlike its other
+// invalid-client-state answers (header location, "Unacceptable ...").
+func errClientStateMismatch() *apiError {
+	return &apiError{code: http.StatusUnauthorized, status: "invalid-client-state", location: "body", description: "Unauthorized"}
+}
+
 func errBadClientStateFormat() *apiError {
 	return &apiError{code: http.StatusBadRequest, status: "error", location: "header", name: "X-Client-State", description: "Invalid client state value"}
 }

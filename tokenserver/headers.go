@@ -81,7 +81,7 @@ func parseKeyID(r *http.Request) (keyID, *apiError) {
 	}
 	k := keyID{keysChangedAt: kca, clientState: hex.EncodeToString(raw)}
 	if hasXCS && xcs[0] != k.clientState {
-		return keyID{}, errInvalidClientState("does not match X-KeyID")
+		return keyID{}, errClientStateMismatch()
 	}
 	return k, nil
 }

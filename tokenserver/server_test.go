@@ -441,7 +441,14 @@ func TestTokenServerErrors(t *testing.T) {
 		{name: "X-KeyID state too long", req: with(func(e *env, r *request) { r.keyID = "150-" + base64.RawURLEncoding.EncodeToString(make([]byte, 17)) }),
 			code: 401, status: "invalid-credentials"},
 		{name: "X-Client-State disagrees with X-KeyID", req: with(func(e *env, r *request) { r.clientState = csA }),
-			code: 401, status: "invalid-client-state"},
+			code: 401, status: "invalid-client-state", loc: "body", desc: "Unauthorized",
+			check: func(t *testing.T, w *httptest.ResponseRecorder) {
+				// syncstorage-rs's exact answer (its test_x_client_state_must_have_same_client_state_as_key_id).
+				want := `{"status":"invalid-client-state","errors":[{"location":"body","name":"","description":"Unauthorized"}]}`
+				if w.Body.String() != want {
+					t.Errorf("body %s, want %s", w.Body, want)
+				}
+			}},
 		{name: "token with a forged signature", req: with(func(e *env, r *request) {
 			// Claims of one token under the signature of another.
 			a := strings.Split(e.iss.Mint(fxatest.Token{Sub: known}), ".")
