@@ -84,6 +84,7 @@ type Progress struct {
 	// imported; Reimported tells whether its data was imported again.
 	Changed    string
 	Reimported bool
+	Password   bool  // the password changed at the source was updated (1.1)
 	BSOs       int   // records copied for this account
 	Batches    int   // open batches copied for this account
 	Err        error // the account failed (Run stops)
@@ -97,6 +98,7 @@ type Report struct {
 	Skipped    int    // accounts already imported and unchanged
 	Reimported int    // accounts changed at the source and imported again
 	Disabled   int    // accounts disabled at the source, not imported (1.1)
+	Passwords  int    // passwords changed at the source, updated in weave (1.1)
 	// Changed are the accounts changed at the source since they were
 	// imported and left as they are in weave (without Options.Reimport).
 	Changed     []string

@@ -50,7 +50,9 @@ type LegacyOptions struct {
 // with Reimport). Disabled accounts of server-storage are not imported
 // (Report.Disabled); accounts weave cannot take (a username the client
 // would never send, a hash in no known format) are named in the error
-// once the others are imported. It stops at the first account that fails
+// once the others are imported. An imported account whose password was
+// changed at the source, and that has not signed in to weave since, takes
+// the new one (Report.Passwords). It stops at the first account that fails
 // otherwise.
 func RunLegacy(ctx context.Context, o LegacyOptions) (Report, error) {
 	var rep Report
@@ -119,10 +121,23 @@ func RunLegacy(ctx context.Context, o LegacyOptions) (Report, error) {
 
 func importLegacyAccount(ctx context.Context, o LegacyOptions, src *legacySource, a legacyAccount, p *Progress, rep *Report) error {
 	email := weave.LegacyTokenEmail(a.username)
-	_, err := o.Accounts.LegacyUser(ctx, a.username)
+	cur, err := o.Accounts.LegacyUser(ctx, a.username)
 	imported := err == nil
 	if err != nil && !errors.Is(err, weave.ErrNotFound) {
 		return err
+	}
+	if imported && cur.PasswordHash != a.hash && !strings.HasPrefix(cur.PasswordHash, "$argon2id$") {
+		// The password was changed at the old server after the import,
+		// and the account has not signed in to weave since (its hash
+		// would be weave's own then): the old server's is the current one.
+		// Conditional on the hash read, so a concurrent first login wins.
+		switch err := o.Accounts.UpdateLegacyPassword(ctx, a.username, cur.PasswordHash, a.hash); {
+		case err == nil:
+			rep.Passwords++
+			p.Password = true
+		case !errors.Is(err, weave.ErrConflict):
+			return fmt.Errorf("update the password: %w", err)
+		}
 	}
 	// The account's token record: kept from an earlier, interrupted or
 	// finished, run, else allocated on the node.

@@ -9,6 +9,7 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/importer/importertest"
+	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -98,6 +99,33 @@ func TestImportLegacySources(t *testing.T) {
 				t.Fatalf("reimport: %+v (%v), want A's 6 records imported again", rep, err)
 			}
 			src.CheckImported(t, ctx, tokens, accounts, store, node.ID)
+
+			// A password changed at the old server after the import: an
+			// account that has not signed in to weave takes the new one;
+			// one that has (its hash is weave's own now) keeps weave's.
+			a, err := accounts.LegacyUser(ctx, importertest.LegacyA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signedIn, err := passwd.HashWith("weave password", passwd.Params{Memory: 64, Time: 1, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := accounts.UpdateLegacyPassword(ctx, importertest.LegacyA, a.PasswordHash, signedIn); err != nil {
+				t.Fatal(err)
+			}
+			src.ChangePassword(t, importertest.LegacyB, "new secret b")
+			src.ChangePassword(t, importertest.LegacyA, "new secret a")
+			rep, err = importer.RunLegacy(ctx, opts(store))
+			if err != nil || rep.Passwords != 1 || rep.Skipped != 3 {
+				t.Fatalf("run after password changes: %+v (%v), want B's password updated", rep, err)
+			}
+			for name, pw := range map[string]string{importertest.LegacyB: "new secret b", importertest.LegacyA: "weave password"} {
+				u, err := accounts.LegacyUser(ctx, name)
+				if ok, _ := passwd.Verify(u.PasswordHash, pw); err != nil || !ok {
+					t.Errorf("%s: password %q does not verify (%v)", name, pw, err)
+				}
+			}
 		})
 	}
 }

@@ -228,6 +228,9 @@ func (a *app) importLegacy(f *importFlags, src *sqlstore.DB, schema importer.Sch
 			case p.Skipped:
 				state = "already imported"
 			}
+			if p.Password {
+				state += "; password changed at the source, updated"
+			}
 			fmt.Fprintf(a.stderr, "\r[%d/%d] %s %v: %s\033[K", p.Done, p.Total, p.Email, p.UIDs, state)
 		},
 	})
@@ -237,6 +240,9 @@ func (a *app) importLegacy(f *importFlags, src *sqlstore.DB, schema importer.Sch
 	}
 	if rep.Reimported > 0 {
 		fmt.Fprintf(a.stdout, "%d accounts changed at the source were imported again\n", rep.Reimported)
+	}
+	if rep.Passwords > 0 {
+		fmt.Fprintf(a.stdout, "%d passwords changed at the source were updated (accounts that had not signed in to weave)\n", rep.Passwords)
 	}
 	fmt.Fprintf(a.stdout, "%d Sync 1.1 accounts: %d imported, %d already imported, %d disabled at the source (not imported); %d storage records, %d collections, %d records (%d bytes) into %s in %s\n",
 		rep.Accounts, rep.Imported, rep.Skipped, rep.Disabled, rep.Records, rep.Collections, rep.BSOs, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))

@@ -476,3 +476,31 @@ func serverCoreUser(db string) string {
 		UNIQUE (username)
 	)`
 }
+
+// ChangePassword changes the account's password at the source, in the
+// format its old hash had, as a user of the old server would.
+func (s *LegacySource) ChangePassword(t testing.TB, username, password string) {
+	t.Helper()
+	users := s.Storage
+	if s.Users != nil {
+		users = s.Users
+	}
+	for i := range s.Accounts {
+		a := &s.Accounts[i]
+		if a.Username != username {
+			continue
+		}
+		a.Password = password
+		h := s.c.hashFor(t, i, password)
+		switch {
+		case s.c.Schema == importer.FSyncMS:
+			Exec(t, users, `UPDATE users SET md5 = ? WHERE username = ?`, h, username)
+		case s.c.UsersTable == "users":
+			Exec(t, users, `UPDATE users SET password_hash = ? WHERE id = ?`, h, a.id)
+		default:
+			Exec(t, users, `UPDATE user SET password = ? WHERE userid = ?`, h, a.id)
+		}
+		return
+	}
+	t.Fatalf("no account %s", username)
+}
