@@ -19,6 +19,7 @@ import (
 	"github.com/weave-sync/weave/importer/importertest"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/legacy"
+	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
@@ -93,7 +94,9 @@ func TestImportLegacyLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			svc, err := legacy.New(legacy.Config{Users: accounts, Tokens: tokens, PublicURL: hs.URL})
+			// Cheap hashes for new passwords: the upgrade is what is tested.
+			svc, err := legacy.New(legacy.Config{Users: accounts, Tokens: tokens, PublicURL: hs.URL,
+				KDF: passwd.Params{Memory: 64, Time: 1, Threads: 1}})
 			if err != nil {
 				t.Fatal(err)
 			}
