@@ -32,6 +32,10 @@ func TestFlagRangesRefusedAtStart(t *testing.T) {
 		{args: []string{"--db-timeout", "-1s"}, want: "--db-timeout"},
 		{args: []string{"--memcache-timeout", "0s"}, want: "--memcache-timeout"},
 	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"legacy-user", "reset-password", "a", "--link-ttl", "-1h"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--link-ttl -1h0m0s") {
+		t.Errorf("legacy-user --link-ttl -1h: exit %d, %q", code, errb.String())
+	}
 	for _, tc := range cases {
 		name := strings.Join(tc.args, " ") + tc.env[0] + tc.env[1]
 		t.Run(name, func(t *testing.T) {
@@ -53,7 +57,8 @@ func TestFlagRangesRefusedAtStart(t *testing.T) {
 		})
 	}
 	// The defaults and ordinary values pass.
-	var out, errb bytes.Buffer
+	out.Reset()
+	errb.Reset()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1", "--data-dir", t.TempDir(), "--shutdown-grace", "0s", "--hawk-skew", "30s", "--quota-bytes", "0", "--purge-interval", "0s"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "listening") {

@@ -107,7 +107,7 @@ func (a *app) legacyUserCommand() *command {
 	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&email, "email", "", "create: the e-mail address to keep (default: ACCOUNT when it is one)")
 	c.Bool(&link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
-	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works")
+	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works (1m to 30 days)").Min(time.Minute).Max(30 * 24 * time.Hour)
 	c.run = func(args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("want list, create, reset-password or delete (see `weave legacy-user --help`)")

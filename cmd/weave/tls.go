@@ -173,7 +173,9 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		c, err := getCert(hello)
 		if err != nil && hello.ServerName != "" {
-			log.Warn("no certificate for a TLS client", "server_name", hello.ServerName, "err", err)
+			// Debug: scanners send any name, and net/http logs the
+			// failed handshake already.
+			log.Debug("no certificate for a TLS client", "server_name", hello.ServerName, "err", err)
 		}
 		return c, err
 	}
