@@ -145,7 +145,9 @@ func prepareFiles(path string) error {
 		return fmt.Errorf("sqlite: create %s: %w", path, err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
-		if _, err := privfile.Tighten(p); err != nil {
+		// Another user's file (an operator's tool run against the
+		// service's database) cannot be changed: open it as it is.
+		if _, err := privfile.Tighten(p); err != nil && !errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("sqlite: make %s private: %w", p, err)
 		}
 	}

@@ -22,7 +22,7 @@ func masterSecret(configured, dataDir string) (string, error) {
 	}
 	path := filepath.Join(dataDir, "master-secret")
 	// An older weave, or a hand-made file, may be readable by others.
-	if _, err := privfile.Tighten(path); err != nil {
+	if _, err := privfile.Tighten(path); err != nil && !errors.Is(err, fs.ErrPermission) {
 		return "", fmt.Errorf("make %s private: %w", path, err)
 	}
 	b, err := os.ReadFile(path)
