@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -74,6 +75,21 @@ func TestServeLegacy(t *testing.T) {
 	}
 	if st, body, _ := do("GET", node+"1.1/"+user+"/info/collections", "pat password 1", ""); st != 200 || !strings.Contains(body, `"meta":`) {
 		t.Fatalf("info/collections = %d %q", st, body)
+	}
+	// A Firefox (1.5) user on the same node and store: its own uid, and
+	// neither sees the other's records.
+	ff := srv.client(t, "0123456789abcdef0123456789abcdef")
+	ff.must(200, "PUT", "/storage/bookmarks/fx1", map[string]any{"payload": "firefox"})
+	if st, body, _ := do("GET", node+"1.1/"+user+"/info/collections", "pat password 1", ""); st != 200 || strings.Contains(body, "bookmarks") {
+		t.Fatalf("the 1.1 user sees %q", body)
+	}
+	var colls map[string]any
+	ff.must(200, "GET", "/info/collections", nil).json(t, &colls)
+	if _, ok := colls["meta"]; ok || len(colls) != 1 {
+		t.Fatalf("the 1.5 user sees %v", colls)
+	}
+	if out := cli("legacy-user", "list"); strings.Contains(out, fmt.Sprintf("(uid %d)", ff.token.UID)) {
+		t.Fatalf("the 1.1 user has the 1.5 user's uid %d: %q", ff.token.UID, out)
 	}
 	// The token server still answers its own path (401: no credentials).
 	if st, body, _ := do("GET", "/1.0/sync/1.5", "", ""); st != 401 || !strings.Contains(body, "status") {
