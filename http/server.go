@@ -95,6 +95,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Observer, when set, is told what the API does (for metrics).
 	Observer Observer
+	// CORSOrigins, when not empty, lets web pages of these origins
+	// ("scheme://host[:port]", or "*" for any) call the storage and token
+	// routes (see cors.go). Empty: no CORS headers.
+	CORSOrigins []string
 }
 
 // Observer receives counts of what the storage API does. Calls happen on
@@ -174,6 +178,7 @@ type Server struct {
 	// fullLogged is when (unix ns) a refused write last logged that the
 	// database is full, so a full disk gives one clear line, not a flood.
 	fullLogged atomic.Int64
+	cors       *cors // nil: off
 	// pageRecords and pageBytes bound one page of a collection read
 	// (tests make them small).
 	pageRecords, pageBytes int
@@ -252,6 +257,10 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.publicOrigin = origin{host: host, port: port, base: s.node}
 	}
+	var err error
+	if s.cors, err = newCORS(cfg.CORSOrigins); err != nil {
+		return nil, err
+	}
 	s.secrets = slices.Clone(cfg.Secrets)
 	s.tokens = newTokenCache(tokenCacheSize)
 	nonces := cfg.Hawk.NonceCacheSize
@@ -323,6 +332,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path = path[len(s.prefix):]
 		if path == "" {
 			path = "/"
+		}
+	}
+	if s.cors != nil && (strings.HasPrefix(path, "/1.5/") || (strings.HasPrefix(path, "/1.0/") && s.tokenServer != nil)) {
+		if s.cors.handle(&rq.w, r) {
+			return // a preflight, answered
 		}
 	}
 	switch {

@@ -65,3 +65,16 @@ func TestFlagRangesRefusedAtStart(t *testing.T) {
 		t.Fatalf("ordinary values refused: %d %s", code, errb.String())
 	}
 }
+
+// TestCORSOriginsFlag: --cors-origins reaches the storage server, which
+// refuses an origin that is not scheme://host[:port] at start.
+func TestCORSOriginsFlag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1", "--data-dir", t.TempDir(),
+		"--shutdown-grace", "0s", "--cors-origins", "https://app.example,https://app.example/path"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), `CORS origin "https://app.example/path"`) || strings.Contains(out.String(), "listening") {
+		t.Fatalf("exit %d, stderr %q, stdout %q", code, errb.String(), out.String())
+	}
+}

@@ -39,6 +39,7 @@ type serveFlags struct {
 	tokenDuration  time.Duration
 	trustedProxies string
 	hawkSkew       time.Duration
+	corsOrigins    string
 	quotaBytes     int64
 	limits         weave.Limits
 	purgeInterval  time.Duration
@@ -69,6 +70,7 @@ func (a *app) serveCommand() *command {
 	c.Duration(&f.tokenDuration, "token-duration", time.Hour, "lifetime of the tokens the token server issues").Min(time.Second)
 	c.String(&f.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-Proto/Host/Port are trusted (only used without --public-url)")
 	c.Duration(&f.hawkSkew, "hawk-skew", 60*time.Second, "accepted clock difference of Hawk-signed requests (1s to 1h; it also bounds how long nonces are remembered against replay)").Min(time.Second).Max(time.Hour)
+	c.String(&f.corsOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port], or *) whose web pages may call the storage and token APIs (CORS; default: none)")
 	c.Int64(&f.quotaBytes, "quota-bytes", 0, "per-user storage quota in bytes (0: none)").Min(0)
 	def := weave.DefaultLimits()
 	c.Int64(&f.limits.MaxRequestBytes, "max-request-bytes", def.MaxRequestBytes, "largest request body accepted").Min(1)
@@ -267,6 +269,7 @@ func (a *app) serve(f *serveFlags) error {
 		Commit:         commit,
 		Backoff:        fs.main.Backoff,
 		Observer:       httpObserver{obs.m},
+		CORSOrigins:    strings.Split(f.corsOrigins, ","),
 	}
 	srv, err := weavehttp.New(httpCfg)
 	if err != nil {
