@@ -9,6 +9,10 @@
 // not), recognised from its tables (see OpenSource), and the tokenserver
 // database of either (MySQL or PostgreSQL).
 //
+// RunLegacy imports the Sync 1.1 accounts (Pale Moon, Basilisk) of FSyncMS
+// and of Mozilla's 2011 server-storage with server-core's user tables: see
+// its doc.
+//
 // Per account, the importer copies each live uid's data into the node's
 // shard, checks the copy against the source (counts and a checksum per
 // collection and per open batch), and only then inserts the account's

@@ -2,6 +2,7 @@ package importer_test
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,117 @@ func TestImportLegacySources(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunLegacyRefuses checks that databases RunLegacy cannot read are
+// refused with a message saying what to do, before anything is written.
+func TestRunLegacyRefuses(t *testing.T) {
+	ctx := t.Context()
+	tokens, node, store := weaveDest(t)
+	accounts := sqlstore.NewLegacyUserStore(tokens.DB())
+	cases := []struct {
+		name   string
+		schema importer.Schema
+		stmts  []string
+		users  []string // a separate user database's tables
+		want   string
+	}{
+		{"empty", "", nil, nil, "neither FSyncMS's tables"},
+		{"server-storage without users", "", []string{
+			`CREATE TABLE collections (userid INTEGER, collectionid INTEGER, name VARCHAR(32))`,
+			`CREATE TABLE wbo (id VARCHAR(64), username INTEGER, collection INTEGER, modified BIGINT, ttl INTEGER)`,
+		}, nil, "--from-users-url"},
+		{"users elsewhere, but not there either", "", []string{
+			`CREATE TABLE collections (userid INTEGER, collectionid INTEGER, name VARCHAR(32))`,
+			`CREATE TABLE wbo (id VARCHAR(64), username INTEGER, collection INTEGER, modified BIGINT, ttl INTEGER)`,
+		}, []string{`CREATE TABLE accounts (name TEXT)`}, "neither server-core's users table"},
+		{"shard missing", "", []string{
+			`CREATE TABLE collections (userid INTEGER, collectionid INTEGER, name VARCHAR(32))`,
+			`CREATE TABLE wbo0 (id VARCHAR(64), username INTEGER, collection INTEGER, modified BIGINT, ttl INTEGER)`,
+			`CREATE TABLE wbo2 (id VARCHAR(64), username INTEGER, collection INTEGER, modified BIGINT, ttl INTEGER)`,
+		}, nil, "numbered [0 2]"},
+		{"no collections", "", []string{
+			`CREATE TABLE wbo (id VARCHAR(64), username INTEGER, collection INTEGER, modified BIGINT, ttl INTEGER)`,
+		}, nil, "lacks its collections table"},
+		{"wrong --from-schema", importer.ServerStorage, []string{
+			`CREATE TABLE wbo (username VARCHAR(100), id VARCHAR(65), collection VARCHAR(100), modified REAL, ttl INT)`,
+			`CREATE TABLE users (username VARCHAR(255), md5 VARCHAR(64))`,
+		}, nil, "--from-schema says server-storage, but the source database has the tables of fsyncms"},
+		{"FSyncMS with a user database", "", []string{
+			`CREATE TABLE wbo (username VARCHAR(100), id VARCHAR(65), collection VARCHAR(100), modified REAL, ttl INT)`,
+			`CREATE TABLE users (username VARCHAR(255), md5 VARCHAR(64))`,
+		}, []string{`CREATE TABLE users (id INTEGER)`}, "drop --from-users-url"},
+		{"a 1.5 schema", importer.SyncstorageRS, nil, nil, "not a 1.1 source schema"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mk := func(name string, stmts []string) *sqlstore.DB {
+				db, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, name)), sqlite.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				for _, q := range stmts {
+					if _, err := db.Write.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return db
+			}
+			o := importer.LegacyOptions{Storage: mk("src.db", tc.stmts), Schema: tc.schema, Dest: tokens, Accounts: accounts, Node: node, Shard: store}
+			if tc.users != nil {
+				o.Users = mk("users.db", tc.users)
+			}
+			if _, err := importer.RunLegacy(ctx, o); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if n, err := accounts.CountLegacyUsers(ctx); err != nil || n != 0 {
+		t.Errorf("%d accounts in weave (%v), want none", n, err)
+	}
+}
+
+// TestRunLegacyRefusedAccounts checks that accounts weave cannot take are
+// named at the end, and the others imported: a name no client sends, two
+// names equal once lower-cased, a hash in no known format.
+func TestRunLegacyRefusedAccounts(t *testing.T) {
+	ctx := t.Context()
+	tokens, node, store := weaveDest(t)
+	accounts := sqlstore.NewLegacyUserStore(tokens.DB())
+	src, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "weave_db")), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for _, q := range []string{
+		`create table wbo ( username varchar(100), id varchar(65), collection varchar(100), parentid varchar(65), predecessorid int, modified real, sortindex int, payload text, payload_size int, ttl int, primary key (username,collection,id))`,
+		`create table users ( username varchar(255), md5 varchar(64), primary key (username))`,
+		`insert into users values ('Bob', 'c4ca4238a0b923820dcc509a6f75849b'), ('bob', 'c4ca4238a0b923820dcc509a6f75849b'),
+			('bad name!', 'c4ca4238a0b923820dcc509a6f75849b'), ('carol', 'plaintext?'), ('dave', 'c4ca4238a0b923820dcc509a6f75849b')`,
+		`insert into wbo (username, id, collection, modified, payload) values ('dave', 'global', 'meta', 1300000000.25, '{}')`,
+	} {
+		if _, err := src.Write.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := importer.RunLegacy(ctx, importer.LegacyOptions{Storage: src, Dest: tokens, Accounts: accounts, Node: node, Shard: store})
+	if err == nil || !strings.Contains(err.Error(), "3 account(s) not imported") || !strings.Contains(err.Error(), `"bad name!"`) ||
+		!strings.Contains(err.Error(), `"bob" (the same name as "Bob"`) || !strings.Contains(err.Error(), `"carol"`) {
+		t.Fatalf("got %v, want the three accounts named", err)
+	}
+	if rep.Imported != 2 || rep.BSOs != 1 {
+		t.Errorf("report %+v, want Bob and dave imported", rep)
+	}
+	for name, want := range map[string]bool{"bob": true, "dave": true, "carol": false} {
+		u, err := accounts.LegacyUser(ctx, name)
+		if (err == nil) != want {
+			t.Errorf("%s in weave: %v (%v), want %v", name, err == nil, err, want)
+		}
+		if ok, _ := passwd.Verify(u.PasswordHash, "1"); want && !ok {
+			t.Errorf("%s: password does not verify", name)
+		}
 	}
 }
