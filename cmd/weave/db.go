@@ -2,20 +2,29 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 
+	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
 func (a *app) dbCommand() *command {
 	f := &dbFlags{}
 	var batch int
-	c := newCommand("db", "migrate|status|purge [flags]", "Manage the databases: apply schema migrations, show schema versions, purge expired records.")
+	c := newCommand("db", "migrate|status|purge|backup FILE|restore FILE [flags]", `Manage the databases: apply schema migrations, show schema versions, purge expired records, back up and restore.
+  weave db backup FILE    consistent copy of the SQLite database (--database-url, default the
+                          data dir's weave.db) taken while weave serves; FILE must not exist
+  weave db restore FILE   put a backup in place of the database; stop weave serve first
+MySQL/MariaDB and PostgreSQL are backed up with their own tools: see docs/operations.md.`)
 	f.register(c)
 	c.Int(&batch, "purge-batch", 1000, "rows purged per transaction by `weave db purge`").Min(1)
 	c.run = func(args []string) error {
+		if len(args) == 2 && (args[0] == "backup" || args[0] == "restore") {
+			return a.dbBackupRestore(f, args[0], args[1])
+		}
 		if len(args) != 1 {
-			return fmt.Errorf("want one of migrate, status, purge (see `weave db --help`)")
+			return fmt.Errorf("want one of migrate, status, purge, backup FILE, restore FILE (see `weave db --help`)")
 		}
 		dbs, err := openDatabases(a.ctx, f)
 		if err != nil {
@@ -55,9 +64,56 @@ func (a *app) dbCommand() *command {
 			fmt.Fprintf(a.stdout, "purged %d expired records and batch rows\n", total)
 			return nil
 		}
-		return fmt.Errorf("unknown db command %q: want migrate, status or purge", args[0])
+		return fmt.Errorf("unknown db command %q: want migrate, status, purge, backup FILE or restore FILE", args[0])
 	}
 	return c
+}
+
+// dbBackupRestore runs `weave db backup|restore FILE` on the storage
+// database (which holds the token and accounts tables too unless
+// --token-database-url names another; back that one up with its own
+// --database-url).
+func (a *app) dbBackupRestore(f *dbFlags, verb, file string) error {
+	url, err := f.storageURL()
+	if err != nil {
+		return err
+	}
+	be, err := backendFor(url)
+	if err != nil {
+		return err
+	}
+	if be.name != "sqlite" {
+		tool := "mysqldump --single-transaction"
+		if be.name == "postgres" {
+			tool = "pg_dump"
+		}
+		return fmt.Errorf("weave db %s works on SQLite; back up %s with %s (see docs/operations.md, \"Backups\")", verb, be.redact(url), tool)
+	}
+	if file == "" {
+		return fmt.Errorf("weave db %s: want a file name", verb)
+	}
+	start := time.Now()
+	switch verb {
+	case "backup":
+		if err := sqlite.Backup(a.ctx, url, file); err != nil {
+			return err
+		}
+		st, err := os.Stat(file)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "backed up %s to %s (%d bytes, integrity ok, %.1fs)\n", url, file, st.Size(), time.Since(start).Seconds())
+	case "restore":
+		saved, err := sqlite.Restore(a.ctx, file, url)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "restored %s from %s (integrity ok, %.1fs)\n", url, file, time.Since(start).Seconds())
+		if saved != "" {
+			fmt.Fprintf(a.stdout, "the database it replaced is kept as %s: delete it once weave serves the restored data\n", saved)
+		}
+	}
+	return nil
 }
 
 func (a *app) printStatus(dbs *databases) error {
