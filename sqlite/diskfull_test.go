@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,50 +15,6 @@ import (
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
-
-// smallDisk mounts a tmpfs of the given size (e.g. "4m") for the test and
-// returns its directory; it is unmounted when the test ends.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if dbtest.Required() {
-			t.Fatal("disk-full tests mount a tmpfs and need root; WEAVE_REQUIRE_BACKENDS is set")
-		}
-		t.Skip("disk-full tests mount a size-limited tmpfs: run them as root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "weave-test", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	// Registered after TempDir's removal, so it runs before it, and after
-	// the cleanups (closing stores) registered later.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file until the filesystem has no room left.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 16<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", path, err)
-			}
-			return path
-		}
-	}
-}
 
 func records(prefix string, n, size int) []weave.Update {
 	us := make([]weave.Update, n)
@@ -135,13 +89,13 @@ func resumes(t *testing.T, s weave.Store, uid int64, coll string, us []weave.Upd
 // leaves nothing behind, reads go on, the database stays intact, and writes
 // succeed again by themselves once space is freed.
 func TestDiskFull(t *testing.T) {
-	dir := smallDisk(t, "6m")
+	dir := dbtest.SmallDisk(t, "6m")
 	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlite.Options{Timeout: 5 * time.Second})
 	const uid = 1
 	if _, err := s.PostBSOs(t.Context(), uid, "history", records("before", 20, 1000), weave.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
-	filler := fillDisk(t, dir)
+	filler := dbtest.FillDisk(t, dir)
 	acked, refused := writeUntilFull(t, s, uid, "history", func(i int) []weave.Update {
 		return records(fmt.Sprintf("w%04d-", i), 50, 2000)
 	})
@@ -185,7 +139,7 @@ func TestDiskFull(t *testing.T) {
 // having succeeded in between (nothing but the store's own checkpoint can
 // make room).
 func TestWALFullBehindLongReader(t *testing.T) {
-	dir := smallDisk(t, "8m")
+	dir := dbtest.SmallDisk(t, "8m")
 	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlite.Options{Timeout: 5 * time.Second})
 	const uid = 1
 	// The records are rewritten in place with payloads of the same size, so
