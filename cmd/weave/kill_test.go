@@ -234,13 +234,23 @@ func testKill9(t *testing.T, bc backendCase) {
 
 		switch cycle % 3 {
 		case 0: // mid batch commit
-			waitFor(t, 3*time.Second, committing.Load)
+			waitFor(t, 15*time.Second, committing.Load)
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		case 1: // mid move: journaled, somewhere between lock and purge
-			waitFor(t, 5*time.Second, func() bool {
+			exited := false
+			waitFor(t, 15*time.Second, func() bool {
+				select {
+				case <-move.exited:
+					exited = true
+					return true
+				default:
+				}
 				_, err := w.tokens.Migration(context.Background(), uid)
 				return err == nil
 			})
+			if exited && move.state.ExitCode() != 0 {
+				t.Fatalf("cycle %d: weave user migrate failed:\n%s", cycle, move.out)
+			}
 			time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
 		default:
 			time.Sleep(time.Duration(20+rand.IntN(400)) * time.Millisecond)
@@ -306,7 +316,7 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %s", limit)
+			t.Fatalf("waited %s in vain", limit)
 		}
 	}
 }
