@@ -124,6 +124,10 @@ func (t Timeouts) Handler(h http.Handler) http.Handler {
 		// the stream when it passes): the response's clock starts with
 		// its first write.
 		_ = x.rc.SetWriteDeadline(time.Time{})
+		// A shallow copy: net/http must still see its own body type in the
+		// original to decide, when the handler left a large body unread,
+		// to close the connection rather than read the rest.
+		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 		if r.Body != nil && r.Body != http.NoBody {
 			// Only while a body is pending: once it is read (or when there
 			// is none) net/http reads in the background to notice a client
@@ -132,7 +136,6 @@ func (t Timeouts) Handler(h http.Handler) http.Handler {
 			_ = x.rc.SetReadDeadline(x.readDL)
 			r.Body = &deadlineBody{ReadCloser: r.Body, x: x}
 		}
-		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 		// The buffered tail of the response goes out after the handler
 		// returns: bound it like any other write.
 		defer x.beforeWrite(0)
@@ -159,11 +162,12 @@ type exchange struct {
 	writeDL  time.Time
 }
 
-// allowTransfer moves the request in ctx (if it runs under
-// Timeouts.Handler) to the transfer class. Call it only after the request
-// is authenticated: an anonymous client never gets more than the small
-// bounds.
-func allowTransfer(ctx context.Context) {
+// AllowTransfer moves the request of ctx (if it runs under
+// Timeouts.Handler) to the transfer class: handlers of large uploads and
+// downloads other than the storage API's call it. Call it only once the
+// request is authenticated: an anonymous client never gets more than the
+// small bounds.
+func AllowTransfer(ctx context.Context) {
 	if x, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
 		x.mu.Lock()
 		x.transfer = true

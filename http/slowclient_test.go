@@ -525,3 +525,33 @@ func TestConnectionCapExemptProxy(t *testing.T) {
 		t.Fatalf("%d of 5 proxy connections admitted, want 4 (the total cap)", ok)
 	}
 }
+
+// A large body is read only after the request proved who sent it: a bad or
+// foreign Hawk header is refused at once, without waiting for (or
+// buffering) the body, even when it carries a payload hash.
+func TestAuthenticationBeforeBody(t *testing.T) {
+	e := newEnv(t)
+	patient := testTimeouts
+	patient.Body = 20 * time.Second // a read of the body would show as a wait
+	addr := serveHardened(t, e.srv, patient, nil)
+	coll := e.u("/storage/bookmarks")
+	other := e.tokenWith(tokenOpts{uid: e.uid + 1})
+	head := func(auth string) string {
+		return "POST " + coll + " HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAuthorization: " + auth +
+			"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.FormatInt(e.srv.limits.MaxRequestBytes, 10) + "\r\n\r\n["
+	}
+	for name, auth := range map[string]string{
+		"no MAC":            `Hawk id="x", ts="1", nonce="n", mac="bm9wZQ=="`,
+		"another user's":    signHawk(other, "POST", coll, "127.0.0.1", "8000", e.clock.Now(), "o1", "aGFzaA=="),
+		"wrong key, hashed": signHawk(creds{id: e.token().id, key: "wrong"}, "POST", coll, "127.0.0.1", "8000", e.clock.Now(), "o2", "aGFzaA=="),
+	} {
+		c := dialFrom(t, "", addr, 0)
+		start := time.Now()
+		io.WriteString(c, head(auth))
+		c.SetReadDeadline(start.Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if !strings.HasPrefix(line, "HTTP/1.1 401 ") {
+			t.Errorf("%s: %q (%v) after %v, want a prompt 401", name, line, err, time.Since(start))
+		}
+	}
+}
