@@ -31,6 +31,10 @@ func TestFlagRangesRefusedAtStart(t *testing.T) {
 		{args: []string{"--purge-interval", "-1m"}, want: "--purge-interval"},
 		{args: []string{"--db-timeout", "-1s"}, want: "--db-timeout"},
 		{args: []string{"--memcache-timeout", "0s"}, want: "--memcache-timeout"},
+		{args: []string{"--body-timeout", "0s"}, want: "--body-timeout"},
+		{args: []string{"--header-timeout", "-1s"}, want: "--header-timeout"},
+		{args: []string{"--min-transfer-rate", "-1"}, want: "--min-transfer-rate"},
+		{args: []string{"--max-conns-per-client", "-1"}, want: "--max-conns-per-client"},
 	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"legacy-user", "reset-password", "a", "--link-ttl", "-1h"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--link-ttl -1h0m0s") {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -88,17 +87,17 @@ func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, toke
 }
 
 // serveMetrics runs the separate metrics listener until ctx ends.
-func (o *observability) serveMetrics(ctx context.Context) (func(), error) {
+func (o *observability) serveMetrics(ctx context.Context, lf *listenFlags) (func(), error) {
 	if o.f.metricsListen == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", o.f.metricsListen)
+	ln, err := lf.listen(o.f.metricsListen, nil, o.log)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", o.f.metricsListen, err)
 	}
 	mux := http.NewServeMux()
 	o.mountAdmin(ctx, mux, o.f.adminToken)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := lf.server(mux, o.log)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.log.Error("metrics listener stopped", "err", err)

@@ -28,6 +28,7 @@ type serveFlags struct {
 	tls            tlsFlags
 	accounts       accountsFlags
 	legacy         legacyFlags // legacy.go
+	conn           listenFlags
 	listen         string
 	publicURL      string
 	masterSecret   string
@@ -61,6 +62,7 @@ func (a *app) serveCommand() *command {
 	f.tls.register(c)
 	f.accounts.register(c)
 	f.legacy.register(c)
+	f.conn.register(c)
 	c.Secret(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
 	c.String(&f.jwksFile, "fxa-jwks-file", "", "JWKS document of trusted FxA signing keys (default: fetch them from the FxA OAuth server)")
 	c.String(&f.oauthURL, "fxa-oauth-url", "https://oauth.accounts.firefox.com", "FxA OAuth server: its /v1/jwks keys and /v1/verify fallback")
@@ -301,22 +303,17 @@ func (a *app) serve(f *serveFlags) error {
 	if err := obs.watch(dbs, tokenDB.Nodes); err != nil {
 		return err
 	}
-	stopMetrics, err := obs.serveMetrics(fleetCtx)
+	stopMetrics, err := obs.serveMetrics(fleetCtx, &f.conn)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := f.conn.listen(f.listen, trusted, log)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
 	}
-	hs := &http.Server{
-		Handler:           obs.handler(fleetCtx, handler),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := f.conn.server(obs.handler(fleetCtx, handler), log)
 	fmt.Fprintf(a.stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
 	if acc != nil {
 		// With built-in accounts one pref points all of Firefox's account
