@@ -65,14 +65,17 @@ type route struct {
 	rest []string
 }
 
-func parseRoute(path, prefix string) (route, bool) {
-	if prefix != "" {
-		rest, ok := strings.CutPrefix(path, prefix)
-		if !ok || (rest != "" && rest[0] != '/') {
-			return route{}, false
-		}
-		path = rest
+// stripPrefix removes the public URL's path prefix when the request has
+// it; a proxy that strips it already is fine too (as for Sync 1.5).
+func stripPrefix(path, prefix string) string {
+	if rest, ok := strings.CutPrefix(path, prefix); ok && prefix != "" && (rest == "" || rest[0] == '/') {
+		return rest
 	}
+	return path
+}
+
+func parseRoute(path, prefix string) (route, bool) {
+	path = stripPrefix(path, prefix)
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	if len(segs) < 3 || len(segs) > maxPathSegments {
 		return route{}, false

@@ -87,20 +87,12 @@ func (s *Service) writeStoreError(w http.ResponseWriter, err error) {
 }
 
 // UserAPI returns the handler of the User API and misc pages; it answers
-// paths under PublicURL's path: /user/1.0/…, /user/1/…,
-// /misc/1.0/captcha_html and /weave-password-reset. Other paths go to
-// next.
+// /user/1.0/…, /user/1/…, /misc/1.0/captcha_html and /weave-password-reset
+// under PublicURL's path (or without it, behind a proxy that strips it).
+// Other paths go to next.
 func (s *Service) UserAPI(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := r.URL.Path
-		if s.prefix != "" {
-			rest, ok := strings.CutPrefix(path, s.prefix)
-			if !ok || (rest != "" && rest[0] != '/') {
-				next.ServeHTTP(w, r)
-				return
-			}
-			path = rest
-		}
+		path := stripPrefix(r.URL.Path, s.prefix)
 		switch {
 		case path == "/misc/1.0/captcha_html" || path == "/misc/1/captcha_html":
 			s.captchaHTML(w, r)
