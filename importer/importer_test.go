@@ -248,7 +248,7 @@ func TestImportSources(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src.ChangeAccountA(t, 5000)
+			src.ChangeAccountA(t, -1000)
 			rep, err = importer.Run(ctx, opts(store))
 			var changed *importer.ChangedError
 			if !errors.As(err, &changed) || len(changed.Accounts) != 1 || !strings.Contains(err.Error(), accountA) || !strings.Contains(err.Error(), `collection "bookmarks" modified`) {

@@ -87,7 +87,7 @@ func TestImportLegacySources(t *testing.T) {
 			}
 
 			// A write at the old server after the import.
-			src.ChangeAccountA(t, 5000)
+			src.ChangeAccountA(t, -1000)
 			rep, err = importer.RunLegacy(ctx, opts(store))
 			var changed *importer.ChangedError
 			if !errors.As(err, &changed) || len(changed.Accounts) != 1 || !strings.Contains(err.Error(), importertest.LegacyA) {

@@ -79,7 +79,7 @@ func TestImport(t *testing.T) {
 			// The old server took a write for account A after the import:
 			// a re-run names A and fails; --reimport-changed brings A up to
 			// date.
-			src.ChangeAccountA(t, 3000)
+			src.ChangeAccountA(t, -1000)
 			var out2, errb bytes.Buffer
 			if code := run(ctx, importArgs, &out2, &errb); code == 0 || !strings.Contains(errb.String(), importertest.FxAA) || !strings.Contains(errb.String(), "--reimport-changed") ||
 				!strings.Contains(errb.String(), "CHANGED at the source") {

@@ -426,8 +426,9 @@ func (c Case) storedExpiry(b bso, T, mod int64) (want, stored int64) {
 
 // ChangeAccountA writes to account A's live uid at the source as a client
 // of the old server would after the import: a new payload for the record
-// bookmarks/menu, at the data set's now plus ahead ms, and weave must then
-// hold that.
+// bookmarks/menu, at the data set's now plus ahead ms (negative: not in
+// the future, where weave's next write would have to follow it), and
+// weave must then hold that.
 func (s *Source) ChangeAccountA(t testing.TB, ahead int64) {
 	t.Helper()
 	const uid = 41

@@ -314,7 +314,8 @@ func (c LegacyCase) wboTable(uid int64) string {
 
 // ChangeAccountA writes to account A at the source after the import, as a
 // client still on the old server would: a new payload for bookmarks/menu,
-// ahead ms after the data set's now; weave must then hold that.
+// at the data set's now plus ahead ms (A's newest record is 10 s older);
+// weave must then hold that.
 func (s *LegacySource) ChangeAccountA(t testing.TB, ahead int64) {
 	t.Helper()
 	mod := s.T + ahead
