@@ -89,6 +89,7 @@ type serverOpts struct {
 	signup legacy.SignupMode
 	quota  int64
 	alert  *legacy.Alert
+	closed bool // NewUsersDisabled
 }
 
 func newServer(t *testing.T, b backend, o serverOpts) *server {
@@ -114,7 +115,7 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	}
 	s.svc, err = legacy.New(legacy.Config{
 		Users: s.users, Tokens: tdb, PublicURL: hs.URL, Signup: o.signup,
-		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota, Alert: o.alert,
+		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota, Alert: o.alert, NewUsersDisabled: o.closed,
 		// Cheap hashes: argon2 at full cost is slow under -race.
 		KDF: passwd.Params{Memory: 64, Time: 1, Threads: 1},
 	})

@@ -131,6 +131,10 @@ type Config struct {
 	CaptchaTTL time.Duration
 	// QuotaBytes is the per-user quota (0: none), as for 1.5.
 	QuotaBytes int64
+	// NewUsersDisabled stops node assignment of users without a live
+	// record (serve --new-users=false, as for the token server): their
+	// node lookup answers null, which clients retry later.
+	NewUsersDisabled bool
 	// Alert, when set, goes out with every storage response.
 	Alert *Alert
 	// KDF is the cost of new password hashes (zero: passwd.Default);

@@ -392,6 +392,9 @@ func (s *Service) assignNode(ctx context.Context, name string) (weave.Node, erro
 	if err != nil && !errors.Is(err, weave.ErrNotFound) {
 		return weave.Node{}, err
 	}
+	if s.cfg.NewUsersDisabled {
+		return weave.Node{}, weave.ErrNoNode
+	}
 	nu := weave.NewTokenUser{}
 	if err == nil {
 		if u.Retired() {

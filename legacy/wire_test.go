@@ -346,3 +346,17 @@ func TestAlert(t *testing.T) {
 		t.Fatal("an unknown alert code passed Check")
 	}
 }
+
+// TestNewUsersDisabled: with node assignment off (serve --new-users=false)
+// a user without a node gets "null", which the client retries later.
+func TestNewUsersDisabled(t *testing.T) {
+	srv := newServer(t, backends[0], serverOpts{signup: "open", closed: true})
+	c := &client{t: t, serverURL: srv.url + "/", username: usernameFromAccount("late@example.com")}
+	if r := c.do("PUT", c.serverURL+"user/1.0/"+c.username, `{"password":"long enough pw","email":"late@example.com"}`, nil); r.status != 200 {
+		t.Fatalf("create = %d", r.status)
+	}
+	c.password = "long enough pw"
+	if r := c.do("GET", c.serverURL+"user/1.0/"+c.username+"/node/weave", "", nil); r.status != 200 || r.body != "null" {
+		t.Fatalf("node lookup with assignment off = %d %q, want 200 null", r.status, r.body)
+	}
+}

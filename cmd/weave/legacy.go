@@ -54,7 +54,7 @@ type servedLegacy struct{ svc *legacy.Service }
 
 // newLegacy builds the 1.1 front end; nil when --legacy is off. Its
 // accounts live in the token database (migration tokens/0003).
-func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
+func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, newUsers bool, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
 	if !f.enabled {
 		return nil, nil
 	}
@@ -73,16 +73,17 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 		}
 	}
 	svc, err := legacy.New(legacy.Config{
-		Alert:           alert,
-		Users:           sqlstore.NewLegacyUserStore(tokenDB.DB()),
-		Tokens:          tokenDB,
-		PublicURL:       publicURL,
-		Signup:          mode,
-		WeaveSecret:     f.weaveSecret,
-		CaptchaOverride: f.captchaOverride,
-		QuotaBytes:      quota,
-		Observer:        m.LegacyObserver(),
-		Logger:          log.With("component", "legacy"),
+		Alert:            alert,
+		Users:            sqlstore.NewLegacyUserStore(tokenDB.DB()),
+		Tokens:           tokenDB,
+		PublicURL:        publicURL,
+		Signup:           mode,
+		WeaveSecret:      f.weaveSecret,
+		CaptchaOverride:  f.captchaOverride,
+		QuotaBytes:       quota,
+		NewUsersDisabled: !newUsers,
+		Observer:         m.LegacyObserver(),
+		Logger:           log.With("component", "legacy"),
 	})
 	if err != nil {
 		return nil, err

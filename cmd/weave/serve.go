@@ -279,7 +279,7 @@ func (a *app) serve(f *serveFlags) error {
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, obs.m, log)
+	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, f.newUsers, obs.m, log)
 	if err != nil {
 		return err
 	}
