@@ -23,7 +23,9 @@ import (
 // CI machine (race detector, two cores) may add before a deadline is acted
 // on. A connection that outlives bound+slack was not cut off.
 var testTimeouts = Timeouts{
-	Header:  300 * time.Millisecond,
+	// A second for headers: a loaded machine may starve the test between
+	// connecting and sending, and that must not pass for a slow client.
+	Header:  time.Second,
 	Body:    300 * time.Millisecond,
 	Write:   300 * time.Millisecond,
 	Idle:    300 * time.Millisecond,
@@ -146,12 +148,12 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		for i := range perCase {
 			c := dialFrom(t, "", addr, 0)
 			if _, err := io.WriteString(c, tc.send(i)); err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s: %v", tc.name, err)
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.SetReadDeadline(time.Now().Add(testTimeouts.Body + slack))
+				c.SetReadDeadline(time.Now().Add(testTimeouts.Header + slack))
 				br := bufio.NewReader(c)
 				if tc.status != "" {
 					line, err := br.ReadString('\n')
@@ -160,7 +162,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 						return
 					}
 				}
-				d, err := closedWithin(readerConn{c, br}, testTimeouts.Body+slack)
+				d, err := closedWithin(readerConn{c, br}, testTimeouts.Header+slack)
 				if err != nil {
 					errs <- fmt.Errorf("%s: %v", tc.name, err)
 				}

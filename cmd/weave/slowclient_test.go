@@ -19,7 +19,7 @@ import (
 
 // Short bounds so the real `weave serve` can be shown cutting slow clients
 // off within a test's patience; slack is what a loaded CI machine may add.
-var slowFlags = []string{"--header-timeout", "300ms", "--body-timeout", "300ms", "--write-timeout", "300ms",
+var slowFlags = []string{"--header-timeout", "1s", "--body-timeout", "300ms", "--write-timeout", "300ms",
 	"--idle-timeout", "300ms", "--min-transfer-rate", "32768"}
 
 const slowSlack = 2500 * time.Millisecond
@@ -93,7 +93,7 @@ func expectAllClosed(t *testing.T, addr string, n int, kinds map[string]func(i i
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := serverClosesWithin(c, 300*time.Millisecond+slowSlack); err != nil {
+				if err := serverClosesWithin(c, time.Second+slowSlack); err != nil {
 					mu.Lock()
 					t.Errorf("%s: %v", name, err)
 					mu.Unlock()
