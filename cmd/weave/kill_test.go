@@ -152,6 +152,7 @@ func testKill9(t *testing.T, bc backendCase) {
 	start := time.Now()
 	cycles := killCycles(t)
 	for cycle := range cycles {
+		cycleStart := time.Now()
 		from := w.nodeOf(uid)
 		to := w.node1
 		if from == w.node1 {
@@ -255,6 +256,7 @@ func testKill9(t *testing.T, bc backendCase) {
 		default:
 			time.Sleep(time.Duration(20+rand.IntN(400)) * time.Millisecond)
 		}
+		killedAt := time.Now()
 		srv.kill()
 		select {
 		case <-move.exited:
@@ -276,7 +278,9 @@ func testKill9(t *testing.T, bc backendCase) {
 			}
 		}
 
+		restart := time.Now()
 		srv = w.env.serve()
+		rerun := time.Now()
 		if move.state.ExitCode() != 0 {
 			code, out := runWeave(t, "user", "migrate", fmt.Sprint(uid), "--token-database-url", w.db1, "--settle", "200ms")
 			switch {
@@ -288,8 +292,12 @@ func testKill9(t *testing.T, bc backendCase) {
 				t.Fatalf("cycle %d: finishing the move: exit %d\n%s", cycle, code, out)
 			}
 		}
+		check := time.Now()
 		w.checkMover(cycle, uid, want)
 		checkAttempts(t, cycle, attempts, collectionAll(t, poster, "posts"), collectionAll(t, batcher, "batched"))
+		t.Logf("cycle %d: killed after %s, writers stopped in %s, restarted in %s, move finished in %s, checked in %s",
+			cycle, killedAt.Sub(cycleStart).Round(time.Millisecond), restart.Sub(killedAt).Round(time.Millisecond),
+			rerun.Sub(restart).Round(time.Millisecond), check.Sub(rerun).Round(time.Millisecond), time.Since(check).Round(time.Millisecond))
 	}
 	var acked int
 	for _, a := range attempts {
