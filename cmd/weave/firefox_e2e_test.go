@@ -54,7 +54,7 @@ func TestFirefoxEndToEnd(t *testing.T) {
 	// override secret, added by Firefox's network layer (overrideCaptcha).
 	const override = "e2e-captcha-override-0123456789"
 	srv := startServer(t, "", "--accounts", "--accounts-signup", "captcha", "--accounts-captcha-override", override)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	shots := newScreenshots(t)
 	step("weave serving")
@@ -130,7 +130,7 @@ func TestFirefoxEndToEnd(t *testing.T) {
 	waitSignedIn(ctx, t, ff2, email)
 	step("profile 2: first sync done")
 	var bm struct{ Title, URL string }
-	poll(ctx, t, 30*time.Second, "the bookmark to reach profile 2", func() bool {
+	poll(ctx, t, stepWait, "the bookmark to reach profile 2", func() bool {
 		chromeAsync(ctx, t, ff2, findBookmarkJS, []any{bmURL}, &bm)
 		if bm.URL == "" {
 			syncNow(ctx, t, ff2)
@@ -141,7 +141,7 @@ func TestFirefoxEndToEnd(t *testing.T) {
 		t.Errorf("profile 2 has the bookmark titled %q, want %q", bm.Title, bmTitle)
 	}
 	var logins []struct{ Username, Password string }
-	poll(ctx, t, 20*time.Second, "the login to reach profile 2", func() bool {
+	poll(ctx, t, stepWait, "the login to reach profile 2", func() bool {
 		chromeAsync(ctx, t, ff2, findLoginsJS, []any{logOrigin}, &logins)
 		if len(logins) == 0 {
 			syncNow(ctx, t, ff2)
@@ -194,7 +194,7 @@ func TestFirefoxHTTPSProxy(t *testing.T) {
 	pool.AddCert(ca)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	shots := newScreenshots(t)
 	ff := launchFirefox(t, public, shots, "https")()
@@ -260,7 +260,8 @@ func launchFirefox(t *testing.T, base string, shots *screenshots, name string) f
 	for k, v := range firefox.DebugPrefs() {
 		prefs[k] = v
 	}
-	opts := firefox.Options{Binary: firefox.Require(t), Profile: filepath.Join(t.TempDir(), "profile"), Prefs: prefs, Width: 1024, Height: 768}
+	opts := firefox.Options{Binary: firefox.Require(t), Profile: filepath.Join(t.TempDir(), "profile"), Prefs: prefs, Width: 1024, Height: 768,
+		StartTimeout: 2 * time.Minute}
 	var ff *firefox.Firefox
 	var err error
 	ready := make(chan struct{})
@@ -285,10 +286,10 @@ func launchFirefox(t *testing.T, base string, shots *screenshots, name string) f
 		if err != nil {
 			t.Fatalf("starting Firefox %s: %v", name, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), stepWait)
 		defer cancel()
 		// Implicit waits make FindElement wait for the pages' steps.
-		if err := ff.SetTimeouts(ctx, marionette.Timeouts{Implicit: 10000, Script: 30000, PageLoad: 20000}); err != nil {
+		if err := ff.SetTimeouts(ctx, marionette.Timeouts{Implicit: stepWait.Milliseconds(), Script: stepWait.Milliseconds(), PageLoad: stepWait.Milliseconds()}); err != nil {
 			t.Fatal(err)
 		}
 		return ff
@@ -325,7 +326,7 @@ func openSignIn(ctx context.Context, t *testing.T, ff *firefox.Firefox, base str
 		t.Fatal(err)
 	}
 	var u string
-	poll(ctx, t, 15*time.Second, "Firefox to open weave's sign-in page", func() bool {
+	poll(ctx, t, stepWait, "Firefox to open weave's sign-in page", func() bool {
 		u, _ = ff.CurrentURL(ctx)
 		// ROOT/?… for a root URL, ROOT?… below a path prefix.
 		return strings.HasPrefix(u, base+"/?") || strings.HasPrefix(u, base+"?")
@@ -372,7 +373,7 @@ func fillPages(ctx context.Context, t *testing.T, ff *firefox.Firefox, shots *sc
 		typeInto(ctx, t, ff, "#password-confirm", password)
 		if flow == signUpWithCaptcha {
 			var loaded bool
-			poll(ctx, t, 10*time.Second, "the captcha image", func() bool {
+			poll(ctx, t, stepWait, "the captcha image", func() bool {
 				content(ctx, t, ff, `const i = document.getElementById("captcha-image"); return !!i && i.complete && i.naturalWidth > 0`, nil, &loaded)
 				return loaded
 			})
@@ -389,7 +390,7 @@ func fillPages(ctx context.Context, t *testing.T, ff *firefox.Firefox, shots *sc
 func waitStep(ctx context.Context, t *testing.T, ff *firefox.Firefox, want string) {
 	t.Helper()
 	var st struct{ Step, Error string }
-	poll(ctx, t, 20*time.Second, "page step "+want, func() bool {
+	poll(ctx, t, stepWait, "page step "+want, func() bool {
 		content(ctx, t, ff, `const e = document.getElementById("error"); return {step: document.body ? document.body.dataset.step || "" : "", error: e ? e.textContent : ""}`, nil, &st)
 		if st.Step == "error" || (st.Error != "" && st.Step != want) {
 			t.Fatalf("page shows an error at step %q (waiting for %q): %s", st.Step, want, st.Error)
@@ -428,7 +429,7 @@ func waitSignedIn(ctx context.Context, t *testing.T, ff *firefox.Firefox, email 
 		Email, Status, Service, LastSync, Error string
 		Verified, Locked                        bool
 	}
-	poll(ctx, t, 30*time.Second, "Firefox to sign in and finish its first sync", func() bool {
+	poll(ctx, t, stepWait, "Firefox to sign in and finish its first sync", func() bool {
 		chromeAsync(ctx, t, ff, stateJS, nil, &st)
 		if st.Error != "" {
 			t.Fatalf("reading Firefox's account state: %s", st.Error)
@@ -444,7 +445,7 @@ func syncNow(ctx context.Context, t *testing.T, ff *firefox.Firefox) {
 	var r struct {
 		Finished, Status, Service, Error string
 	}
-	poll(ctx, t, 30*time.Second, "a sync to run", func() bool {
+	poll(ctx, t, stepWait, "a sync to run", func() bool {
 		chromeAsync(ctx, t, ff, syncJS, nil, &r)
 		if r.Error != "" || r.Finished == "weave:service:sync:error" {
 			t.Fatalf("sync failed: %+v", r)
@@ -535,6 +536,13 @@ func inContext(ctx context.Context, t *testing.T, ff *firefox.Firefox, which mar
 	}
 }
 
+// stepWait bounds one step of a Firefox test: a page load, a step of
+// weave's pages, a sync, a script. Each takes a second or two on a quiet
+// machine, but over 20 s was seen on a loaded two-core box (other
+// packages' tests under -race beside it), and Firefox's start over 40 s.
+// Only a hang reaches the bound, so it is generous.
+const stepWait = 60 * time.Second
+
 // poll calls fn until it returns true, at most for d (and the context).
 func poll(ctx context.Context, t *testing.T, d time.Duration, what string, fn func() bool) {
 	t.Helper()
@@ -590,7 +598,7 @@ func (s *screenshots) page(ctx context.Context, t *testing.T, ff *firefox.Firefo
 		t.Fatal(err)
 	}
 	var shown bool
-	poll(ctx, t, 10*time.Second, fmt.Sprintf("%q on %s", text, url), func() bool {
+	poll(ctx, t, stepWait, fmt.Sprintf("%q on %s", text, url), func() bool {
 		content(ctx, t, ff, findTextJS, []any{text}, &shown)
 		return shown
 	})
