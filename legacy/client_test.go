@@ -20,6 +20,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
+	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
@@ -90,6 +91,9 @@ type serverOpts struct {
 	quota  int64
 	alert  *legacy.Alert
 	closed bool // NewUsersDisabled
+	// timeouts, when set, puts weave serve's slow-client deadlines in
+	// front of every request, as serve does.
+	timeouts *weavehttp.Timeouts
 }
 
 func newServer(t *testing.T, b backend, o serverOpts) *server {
@@ -98,7 +102,11 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 	t.Cleanup(cancel)
 	s := &server{t: t, ctx: ctx, shards: map[int64]fleet.Shard{}, captchas: map[string]string{}}
 	var h http.Handler
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	var front http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
+	if o.timeouts != nil {
+		front = o.timeouts.Handler(front)
+	}
+	hs := httptest.NewServer(front)
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
 	// The token database shares node 1's database, as a single weave.db

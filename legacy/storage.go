@@ -17,6 +17,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
+	weavehttp "github.com/weave-sync/weave/http"
 )
 
 // Storage API 1.1 limits (server-storage's defaults).
@@ -128,6 +129,9 @@ func (h *nodeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// An authenticated storage request may move megabytes: give it the
+	// transfer deadlines of the 1.5 API (progress, not a fixed bound).
+	weavehttp.AllowTransfer(r.Context())
 	if known && node.State == weave.NodeDown {
 		ra := node.RetryAfter
 		if ra <= 0 {
