@@ -141,14 +141,25 @@ func runDrill(t *testing.T, shard func(t *testing.T, dir string, i int) string) 
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "weave serve starts", func() bool {
+	// As startServer: a start (migrations of three shards) may take many
+	// seconds on a loaded machine.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(30 * time.Millisecond) {
 		resp, err := http.Get(public + "/__heartbeat__")
-		if err != nil {
-			return false
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+		select {
+		case code := <-done:
+			t.Fatalf("weave serve exited early with %d", code)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weave serve not healthy after 30s: %v", err)
+		}
+	}
 
 	cfg := loadtest.DefaultConfig()
 	cfg.Mode = loadtest.ModeTokenServer
