@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -23,8 +24,8 @@ type observeFlags struct {
 }
 
 func (f *observeFlags) register(c *command) {
-	c.Secret(&f.adminToken, "admin-token", "", "token guarding /metrics and the operator dashboard /__dashboard__ on the public listener (prefer --admin-token-file; without it both answer 404)")
-	c.String(&f.metricsListen, "metrics-listen", "", "separate address serving /metrics and /__dashboard__ (e.g. 127.0.0.1:9100); open there unless --admin-token is set")
+	c.Secret(&f.adminToken, "admin-token", "", "token guarding /metrics, the operator dashboard /__dashboard__ and the Go profiler /debug/pprof/ (prefer --admin-token-file; without it the dashboard and the profiler answer 404, and /metrics too on the public listener)")
+	c.String(&f.metricsListen, "metrics-listen", "", "separate address serving /metrics, /__dashboard__ and /debug/pprof/ (e.g. 127.0.0.1:9100); /metrics is open there unless --admin-token is set, and the profiler is then only there")
 }
 
 // observability is the metrics registry and what serve wires to it.
@@ -65,12 +66,14 @@ func (o *observability) watch(dbs *databases, nodes func(context.Context) ([]wea
 // the token-guarded /metrics and dashboard beside the Sync API.
 func (o *observability) handler(ctx context.Context, public http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	o.mountAdmin(ctx, mux, o.f.adminToken)
+	// The profiler goes on the admin listener: this one when there is no
+	// separate --metrics-listen.
+	o.mountAdmin(ctx, mux, o.f.adminToken, o.f.metricsListen == "")
 	mux.Handle("/", public)
 	return o.m.Middleware(mux)
 }
 
-func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, token string) {
+func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, token string, profiler bool) {
 	if token == "" && o.f.metricsListen == "" {
 		return // nothing to serve: both would be 404
 	}
@@ -84,6 +87,21 @@ func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, toke
 	} else {
 		mux.Handle("GET /metrics", o.m.Handler())
 	}
+	if profiler && token != "" {
+		mountPprof(mux, token)
+	}
+}
+
+// mountPprof serves the Go profiler for operators, always behind the admin
+// token: profiles reveal memory contents and cost CPU, so it is never open
+// (without a token it is not mounted at all, and answers 404).
+func mountPprof(mux *http.ServeMux, token string) {
+	guard := func(h http.HandlerFunc) http.Handler { return metrics.RequireToken(token, h) }
+	mux.Handle("/debug/pprof/", guard(pprof.Index)) // also heap, goroutine, allocs, block, mutex, threadcreate
+	mux.Handle("/debug/pprof/cmdline", guard(pprof.Cmdline))
+	mux.Handle("/debug/pprof/profile", guard(pprof.Profile))
+	mux.Handle("/debug/pprof/symbol", guard(pprof.Symbol))
+	mux.Handle("/debug/pprof/trace", guard(pprof.Trace))
 }
 
 // serveMetrics runs the separate metrics listener until ctx ends.
@@ -96,7 +114,7 @@ func (o *observability) serveMetrics(ctx context.Context, lf *listenFlags) (func
 		return nil, fmt.Errorf("--metrics-listen %s: %w", o.f.metricsListen, err)
 	}
 	mux := http.NewServeMux()
-	o.mountAdmin(ctx, mux, o.f.adminToken)
+	o.mountAdmin(ctx, mux, o.f.adminToken, true)
 	hs := lf.server(mux, o.log)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
