@@ -404,7 +404,15 @@ func TestVerifyReplay(t *testing.T) {
 	if _, err := f.v.Verify(ctx, r); !errors.Is(err, ErrReplayedNonce) {
 		t.Errorf("replay: %v", err)
 	}
-	// Same nonce with a different ts or id is a different request.
+	// Another spelling of the same credential's id (a lookup that folds
+	// case) is the same credential: its nonce is spent.
+	alias := f.request(t, f.now.Unix(), "abc")
+	alias.LookupKey = func(ctx context.Context, id string) (string, error) { return lookupV3(ctx, strings.ToLower(id)) }
+	alias.Authorization = strings.Replace(alias.Authorization, `id="tok"`, `id="TOK"`, 1)
+	if _, err := f.v.Verify(ctx, alias); !errors.Is(err, ErrReplayedNonce) {
+		t.Errorf("replay under another spelling of the id: %v", err)
+	}
+	// Same nonce with a different ts is a different request.
 	if _, err := f.v.Verify(ctx, f.request(t, f.now.Unix()+1, "abc")); err != nil {
 		t.Errorf("same nonce, other ts: %v", err)
 	}

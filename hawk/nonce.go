@@ -10,13 +10,14 @@ import (
 // requests rarely contend; it must be a power of two.
 const nonceShards = 64
 
-// nonceKey is a 128-bit keyed hash of (id, ts, nonce). Storing a hash rather
-// than the strings keeps an entry at 16 bytes although ids are ~400 bytes;
+// nonceKey is a 128-bit keyed hash of (credential, ts, nonce), where the
+// credential is the Hawk key the id resolved to. Storing a hash rather than
+// the strings keeps an entry at 16 bytes;
 // with random seeds, 128 bits make a false "replay" practically impossible
 // and impossible to aim at.
 type nonceKey [2]uint64
 
-// nonceCache remembers (id, ts, nonce) triples for as long as ts is inside
+// nonceCache remembers (credential, ts, nonce) triples for as long as ts is inside
 // the timestamp window; after that the timestamp check alone rejects a
 // replay. Entries are grouped into buckets by ts, so forgetting is dropping
 // whole maps. Memory is bounded by capacity: a full shard drops its oldest

@@ -173,7 +173,10 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Header, error) {
 			Challenge: StaleTimestampChallenge(key, now),
 		}
 	}
-	if v.nonces != nil && !v.nonces.fresh(h.ID, h.Timestamp, h.Nonce, now.Unix()) {
+	// Nonces are remembered per credential, keyed by its key rather than
+	// the id as written: a lookup that accepts several spellings of one id
+	// (case, encoding) must not give a signed request a second life.
+	if v.nonces != nil && !v.nonces.fresh(key, h.Timestamp, h.Nonce, now.Unix()) {
 		return h, ErrReplayedNonce
 	}
 	return h, nil
