@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"unicode/utf8"
@@ -297,16 +298,18 @@ func (s *Service) accountDestroy(r *request) (any, error) {
 	return map[string]any{}, nil
 }
 
-// DeleteAccount deletes an account and everything it holds, then calls
-// Config.OnDelete (operator command and account/destroy).
+// DeleteAccount deletes an account's Sync data (Config.DeleteSyncData),
+// then the account and every token it holds (operator command and
+// account/destroy). Once it returns, every credential of the account is
+// dead: sessions and refresh tokens are gone, and access tokens fail
+// RevocationCheck because the account is.
 func (s *Service) DeleteAccount(ctx context.Context, uid string) error {
-	if err := s.store.DeleteAccount(ctx, uid); err != nil {
-		return err
+	if s.cfg.DeleteSyncData != nil {
+		if err := s.cfg.DeleteSyncData(ctx, uid); err != nil {
+			return fmt.Errorf("accounts: delete the Sync data of %s: %w", uid, err)
+		}
 	}
-	if s.cfg.OnDelete != nil {
-		s.cfg.OnDelete(ctx, uid)
-	}
-	return nil
+	return s.store.DeleteAccount(ctx, uid)
 }
 
 func (s *Service) accountProfile(r *request) (any, error) {
@@ -316,29 +319,6 @@ func (s *Service) accountProfile(r *request) (any, error) {
 
 func (s *Service) sessionStatus(r *request) (any, error) {
 	return map[string]any{"state": "verified", "uid": r.account.UID}, nil
-}
-
-func (s *Service) sessionDestroy(r *request) (any, error) {
-	if err := s.dropSession(r.r.Context(), r.account.UID, r.token.ID); err != nil {
-		return nil, err
-	}
-	return map[string]any{}, nil
-}
-
-// dropSession deletes a session token and the device registered on it.
-func (s *Service) dropSession(ctx context.Context, uid, sessionID string) error {
-	devs, err := s.store.Tokens(ctx, uid, KindDevice)
-	if err != nil {
-		return err
-	}
-	for _, d := range devs {
-		if dd := parseDevice(d); dd.SessionTokenID == sessionID {
-			if err := s.store.DeleteToken(ctx, d.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return s.store.DeleteToken(ctx, sessionID)
 }
 
 // recoveryEmailStatus: weave sends no mail, so every address counts as

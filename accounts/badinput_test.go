@@ -336,7 +336,9 @@ func TestSignupClosedAndOperatorCreate(t *testing.T) {
 
 func TestDevicesAndDestroy(t *testing.T) {
 	var deleted atomic.Value
-	w := newWorld(t, func(c *accounts.Config) { c.OnDelete = func(_ context.Context, uid string) { deleted.Store(uid) } })
+	w := newWorld(t, func(c *accounts.Config) {
+		c.DeleteSyncData = func(_ context.Context, uid string) error { deleted.Store(uid); return nil }
+	})
 	ctx, c := w.ctx, w.client
 	s, err := c.SignUp(ctx, "dev@example.org", "pw")
 	if err != nil {
@@ -368,7 +370,7 @@ func TestDevicesAndDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if deleted.Load() != s.UID {
-		t.Error("OnDelete not called with the uid")
+		t.Error("DeleteSyncData not called with the uid")
 	}
 	_, err = c.SignIn(ctx, "dev@example.org", "pw")
 	wantErrno(t, err, 400, 102)

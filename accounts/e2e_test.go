@@ -20,6 +20,9 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/hawk"
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/mysql"
+	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
@@ -44,20 +47,49 @@ type world struct {
 
 func newWorld(t *testing.T, mod ...func(*accounts.Config)) *world {
 	t.Helper()
+	return newWorldOn(t, "sqlite", mod...)
+}
+
+// accountBackends are the databases the accounts store runs on (it lives
+// in the token database).
+var accountBackends = []string{"sqlite", "mysql", "postgres"}
+
+// forEachBackend runs test on a world whose accounts store is on each
+// backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, backend string)) {
+	for _, b := range accountBackends {
+		t.Run(b, func(t *testing.T) { test(t, b) })
+	}
+}
+
+// newWorldOn is newWorld with the accounts store on backend.
+func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *world {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	srv := httptest.NewUnstartedServer(nil) // listens on 127.0.0.1
 	base := "http://" + srv.Listener.Addr().String()
 
-	adb, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlite.Options{})
+	var adb *sqlstore.DB
+	var ms []sqlstore.Migration
+	var err error
+	switch backend {
+	case "sqlite":
+		adb, err = sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlite.Options{})
+		ms, _ = sqlite.Migrations(sqlstore.SetAccounts)
+	case "mysql":
+		adb, err = mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{})
+		ms, _ = mysql.Migrations(sqlstore.SetAccounts)
+	case "postgres":
+		adb, err = postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{})
+		ms, _ = postgres.Migrations(sqlstore.SetAccounts)
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { adb.Close() })
-	ms, err := sqlite.Migrations(sqlstore.SetAccounts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := adb.Migrate(ctx, sqlstore.SetAccounts, ms, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +118,9 @@ func newWorld(t *testing.T, mod ...func(*accounts.Config)) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := tokenserver.New(tokenserver.Config{DB: tdb, Verifier: ver, Secrets: []string{secret}, DefaultNodeURL: base})
+	// As `weave serve --accounts` wires it: revoked access tokens are
+	// refused at once.
+	ts := tokenserver.New(tokenserver.Config{DB: tdb, Verifier: svc.RevocationCheck(ver), Secrets: []string{secret}, DefaultNodeURL: base})
 	if err := ts.Init(ctx); err != nil {
 		t.Fatal(err)
 	}

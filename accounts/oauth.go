@@ -133,9 +133,25 @@ type accessClaims struct {
 	Exp        int64  `json:"exp"`
 	Jti        string `json:"jti"`
 	Generation int64  `json:"fxa-generation"`
+	// Grant names the session or refresh token the access token was
+	// issued through (a one-way hash of its id), so that ending that
+	// session or revoking that refresh token revokes the access token.
+	Grant string `json:"fxa-grant,omitempty"`
 }
 
-func (s *Service) mintAccessToken(a Account, clientID string, scopes []string) (string, int64) {
+// grantRef is the Grant claim of access tokens issued through the session
+// or refresh token with the given store id.
+func grantRef(sourceID string) string { return sha256Hex("grant:" + sourceID)[:32] }
+
+// revokeGrant revokes every access token issued through the session or
+// refresh token sourceID, until the last of them has expired.
+func (s *Service) revokeGrant(ctx context.Context, uid, sourceID string) error {
+	now := s.nowMS()
+	return s.store.PutToken(ctx, Token{ID: sha256Hex("revoked-grant:" + grantRef(sourceID)), Kind: KindRevoked, UID: uid,
+		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now + s.cfg.AccessTokenTTL.Milliseconds() + 60_000})
+}
+
+func (s *Service) mintAccessToken(a Account, clientID string, scopes []string, sourceID string) (string, int64) {
 	s.keyMu.RLock()
 	k := s.keys[len(s.keys)-1]
 	s.keyMu.RUnlock()
@@ -143,7 +159,7 @@ func (s *Service) mintAccessToken(a Account, clientID string, scopes []string) (
 	ttl := int64(s.cfg.AccessTokenTTL / time.Second)
 	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "at+jwt", "kid": k.kid})
 	cl, _ := json.Marshal(accessClaims{Iss: s.base, Sub: a.UID, Aud: clientID, ClientID: clientID, Scope: strings.Join(scopes, " "),
-		Iat: now.Unix(), Exp: now.Unix() + ttl, Jti: randomHex(16), Generation: a.VerifierSet})
+		Iat: now.Unix(), Exp: now.Unix() + ttl, Jti: randomHex(16), Generation: a.VerifierSet, Grant: grantRef(sourceID)})
 	in := b64(hdr) + "." + b64(cl)
 	d := sha256.Sum256([]byte(in))
 	sig, err := rsa.SignPKCS1v15(nil, k.key, crypto.SHA256, d[:])
@@ -157,40 +173,60 @@ func (s *Service) mintAccessToken(a Account, clientID string, scopes []string) (
 // expiry, revocation, and that the account still exists with no password
 // change since the token was issued.
 func (s *Service) parseAccessToken(ctx context.Context, tok string) (accessClaims, Account, error) {
+	c, ok := s.ownToken(tok)
+	if !ok || c.Exp <= s.now().Unix() || c.Sub == "" {
+		return c, Account{}, errInvalidToken
+	}
+	a, err := s.checkRevoked(ctx, c)
+	return c, a, err
+}
+
+// ownToken parses tok and reports whether it carries a valid signature by
+// one of this service's keys (nothing else is checked).
+func (s *Service) ownToken(tok string) (accessClaims, bool) {
 	var c accessClaims
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 || len(tok) > 8<<10 {
-		return c, Account{}, errInvalidToken
+		return c, false
 	}
 	var hdr struct{ Alg, Typ, Kid string }
 	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
 	cb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
 	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
 	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(cb, &c) != nil || hdr.Alg != "RS256" {
-		return c, Account{}, errInvalidToken
+		return c, false
 	}
 	d := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	ok := false
 	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
 	for _, k := range s.keys {
 		if k.kid == hdr.Kid && rsa.VerifyPKCS1v15(&k.key.PublicKey, crypto.SHA256, d[:], sig) == nil {
-			ok = true
+			return c, true
 		}
 	}
-	s.keyMu.RUnlock()
-	if !ok || c.Exp <= s.now().Unix() || c.Sub == "" {
-		return c, Account{}, errInvalidToken
+	return c, false
+}
+
+// checkRevoked refuses an access token whose jti or grant was revoked, whose
+// account is gone, or that predates the account's last password change or
+// sign-out everywhere (errInvalidToken); it returns the account.
+func (s *Service) checkRevoked(ctx context.Context, c accessClaims) (Account, error) {
+	ids := []string{sha256Hex("jti:" + c.Jti)}
+	if c.Grant != "" {
+		ids = append(ids, sha256Hex("revoked-grant:"+c.Grant))
 	}
-	if _, err := s.store.Token(ctx, sha256Hex("jti:"+c.Jti)); err == nil {
-		return c, Account{}, errInvalidToken // revoked
-	} else if !errors.Is(err, ErrNotFound) {
-		return c, Account{}, err
+	for _, id := range ids {
+		if _, err := s.store.Token(ctx, id); err == nil {
+			return Account{}, errInvalidToken
+		} else if !errors.Is(err, ErrNotFound) {
+			return Account{}, err
+		}
 	}
 	a, err := s.store.AccountByUID(ctx, c.Sub)
 	if errors.Is(err, ErrNotFound) || (err == nil && c.Generation < a.VerifierSet) {
-		return c, Account{}, errInvalidToken
+		return Account{}, errInvalidToken
 	}
-	return c, a, err
+	return a, err
 }
 
 // grant is the Data of authorization codes and refresh tokens.
@@ -202,6 +238,9 @@ type grant struct {
 	AccessType  string `json:"accessType,omitempty"`
 	RedirectURI string `json:"redirectUri,omitempty"`
 	AuthAt      int64  `json:"authAt"`
+	// Session is the id of the session an authorization code was issued
+	// to: the access token redeemed for it is revoked with that session.
+	Session string `json:"session,omitempty"`
 }
 
 func parseGrant(t Token) grant {
@@ -308,7 +347,7 @@ func (s *Service) authorization(r *request) (any, error) {
 	code := randomHex(32)
 	now := s.nowMS()
 	g := grant{ClientID: c.ID, Scope: strings.Join(scopes, " "), Challenge: b.CodeChallenge, KeysJWE: b.KeysJWE,
-		AccessType: b.AccessType, RedirectURI: b.RedirectURI, AuthAt: r.token.CreatedAt / 1000}
+		AccessType: b.AccessType, RedirectURI: b.RedirectURI, AuthAt: r.token.CreatedAt / 1000, Session: r.token.ID}
 	data, _ := json.Marshal(g)
 	if err := s.store.PutToken(r.r.Context(), Token{ID: sha256Hex(code), Kind: KindCode, UID: r.account.UID, Data: data,
 		CreatedAt: now, ExpiresAt: now + s.cfg.CodeTTL.Milliseconds()}); err != nil {
@@ -436,7 +475,7 @@ func (s *Service) token(r *request) (any, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		return s.grantTokens(r, a, c, strings.Fields(g.Scope), g.AccessType == "offline", g.KeysJWE, g.AuthAt)
+		return s.grantTokens(r, a, c, strings.Fields(g.Scope), g.AccessType == "offline", g.KeysJWE, g.AuthAt, g.Session)
 	case "refresh_token":
 		rt := p["refresh_token"]
 		if rt == "" {
@@ -470,7 +509,7 @@ func (s *Service) token(r *request) (any, error) {
 			return nil, errUnknownRefresh
 		}
 		_ = s.store.TouchToken(ctx, t.ID, s.nowMS())
-		tok, ttl := s.mintAccessToken(a, c.ID, scopes)
+		tok, ttl := s.mintAccessToken(a, c.ID, scopes, t.ID)
 		return map[string]any{"access_token": tok, "token_type": "bearer", "scope": strings.Join(scopes, " "),
 			"expires_in": ttl, "auth_at": g.AuthAt}, nil
 	case "fxa-credentials":
@@ -485,7 +524,7 @@ func (s *Service) token(r *request) (any, error) {
 		if at != "" && at != "online" && at != "offline" {
 			return nil, errInvalid("access_type")
 		}
-		return s.grantTokens(r, r.account, c, scopes, at == "offline", "", r.token.CreatedAt/1000)
+		return s.grantTokens(r, r.account, c, scopes, at == "offline", "", r.token.CreatedAt/1000, r.token.ID)
 	case "":
 		return nil, errMissing("grant_type")
 	default:
@@ -495,9 +534,9 @@ func (s *Service) token(r *request) (any, error) {
 
 // grantTokens issues an access token and, for offline access, a refresh
 // token; the session scope also gets a fresh session token.
-func (s *Service) grantTokens(r *request, a Account, c Client, scopes []string, offline bool, keysJWE string, authAt int64) (any, error) {
+func (s *Service) grantTokens(r *request, a Account, c Client, scopes []string, offline bool, keysJWE string, authAt int64, sessionID string) (any, error) {
 	ctx := r.r.Context()
-	tok, ttl := s.mintAccessToken(a, c.ID, scopes)
+	tok, ttl := s.mintAccessToken(a, c.ID, scopes, sessionID)
 	out := map[string]any{"access_token": tok, "token_type": "bearer", "scope": strings.Join(scopes, " "),
 		"expires_in": ttl, "auth_at": authAt}
 	if offline {
@@ -528,8 +567,9 @@ func (s *Service) grantTokens(r *request, a Account, c Client, scopes []string, 
 
 // destroy revokes a refresh token or an access token (POST /v1/destroy,
 // /v1/oauth/destroy). Revoking a JWT access token records its jti until it
-// expires; the token server, which verifies JWTs offline, does not see
-// revocations — its tokens last at most AccessTokenTTL.
+// expires; revoking a refresh token also revokes the access tokens issued
+// with it. weave's token server sees these revocations through
+// RevocationCheck.
 func (s *Service) destroy(r *request) (any, error) {
 	var b struct {
 		Token        string `json:"token"`
@@ -553,6 +593,9 @@ func (s *Service) destroy(r *request) (any, error) {
 		t, err := s.store.Token(ctx, sha256Hex(rt))
 		if err != nil || t.Kind != KindRefresh {
 			return nil, errUnknownRefresh
+		}
+		if err := s.revokeGrant(ctx, t.UID, t.ID); err != nil {
+			return nil, err
 		}
 		if err := s.store.DeleteToken(ctx, t.ID); err != nil {
 			return nil, err

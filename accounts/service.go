@@ -7,8 +7,8 @@
 // FxA service at this weave, and the sign-up/sign-in web pages Firefox
 // opens (pages.go: what FxA's content server is to Firefox). Access tokens
 // are RS256 JWTs (typ at+jwt) that weave's token server accepts with the
-// keys from JWKS. Token routes take Hawk or, as FxA does, "Bearer fxs_/fxk_"
-// with the token id.
+// keys from JWKS. Token routes take Hawk or "Bearer fxs_/fxk_/fxpc_" with
+// the token itself (FxA takes the Hawk id there; see bearerToken).
 //
 // The server never sees a password: clients send authPW (onepw.Stretch);
 // the server stores verifyHash = HKDF(scrypt(authPW, salt)) and wrapWrapKb,
@@ -78,11 +78,13 @@ type Config struct {
 	// Scrypt is the server stretch of authPW (default onepw.DefaultScrypt;
 	// tests lower N). Changing it affects new passwords only.
 	Scrypt onepw.ScryptParams
-	// AccessTokenTTL (default 6 h), RefreshTokenTTL (default 90 days, 0 in
-	// the store means it never expires when negative), SessionTTL (default
-	// 0: sessions last until destroyed, as in FxA), CodeTTL (default 10 min),
-	// KeyFetchTTL (default 5 min).
-	AccessTokenTTL, RefreshTokenTTL, SessionTTL, CodeTTL, KeyFetchTTL time.Duration
+	// AccessTokenTTL (default 6 h), RefreshTokenTTL (default 90 days;
+	// negative: never expires), SessionTTL, the absolute lifetime of a
+	// session (default 365 days; negative: none), SessionIdleTTL, how long
+	// an unused session lives (default 30 days, near FxA's 4 weeks for
+	// sessions without a device; negative: no limit), CodeTTL (default 10
+	// min), KeyFetchTTL (default 5 min).
+	AccessTokenTTL, RefreshTokenTTL, SessionTTL, SessionIdleTTL, CodeTTL, KeyFetchTTL time.Duration
 	// HawkSkew is the accepted clock difference for Hawk (default 60 s).
 	HawkSkew time.Duration
 	// MaxBodyBytes bounds request bodies (default 16 KiB) → 413 errno 113.
@@ -103,9 +105,11 @@ type Config struct {
 	// 5 min).
 	CaptchaOverride string
 	CaptchaTTL      time.Duration
-	// OnDelete, if set, runs after an account is deleted (the lead wires
-	// it to the token DB's RetireUser for "<uid>@<email domain>").
-	OnDelete func(ctx context.Context, uid string)
+	// DeleteSyncData, if set, runs first when an account is deleted: it
+	// retires the account's token server records and purges its Sync data
+	// on whichever node holds it (cmd/weave wires fleet.DeleteAccount). If
+	// it fails, the account is kept, so the deletion can be retried.
+	DeleteSyncData func(ctx context.Context, uid string) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives unexpected errors (default: discard).
@@ -166,6 +170,8 @@ func New(cfg Config) (*Service, error) {
 	}
 	def(&cfg.AccessTokenTTL, 6*time.Hour)
 	def(&cfg.RefreshTokenTTL, 90*24*time.Hour)
+	def(&cfg.SessionTTL, 365*24*time.Hour)
+	def(&cfg.SessionIdleTTL, 30*24*time.Hour)
 	def(&cfg.CodeTTL, 10*time.Minute)
 	def(&cfg.KeyFetchTTL, 5*time.Minute)
 	def(&cfg.CaptchaTTL, 5*time.Minute)
@@ -230,6 +236,7 @@ var routes = map[string]route{
 	"/v1/password/change/finish":            {"POST", KindPasswordChange, (*Service).passwordChangeFinish},
 	"/v1/session/status":                    {"GET", KindSession, (*Service).sessionStatus},
 	"/v1/session/destroy":                   {"POST", KindSession, (*Service).sessionDestroy},
+	"/v1/account/sessions":                  {"GET", KindSession, (*Service).accountSessions},
 	"/v1/recovery_email/status":             {"GET", KindSession, (*Service).recoveryEmailStatus},
 	"/v1/account/device":                    {"POST", KindSession, (*Service).deviceUpdate},
 	"/v1/account/devices":                   {"GET", KindSession, (*Service).devices},
@@ -375,8 +382,7 @@ func (s *Service) trusted(a netip.Addr) bool {
 
 // authenticate verifies the Authorization header against a token of the
 // given kind and loads the token and its account into r. It takes Hawk or,
-// as FxA's auth server does since its Hawk deprecation (ADR-0022/0050),
-// "Bearer <prefix>_<token id>"; see bearerToken.
+// FxA's typed Bearer form "Bearer <prefix>_<token>"; see bearerToken.
 func (s *Service) authenticate(r *request, kind string) error {
 	authz := r.r.Header.Get("Authorization")
 	if authz == "" {
@@ -394,14 +400,17 @@ func (s *Service) authenticate(r *request, kind string) error {
 		Method: r.r.Method, RequestTarget: s.prefix + r.r.URL.RequestURI(),
 		Host: s.host, Port: s.port, Authorization: authz, Payload: payload,
 		LookupKey: func(ctx context.Context, id string) (string, error) {
-			if len(id) != 64 {
+			// Token ids are issued as lower-case hex and only that
+			// spelling names a token: one canonical form for the lookup
+			// and the nonce cache alike.
+			if len(id) != 64 || !isLowerHex(id) {
 				return "", ErrNotFound
 			}
-			t, err := s.store.Token(ctx, strings.ToLower(id))
+			t, err := s.store.Token(ctx, id)
 			if err != nil {
 				return "", err
 			}
-			if t.Kind != kind || (t.ExpiresAt > 0 && t.ExpiresAt < s.nowMS()) {
+			if t.Kind != kind || !s.live(t) {
 				return "", ErrNotFound
 			}
 			tok = t
@@ -441,27 +450,38 @@ func (s *Service) authenticated(r *request, kind string, tok Token) error {
 	return nil
 }
 
-// bearerPrefixes are FxA's typed Bearer prefixes per token kind
-// (auth-server bearer-fxa-token.js, ADR-0050).
-var bearerPrefixes = map[string]string{
-	KindSession:        "fxs_",
-	KindKeyFetch:       "fxk_",
-	KindPasswordChange: "fxpc_",
+// bearerKinds are FxA's typed Bearer prefixes per token kind
+// (auth-server bearer-fxa-token.js, ADR-0050) and the HKDF name the
+// token's id and Hawk key derive under.
+var bearerKinds = map[string]struct{ prefix, name string }{
+	KindSession:        {"fxs_", "sessionToken"},
+	KindKeyFetch:       {"fxk_", "keyFetchToken"},
+	KindPasswordChange: {"fxpc_", "passwordChangeToken"},
 }
 
-// bearerToken authenticates "Authorization: Bearer <prefix>_<id>", where id
-// is the token's 64-hex Hawk id (HKDF of the token, never the token
-// itself) and the prefix names the token kind. The format is as strict as
-// FxA's: lower-case hex, no extra whitespace. Everything that is not a
-// live token of the route's kind is errno 110, as in FxA. A bearer id is a
-// replay credential, so it only travels over the TLS the public URL uses.
+// bearerToken authenticates "Authorization: Bearer <prefix>_<token>" with
+// FxA's strict shape (lower-case hex, no extra whitespace; the prefix names
+// the kind). FxA's auth server takes the token's Hawk id there; weave
+// deliberately does not: the id travels in clear in every Hawk header, so a
+// header seen once (a log, a proxy) would be a credential that skips MAC,
+// timestamp and nonce. weave takes the token itself, which Hawk never
+// sends, and finds the record by the id derived from it (HKDF, one way).
+// Firefox signs every accounts call with Hawk and sends no Bearer of this
+// kind. Everything that is not a live token of the route's kind is errno
+// 110, as in FxA.
 func (s *Service) bearerToken(r *request, kind, authz string) error {
-	id, ok := strings.CutPrefix(authz, "Bearer "+bearerPrefixes[kind])
-	if !ok || bearerPrefixes[kind] == "" || len(id) != 64 || !isLowerHex(id) {
+	bk, ok := bearerKinds[kind]
+	if !ok {
 		return errInvalidToken
 	}
+	raw, ok := strings.CutPrefix(authz, "Bearer "+bk.prefix)
+	if !ok || len(raw) != 64 || !isLowerHex(raw) {
+		return errInvalidToken
+	}
+	b, _ := hex.DecodeString(raw)
+	id := hex.EncodeToString(onepw.DeriveToken(b, bk.name).ID)
 	t, err := s.store.Token(r.r.Context(), id)
-	if errors.Is(err, ErrNotFound) || (err == nil && (t.Kind != kind || (t.ExpiresAt > 0 && t.ExpiresAt < s.nowMS()))) {
+	if errors.Is(err, ErrNotFound) || (err == nil && (t.Kind != kind || !s.live(t))) {
 		return errInvalidToken
 	} else if err != nil {
 		if isUnavailable(err) {
@@ -470,6 +490,25 @@ func (s *Service) bearerToken(r *request, kind, authz string) error {
 		return err
 	}
 	return s.authenticated(r, kind, t)
+}
+
+// live reports whether t is within its lifetime: its expiry and, for
+// sessions, the absolute lifetime since creation and the idle lifetime
+// since last use (Config.SessionTTL, Config.SessionIdleTTL).
+func (s *Service) live(t Token) bool {
+	now := s.nowMS()
+	if t.ExpiresAt > 0 && t.ExpiresAt < now {
+		return false
+	}
+	if t.Kind == KindSession {
+		if s.cfg.SessionTTL > 0 && t.CreatedAt+s.cfg.SessionTTL.Milliseconds() < now {
+			return false
+		}
+		if s.cfg.SessionIdleTTL > 0 && max(t.LastUsed, t.CreatedAt)+s.cfg.SessionIdleTTL.Milliseconds() < now {
+			return false
+		}
+	}
+	return true
 }
 
 func isLowerHex(s string) bool {

@@ -42,6 +42,9 @@ type Directory interface {
 	FinishMigration(ctx context.Context, uid int64) error
 	RepointUser(ctx context.Context, uid, from, to int64) error
 	NodeUserIDs(ctx context.Context, nodeID int64) ([]int64, error)
+	// UserRecords lists the newest records of an account, replaced ones
+	// too, newest first.
+	UserRecords(ctx context.Context, email string) ([]weave.TokenUser, error)
 }
 
 var _ Directory = (*sqlstore.TokenDB)(nil)

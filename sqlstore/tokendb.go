@@ -237,6 +237,23 @@ func (t *TokenDB) userRows(ctx context.Context, q tokenQueryer, svc int64, email
 	return scanUsers(rows)
 }
 
+// UserRecords returns the newest records of an account (up to 20), replaced
+// and retired ones too, newest first: the uids whose data an account
+// deletion purges.
+func (t *TokenDB) UserRecords(ctx context.Context, email string) ([]weave.TokenUser, error) {
+	svc, err := t.service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := t.db.withTimeout(ctx)
+	defer cancel()
+	us, err := t.userRows(ctx, t.db.Read, svc, email)
+	if err != nil {
+		return nil, fmt.Errorf("token db: user records: %w", t.db.Classify(err))
+	}
+	return us, nil
+}
+
 // pickCurrent applies spec §5.2 step 1 to an account's records: the current
 // record is the one with the highest (generation, created_at) — uid breaks
 // ties, newest wins — and the others give OldClientStates and FirstSeenAt.

@@ -47,12 +47,12 @@
     return b;
   }
 
-  // Bearer credentials of a token (FxA's typed prefixes, ADR-0050): the
-  // token's HKDF id, never the token itself.
+  // Bearer credentials of a token (FxA's typed prefixes, ADR-0050). weave
+  // takes the token itself here, never its Hawk id: the id is sent in
+  // clear with every Hawk request, the token never is.
   async function bearer(tokenHex, name) {
     const prefixes = { sessionToken: 'fxs_', keyFetchToken: 'fxk_' };
-    const t = await P.deriveToken(P.unhex(tokenHex), name);
-    return prefixes[name] + P.hex(t.id);
+    return prefixes[name] + tokenHex.toLowerCase();
   }
 
   function setStep(step) {

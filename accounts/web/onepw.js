@@ -81,9 +81,8 @@
     };
   }
 
-  // deriveToken splits HKDF(token, "…"+name) into the Hawk id (what Bearer
-  // fxs_/fxk_ carries), the Hawk key and, for keyFetchToken, the key that
-  // seals the account/keys bundle.
+  // deriveToken splits HKDF(token, "…"+name) into the Hawk id, the Hawk
+  // key and, for keyFetchToken, the key that seals the account/keys bundle.
   async function deriveToken(token, name) {
     const b = await hkdf(token, KW(name), 96);
     return { id: b.slice(0, 32), hmacKey: b.slice(32, 64), extra: b.slice(64) };

@@ -12,11 +12,15 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/sqlstore"
+	"github.com/weave-sync/weave/tokenserver"
 )
 
 // accountsFlags turn on weave's built-in accounts service.
@@ -24,11 +28,17 @@ type accountsFlags struct {
 	enabled         bool
 	signup          string
 	captchaOverride string
+	sessionTTL      time.Duration
+	sessionIdle     time.Duration
+	refreshTTL      time.Duration
 }
 
 func (f *accountsFlags) register(c *command) {
 	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth and their web pages) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
 	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`), captcha (anyone who solves the sign-up page's image captcha) or open")
+	c.Duration(&f.sessionTTL, "accounts-session-lifetime", 365*24*time.Hour, "a sign-in session ends this long after it began, used or not")
+	c.Duration(&f.sessionIdle, "accounts-session-idle", 30*24*time.Hour, "a sign-in session unused this long ends")
+	c.Duration(&f.refreshTTL, "accounts-refresh-token-lifetime", 90*24*time.Hour, "OAuth refresh tokens (Firefox for Android/iOS, CLI clients) end this long after they were issued")
 	c.Secret(&f.captchaOverride, "accounts-captcha-override", "", "with --accounts-signup captcha: a secret that, sent in the X-Captcha-Override header of account/create, skips the captcha (automated account setup; prefer --accounts-captcha-override-file)")
 }
 
@@ -44,6 +54,14 @@ func (f *accountsFlags) check() error {
 	}
 	if f.captchaOverride != "" && f.signup != "captcha" {
 		return fmt.Errorf("--accounts-captcha-override only applies with --accounts-signup captcha")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"accounts-session-lifetime", f.sessionTTL}, {"accounts-session-idle", f.sessionIdle}, {"accounts-refresh-token-lifetime", f.refreshTTL}} {
+		if d.v != 0 && d.v < time.Minute { // 0: the accounts service's default
+			return fmt.Errorf("--%s %s: want at least 1m", d.name, d.v)
+		}
 	}
 	if f.captchaOverride != "" && len(f.captchaOverride) < 16 {
 		return fmt.Errorf("--accounts-captcha-override must be at least 16 characters")
@@ -69,13 +87,57 @@ func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg account
 type builtinAccounts struct {
 	svc    *accounts.Service
 	prefix string // the public URL's path prefix, "" for none
+	sync   *syncDeleter
 }
 
+// syncDeleter removes a deleted account's Sync data: it retires the
+// account's token records and purges its data on whichever node holds it
+// (fleet.Migrator.DeleteAccount), leaving the node's "deleted" mark that
+// makes it answer 401 to the old storage tokens.
+type syncDeleter struct {
+	tokens *sqlstore.TokenDB
+	fdb    fleetDB
+	// own is the serving process's shard and watcher (nil in the CLI):
+	// its own node then refuses the uid at once instead of at the next
+	// --state-refresh.
+	ownURL  string
+	own     fleet.Shard
+	watcher *fleet.Watcher
+}
+
+func (d *syncDeleter) deleteAccount(ctx context.Context, uid string) error {
+	m := d.fdb.migrator(d.tokens)
+	if d.own != nil {
+		open := m.Open
+		m.Open = func(ctx context.Context, n weave.Node) (fleet.Shard, error) {
+			if fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(d.ownURL) {
+				return keepOpen{d.own}, nil
+			}
+			return open(ctx, n)
+		}
+	}
+	defer m.Close()
+	_, err := m.DeleteAccount(ctx, uid+"@"+fxaEmailDomain)
+	if d.watcher != nil {
+		if rerr := d.watcher.Refresh(ctx); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// keepOpen is the serving process's own shard lent to a Migrator, which
+// closes the shards it opened.
+type keepOpen struct{ fleet.Shard }
+
+func (keepOpen) Close() error { return nil }
+
 func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, migrate bool, publicURL string,
-	trusted []netip.Prefix, tokenDB weave.TokenDB, log *slog.Logger) (*builtinAccounts, error) {
+	trusted []netip.Prefix, tokenDB *sqlstore.TokenDB, db dbFlags, log *slog.Logger) (*builtinAccounts, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: db}}
 	svc, err := openAccounts(ctx, dbs, migrate, accounts.Config{
 		PublicURL:       publicURL,
 		TrustedProxies:  trusted,
@@ -83,23 +145,30 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		SignupCaptcha:   f.signup == "captcha",
 		CaptchaOverride: f.captchaOverride,
 		// A deleted account must never sync again, even with a token it
-		// still holds: retire its token server records.
-		OnDelete: func(ctx context.Context, uid string) {
-			if err := tokenDB.RetireUser(ctx, uid+"@"+fxaEmailDomain); err != nil {
-				log.Warn("retiring token records of a deleted account failed", "err", err)
-			}
-		},
-		Logger: log.With("component", "accounts"),
+		// still holds, and its data goes.
+		DeleteSyncData:  sync.deleteAccount,
+		SessionTTL:      f.sessionTTL,
+		SessionIdleTTL:  f.sessionIdle,
+		RefreshTokenTTL: f.refreshTTL,
+		Logger:          log.With("component", "accounts"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	u, _ := url.Parse(publicURL)
-	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
+	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/"), sync: sync}, nil
 }
 
-// verifier trusts the service's own signing keys, plus a JWKS file's.
-func (b *builtinAccounts) verifier(jwksFile string) (*fxa.Verifier, error) {
+// serveNode tells the service which shard and watcher this process serves
+// its own node (publicURL) with, so an account deletion refuses the old
+// storage tokens at once here.
+func (b *builtinAccounts) serveNode(publicURL string, own fleet.Shard, w *fleet.Watcher) {
+	b.sync.ownURL, b.sync.own, b.sync.watcher = publicURL, own, w
+}
+
+// verifier trusts the service's own signing keys, plus a JWKS file's, and
+// refuses the service's access tokens as soon as they are revoked.
+func (b *builtinAccounts) verifier(jwksFile string) (tokenserver.Verifier, error) {
 	doc := b.svc.JWKS()
 	if jwksFile != "" {
 		var err error
@@ -111,7 +180,11 @@ func (b *builtinAccounts) verifier(jwksFile string) (*fxa.Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fxa.NewVerifier(fxa.Options{Keys: keys})
+	v, err := fxa.NewVerifier(fxa.Options{Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	return b.svc.RevocationCheck(v), nil
 }
 
 func mergeJWKS(doc []byte, file string) ([]byte, error) {
@@ -163,12 +236,15 @@ func (b *builtinAccounts) purgeLoop(ctx context.Context, every time.Duration, lo
 
 func (a *app) accountCommand() *command {
 	db := &dbFlags{}
-	var publicURL, password string
-	c := newCommand("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL [flags]",
-		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input.")
+	var publicURL, password, session string
+	var all bool
+	c := newCommand("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL | sessions EMAIL | sign-out EMAIL (--session ID | --all) [flags]",
+		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input. `sessions` lists an account's sign-in sessions; `sign-out` ends one (--session, an id from `sessions`) or all of them with every OAuth token (--all).")
 	db.register(c)
 	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
 	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
+	c.String(&session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
+	c.Bool(&all, "all", false, "sign-out: end every session and OAuth token of the account")
 	c.run = func(args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("want create, list, delete or reset-password (see `weave account --help`)")
@@ -182,11 +258,10 @@ func (a *app) accountCommand() *command {
 			return err
 		}
 		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
+		sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}
 		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
-			PublicURL: publicURL,
-			OnDelete: func(ctx context.Context, uid string) {
-				_ = tokenDB.RetireUser(ctx, uid+"@"+fxaEmailDomain)
-			},
+			PublicURL:      publicURL,
+			DeleteSyncData: sync.deleteAccount,
 		})
 		if err != nil {
 			return err
@@ -231,7 +306,7 @@ func (a *app) accountCommand() *command {
 					return err
 				}
 				for _, acc := range page {
-					fmt.Fprintf(a.stdout, "%s  %s  created %s\n", acc.UID, acc.Email, time.UnixMilli(acc.CreatedAt).UTC().Format(time.RFC3339))
+					fmt.Fprintf(a.stdout, "%s  %s  created %s\n", acc.UID, printable(acc.Email), time.UnixMilli(acc.CreatedAt).UTC().Format(time.RFC3339))
 					after = acc.UID
 				}
 				if len(page) < 500 {
@@ -250,7 +325,7 @@ func (a *app) accountCommand() *command {
 			if err := svc.DeleteAccount(a.ctx, acc.UID); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "deleted account %s (uid %s); its Sync token records are retired\n", email, acc.UID)
+			fmt.Fprintf(a.stdout, "deleted account %s (uid %s): its Sync data is removed and every token it held is refused\n", email, acc.UID)
 		case "reset-password":
 			email, err := needEmail()
 			if err != nil {
@@ -264,10 +339,64 @@ func (a *app) accountCommand() *command {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "reset the password of %s: its devices must sign in again, and Sync data is re-uploaded under new keys\n", email)
+		case "sessions":
+			email, err := needEmail()
+			if err != nil {
+				return err
+			}
+			acc, err := svc.Account(a.ctx, email)
+			if err != nil {
+				return fmt.Errorf("no account %s: %w", printable(email), err)
+			}
+			ss, err := svc.Sessions(a.ctx, acc.UID)
+			if err != nil {
+				return err
+			}
+			for _, si := range ss {
+				dev := "-"
+				if si.DeviceID != "" {
+					dev = si.DeviceName + " (" + si.DeviceType + ")"
+				}
+				fmt.Fprintf(a.stdout, "%s  created %s  last used %s  device %s  %s\n", si.ID,
+					time.UnixMilli(si.CreatedAt).UTC().Format(time.RFC3339), time.UnixMilli(si.LastUsed).UTC().Format(time.RFC3339),
+					printable(dev), printable(si.UserAgent))
+			}
+			fmt.Fprintf(a.stdout, "%d sessions\n", len(ss))
+		case "sign-out":
+			email, err := needEmail()
+			if err != nil {
+				return err
+			}
+			if (session == "") == !all {
+				return fmt.Errorf("weave account sign-out needs --session ID or --all")
+			}
+			if err := svc.SignOut(a.ctx, email, session); err != nil {
+				return err
+			}
+			if all {
+				fmt.Fprintf(a.stdout, "signed %s out everywhere: every session and OAuth token of the account is ended\n", printable(email))
+			} else {
+				fmt.Fprintf(a.stdout, "ended session %s of %s\n", session, printable(email))
+			}
 		default:
-			return fmt.Errorf("unknown account command %q: want create, list, delete or reset-password", args[0])
+			return fmt.Errorf("unknown account command %q: want create, list, delete, reset-password, sessions or sign-out", printable(args[0]))
 		}
 		return nil
 	}
 	return c
+}
+
+// printable escapes what a terminal would interpret in text an account's
+// owner chose (an email from before weave refused control characters, a
+// user agent): control, format and bidi characters print as \u escapes.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Bidi_Control, r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

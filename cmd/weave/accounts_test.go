@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +234,106 @@ func syncToken(t *testing.T, hc *http.Client, base, accessToken, keyID, what str
 		t.Fatalf("token server %s: %d %s", what, resp.StatusCode, body)
 	}
 	return body
+}
+
+// TestAccountDeletionRevokesAndPurges (issue 12, finding 8): deleting a
+// built-in account, by the API (account/destroy) or the operator command,
+// purges its Sync records from the shard and refuses its storage token at
+// once — the serving process's own node without waiting for a
+// --state-refresh (set to an hour here) — and its access token at the
+// token server.
+func TestAccountDeletionRevokesAndPurges(t *testing.T) {
+	for _, bc := range backendCases() {
+		t.Run(bc.name, func(t *testing.T) {
+			dbURL := bc.url(t)
+			data := t.TempDir()
+			args := append([]string{"--accounts", "--accounts-signup", "open", "--state-refresh", "1h", "--data-dir", data}, bc.extra(t)...)
+			srv := startServer(t, dbURL, args...)
+			ctx := context.Background()
+			c := fxaclient.New(srv.base)
+			cli := func(args ...string) string {
+				t.Helper()
+				args = append(args, "--data-dir", data)
+				if dbURL != "" && args[0] == "user" {
+					args = append(args, "--token-database-url", dbURL)
+				} else if dbURL != "" {
+					args = append(args, "--database-url", dbURL)
+				}
+				var out, errb bytes.Buffer
+				if code := run(ctx, args, &out, &errb); code != 0 {
+					t.Fatalf("weave %s: %d %s", strings.Join(args, " "), code, errb.String())
+				}
+				return out.String()
+			}
+			// syncing signs an account in, writes records and returns its
+			// storage client and an access token.
+			syncing := func(email string) (*syncClient, string, string) {
+				if _, err := c.SignUp(ctx, email, "correct horse battery staple"); err != nil {
+					t.Fatal(err)
+				}
+				s, err := c.SignIn(ctx, email, "correct horse battery staple")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, keys := accountSyncToken(t, ctx, c, s, http.DefaultClient, srv.base, "before deletion")
+				sc := &syncClient{t: t, srv: srv}
+				if err := json.Unmarshal(body, &sc.token); err != nil {
+					t.Fatal(err)
+				}
+				sc.must(200, "PUT", "/storage/meta/global", map[string]any{"payload": "hello"})
+				sc.must(200, "POST", "/storage/bookmarks", []map[string]any{{"id": "a", "payload": "x"}, {"id": "b", "payload": "y"}})
+				tr, err := c.TokenWithSession(ctx, s, firefoxDesktopClient, fxa.OldSyncScope, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sc, tr.AccessToken, keys.KeyID
+			}
+			gone := func(sc *syncClient) {
+				t.Helper()
+				out := cli("user", "show", strconv.FormatInt(sc.token.UID, 10))
+				if !strings.Contains(out, "storage") || !strings.Contains(out, "empty") || !strings.Contains(out, "retired") {
+					t.Errorf("records or token record left after deletion:\n%s", out)
+				}
+			}
+			refused := func(access, kid string) {
+				t.Helper()
+				req, _ := http.NewRequest("GET", srv.base+"/1.0/sync/1.5", nil)
+				req.Header.Set("Authorization", "Bearer "+access)
+				req.Header.Set("X-KeyID", kid)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 401 {
+					t.Errorf("access token of a deleted account at the token server: %d", resp.StatusCode)
+				}
+			}
+
+			// By the API: everything at once.
+			sc, access, kid := syncing("gone-api@example.org")
+			if err := c.DestroyAccount(ctx, "gone-api@example.org", "correct horse battery staple"); err != nil {
+				t.Fatal(err)
+			}
+			sc.must(401, "GET", "/storage/meta/global", nil)
+			sc.must(401, "GET", "/info/collections", nil)
+			sc.must(401, "PUT", "/storage/meta/global", map[string]any{"payload": "after"})
+			gone(sc)
+			refused(access, kid)
+
+			// By the operator command, from another process: the data goes
+			// and writes are refused at once (503 from the store's move
+			// mark); the node answers 401 from the serving process's next
+			// --state-refresh.
+			sc, access, kid = syncing("gone-cli@example.org")
+			if out := cli("account", "delete", "gone-cli@example.org"); !strings.Contains(out, "deleted account") {
+				t.Fatalf("account delete: %s", out)
+			}
+			if r := sc.do("PUT", "/storage/meta/global", map[string]any{"payload": "after"}); r.status != 401 && r.status != 503 {
+				t.Errorf("write with the old token after account delete: %d %s", r.status, r.body)
+			}
+			gone(sc)
+			refused(access, kid)
+		})
+	}
 }

@@ -214,9 +214,9 @@ func (a *app) serve(f *serveFlags) error {
 	tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 
 	var acc *builtinAccounts
-	var verifier *fxa.Verifier
+	var verifier tokenserver.Verifier
 	if f.accounts.enabled {
-		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, tokenDB, log); err != nil {
+		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, tokenDB, f.db, log); err != nil {
 			return err
 		}
 		verifier, err = acc.verifier(f.jwksFile)
@@ -248,6 +248,9 @@ func (a *app) serve(f *serveFlags) error {
 	limits := f.limits
 	limits.QuotaBytes = f.quotaBytes
 	fs := newFleetServe(tokenDB, f.publicURL, rawStore, f.stateRefresh, log)
+	if acc != nil {
+		acc.serveNode(f.publicURL, rawStore, fs.watcher)
+	}
 	if cache != nil {
 		// Moves write this node's database behind the cache: drop the
 		// moved user's cached data when the move becomes visible.

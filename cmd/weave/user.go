@@ -171,30 +171,13 @@ func (a *app) userDelete(ctx context.Context, f *userFlags, tokens *sqlstore.Tok
 	if err != nil {
 		return fmt.Errorf("uid %d: %w", uid, err)
 	}
-	if _, err := tokens.Migration(ctx, uid); err == nil {
-		return fmt.Errorf("uid %d is being moved: finish the move first (`weave user migrate %d`)", uid, uid)
-	}
-	if u.Node != nil {
-		m := f.migrator(tokens)
-		defer m.Close()
-		shard, err := m.Open(ctx, *u.Node)
-		if err != nil {
-			return err
-		}
-		defer shard.Close()
-		// Lock first so that no write of a syncing client lands after the
-		// purge.
-		if err := shard.LockUser(ctx, uid, "deleted"); err != nil && !errors.Is(err, weave.ErrUserMoved) {
-			return err
-		}
-		if err := shard.PurgeUser(ctx, uid); err != nil {
-			return err
-		}
-		// The mark stays: clients holding a token for the old uid get 401
-		// and, with a new token, a new uid.
-		if err := shard.MarkMoved(ctx, uid, "(deleted)"); err != nil {
-			return err
-		}
+	// The data goes and a "deleted" mark stays on the node: clients
+	// holding a token for the old uid get 401 and, with a new token, a new
+	// uid.
+	m := f.migrator(tokens)
+	defer m.Close()
+	if err := m.DeleteUser(ctx, u); err != nil {
+		return err
 	}
 	if f.retire {
 		if err := tokens.RetireUser(ctx, u.Email); err != nil {

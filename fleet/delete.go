@@ -1,0 +1,62 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/weave-sync/weave"
+)
+
+// DeletedTarget is the move target recorded for a deleted user.
+const DeletedTarget = "(deleted)"
+
+// DeleteUser removes a user's Sync data from the node that holds it and
+// leaves the user marked moved there (target DeletedTarget), so that the
+// node answers 401 to a token it still holds (every serving process sees the
+// mark within its --state-refresh; the caller refreshes its own Watcher to
+// refuse at once). The user's record in the token database is left to the
+// caller. The steps: lock (no write of a syncing client lands after the
+// purge), purge, mark. A user being moved is refused: finish the move first.
+func (m *Migrator) DeleteUser(ctx context.Context, u weave.TokenUser) error {
+	if _, err := m.Dir.Migration(ctx, u.UID); err == nil {
+		return fmt.Errorf("uid %d is being moved: finish the move first (`weave user migrate %d`)", u.UID, u.UID)
+	}
+	if u.Node == nil {
+		return nil // its node is gone, and its data with it
+	}
+	shard, _, err := m.shard(ctx, u.NodeID)
+	if err != nil {
+		return err
+	}
+	if err := shard.LockUser(ctx, u.UID, "deleted"); err != nil && !errors.Is(err, weave.ErrUserMoved) {
+		return err
+	}
+	if err := shard.PurgeUser(ctx, u.UID); err != nil {
+		return err
+	}
+	return shard.MarkMoved(ctx, u.UID, DeletedTarget)
+}
+
+// DeleteAccount deletes the Sync data of every token record of an account
+// (key "<fxa uid>@<domain>"), old uids too, and retires the account so it
+// never gets a token again. It returns the uids whose data it removed.
+func (m *Migrator) DeleteAccount(ctx context.Context, email string) ([]int64, error) {
+	recs, err := m.Dir.UserRecords(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	// Retire first: from now on the token server hands out no token for
+	// the account, so no new uid can appear behind the purge.
+	if err := m.Dir.RetireUser(ctx, email); err != nil {
+		return nil, err
+	}
+	var uids []int64
+	for _, u := range recs {
+		if err := m.DeleteUser(ctx, u); err != nil {
+			return uids, fmt.Errorf("delete the data of uid %d: %w", u.UID, err)
+		}
+		uids = append(uids, u.UID)
+	}
+	return uids, nil
+}
