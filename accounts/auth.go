@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/weave-sync/weave/accounts/onepw"
@@ -31,10 +32,22 @@ func serverStretch(ctx context.Context, authPW, salt []byte, p onepw.ScryptParam
 // compares them.
 func NormalizeEmail(email string) string { return strings.ToLower(email) }
 
+// validEmail accepts local@domain of printable characters: no space,
+// control (ESC, BEL, …), format or bidi-control characters (U+202E would
+// reorder what an operator's terminal or a web page shows), as FxA's
+// validator refuses them (400 errno 107).
 func validEmail(e string) bool {
 	at := strings.LastIndexByte(e, '@')
-	return at > 0 && at < len(e)-1 && len(e) <= 255 && utf8.ValidString(e) &&
-		!strings.ContainsAny(e, " \t\r\n\x00") && !strings.Contains(e[at+1:], "@")
+	if !(at > 0 && at < len(e)-1 && len(e) <= 255 && utf8.ValidString(e) && !strings.Contains(e[at+1:], "@")) {
+		return false
+	}
+	for _, r := range e {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Bidi_Control, r) ||
+			!unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func hexParam(name, v string, n int) ([]byte, error) {

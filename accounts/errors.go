@@ -108,6 +108,7 @@ var (
 	errUnknownDevice  = newErr(400, ErrnoDeviceUnknown, "Unknown device")
 	errNotFound       = newErr(404, ErrnoEndpointNotSupported, "Not Found")
 	errMethod         = newErr(405, ErrnoEndpointNotSupported, "Method Not Allowed")
+	errMediaType      = newErr(415, ErrnoUnexpected, "Unsupported Media Type")
 	errServerBusy     = &Error{Code: 503, Errno: ErrnoServerBusy, Message: "Service unavailable", RetryAfter: 30}
 	errUnexpected     = newErr(500, ErrnoUnexpected, "Unspecified error")
 )

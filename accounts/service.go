@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -298,6 +299,10 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.body = body
+		if err := checkContentType(r); err != nil {
+			s.writeErr(w, err)
+			return
+		}
 	}
 	if rt.auth != "" {
 		if err := s.authenticate(req, rt.auth); err != nil {
@@ -329,6 +334,32 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 
 func isUnavailable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, weave.ErrUnavailable) || errors.Is(err, weave.ErrConflict)
+}
+
+// formRoutes also take application/x-www-form-urlencoded bodies (OAuth's
+// token and revocation endpoints, RFC 6749 §4.1.3 and RFC 7009).
+var formRoutes = map[string]bool{"/v1/oauth/token": true, "/v1/token": true, "/v1/oauth/destroy": true, "/v1/destroy": true}
+
+// checkContentType refuses a POST body that is not JSON, so that a
+// cross-site "simple" request (a form or fetch with text/plain, which needs
+// no CORS preflight) cannot create accounts or spend a password guess. As
+// FxA answers: a text/* body fails validation (400 errno 107), any other
+// non-JSON type is 415; no Content-Type means JSON, as in hapi.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == "application/json":
+		return nil
+	case err == nil && mt == "application/x-www-form-urlencoded" && formRoutes[r.URL.Path]:
+		return nil
+	case err == nil && strings.HasPrefix(mt, "text/"):
+		return errInvalid("payload")
+	}
+	return errMediaType
 }
 
 // decode parses a JSON object body into v, rejecting unknown shapes with

@@ -337,3 +337,26 @@ func TestAccountDeletionRevokesAndPurges(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintable (issue 12, finding 11): what `weave account list` and
+// `sessions` print of user-chosen text cannot drive the terminal.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain@example.org":        "plain@example.org",
+		"zoë@exämple.org":          "zoë@exämple.org",
+		"esc\x1b[2J@example.org":   `esc\u001b[2J@example.org`,
+		"bell\a@x":                 `bell\u0007@x`,
+		"rtl\u202eevil@x":          `rtl\u202eevil@x`,
+		"zw\u200bj\u2066@x\u0085y": `zw\u200bj\u2066@x\u0085y`,
+		"bad\xffutf8":              `bad\ufffdutf8`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var out, errb bytes.Buffer
+	data := t.TempDir()
+	if code := run(context.Background(), []string{"account", "create", "esc\x1b]0;owned\a@example.org", "--data-dir", data, "--password", "hunter2hunter2"}, &out, &errb); code == 0 {
+		t.Fatalf("account create took an email with control characters: %s", out.String())
+	}
+}
