@@ -7,26 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/weave-sync/weave/accounts/onepw"
 )
-
-// stretchSlots bounds concurrent scrypt runs (64 MiB each at the default N).
-var stretchSlots = make(chan struct{}, min(4, max(1, runtime.GOMAXPROCS(0))))
-
-func serverStretch(ctx context.Context, authPW, salt []byte, p onepw.ScryptParams) (onepw.ServerKeys, error) {
-	select {
-	case stretchSlots <- struct{}{}:
-	case <-ctx.Done():
-		return onepw.ServerKeys{}, ctx.Err()
-	}
-	defer func() { <-stretchSlots }()
-	return onepw.ServerStretch(authPW, salt, p)
-}
 
 // NormalizeEmail is the lookup key of an email address: lower-cased, as FxA
 // compares them.
@@ -190,7 +176,7 @@ func (s *Service) newCredentials(ctx context.Context, authPW []byte) (Account, [
 
 // setPassword fills VerifyHash and WrapWrapKb for authPW, keeping wrapKb.
 func (s *Service) setPassword(ctx context.Context, a *Account, authPW, wrapKb []byte) error {
-	sk, err := serverStretch(ctx, authPW, a.AuthSalt, onepw.ScryptParams{N: a.ScryptN, R: 8, P: 1})
+	sk, err := s.stretch(ctx, authPW, a.AuthSalt, onepw.ScryptParams{N: a.ScryptN, R: 8, P: 1})
 	if err != nil {
 		return err
 	}
@@ -202,26 +188,31 @@ func (s *Service) setPassword(ctx context.Context, a *Account, authPW, wrapKb []
 // lockout; it returns the account and its unwrapped wrapKb.
 func (s *Service) checkPassword(ctx context.Context, email string, authPW []byte) (Account, []byte, error) {
 	norm := NormalizeEmail(email)
-	if err := s.limits.lockedOut(norm); err != nil {
+	release, err := s.limits.reserveAttempt(norm)
+	if err != nil {
 		return Account{}, nil, err
 	}
 	a, err := s.store.AccountByEmail(ctx, norm)
 	if errors.Is(err, ErrNotFound) {
+		release()
 		return a, nil, errUnknownAccount.with("email", email)
 	} else if err != nil {
+		release()
 		return a, nil, err
 	}
-	sk, err := serverStretch(ctx, authPW, a.AuthSalt, onepw.ScryptParams{N: a.ScryptN, R: 8, P: 1})
+	sk, err := s.stretch(ctx, authPW, a.AuthSalt, onepw.ScryptParams{N: a.ScryptN, R: 8, P: 1})
 	if err != nil {
+		release()
 		return a, nil, err
 	}
 	if subtle.ConstantTimeCompare(sk.VerifyHash, a.VerifyHash) != 1 {
-		s.limits.failed(norm)
+		// The reserved attempt stays counted.
 		if email != a.Email {
 			return a, nil, newErr(400, ErrnoIncorrectEmailCase, "Incorrect email case").with("email", a.Email)
 		}
 		return a, nil, errBadPassword.with("email", a.Email)
 	}
+	release()
 	return a, onepw.XOR(a.WrapWrapKb, sk.WrapWrapKey), nil
 }
 
@@ -234,9 +225,14 @@ func (s *Service) accountLogin(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A sign-in is a grant too: a known password must not mint sessions
+	// without bound.
+	if err := s.limits.grant(a.UID); err != nil {
+		return nil, err
+	}
 	out, toks := s.issueTokens(r, a.UID, a.KA, wrapKb, wantKeys(r))
 	for _, t := range toks {
-		if err := s.store.PutToken(r.r.Context(), t); err != nil {
+		if err := s.putCapped(r.r.Context(), t); err != nil {
 			return nil, err
 		}
 	}

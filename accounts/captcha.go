@@ -36,6 +36,12 @@ func (s *Service) newCaptcha(r *request) (any, error) {
 	if err := s.limits.checkIP(r.ip, "captcha"); err != nil {
 		return nil, err
 	}
+	// Fair shares of the process-wide pool (captcha.Max): no address (IPv6:
+	// /64) holds more than CaptchasPerIP of the captchas that can still be
+	// answered, so ~70 addresses cannot use it up for everyone.
+	if ok, retry := s.limits.hit("captchaheld|"+limitKey(r.ip), s.limits.l.CaptchasPerIP, s.cfg.CaptchaTTL); !ok {
+		return nil, errThrottled(retry)
+	}
 	id, answer, ok := s.captcha.Add(r.ip, s.now(), s.cfg.CaptchaTTL)
 	if !ok {
 		return nil, errServerBusy

@@ -475,6 +475,9 @@ func (s *Service) token(r *request) (any, error) {
 		} else if err != nil {
 			return nil, err
 		}
+		if err := s.limits.grant(a.UID); err != nil {
+			return nil, err
+		}
 		return s.grantTokens(r, a, c, strings.Fields(g.Scope), g.AccessType == "offline", g.KeysJWE, g.AuthAt, g.Session)
 	case "refresh_token":
 		rt := p["refresh_token"]
@@ -508,12 +511,18 @@ func (s *Service) token(r *request) (any, error) {
 		if err != nil {
 			return nil, errUnknownRefresh
 		}
+		if err := s.limits.grant(a.UID); err != nil {
+			return nil, err
+		}
 		_ = s.store.TouchToken(ctx, t.ID, s.nowMS())
 		tok, ttl := s.mintAccessToken(a, c.ID, scopes, t.ID)
 		return map[string]any{"access_token": tok, "token_type": "bearer", "scope": strings.Join(scopes, " "),
 			"expires_in": ttl, "auth_at": g.AuthAt}, nil
 	case "fxa-credentials":
 		if err := s.authenticate(r, KindSession); err != nil {
+			return nil, err
+		}
+		if err := s.limits.grant(r.account.UID); err != nil {
 			return nil, err
 		}
 		scopes, err := parseScopes(p["scope"])
@@ -547,7 +556,7 @@ func (s *Service) grantTokens(r *request, a Account, c Client, scopes []string, 
 		if s.cfg.RefreshTokenTTL > 0 {
 			t.ExpiresAt = now + s.cfg.RefreshTokenTTL.Milliseconds()
 		}
-		if err := s.store.PutToken(ctx, t); err != nil {
+		if err := s.putCapped(ctx, t); err != nil {
 			return nil, err
 		}
 		out["refresh_token"] = rt
@@ -557,7 +566,7 @@ func (s *Service) grantTokens(r *request, a Account, c Client, scopes []string, 
 	}
 	if slices.Contains(scopes, ScopeSession) {
 		raw, _, st := s.newToken(KindSession, "sessionToken", a.UID, sessionData{UserAgent: trunc(r.r.UserAgent(), 255)}, s.cfg.SessionTTL.Milliseconds())
-		if err := s.store.PutToken(ctx, st); err != nil {
+		if err := s.putCapped(ctx, st); err != nil {
 			return nil, err
 		}
 		out["session_token"] = hex.EncodeToString(raw)

@@ -1,8 +1,11 @@
 package accounts
 
 import (
+	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Limits tune the in-memory rate limits and lockout of login, sign-up and
@@ -22,6 +25,27 @@ type Limits struct {
 	// count, so guessing cannot be interleaved with a known password.
 	EmailFailures int
 	Lockout       time.Duration
+	// MaxSessions and MaxRefreshTokens cap what one account holds
+	// (defaults 100 each); a new one evicts the least recently used.
+	MaxSessions, MaxRefreshTokens int
+	// GrantBurst OAuth grants (token endpoint: code, refresh,
+	// fxa-credentials) per account at once, then one per GrantEvery
+	// (defaults 30 and 10 s) → 429 errno 114 with Retry-After.
+	GrantBurst int
+	GrantEvery time.Duration
+	// CaptchasPerIP is how many unanswered captchas one address (IPv6: one
+	// /64) may hold (default 10), so a few addresses cannot use up the
+	// process-wide pool.
+	CaptchasPerIP int
+	// StretchQueue is how many password checks may wait for one of the
+	// scrypt slots (default 32), and StretchWait how long one waits
+	// (default 5 s); past either the request gets 503 errno 201 with
+	// Retry-After instead of queueing without bound. StretchSlots is the
+	// number of concurrent scrypt runs (default min(4, GOMAXPROCS); 64 MiB
+	// each at the default cost).
+	StretchQueue int
+	StretchWait  time.Duration
+	StretchSlots int
 }
 
 type counter struct {
@@ -34,6 +58,13 @@ type limiter struct {
 	now func() time.Time
 	mu  sync.Mutex
 	m   map[string]*counter
+
+	grants map[string]*grantLimiter // by account uid
+}
+
+type grantLimiter struct {
+	l    *rate.Limiter
+	used time.Time
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
@@ -52,7 +83,69 @@ func newLimiter(l Limits, now func() time.Time) *limiter {
 	if l.Lockout <= 0 {
 		l.Lockout = 15 * time.Minute
 	}
-	return &limiter{l: l, now: now, m: map[string]*counter{}}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = 100
+	}
+	if l.MaxRefreshTokens <= 0 {
+		l.MaxRefreshTokens = 100
+	}
+	if l.GrantBurst <= 0 {
+		l.GrantBurst = 30
+	}
+	if l.GrantEvery <= 0 {
+		l.GrantEvery = 10 * time.Second
+	}
+	if l.CaptchasPerIP <= 0 {
+		l.CaptchasPerIP = 10
+	}
+	return &limiter{l: l, now: now, m: map[string]*counter{}, grants: map[string]*grantLimiter{}}
+}
+
+// limitKey is what per-address limits count: the address, or for IPv6 its
+// /64, which one client typically holds whole (one address per request
+// would otherwise be a fresh budget each time).
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// grant counts one OAuth grant for the account uid.
+func (l *limiter) grant(uid string) error {
+	now := l.now()
+	l.mu.Lock()
+	g := l.grants[uid]
+	if g == nil {
+		if len(l.grants) > 100_000 {
+			for k, v := range l.grants {
+				// Idle long enough to be full again: forgetting it
+				// changes nothing.
+				if now.Sub(v.used) > time.Duration(l.l.GrantBurst)*l.l.GrantEvery {
+					delete(l.grants, k)
+				}
+			}
+		}
+		g = &grantLimiter{l: rate.NewLimiter(rate.Every(l.l.GrantEvery), l.l.GrantBurst)}
+		l.grants[uid] = g
+	}
+	g.used = now
+	r := g.l.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	if delay > 0 {
+		r.CancelAt(now)
+	}
+	l.mu.Unlock()
+	if delay > 0 {
+		return errThrottled(int(delay/time.Second) + 1)
+	}
+	return nil
 }
 
 // hit counts one event for key and reports whether it is within max per
@@ -73,18 +166,6 @@ func (l *limiter) hit(key string, max int, window time.Duration) (ok bool, retry
 	return c.n <= max, int((window-now.Sub(c.start))/time.Second) + 1
 }
 
-// peek reports whether key is over max without counting.
-func (l *limiter) peek(key string, max int, window time.Duration) (ok bool, retry int) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c := l.m[key]
-	if c == nil || now.Sub(c.start) >= window || c.n < max {
-		return true, 0
-	}
-	return false, int((window-now.Sub(c.start))/time.Second) + 1
-}
-
 func (l *limiter) sweep(now time.Time) {
 	longest := max(l.l.Window, l.l.Lockout)
 	for k, c := range l.m {
@@ -100,19 +181,43 @@ func (l *limiter) checkIP(ip, action string) error {
 	if action == "signup" {
 		max = l.l.SignupsPerIP
 	}
-	if ok, retry := l.hit(action+"|"+ip, max, l.l.Window); !ok {
+	if ok, retry := l.hit(action+"|"+limitKey(ip), max, l.l.Window); !ok {
 		return errThrottled(retry)
 	}
 	return nil
 }
 
-// lockedOut reports whether the account (by normalised email) is locked.
-func (l *limiter) lockedOut(email string) error {
-	if ok, retry := l.peek("fail|"+email, l.l.EmailFailures, l.l.Lockout); !ok {
-		return errThrottled(retry)
+// reserveAttempt counts a password check of the account (by normalised
+// email) against its failure budget before the check runs, atomically, so
+// that concurrent guesses cannot all pass a lockout test made before any
+// of them failed. It fails when the account is locked. The caller calls
+// release if the password was right (or the check did not happen): only
+// failures stay counted.
+func (l *limiter) reserveAttempt(email string) (release func(), err error) {
+	key := "fail|" + email
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) > 100_000 {
+		l.sweep(now)
 	}
-	return nil
+	c := l.m[key]
+	if c == nil || now.Sub(c.start) >= l.l.Lockout {
+		c = &counter{start: now}
+		l.m[key] = c
+	}
+	if c.n >= l.l.EmailFailures {
+		return nil, errThrottled(int((l.l.Lockout-now.Sub(c.start))/time.Second) + 1)
+	}
+	c.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.m[key] == c && c.n > 0 {
+				c.n--
+			}
+		})
+	}, nil
 }
-
-// failed records a failed password check for the account.
-func (l *limiter) failed(email string) { l.hit("fail|"+email, l.l.EmailFailures, l.l.Lockout) }

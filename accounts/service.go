@@ -119,17 +119,18 @@ type Config struct {
 
 // Service is the accounts service; Handler serves its HTTP API.
 type Service struct {
-	cfg     Config
-	store   Store
-	public  *url.URL
-	base    string // PublicURL without trailing slash
-	host    string // Hawk host
-	port    string // Hawk port
-	prefix  string // PublicURL path prefix, "" for none
-	clients map[string]Client
-	hawk    *hawk.Verifier
-	limits  *limiter
-	captcha captcha.Set
+	cfg       Config
+	store     Store
+	public    *url.URL
+	base      string // PublicURL without trailing slash
+	host      string // Hawk host
+	port      string // Hawk port
+	prefix    string // PublicURL path prefix, "" for none
+	clients   map[string]Client
+	hawk      *hawk.Verifier
+	limits    *limiter
+	stretcher *stretcher
+	captcha   captcha.Set
 	// captchaIssued, if set, sees every captcha's answer (tests only:
 	// they play the human).
 	captchaIssued func(id, answer string)
@@ -191,7 +192,7 @@ func New(cfg Config) (*Service, error) {
 		cfg: cfg, store: cfg.Store, public: u, base: u.String(), host: host, port: port,
 		prefix: strings.TrimRight(u.Path, "/"), clients: map[string]Client{},
 		hawk:   hawk.NewVerifier(hawk.Options{Skew: cfg.HawkSkew, Now: cfg.Now}),
-		limits: newLimiter(cfg.Limits, cfg.Now), log: log, now: cfg.Now,
+		limits: newLimiter(cfg.Limits, cfg.Now), stretcher: newStretcher(cfg.Limits), log: log, now: cfg.Now,
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = c

@@ -151,3 +151,42 @@ func (s *Service) SignOut(ctx context.Context, email, sessionID string) error {
 	a.VerifierSet = max(s.nowMS(), a.VerifierSet+1)
 	return s.store.UpdateCredentials(ctx, a, nil)
 }
+
+// putCapped stores a token; for a session or refresh token it then evicts
+// the account's least recently used ones of that kind beyond the cap
+// (Limits.MaxSessions, MaxRefreshTokens), ending them as a sign-out does.
+// Concurrent grants may overshoot for a moment; each one trims back.
+func (s *Service) putCapped(ctx context.Context, t Token) error {
+	if err := s.store.PutToken(ctx, t); err != nil {
+		return err
+	}
+	limit := 0
+	switch t.Kind {
+	case KindSession:
+		limit = s.limits.l.MaxSessions
+	case KindRefresh:
+		limit = s.limits.l.MaxRefreshTokens
+	default:
+		return nil
+	}
+	toks, err := s.store.Tokens(ctx, t.UID, t.Kind)
+	if err != nil || len(toks) <= limit {
+		return err
+	}
+	used := func(t Token) int64 { return max(t.LastUsed, t.CreatedAt) }
+	sort.SliceStable(toks, func(i, j int) bool { return used(toks[i]) < used(toks[j]) })
+	for _, old := range toks[:len(toks)-limit] {
+		if old.ID == t.ID {
+			continue
+		}
+		if t.Kind == KindSession {
+			err = s.dropSession(ctx, t.UID, old.ID)
+		} else if err = s.revokeGrant(ctx, t.UID, old.ID); err == nil {
+			err = s.store.DeleteToken(ctx, old.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
