@@ -39,7 +39,7 @@ type Limits struct {
 	CaptchasPerIP int
 	// StretchQueue is how many password checks may wait for one of the
 	// scrypt slots (default 32), and StretchWait how long one waits
-	// (default 5 s); past either the request gets 503 errno 201 with
+	// (default 10 s); past either the request gets 503 errno 201 with
 	// Retry-After instead of queueing without bound. StretchSlots is the
 	// number of concurrent scrypt runs (default min(4, GOMAXPROCS); 64 MiB
 	// each at the default cost).

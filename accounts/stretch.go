@@ -32,7 +32,7 @@ func newStretcher(l Limits) *stretcher {
 	}
 	w := l.StretchWait
 	if w <= 0 {
-		w = 5 * time.Second
+		w = 10 * time.Second
 	}
 	return &stretcher{slots: make(chan struct{}, n), max: int64(q), wait: w}
 }

@@ -268,10 +268,7 @@ func TestAccountDeletionRevokesAndPurges(t *testing.T) {
 			// syncing signs an account in, writes records and returns its
 			// storage client and an access token.
 			syncing := func(email string) (*syncClient, string, string) {
-				if _, err := c.SignUp(ctx, email, "correct horse battery staple"); err != nil {
-					t.Fatal(err)
-				}
-				s, err := c.SignIn(ctx, email, "correct horse battery staple")
+				s, err := c.SignUp(ctx, email, "correct horse battery staple")
 				if err != nil {
 					t.Fatal(err)
 				}
