@@ -258,6 +258,25 @@ func backends() []backend {
 	}
 }
 
+// retryLoaded runs a timed attempt (fresh state each time) until it takes
+// at most bound, three attempts at most. A scrape that waits for a hung
+// database takes longer every time and fails; a machine so loaded that
+// the test itself was starved for seconds (a scrape of 2.8 s was seen at a
+// load average of 30 on two cores) gets another try.
+func retryLoaded(t *testing.T, bound time.Duration, attempt func() (time.Duration, string)) {
+	t.Helper()
+	for i := 1; ; i++ {
+		el, what := attempt()
+		if el <= bound {
+			return
+		}
+		if i == 3 {
+			t.Fatalf("%s took %v, over %v in each of %d attempts", what, el, bound, i)
+		}
+		t.Logf("attempt %d: %s took %v, over %v; trying again", i, what, el, bound)
+	}
+}
+
 // A database that stops answering (its packets black-holed mid-session,
 // or one that never answers at all) must not hold a scrape past the poll
 // deadline; the failures are counted, and the last answer stays on show.
@@ -271,27 +290,33 @@ func TestHungDatabaseDoesNotDelayScrape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := newProxy(t, addr)
-			db := b.open(t, url, p.addr(), true)
-			defer db.Close()
-			m := metrics.New(metrics.Options{NoRuntimeCollectors: true, PollTimeout: timeout, PollInterval: 10 * time.Millisecond})
-			if err := b.watch(m, "hung", db); err != nil {
-				t.Fatal(err)
-			}
-			f := scrape(t, m)
-			if v := f.get(t, "weave_collector_up", "db=hung"); v != 1 {
-				t.Fatalf("collector up = %v before the hang", v)
-			}
-
-			p.blackhole.Store(true)
-			time.Sleep(20 * time.Millisecond)
-			for i := 0; i < 3; i++ {
-				start := time.Now()
-				f = scrape(t, m)
-				if el := time.Since(start); el > timeout+slack {
-					t.Fatalf("scrape %d took %v with a hung database (poll timeout %v)", i, el, timeout)
+			var f families
+			retryLoaded(t, timeout+slack, func() (time.Duration, string) {
+				p := newProxy(t, addr)
+				db := b.open(t, url, p.addr(), true)
+				t.Cleanup(func() { db.Close() })
+				m := metrics.New(metrics.Options{NoRuntimeCollectors: true, PollTimeout: timeout, PollInterval: 10 * time.Millisecond})
+				if err := b.watch(m, "hung", db); err != nil {
+					t.Fatal(err)
 				}
-			}
+				f = scrape(t, m)
+				if v := f.get(t, "weave_collector_up", "db=hung"); v != 1 {
+					t.Fatalf("collector up = %v before the hang", v)
+				}
+
+				p.blackhole.Store(true)
+				time.Sleep(20 * time.Millisecond)
+				var worst time.Duration
+				var which string
+				for i := 0; i < 3; i++ {
+					start := time.Now()
+					f = scrape(t, m)
+					if el := time.Since(start); el > worst {
+						worst, which = el, fmt.Sprintf("scrape %d with a hung database (poll timeout %v)", i, timeout)
+					}
+				}
+				return worst, which
+			})
 			if v := f.get(t, "weave_collector_up", "db=hung"); v != 0 {
 				t.Errorf("collector up = %v while the database hangs", v)
 			}
@@ -302,18 +327,19 @@ func TestHungDatabaseDoesNotDelayScrape(t *testing.T) {
 		})
 		t.Run(b.name+"/never", func(t *testing.T) {
 			url := b.fresh(t) // only to skip when the backend is missing
-			p := newProxy(t, "")
-			db := b.open(t, url, p.addr(), false)
-			defer db.Close()
-			m := metrics.New(metrics.Options{NoRuntimeCollectors: true, PollTimeout: timeout, PollInterval: 10 * time.Millisecond})
-			if err := b.watch(m, "blackhole", db); err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			f := scrape(t, m)
-			if el := time.Since(start); el > timeout+slack {
-				t.Fatalf("scrape took %v against a server that never answers (poll timeout %v)", el, timeout)
-			}
+			var f families
+			retryLoaded(t, timeout+slack, func() (time.Duration, string) {
+				p := newProxy(t, "")
+				db := b.open(t, url, p.addr(), false)
+				t.Cleanup(func() { db.Close() })
+				m := metrics.New(metrics.Options{NoRuntimeCollectors: true, PollTimeout: timeout, PollInterval: 10 * time.Millisecond})
+				if err := b.watch(m, "blackhole", db); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				f = scrape(t, m)
+				return time.Since(start), fmt.Sprintf("scrape against a server that never answers (poll timeout %v)", timeout)
+			})
 			if v := f.get(t, "weave_collector_up", "db=blackhole"); v != 0 {
 				t.Errorf("collector up = %v", v)
 			}
