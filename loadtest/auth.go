@@ -145,7 +145,7 @@ func (r *runner) fetchToken(ctx context.Context, u *user) (*creds, error) {
 			r.rec.record(KindToken, 0, lat, label, err.Error())
 			return nil, &statusError{kind: KindToken, label: label, detail: err.Error()}
 		}
-		r.noteServerTime(u, resp.Header.Get("X-Timestamp"), true)
+		r.noteServerTime(u, resp.Header.Get("X-Timestamp"), true, true)
 		hresp := &response{status: resp.StatusCode, header: resp.Header, body: body}
 		r.noteBackoff(u, hresp)
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {

@@ -198,7 +198,10 @@ func (r *runner) do(ctx context.Context, u *user, req request) (*response, error
 			r.rec.record(req.kind, 0, lat, label, err.Error())
 			return nil, &statusError{kind: req.kind, label: label, detail: err.Error()}
 		}
-		r.noteServerTime(u, resp.header.Get("X-Weave-Timestamp"), false)
+		// Only a 401 re-measures the skew: some servers (go-syncstorage)
+		// echo a collection's X-Last-Modified as X-Weave-Timestamp, which
+		// is not their clock.
+		r.noteServerTime(u, resp.header.Get("X-Weave-Timestamp"), false, resp.status == http.StatusUnauthorized)
 		r.noteBackoff(u, resp)
 		if resp.status == http.StatusUnauthorized && attempt == 0 {
 			r.rec.authRetries.Add(1)
@@ -289,9 +292,10 @@ func (r *runner) send(ctx context.Context, u *user, req request) (*response, err
 	return out, nil
 }
 
-// noteServerTime re-measures the clock skew and remembers the user's first
-// server time (the start of what verification reads back).
-func (r *runner) noteServerTime(u *user, v string, tokenServer bool) {
+// noteServerTime re-measures the clock skew (from the token server, or when
+// measure is set) and remembers the user's first server time (the start of
+// what verification reads back).
+func (r *runner) noteServerTime(u *user, v string, tokenServer, measure bool) {
 	if v == "" {
 		return
 	}
@@ -304,7 +308,9 @@ func (r *runner) noteServerTime(u *user, v string, tokenServer bool) {
 		u.tokenSkew = skew
 		return
 	}
-	u.skew = skew
+	if measure {
+		u.skew = skew
+	}
 	if u.firstSeen == 0 {
 		u.firstSeen = ts
 	}

@@ -86,6 +86,17 @@ type Config struct {
 	Seed int64 `json:"seed"`
 	// ThinkTime is the pause of a worker between two sessions.
 	ThinkTime time.Duration `json:"think_time,omitempty"`
+	// ClosedLoop is the max-throughput mode: Concurrency sessions at a time,
+	// each started as soon as the previous one ends (no think time, no
+	// ramp-up), so the server's answers set the pace and the report's
+	// sessions/s is its capacity on the mix.
+	ClosedLoop bool `json:"closed_loop,omitempty"`
+	// ServerPID is the server's process on this machine: its CPU time
+	// (/proc/PID/stat) over the load phase is reported, also per 1,000
+	// sessions.
+	ServerPID int `json:"server_pid,omitempty"`
+	// Mix names the session mix (MixNames; default MixMolotov).
+	Mix string `json:"mix,omitempty"`
 	// HTTPTimeout bounds each request (default 30s).
 	HTTPTimeout time.Duration `json:"http_timeout"`
 	// AllowRemote permits targets that are not loopback addresses.
@@ -162,6 +173,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = d.ProgressInterval
+	}
+	if c.Mix == "" {
+		c.Mix = MixMolotov
 	}
 	return c
 }
@@ -298,6 +312,23 @@ func (c Config) validate() (*url.URL, error) {
 	}
 	if c.ProgressInterval < 0 {
 		bad("progress interval must not be negative (got %s)", c.ProgressInterval)
+	}
+	if c.ClosedLoop && c.ThinkTime > 0 {
+		bad("closed loop runs sessions back to back: think time must be 0 (got %s)", c.ThinkTime)
+	}
+	if c.ClosedLoop && c.RampUp > 0 {
+		bad("closed loop starts all sessions at once: ramp-up must be 0 (got %s)", c.RampUp)
+	}
+	switch {
+	case c.ServerPID < 0:
+		bad("server pid must not be negative (got %d)", c.ServerPID)
+	case c.ServerPID > 0:
+		if _, err := readCPU(c.ServerPID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, ok := mixes[c.Mix]; !ok {
+		bad("unknown mix %q: use one of %s", c.Mix, strings.Join(MixNames(), ", "))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -192,4 +193,32 @@ func TestEndToEndDirectSecrets(t *testing.T) {
 		})
 		run(t, public, master, true)
 	})
+}
+
+// The closed-loop mode in direct mode against a real weave node, with the
+// read-mostly mix and this process (which serves the node) as the server
+// whose CPU is measured.
+func TestEndToEndClosedLoopDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	public := startNode(t, "")
+	for _, m := range MixNames() {
+		c := DefaultConfig()
+		c.Mode, c.Target, c.MasterSecret = ModeDirect, public, e2eSecret
+		c.Users, c.Concurrency, c.Duration, c.Sessions = 6, 3, 0, 40
+		c.ClosedLoop, c.Mix, c.ServerPID, c.Seed = true, m, os.Getpid(), 3
+		rep, err := Run(t.Context(), c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.Sessions.Completed != 40 || rep.Sessions.PerSecond <= 0 || rep.Mix != m {
+			var b strings.Builder
+			rep.WriteTable(&b)
+			t.Fatal(b.String())
+		}
+		if cpu := rep.ServerCPU; cpu == nil || cpu.CPUSeconds <= 0 || cpu.PerThousandSessions <= 0 {
+			t.Errorf("%s: server CPU %+v", m, cpu)
+		}
+	}
 }

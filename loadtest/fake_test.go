@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,9 +39,18 @@ type fakeSync struct {
 	backoffOnce  bool // send X-Weave-Backoff: 1 once per user
 	retryAfterAt int  // answer the n-th POST with 503 + Retry-After
 	tokenSeconds int  // token duration the fake token server grants (default 3600)
+	// clockAhead puts the server's clock ahead of the client's; Hawk ts
+	// more than a minute off its clock get a 401 with its time.
+	clockAhead time.Duration
+	// staleTimestamps answers authorized requests with X-Weave-Timestamp
+	// 0.00, as go-syncstorage does when it echoes an empty account's
+	// X-Last-Modified.
+	staleTimestamps bool
 
-	posts, records int
-	srv            *httptest.Server
+	posts, records  int
+	infoCollections int           // GET info/collections answered: one per session
+	infoDelay       time.Duration // added to every info/collections answer
+	srv             *httptest.Server
 }
 
 type fakeUser struct {
@@ -82,7 +92,7 @@ func (u *fakeUser) tick() weave.Timestamp {
 func (f *fakeSync) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w.Header().Set("X-Weave-Timestamp", weave.TimestampAt(time.Now()).String())
+	w.Header().Set("X-Weave-Timestamp", weave.TimestampAt(time.Now().Add(f.clockAhead)).String())
 	if r.URL.Path == "/1.0/sync/1.5" {
 		f.token(w, r)
 		return
@@ -96,6 +106,9 @@ func (f *fakeSync) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !f.authorized(r, uid) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
+	}
+	if f.staleTimestamps {
+		w.Header().Set("X-Weave-Timestamp", "0.00")
 	}
 	u := f.user(uid)
 	if f.unauthOnce && !u.seen {
@@ -112,6 +125,12 @@ func (f *fakeSync) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "GET" && rest[0] == "info" && rest[1] == "configuration":
 		writeJSON(w, 200, weave.DefaultLimits())
 	case r.Method == "GET" && rest[0] == "info" && rest[1] == "collections":
+		f.infoCollections++
+		if f.infoDelay > 0 {
+			f.mu.Unlock()
+			time.Sleep(f.infoDelay)
+			f.mu.Lock()
+		}
 		m := map[string]string{}
 		for c, ts := range u.collMod {
 			m[c] = ts.String()
@@ -163,6 +182,16 @@ func (f *fakeSync) authorized(r *http.Request, uid string) bool {
 	}
 	if json.Unmarshal(raw[:len(raw)-32], &p) != nil {
 		return false
+	}
+	if f.clockAhead != 0 {
+		m := regexp.MustCompile(`ts="(\d+)"`).FindStringSubmatch(h)
+		if m == nil {
+			return false
+		}
+		ts, _ := strconv.ParseInt(m[1], 10, 64)
+		if d := ts - time.Now().Add(f.clockAhead).Unix(); d > 60 || d < -60 {
+			return false
+		}
 	}
 	return strconv.FormatInt(p.UID, 10) == uid && p.Expires > float64(time.Now().Unix())
 }

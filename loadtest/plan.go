@@ -33,6 +33,53 @@ type mix struct {
 	clientRepeat int // client record payload: the digit repeated
 }
 
+// The named session mixes (Config.Mix).
+const (
+	// MixMolotov is the load model's realistic mix (load-model.md §1.1):
+	// write-heavy, two uploads of ~60 records in every three sessions.
+	MixMolotov = "molotov"
+	// MixFirefoxReads is a Firefox-like profile that mostly reads: the
+	// background sync of a desktop whose other devices changed something
+	// (docs/benchmarks.md has its composition and why).
+	MixFirefoxReads = "firefox-reads"
+)
+
+var mixes = map[string]func() mix{
+	MixMolotov:      molotovMix,
+	MixFirefoxReads: firefoxReadsMix,
+}
+
+// MixNames lists the named mixes, the default first.
+func MixNames() []string { return []string{MixMolotov, MixFirefoxReads} }
+
+// firefoxReadsMix mostly reads: Firefox keeps meta/global and the clients
+// record in its profile and fetches only collections that info/collections
+// says changed, so a background sync is info/collections, a read or two of
+// what other devices wrote, and now and then a small upload of local
+// changes (a few history visits or a bookmark), rarely as a batch.
+func firefoxReadsMix() mix {
+	return mix{
+		collections:     []string{"bookmarks", "forms", "passwords", "history", "prefs", "tabs"},
+		metaGetWeights:  []int{90, 10, 0, 0, 0},
+		clientsGetProb:  0.30,
+		clientsPostProb: 0.05,
+		clientWeights:   []int{80, 15, 4, 1},
+		collGetWeights:  []int{30, 40, 18, 8, 4},
+		postWeights:     []int{80, 17, 3, 0, 0},
+		batchProb:       0.1,
+		deleteWeights:   []int{100, 0, 0, 0, 0},
+		wipeProb:        0,
+		newerMinAgo:     60,
+		newerMaxAgo:     3600,
+		itemsMin:        1,
+		itemsExtra:      0,
+		itemsMax:        10,
+		paretoAlpha:     3,
+		paretoScale:     300,
+		clientRepeat:    300,
+	}
+}
+
 func molotovMix() mix {
 	return mix{
 		collections:     []string{"bookmarks", "forms", "passwords", "history", "prefs"},

@@ -15,6 +15,8 @@ type Report struct {
 	Target      string `json:"target"`
 	Mode        Mode   `json:"mode"`
 	Seed        int64  `json:"seed"`
+	Mix         string `json:"mix"`
+	ClosedLoop  bool   `json:"closed_loop,omitempty"`
 	Users       int    `json:"users"`
 	Concurrency int    `json:"concurrency"`
 	// DurationSec and SessionLimit are the configured bounds (0: unset).
@@ -43,6 +45,11 @@ type Report struct {
 	BytesSent      int64        `json:"bytes_sent"`
 	BytesReceived  int64        `json:"bytes_received"`
 
+	// ServerCPU is the server's CPU use when Config.ServerPID was given;
+	// ServerCPUError says why it is missing (the process went away).
+	ServerCPU      *ServerCPU `json:"server_cpu,omitempty"`
+	ServerCPUError string     `json:"server_cpu_error,omitempty"`
+
 	Verify *VerifyReport `json:"verify,omitempty"`
 }
 
@@ -56,8 +63,12 @@ type SessionStats struct {
 	BackedOff int64 `json:"backed_off"`
 	// Cut sessions were still running when the grace period after the stop
 	// ran out.
-	Cut       int64   `json:"cut"`
+	Cut int64 `json:"cut"`
+	// PerSecond is Completed over the elapsed time of the load phase.
 	PerSecond float64 `json:"per_second"`
+	// Latency of the completed sessions, first request to last.
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
 }
 
 // BackoffStats counts the server's requests to slow down, all honoured per
@@ -74,6 +85,8 @@ func (r *runner) report(start time.Time, elapsed time.Duration, reason string) *
 		Target:       r.target.String(),
 		Mode:         r.cfg.Mode,
 		Seed:         r.seed,
+		Mix:          r.cfg.Mix,
+		ClosedLoop:   r.cfg.ClosedLoop,
 		Users:        r.cfg.Users,
 		Concurrency:  r.cfg.Concurrency,
 		DurationSec:  r.cfg.Duration.Seconds(),
@@ -104,6 +117,10 @@ func (r *runner) report(start time.Time, elapsed time.Duration, reason string) *
 	if elapsed > 0 {
 		rep.Sessions.PerSecond = float64(rep.Sessions.Completed) / elapsed.Seconds()
 	}
+	r.rec.mu.Lock()
+	rep.Sessions.P50Ms = ms(r.rec.sessionLat.quantile(0.50))
+	rep.Sessions.P99Ms = ms(r.rec.sessionLat.quantile(0.99))
+	r.rec.mu.Unlock()
 	return rep
 }
 
@@ -124,11 +141,21 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 // kind with its latency percentiles, and what went wrong.
 func (rep *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "weave loadtest: %s (%s mode), %d users, concurrency %d, seed %d\n",
-		rep.Target, rep.Mode, rep.Users, rep.Concurrency, rep.Seed)
-	fmt.Fprintf(&b, "ran %.1fs, stopped by %s; sessions: %d started, %d completed (%.1f/s), %d failed, %d backed off, %d cut\n",
+	loop := ""
+	if rep.ClosedLoop {
+		loop = ", closed loop"
+	}
+	fmt.Fprintf(&b, "weave loadtest: %s (%s mode), mix %s, %d users, concurrency %d%s, seed %d\n",
+		rep.Target, rep.Mode, rep.Mix, rep.Users, rep.Concurrency, loop, rep.Seed)
+	fmt.Fprintf(&b, "ran %.1fs, stopped by %s; sessions: %d started, %d completed (%.1f/s, p50 %.1f ms, p99 %.1f ms), %d failed, %d backed off, %d cut\n",
 		rep.ElapsedSec, rep.StopReason, rep.Sessions.Started, rep.Sessions.Completed, rep.Sessions.PerSecond,
-		rep.Sessions.Failed, rep.Sessions.BackedOff, rep.Sessions.Cut)
+		rep.Sessions.P50Ms, rep.Sessions.P99Ms, rep.Sessions.Failed, rep.Sessions.BackedOff, rep.Sessions.Cut)
+	if c := rep.ServerCPU; c != nil {
+		fmt.Fprintf(&b, "server pid %d: %.2f CPU seconds, %.3f per 1,000 sessions, %.2f cores busy on average\n",
+			c.PID, c.CPUSeconds, c.PerThousandSessions, c.Cores)
+	} else if rep.ServerCPUError != "" {
+		fmt.Fprintf(&b, "server CPU: %s\n", rep.ServerCPUError)
+	}
 	fmt.Fprintf(&b, "sent %s, received %s; 401 retries %d, credentials obtained %d; backoffs: %d X-Weave-Backoff, %d Retry-After (%.1fs waited)\n\n",
 		humanBytes(rep.BytesSent), humanBytes(rep.BytesReceived), rep.AuthRetries, rep.TokenRefreshes,
 		rep.Backoff.WeaveBackoff, rep.Backoff.RetryAfter, rep.Backoff.WaitSec)

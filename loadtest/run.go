@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, target: target, rec: newRecorder(), mix: molotovMix(), seed: cfg.Seed}
+	r := &runner{cfg: cfg, target: target, rec: newRecorder(), mix: mixes[cfg.Mix](), seed: cfg.Seed}
 	if r.seed == 0 {
 		r.seed = time.Now().UnixNano()&(1<<62-1) | 1 // positive, so it can be passed back as a seed
 	}
@@ -110,6 +110,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 	}()
 
+	var cpuBefore time.Duration
+	if cfg.ServerPID > 0 {
+		if cpuBefore, err = readCPU(cfg.ServerPID); err != nil {
+			return nil, err
+		}
+	}
 	prog := startProgress(progress, r.rec, start, cfg.ProgressInterval)
 	var wg sync.WaitGroup
 	for w := range cfg.Concurrency {
@@ -122,6 +128,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	wg.Wait()
 	close(workersDone)
 	elapsed := time.Since(start)
+	var cpuAfter time.Duration
+	var cpuErr error
+	if cfg.ServerPID > 0 {
+		cpuAfter, cpuErr = readCPU(cfg.ServerPID)
+	}
 	prog.stop()
 
 	reason := StopSessions
@@ -136,6 +147,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 	}
 	rep := r.report(start, elapsed, reason)
+	if cfg.ServerPID > 0 {
+		if cpuErr != nil {
+			rep.ServerCPUError = cpuErr.Error() // e.g. the server exited during the run
+		} else {
+			rep.ServerCPU = serverCPU(cfg.ServerPID, cpuBefore, cpuAfter, rep.Sessions.Completed, elapsed)
+		}
+	}
 
 	if cfg.Verify {
 		users := r.pool.created()
@@ -175,7 +193,11 @@ func (r *runner) worker(stopCtx, hardCtx context.Context, w int) {
 			return
 		}
 		r.rec.sessionsStarted.Add(1)
+		began := time.Now()
 		err := r.runSession(hardCtx, u, n)
+		if err == nil {
+			r.rec.sessionDone(time.Since(began))
+		}
 		r.sessionOutcome(err)
 		r.pool.release(u)
 		if r.cfg.ThinkTime > 0 && !sleep(stopCtx, r.cfg.ThinkTime) {

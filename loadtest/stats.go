@@ -131,6 +131,7 @@ type recorder struct {
 
 	mu         sync.Mutex
 	unexpected map[unexpectedKey]*unexpectedEntry
+	sessionLat *histogram // durations of the completed sessions, under mu
 
 	sessionsStarted   atomic.Int64
 	sessionsOK        atomic.Int64
@@ -147,7 +148,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	r := &recorder{unexpected: map[unexpectedKey]*unexpectedEntry{}}
+	r := &recorder{unexpected: map[unexpectedKey]*unexpectedEntry{}, sessionLat: newHistogram()}
 	for i := range r.kinds {
 		r.kinds[i] = &kindStats{hist: newHistogram(), statuses: map[int]int64{}, errorsBy: map[string]int64{}}
 	}
@@ -181,6 +182,13 @@ func (r *recorder) record(k Kind, status int, d time.Duration, errLabel, detail 
 		r.unexpected[key] = e
 	}
 	e.count++
+	r.mu.Unlock()
+}
+
+// sessionDone notes the duration of a completed session.
+func (r *recorder) sessionDone(d time.Duration) {
+	r.mu.Lock()
+	r.sessionLat.record(d)
 	r.mu.Unlock()
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/weave-sync/weave/loadtest"
 )
@@ -31,6 +32,9 @@ func (a *app) loadtestCommand() *command {
 	c.Duration(&cfg.RampUp, "ramp-up", 0, "time over which workers start")
 	c.Int64(&cfg.Seed, "seed", 0, "random seed (0: random, printed in the report)")
 	c.Duration(&cfg.ThinkTime, "think-time", 0, "pause between a user's sessions")
+	c.Bool(&cfg.ClosedLoop, "closed-loop", false, "max-throughput mode: --concurrency sessions back to back (no think time, no ramp-up); the report's sessions/s and session p50/p99 are the server's capacity on the mix")
+	c.Int(&cfg.ServerPID, "server-pid", 0, "PID of the server on this machine: report its CPU seconds over the run and per 1,000 sessions (from /proc/PID/stat)")
+	c.String(&cfg.Mix, "mix", loadtest.MixMolotov, "session mix: "+strings.Join(loadtest.MixNames(), " (default, write-heavy) or ")+" (Firefox-like, mostly reads); see docs/benchmarks.md")
 	c.Duration(&cfg.HTTPTimeout, "http-timeout", cfg.HTTPTimeout, "timeout of one request")
 	c.Duration(&cfg.MaxBackoff, "max-backoff", cfg.MaxBackoff, "longest server-requested backoff honoured per user")
 	c.Duration(&cfg.TokenDuration, "direct-token-duration", cfg.TokenDuration, "lifetime of tokens minted in direct mode")
