@@ -42,13 +42,28 @@ func (m *Migrator) DeleteUser(ctx context.Context, u weave.TokenUser) error {
 // (key "<fxa uid>@<domain>"), old uids too, and retires the account so it
 // never gets a token again. It returns the uids whose data it removed.
 func (m *Migrator) DeleteAccount(ctx context.Context, email string) ([]int64, error) {
+	return m.deleteRecords(ctx, email, m.Dir.RetireUser)
+}
+
+// ReplaceAccount deletes the Sync data of every token record of an account
+// and marks the records replaced rather than retired: the account's name
+// may be taken again, and then starts on a fresh uid (a deleted Sync 1.1
+// account, whose username is the key).
+func (m *Migrator) ReplaceAccount(ctx context.Context, email string) ([]int64, error) {
+	return m.deleteRecords(ctx, email, m.Dir.ReplaceUserRecords)
+}
+
+// deleteRecords closes an account's records with close, then deletes the
+// data behind each.
+func (m *Migrator) deleteRecords(ctx context.Context, email string, close func(context.Context, string) error) ([]int64, error) {
 	recs, err := m.Dir.UserRecords(ctx, email)
 	if err != nil {
 		return nil, err
 	}
-	// Retire first: from now on the token server hands out no token for
-	// the account, so no new uid can appear behind the purge.
-	if err := m.Dir.RetireUser(ctx, email); err != nil {
+	// Close first: from now on the token server (or node lookup) hands out
+	// no token for these records, so no new uid can appear behind the
+	// purge.
+	if err := close(ctx, email); err != nil {
 		return nil, err
 	}
 	var uids []int64

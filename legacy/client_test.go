@@ -126,6 +126,13 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 		WeaveSecret: "qa-secret", CaptchaOverride: "override-secret", QuotaBytes: o.quota, Alert: o.alert, NewUsersDisabled: o.closed,
 		// Cheap hashes: argon2 at full cost is slow under -race.
 		KDF: passwd.Params{Memory: 64, Time: 1, Threads: 1},
+		// As serve wires it: purge on the user's node, then refuse its uid.
+		DeleteSyncData: func(ctx context.Context, email string) error {
+			if _, err := s.migrator.ReplaceAccount(ctx, email); err != nil {
+				return err
+			}
+			return s.watcher.Refresh(ctx)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

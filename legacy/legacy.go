@@ -135,6 +135,11 @@ type Config struct {
 	// record (serve --new-users=false, as for the token server): their
 	// node lookup answers null, which clients retry later.
 	NewUsersDisabled bool
+	// DeleteSyncData, when set, deletes a deleted account's Sync data on
+	// whichever node holds it and marks its token records replaced
+	// (cmd/weave wires fleet.Migrator.ReplaceAccount); it gets the
+	// account's token-database key. Nil only replaces the records.
+	DeleteSyncData func(ctx context.Context, tokenEmail string) error
 	// Alert, when set, goes out with every storage response.
 	Alert *Alert
 	// KDF is the cost of new password hashes (zero: passwd.Default);

@@ -504,13 +504,14 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, name strin
 	writeText(w, http.StatusOK, email)
 }
 
-// deleteUser is DELETE /user/1.0/NAME: the account goes, its token records
-// are replaced (its uid is never served again); server-reg answered "1".
+// deleteUser is DELETE /user/1.0/NAME: the account and its Sync data go,
+// its token records are replaced (its uid is never served again); server-reg
+// answered "1".
 func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request, name string) {
 	if _, ok := s.authUser(w, r, name, http.StatusUnauthorized); !ok {
 		return
 	}
-	if err := DeleteUser(r.Context(), s.cfg.Users, s.cfg.Tokens, name); err != nil {
+	if err := DeleteUser(r.Context(), s.cfg.Users, s.cfg.Tokens, s.cfg.DeleteSyncData, name); err != nil {
 		if errors.Is(err, weave.ErrNotFound) {
 			writeStatus(w, http.StatusNotFound)
 			return
@@ -521,14 +522,24 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request, name string
 	writeText(w, http.StatusOK, "1")
 }
 
-// DeleteUser removes a 1.1 account: its token-database records are marked
-// replaced first (so no node serves that uid to it again, and a new account
-// of the same name starts on a fresh uid), then the account.
-func DeleteUser(ctx context.Context, users weave.LegacyUserStore, tokens weave.TokenDB, name string) error {
+// DeleteUser removes a 1.1 account. Its Sync data goes first, through
+// deleteSyncData (given the account's token-database key; it must also
+// mark the records replaced), so no node serves that uid to it again and a
+// new account of the same name starts on a fresh uid; then the account.
+// A nil deleteSyncData only replaces the records, leaving the data to the
+// purge of replaced users.
+func DeleteUser(ctx context.Context, users weave.LegacyUserStore, tokens weave.TokenDB, deleteSyncData func(ctx context.Context, tokenEmail string) error, name string) error {
 	if _, err := users.LegacyUser(ctx, name); err != nil {
 		return err
 	}
-	if err := tokens.ReplaceUserRecords(ctx, weave.LegacyTokenEmail(name)); err != nil && !errors.Is(err, weave.ErrNotFound) {
+	email := weave.LegacyTokenEmail(name)
+	var err error
+	if deleteSyncData != nil {
+		err = deleteSyncData(ctx, email)
+	} else {
+		err = tokens.ReplaceUserRecords(ctx, email)
+	}
+	if err != nil && !errors.Is(err, weave.ErrNotFound) {
 		return err
 	}
 	return users.DeleteLegacyUser(ctx, name)

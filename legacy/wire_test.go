@@ -3,6 +3,7 @@ package legacy_test
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -265,6 +266,41 @@ func TestUserAPIWire(t *testing.T) {
 	}
 	if r := c.do("PATCH", c.serverURL+"user/1.0/"+c.username, "", nil); r.status != http.StatusMethodNotAllowed {
 		t.Fatalf("PATCH = %d", r.status)
+	}
+}
+
+// TestDeleteRemovesSyncData: deleting a 1.1 account removes its records
+// from the node that holds them at once, and the node refuses its uid even
+// to a device whose password check is still cached.
+func TestDeleteRemovesSyncData(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			srv := newServer(t, b, serverOpts{signup: legacy.SignupOpen})
+			c := newUser(t, srv, "gone@example.com")
+			for _, coll := range []string{"bookmarks", "history"} {
+				if r := c.storage("PUT", "storage/"+coll+"/a", `{"payload":"p"}`, nil); r.status != 200 {
+					t.Fatalf("PUT %s = %d %q", coll, r.status, r.body)
+				}
+			}
+			u, err := srv.tokens.GetUser(srv.ctx, weave.LegacyTokenEmail(c.username))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shard := srv.shards[u.NodeID]
+			if colls, _, err := shard.CollectionTimestamps(srv.ctx, u.UID); err != nil || len(colls) != 2 {
+				t.Fatalf("before delete: %v %v", colls, err)
+			}
+			if r := c.do("DELETE", c.serverURL+"user/1.0/"+c.username, "", nil); r.status != 200 || r.body != "1" {
+				t.Fatalf("delete = %d %q", r.status, r.body)
+			}
+			colls, _, err := shard.CollectionTimestamps(srv.ctx, u.UID)
+			if !errors.Is(err, weave.ErrUserMoved) && (err != nil || len(colls) != 0) {
+				t.Fatalf("after delete the shard still holds %v (%v)", colls, err)
+			}
+			if r := c.do("GET", c.cluster+"1.1/"+c.username+"/storage/bookmarks?full=1", "", nil); r.status != http.StatusUnauthorized {
+				t.Fatalf("storage read after delete = %d %q, want 401", r.status, r.body)
+			}
+		})
 	}
 }
 

@@ -106,6 +106,17 @@ type syncDeleter struct {
 }
 
 func (d *syncDeleter) deleteAccount(ctx context.Context, uid string) error {
+	return d.delete(ctx, uid+"@"+fxaEmailDomain, (*fleet.Migrator).DeleteAccount)
+}
+
+// deleteLegacy deletes a Sync 1.1 account's data given its token-database
+// key; its records are replaced, not retired, because a 1.1 username may
+// be taken again.
+func (d *syncDeleter) deleteLegacy(ctx context.Context, tokenEmail string) error {
+	return d.delete(ctx, tokenEmail, (*fleet.Migrator).ReplaceAccount)
+}
+
+func (d *syncDeleter) delete(ctx context.Context, email string, del func(*fleet.Migrator, context.Context, string) ([]int64, error)) error {
 	m := d.fdb.migrator(d.tokens)
 	if d.own != nil {
 		open := m.Open
@@ -117,7 +128,7 @@ func (d *syncDeleter) deleteAccount(ctx context.Context, uid string) error {
 		}
 	}
 	defer m.Close()
-	_, err := m.DeleteAccount(ctx, uid+"@"+fxaEmailDomain)
+	_, err := del(m, ctx, email)
 	if d.watcher != nil {
 		if rerr := d.watcher.Refresh(ctx); err == nil {
 			err = rerr

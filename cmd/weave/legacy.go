@@ -54,7 +54,7 @@ type servedLegacy struct{ svc *legacy.Service }
 
 // newLegacy builds the 1.1 front end; nil when --legacy is off. Its
 // accounts live in the token database (migration tokens/0003).
-func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, newUsers bool, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
+func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, newUsers bool, sync *syncDeleter, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
 	if !f.enabled {
 		return nil, nil
 	}
@@ -82,6 +82,7 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 		CaptchaOverride:  f.captchaOverride,
 		QuotaBytes:       quota,
 		NewUsersDisabled: !newUsers,
+		DeleteSyncData:   sync.deleteLegacy,
 		Observer:         m.LegacyObserver(),
 		Logger:           log.With("component", "legacy"),
 	})
@@ -219,10 +220,11 @@ func (a *app) legacyUserCommand() *command {
 			if err != nil {
 				return err
 			}
-			if err := legacy.DeleteUser(a.ctx, users, tokenDB, n); err != nil {
+			sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}
+			if err := legacy.DeleteUser(a.ctx, users, tokenDB, sync.deleteLegacy, n); err != nil {
 				return fmt.Errorf("delete %s: %w", n, err)
 			}
-			fmt.Fprintf(a.stdout, "deleted 1.1 account %s; its storage uid is no longer served\n", n)
+			fmt.Fprintf(a.stdout, "deleted 1.1 account %s and its Sync data; its storage uid is no longer served\n", n)
 		default:
 			return fmt.Errorf("unknown legacy-user command %q: want list, create, reset-password or delete", args[0])
 		}

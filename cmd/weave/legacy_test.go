@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/legacy"
+	"github.com/weave-sync/weave/sqlite"
 )
 
 // TestServeLegacy runs `weave serve --legacy` next to the 1.5 token server
@@ -123,8 +129,22 @@ func TestServeLegacy(t *testing.T) {
 	if st, _, _ := do("GET", node+"1.1/"+user+"/info/collections", "pat password 3", ""); st != 200 {
 		t.Fatalf("after operator reset = %d", st)
 	}
+	m := regexp.MustCompile(`uid ([0-9]+)`).FindStringSubmatch(cli("legacy-user", "list"))
+	if m == nil {
+		t.Fatal("legacy-user list names no uid")
+	}
+	uid, _ := strconv.ParseInt(m[1], 10, 64)
 	cli("legacy-user", "delete", user)
 	if st, _, _ := do("GET", node+"1.1/"+user+"/info/collections", "pat password 3", ""); st != 401 {
 		t.Fatalf("deleted account = %d", st)
+	}
+	// Its records are gone from the node's database, not left to a purge.
+	store, err := sqlite.OpenStore(context.Background(), sqliteURL(filepath.Join(data, "weave.db")), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if colls, _, err := store.CollectionTimestamps(context.Background(), uid); !errors.Is(err, weave.ErrUserMoved) && (err != nil || len(colls) != 0) {
+		t.Fatalf("the deleted account's uid %d still holds %v (%v)", uid, colls, err)
 	}
 }

@@ -282,7 +282,10 @@ func (a *app) serve(f *serveFlags) error {
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, f.newUsers, obs.m, log)
+	// A deleted 1.1 account's data goes at once; this process's own node
+	// refuses its uid at once too.
+	legacySync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: f.db}, ownURL: f.publicURL, own: rawStore, watcher: fs.watcher}
+	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, f.newUsers, legacySync, obs.m, log)
 	if err != nil {
 		return err
 	}
