@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,9 @@ func TestProcCPUTimeOwnProcess(t *testing.T) {
 	if _, err := procCPUTime(1 << 30); err == nil {
 		t.Error("a pid that does not exist was read")
 	}
+	if rss, err := procRSS(os.Getpid()); err != nil || rss < 1<<20 {
+		t.Errorf("own RSS %d bytes, %v", rss, err)
+	}
 }
 
 // Closed loop: sessions back to back; sessions/s is completed sessions over
@@ -69,6 +73,19 @@ func TestClosedLoopThroughputAndServerCPU(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return 7*time.Second + time.Duration(f.infoCollections)*10*time.Millisecond, nil
+	}
+	// Its resident set: 100 MiB, then 300 MiB once, then 200 MiB.
+	oldRSS := readRSS
+	t.Cleanup(func() { readRSS = oldRSS })
+	var rssCalls atomic.Int64
+	readRSS = func(pid int) (int64, error) {
+		switch rssCalls.Add(1) {
+		case 1:
+			return 100 << 20, nil
+		case 2:
+			return 300 << 20, nil
+		}
+		return 200 << 20, nil
 	}
 	c := fakeConfig(f)
 	c.Verify = false
@@ -103,6 +120,9 @@ func TestClosedLoopThroughputAndServerCPU(t *testing.T) {
 	}
 	if cpu.PID != 4242 || math.Abs(cpu.CPUSeconds-1.2) > 1e-9 || math.Abs(cpu.PerThousandSessions-10) > 1e-9 {
 		t.Errorf("server CPU %+v, want 1.2 s and 10 s per 1,000 sessions", cpu)
+	}
+	if cpu.PeakRSSMiB != 300 {
+		t.Errorf("peak RSS %.1f MiB, want 300", cpu.PeakRSSMiB)
 	}
 	if want := 1.2 / rep.ElapsedSec; math.Abs(cpu.Cores-want) > 1e-9 {
 		t.Errorf("cores %.4f, want %.4f", cpu.Cores, want)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,77 @@ type ServerCPU struct {
 	// Cores is CPUSeconds over the elapsed time: how many cores the server
 	// kept busy on average.
 	Cores float64 `json:"cores"`
+	// PeakRSSMiB is the largest resident set size sampled (every
+	// rssInterval) during the load phase, 0 when it could not be read.
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+}
+
+// rssInterval is how often the server's resident set size is sampled.
+const rssInterval = 250 * time.Millisecond
+
+// readRSS returns the resident set size of a process in bytes; tests
+// replace it.
+var readRSS = procRSS
+
+// procRSS reads VmRSS of pid from /proc/PID/status.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) != 2 || f[1] != "kB" {
+				break
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil || kb < 0 {
+				break
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// rssSampler records the peak resident set size of pid until stopped.
+type rssSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startRSSSampler(pid int) *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	sample := func() {
+		if n, err := readRSS(pid); err == nil && n > s.peak.Load() {
+			s.peak.Store(n)
+		}
+	}
+	sample()
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(rssInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				sample()
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return s
+}
+
+// finish stops sampling and returns the peak in MiB.
+func (s *rssSampler) finish() float64 {
+	close(s.stop)
+	<-s.done
+	return float64(s.peak.Load()) / (1 << 20)
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every

@@ -151,8 +151,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		rep.ElapsedSec, rep.StopReason, rep.Sessions.Started, rep.Sessions.Completed, rep.Sessions.PerSecond,
 		rep.Sessions.P50Ms, rep.Sessions.P99Ms, rep.Sessions.Failed, rep.Sessions.BackedOff, rep.Sessions.Cut)
 	if c := rep.ServerCPU; c != nil {
-		fmt.Fprintf(&b, "server pid %d: %.2f CPU seconds, %.3f per 1,000 sessions, %.2f cores busy on average\n",
-			c.PID, c.CPUSeconds, c.PerThousandSessions, c.Cores)
+		fmt.Fprintf(&b, "server pid %d: %.2f CPU seconds, %.3f per 1,000 sessions, %.2f cores busy on average, peak RSS %.1f MiB\n",
+			c.PID, c.CPUSeconds, c.PerThousandSessions, c.Cores, c.PeakRSSMiB)
 	} else if rep.ServerCPUError != "" {
 		fmt.Fprintf(&b, "server CPU: %s\n", rep.ServerCPUError)
 	}

@@ -111,10 +111,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}()
 
 	var cpuBefore time.Duration
+	var rss *rssSampler
 	if cfg.ServerPID > 0 {
 		if cpuBefore, err = readCPU(cfg.ServerPID); err != nil {
 			return nil, err
 		}
+		rss = startRSSSampler(cfg.ServerPID)
 	}
 	prog := startProgress(progress, r.rec, start, cfg.ProgressInterval)
 	var wg sync.WaitGroup
@@ -130,8 +132,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	elapsed := time.Since(start)
 	var cpuAfter time.Duration
 	var cpuErr error
+	var peakRSS float64
 	if cfg.ServerPID > 0 {
 		cpuAfter, cpuErr = readCPU(cfg.ServerPID)
+		peakRSS = rss.finish()
 	}
 	prog.stop()
 
@@ -152,6 +156,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			rep.ServerCPUError = cpuErr.Error() // e.g. the server exited during the run
 		} else {
 			rep.ServerCPU = serverCPU(cfg.ServerPID, cpuBefore, cpuAfter, rep.Sessions.Completed, elapsed)
+			rep.ServerCPU.PeakRSSMiB = peakRSS
 		}
 	}
 
