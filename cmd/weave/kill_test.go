@@ -22,7 +22,7 @@ import (
 )
 
 // killCycles is how often TestKill9 kills `weave serve` per backend:
-// WEAVE_KILL9_CYCLES, or 6 in the default run (docs/operations.md).
+// WEAVE_KILL9_CYCLES, or 20 in the default run (docs/operations.md).
 func killCycles(t *testing.T) int {
 	if v := os.Getenv("WEAVE_KILL9_CYCLES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -31,7 +31,7 @@ func killCycles(t *testing.T) int {
 		}
 		return n
 	}
-	return 6
+	return 20
 }
 
 // attempt is one write a client sent: a POST's records or a whole batch.
