@@ -22,8 +22,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +31,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/captcha"
+	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/legacy/passwd"
 )
 
@@ -211,13 +212,16 @@ func pathOf(rawURL string) string {
 	return strings.TrimRight(rawURL, "/")
 }
 
-// clientIP is the address captchas are bound to.
+// clientIP is what captchas are bound to and sign-ups are counted under:
+// the client's address, or for IPv6 its /64, which one client typically
+// holds whole (counting single addresses would give it a fresh budget per
+// address).
 func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	return weavehttp.ClientKey(ap.Addr()).String()
 }
 
 // basicAuth reads Basic credentials: the user part up to the first ':'
