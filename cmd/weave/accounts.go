@@ -277,17 +277,7 @@ func (a *app) accountCommand() *command {
 		if err != nil {
 			return err
 		}
-		readPassword := func() (string, error) {
-			if password != "" {
-				return password, nil
-			}
-			line, err := bufio.NewReader(a.stdin).ReadString('\n')
-			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				return "", fmt.Errorf("no password: give --password or one line on standard input (%v)", err)
-			}
-			return line, nil
-		}
+		readPassword := func() (string, error) { return a.readPassword(password) }
 		needEmail := func() (string, error) {
 			if len(args) != 2 {
 				return "", fmt.Errorf("weave account %s needs one EMAIL", args[0])
@@ -410,4 +400,18 @@ func printable(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// readPassword is the password of an account command: the flag's value, or
+// the first line of standard input.
+func (a *app) readPassword(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("no password: give --password or one line on standard input (%v)", err)
+	}
+	return line, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
@@ -103,24 +104,11 @@ func (a *app) importCommand() *command {
 			}
 			defer srcTokens.Close()
 		}
-		tokens, err := f.openTokenDB(ctx)
+		tokens, node, store, err := f.openDestination(ctx)
 		if err != nil {
 			return err
 		}
 		defer tokens.Close()
-		node, err := tokens.NodeByURL(ctx, strings.TrimRight(f.toNode, "/"))
-		if err != nil {
-			return fmt.Errorf("node %s: %w (add it with `weave node add`)", f.toNode, err)
-		}
-		dsn, err := f.shardURL(node)
-		if err != nil {
-			return err
-		}
-		shardDB, _, err := openShardDB(ctx, dsn, &f.db, true)
-		if err != nil {
-			return err
-		}
-		store := sqlstore.NewStore(shardDB, sqlstore.StoreOptions{})
 		defer store.Close()
 		start := time.Now()
 		rep, err := importer.Run(ctx, importer.Options{
@@ -190,24 +178,11 @@ func (a *app) importLegacy(f *importFlags, src *sqlstore.DB, schema importer.Sch
 		}
 		defer users.Close()
 	}
-	tokens, err := f.openTokenDB(ctx)
+	tokens, node, store, err := f.openDestination(ctx)
 	if err != nil {
 		return err
 	}
 	defer tokens.Close()
-	node, err := tokens.NodeByURL(ctx, strings.TrimRight(f.toNode, "/"))
-	if err != nil {
-		return fmt.Errorf("node %s: %w (add it with `weave node add`)", f.toNode, err)
-	}
-	dsn, err := f.shardURL(node)
-	if err != nil {
-		return err
-	}
-	shardDB, _, err := openShardDB(ctx, dsn, &f.db, true)
-	if err != nil {
-		return err
-	}
-	store := sqlstore.NewStore(shardDB, sqlstore.StoreOptions{})
 	defer store.Close()
 	start := time.Now()
 	rep, err := importer.RunLegacy(ctx, importer.LegacyOptions{
@@ -266,4 +241,29 @@ func openImportSource(ctx context.Context, url string, timeout time.Duration) (*
 		return sqlite.OpenReadOnly(ctx, url, timeout)
 	}
 	return nil, fmt.Errorf("%s: the old server's databases are MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB), PostgreSQL (postgres://USER:PASS@HOST:PORT/DB) or, for FSyncMS and server-storage, SQLite (sqlite:///path/to/file)", redactAny(url))
+}
+
+// openDestination opens weave's token database and the shard of --to-node,
+// where an import writes.
+func (f *importFlags) openDestination(ctx context.Context) (*sqlstore.TokenDB, weave.Node, *sqlstore.Store, error) {
+	tokens, err := f.openTokenDB(ctx)
+	if err != nil {
+		return nil, weave.Node{}, nil, err
+	}
+	node, err := tokens.NodeByURL(ctx, strings.TrimRight(f.toNode, "/"))
+	if err != nil {
+		tokens.Close()
+		return nil, weave.Node{}, nil, fmt.Errorf("node %s: %w (add it with `weave node add`)", f.toNode, err)
+	}
+	dsn, err := f.shardURL(node)
+	if err != nil {
+		tokens.Close()
+		return nil, weave.Node{}, nil, err
+	}
+	shardDB, _, err := openShardDB(ctx, dsn, &f.db, true)
+	if err != nil {
+		tokens.Close()
+		return nil, weave.Node{}, nil, err
+	}
+	return tokens, node, sqlstore.NewStore(shardDB, sqlstore.StoreOptions{}), nil
 }

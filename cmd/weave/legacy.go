@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -124,17 +123,7 @@ func (a *app) legacyUserCommand() *command {
 		}
 		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 		users := sqlstore.NewLegacyUserStore(dbs.tokens)
-		readPassword := func() (string, error) {
-			if password != "" {
-				return password, nil
-			}
-			line, err := bufio.NewReader(a.stdin).ReadString('\n')
-			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				return "", fmt.Errorf("no password: give --password or one line on standard input (%v)", err)
-			}
-			return line, nil
-		}
+		readPassword := func() (string, error) { return a.readPassword(password) }
 		name := func() (string, error) {
 			if len(args) != 2 {
 				return "", fmt.Errorf("weave legacy-user %s needs one ACCOUNT", args[0])
