@@ -21,6 +21,8 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // accountsFlags turn on weave's built-in accounts service.
@@ -33,7 +35,7 @@ type accountsFlags struct {
 	refreshTTL      time.Duration
 }
 
-func (f *accountsFlags) register(c *command) {
+func (f *accountsFlags) register(c *cli.Command) {
 	c.Bool(&f.enabled, "accounts", false, "serve weave's own FxA-compatible accounts (sign-up, sign-in, OAuth and their web pages) so Firefox needs no Mozilla account; point identity.fxaccounts.autoconfig.uri at the public URL")
 	c.String(&f.signup, "accounts-signup", "closed", "who may create accounts: closed (operators only: `weave account create`), captcha (anyone who solves the sign-up page's image captcha) or open")
 	c.Duration(&f.sessionTTL, "accounts-session-lifetime", 365*24*time.Hour, "a sign-in session ends this long after it began, used or not")
@@ -245,18 +247,18 @@ func (b *builtinAccounts) purgeLoop(ctx context.Context, every time.Duration, lo
 	})
 }
 
-func (a *app) accountCommand() *command {
+func (a *app) accountCommand() *cli.Command {
 	db := &dbFlags{}
 	var publicURL, password, session string
 	var all bool
-	c := newCommand("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL | sessions EMAIL | sign-out EMAIL (--session ID | --all) [flags]",
+	c := cli.New("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL | sessions EMAIL | sign-out EMAIL (--session ID | --all) [flags]",
 		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input. `sessions` lists an account's sign-in sessions; `sign-out` ends one (--session, an id from `sessions`) or all of them with every OAuth token (--all).")
 	db.register(c)
 	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
 	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
 	c.Bool(&all, "all", false, "sign-out: end every session and OAuth token of the account")
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("want create, list, delete or reset-password (see `weave account --help`)")
 		}

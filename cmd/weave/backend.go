@@ -11,6 +11,8 @@ import (
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // dbFlags are the database settings shared by every command that opens one.
@@ -23,7 +25,7 @@ type dbFlags struct {
 	timeout         time.Duration
 }
 
-func (f *dbFlags) register(c *command) {
+func (f *dbFlags) register(c *cli.Command) {
 	c.String(&f.dataDir, "data-dir", "./weave-data", "directory for the SQLite database and the generated master secret")
 	c.Secret(&f.databaseURL, "database-url", "", "storage database: sqlite:///abs/path.db, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable (default: weave.db in the data dir)")
 	c.Secret(&f.tokenURL, "token-database-url", "", "token server database (users and nodes), same forms (default: the storage database)")

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // cacheFlags are the memcached settings of serve and cache warm.
@@ -18,20 +19,10 @@ type cacheFlags struct {
 	timeout         time.Duration
 }
 
-func (f *cacheFlags) register(c *command) {
+func (f *cacheFlags) register(c *cli.Command) {
 	c.String(&f.servers, "memcache", "", "memcached servers HOST:PORT[,HOST:PORT…] caching collection timestamps, usage and meta/global + crypto/keys (default: no cache)")
 	c.String(&f.mirror, "memcache-mirror", "", "second pool every write and invalidation also goes to, for moving to a new cache (reads stay on --memcache)")
 	c.Duration(&f.timeout, "memcache-timeout", 150*time.Millisecond, "deadline of one memcached round trip; past it the database answers").Min(time.Millisecond)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // wrap puts the cache decorator over a store when memcached is configured.
@@ -43,8 +34,8 @@ func (f *cacheFlags) wrap(inner weave.Store, obs memcache.Observer) (weave.Store
 		return inner, nil, nil
 	}
 	mc, err := memcache.New(inner, memcache.Config{
-		Servers:       splitList(f.servers),
-		MirrorServers: splitList(f.mirror),
+		Servers:       cli.List(f.servers),
+		MirrorServers: cli.List(f.mirror),
 		Timeout:       f.timeout,
 		Observer:      obs,
 	})
@@ -54,18 +45,18 @@ func (f *cacheFlags) wrap(inner weave.Store, obs memcache.Observer) (weave.Store
 	return mc, mc, nil
 }
 
-func (a *app) cacheCommand() *command {
+func (a *app) cacheCommand() *cli.Command {
 	db := &dbFlags{}
 	cf := &cacheFlags{}
 	var to, users string
-	c := newCommand("cache", "warm --to primary|mirror [flags]",
+	c := cli.New("cache", "warm --to primary|mirror [flags]",
 		"Fill a memcached pool from the database, to cut over to a new cache without a cold-cache storm.\n"+
 			"Run serve with --memcache OLD --memcache-mirror NEW, then `weave cache warm --to mirror`, then make NEW the --memcache.")
 	db.register(c)
 	cf.register(c)
 	c.String(&to, "to", "mirror", "pool to fill: primary or mirror")
 	c.String(&users, "users", "", "comma-separated uids to warm (default: every user in the storage database)")
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) != 1 || args[0] != "warm" {
 			return fmt.Errorf("want `weave cache warm --to primary|mirror` (see `weave cache --help`)")
 		}
@@ -93,7 +84,7 @@ func (a *app) cacheCommand() *command {
 		defer cached.Close()
 		var uids []int64
 		if users != "" {
-			for _, u := range splitList(users) {
+			for _, u := range cli.List(users) {
 				uid, err := strconv.ParseInt(u, 10, 64)
 				if err != nil || uid < 0 {
 					return fmt.Errorf("--users: %q is not a uid", u)

@@ -7,19 +7,21 @@ import (
 
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
-func (a *app) dbCommand() *command {
+func (a *app) dbCommand() *cli.Command {
 	f := &dbFlags{}
 	var batch int
-	c := newCommand("db", "migrate|status|purge|backup FILE|restore FILE [flags]", `Manage the databases: apply schema migrations, show schema versions, purge expired records, back up and restore.
+	c := cli.New("db", "migrate|status|purge|backup FILE|restore FILE [flags]", `Manage the databases: apply schema migrations, show schema versions, purge expired records, back up and restore.
   weave db backup FILE    consistent copy of the SQLite database (--database-url, default the
                           data dir's weave.db) taken while weave serves; FILE must not exist
   weave db restore FILE   put a backup in place of the database; stop weave serve first
 MySQL/MariaDB and PostgreSQL are backed up with their own tools: see docs/operations.md.`)
 	f.register(c)
 	c.Int(&batch, "purge-batch", 1000, "rows purged per transaction by `weave db purge`").Min(1)
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) == 2 && (args[0] == "backup" || args[0] == "restore") {
 			return a.dbBackupRestore(f, args[0], args[1])
 		}

@@ -20,6 +20,8 @@ import (
 	"github.com/weave-sync/weave/fxa/fxatest"
 	"github.com/weave-sync/weave/hawk"
 	"github.com/weave-sync/weave/internal/dbtest"
+
+	"github.com/weave-sync/weave/tokenserver"
 )
 
 // These tests run the real `weave serve` in-process: a stand-in FxA issuer
@@ -462,11 +464,11 @@ func TestCommands(t *testing.T) {
 
 func TestMasterSecretKeptInDataDir(t *testing.T) {
 	dir := t.TempDir()
-	s1, err := masterSecret("", dir)
+	s1, err := tokenserver.MasterSecret("", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := masterSecret("", dir)
+	s2, err := tokenserver.MasterSecret("", dir)
 	if err != nil || s1 != s2 || len(s1) != 64 {
 		t.Fatalf("secret not stable: %q %q %v", s1, s2, err)
 	}
@@ -474,7 +476,7 @@ func TestMasterSecretKeptInDataDir(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("master-secret mode %v, %v", st.Mode().Perm(), err)
 	}
-	if s, _ := masterSecret("given", dir); s != "given" {
+	if s, _ := tokenserver.MasterSecret("given", dir); s != "given" {
 		t.Fatalf("configured secret ignored: %q", s)
 	}
 	_ = strconv.Itoa

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/weave-sync/weave/tokenserver"
 )
 
 // TestDataDirFilesPrivate: in a packaged data directory that already exists
@@ -26,7 +28,7 @@ func TestDataDirFilesPrivate(t *testing.T) {
 	if err := os.WriteFile(secretPath, []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := masterSecret("", dir); err != nil || s != "0123456789abcdef0123456789abcdef" {
+	if s, err := tokenserver.MasterSecret("", dir); err != nil || s != "0123456789abcdef0123456789abcdef" {
 		t.Fatalf("masterSecret: %q, %v", s, err)
 	}
 	var out, errb bytes.Buffer
@@ -47,7 +49,7 @@ func TestDataDirFilesPrivate(t *testing.T) {
 	}
 	// A fresh secret in a directory weave creates.
 	fresh := filepath.Join(t.TempDir(), "new")
-	if _, err := masterSecret("", fresh); err != nil {
+	if _, err := tokenserver.MasterSecret("", fresh); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]os.FileMode{fresh: 0o700, filepath.Join(fresh, "master-secret"): 0o600} {

@@ -17,6 +17,8 @@ import (
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // fleetDB is how the node and user commands find the token database and
@@ -28,7 +30,7 @@ type fleetDB struct {
 	settle time.Duration
 }
 
-func (f *fleetDB) register(c *command) {
+func (f *fleetDB) register(c *cli.Command) {
 	c.String(&f.db.dataDir, "data-dir", "./weave-data", "directory of the default SQLite database")
 	c.Secret(&f.db.tokenURL, "token-database-url", "", "token server database (users and nodes) (default: as for weave serve: $WEAVE_DATABASE_URL, else weave.db in the data dir)")
 	c.Int(&f.db.maxConns, "db-max-conns", 0, "connections per database pool (0: 2×CPUs, at least 4)").Min(0)
@@ -263,7 +265,7 @@ func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes stri
 			}
 		}
 	} else {
-		for _, u := range splitSecrets(nodes) {
+		for _, u := range cli.List(nodes) {
 			n, err := tokens.NodeByURL(ctx, strings.TrimRight(u, "/"))
 			if err != nil {
 				return fmt.Errorf("--nodes: node %s: %w (add it with `weave node add`)", u, err)

@@ -14,6 +14,8 @@ import (
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 type importFlags struct {
@@ -27,9 +29,9 @@ type importFlags struct {
 	reimport                bool
 }
 
-func (a *app) importCommand() *command {
+func (a *app) importCommand() *cli.Command {
 	f := &importFlags{}
-	c := newCommand("import", "--from-storage-url mysql://…|postgres://…|sqlite:///… [--from-token-url …|--from-users-url …] --to-node URL [--users N]", `Import the users of a Mozilla Sync server into a weave node.
+	c := cli.New("import", "--from-storage-url mysql://…|postgres://…|sqlite:///… [--from-token-url …|--from-users-url …] --to-node URL [--users N]", `Import the users of a Mozilla Sync server into a weave node.
   Sync 1.5 sources: syncstorage-rs (MySQL or PostgreSQL) and the older Python
   server-syncstorage (MySQL or PostgreSQL, sharded bso tables or not),
   recognised from the tables of --from-storage-url, with the tokenserver
@@ -48,16 +50,16 @@ func (a *app) importCommand() *command {
   username, e-mail and password (the old hash is checked at the first login
   and replaced), records and timestamps; disabled accounts stay out.`)
 	f.register(c)
-	c.flags.StringVar(&f.fromStorage, "from-storage-url", "", "the old storage database: mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable")
-	c.flags.StringVar(&f.fromTokens, "from-token-url", "", "the old tokenserver database, same forms (default: --from-storage-url; Sync 1.5 sources)")
-	c.flags.StringVar(&f.fromUsers, "from-users-url", "", "server-storage: the database of its users (server-core's users or user table) when not --from-storage-url")
-	c.flags.StringVar(&f.fromSchema, "from-schema", "auto", "schema of the storage database: auto (recognise it), "+schemaNames())
-	c.flags.StringVar(&f.fromNode, "from-node", "", "import only the users the tokenserver assigned to this node URL (default: all)")
-	c.flags.StringVar(&f.toNode, "to-node", "", "URL of the weave node that takes the users (as listed by weave node list)")
-	c.flags.StringVar(&f.service, "service", "sync-1.5", "tokenserver service whose users are imported")
-	c.flags.IntVar(&f.users, "users", 0, "import at most this many accounts (0: all)")
-	c.flags.BoolVar(&f.reimport, "reimport-changed", false, "import again the users imported before whose data changed at the old server since, replacing their data in weave (and what their clients wrote to weave since)")
-	c.run = func(args []string) error {
+	c.Flags.StringVar(&f.fromStorage, "from-storage-url", "", "the old storage database: mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB?sslmode=disable")
+	c.Flags.StringVar(&f.fromTokens, "from-token-url", "", "the old tokenserver database, same forms (default: --from-storage-url; Sync 1.5 sources)")
+	c.Flags.StringVar(&f.fromUsers, "from-users-url", "", "server-storage: the database of its users (server-core's users or user table) when not --from-storage-url")
+	c.Flags.StringVar(&f.fromSchema, "from-schema", "auto", "schema of the storage database: auto (recognise it), "+schemaNames())
+	c.Flags.StringVar(&f.fromNode, "from-node", "", "import only the users the tokenserver assigned to this node URL (default: all)")
+	c.Flags.StringVar(&f.toNode, "to-node", "", "URL of the weave node that takes the users (as listed by weave node list)")
+	c.Flags.StringVar(&f.service, "service", "sync-1.5", "tokenserver service whose users are imported")
+	c.Flags.IntVar(&f.users, "users", 0, "import at most this many accounts (0: all)")
+	c.Flags.BoolVar(&f.reimport, "reimport-changed", false, "import again the users imported before whose data changed at the old server since, replacing their data in weave (and what their clients wrote to weave since)")
+	c.Run = func(args []string) error {
 		if len(args) != 0 {
 			return fmt.Errorf("unexpected arguments %q", args)
 		}

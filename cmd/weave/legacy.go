@@ -15,6 +15,8 @@ import (
 	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // legacyFlags turn on the 2011 protocol (User API 1.0 + Storage API 1.1)
@@ -27,7 +29,7 @@ type legacyFlags struct {
 	alert           string
 }
 
-func (f *legacyFlags) register(c *command) {
+func (f *legacyFlags) register(c *cli.Command) {
 	c.Bool(&f.enabled, "legacy", false, "also serve Sync 1.1 and User API 1.0 for Pale Moon and Basilisk (services.sync.serverURL = the public URL + \"/\"), on the same storage, nodes and states as 1.5; see docs/legacy.md")
 	c.String(&f.signup, "legacy-signup", "closed", "who may create 1.1 accounts: closed (operators only: `weave legacy-user create`), captcha (the setup wizard shows weave's image captcha) or open")
 	c.Secret(&f.weaveSecret, "legacy-weave-secret", "", "a secret that, sent as X-Weave-Secret (the client's services.sync.admin-secret pref), creates a 1.1 account without the captcha (prefer --legacy-weave-secret-file)")
@@ -96,12 +98,12 @@ func (l *servedLegacy) node(nodeURL string, store weave.Store, status legacy.Nod
 	return l.svc.Storage(nodeURL, store, status, next)
 }
 
-func (a *app) legacyUserCommand() *command {
+func (a *app) legacyUserCommand() *cli.Command {
 	db := &dbFlags{}
 	var publicURL, password, email string
 	var link bool
 	var linkTTL time.Duration
-	c := newCommand("legacy-user", "list | create ACCOUNT | reset-password ACCOUNT | delete ACCOUNT [flags]",
+	c := cli.New("legacy-user", "list | create ACCOUNT | reset-password ACCOUNT | delete ACCOUNT [flags]",
 		"Manage the Sync 1.1 accounts of `weave serve --legacy` (Pale Moon, Basilisk). ACCOUNT is what the user types in the browser (an e-mail address or a plain name) or the 32-character username derived from it. The password is read from --password or, if empty, from the first line of standard input.")
 	db.register(c)
 	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve), for reset links")
@@ -109,7 +111,7 @@ func (a *app) legacyUserCommand() *command {
 	c.String(&email, "email", "", "create: the e-mail address to keep (default: ACCOUNT when it is one)")
 	c.Bool(&link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
 	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works (1m to 30 days)").Min(time.Minute).Max(30 * 24 * time.Hour)
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("want list, create, reset-password or delete (see `weave legacy-user --help`)")
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	weavehttp "github.com/weave-sync/weave/http"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // listenFlags bound slow clients and connections on every listener weave
@@ -28,7 +30,7 @@ const (
 	defaultConns          = 4096
 )
 
-func (f *listenFlags) register(c *command) {
+func (f *listenFlags) register(c *cli.Command) {
 	d := weavehttp.DefaultTimeouts()
 	c.Duration(&f.timeouts.Header, "header-timeout", d.Header, "longest a client may take to send a request's line and headers (and the TLS handshake)").Min(time.Millisecond)
 	c.Duration(&f.timeouts.Body, "body-timeout", d.Body, "longest a client may take to send a request body; for authenticated storage uploads the allowance before --min-transfer-rate applies, and the longest pause").Min(time.Millisecond)

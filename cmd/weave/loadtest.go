@@ -6,18 +6,20 @@ import (
 	"strings"
 
 	"github.com/weave-sync/weave/loadtest"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
-func (a *app) loadtestCommand() *command {
+func (a *app) loadtestCommand() *cli.Command {
 	cfg := loadtest.DefaultConfig()
 	var mode, keyDir string
 	var asJSON bool
 	var legacyPercent int
-	c := newCommand("loadtest", "[keygen] [flags]",
+	c := cli.New("loadtest", "[keygen] [flags]",
 		"Replay the realistic Firefox sync session mix against a Sync 1.5 server and report latency per request kind.\n"+
 			"`weave loadtest keygen --dir D` writes an FxA-style signing key and the JWKS a server must trust (weave serve --fxa-jwks-file D/"+loadtest.JWKSFileName+").\n"+
 			"Only loopback targets are allowed unless --allow-remote is given.")
-	c.envPrefix = "WEAVE_LOADTEST_"
+	c.EnvPrefix = "WEAVE_LOADTEST_"
 	c.String(&cfg.Target, "target", "", "server base URL, e.g. http://127.0.0.1:8000 (token server mode) or a storage node URL (direct mode)")
 	c.String(&mode, "mode", string(cfg.Mode), "tokenserver (FxA-style JWTs from --fxa-key-file) or direct (tokens minted with the node's secret)")
 	c.String(&cfg.KeyFile, "fxa-key-file", "", "private key written by `weave loadtest keygen` (tokenserver mode)")
@@ -47,7 +49,7 @@ func (a *app) loadtestCommand() *command {
 	c.Bool(&asJSON, "json", false, "print the report as JSON")
 	c.Duration(&cfg.ProgressInterval, "progress-interval", cfg.ProgressInterval, "how often the progress line (totals, rates, p99 overall and of the interval) goes to stderr")
 	c.String(&keyDir, "dir", ".", "directory for `keygen` output")
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) == 1 && args[0] == "keygen" {
 			key, jwks, err := loadtest.Keygen(keyDir)
 			if err != nil {

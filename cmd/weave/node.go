@@ -11,6 +11,8 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 type nodeFlags struct {
@@ -23,9 +25,9 @@ type nodeFlags struct {
 	parallel   int
 }
 
-func (a *app) nodeCommand() *command {
+func (a *app) nodeCommand() *cli.Command {
 	f := &nodeFlags{}
-	c := newCommand("node", "add|list|set-state|drain ... [flags]", `Manage the storage nodes of the fleet (in the token database).
+	c := cli.New("node", "add|list|set-state|drain ... [flags]", `Manage the storage nodes of the fleet (in the token database).
   weave node add URL --database-url DSN [--capacity N]
   weave node list
   weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]
@@ -39,7 +41,7 @@ func (a *app) nodeCommand() *command {
 	c.String(&f.backoff, "backoff", "", "node set-state: X-Weave-Backoff sent to the users of a backoff node, in seconds (default: keep the node's; 0 means 300)")
 	c.String(&f.to, "to", "", "node drain: comma-separated URLs of the nodes that take the users (default: every other node that is up)")
 	c.Int(&f.parallel, "parallel", 4, "node drain: users moved at once").Min(1)
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) == 0 {
 			return errors.New("want add, list, set-state or drain (see `weave node --help`)")
 		}
@@ -113,7 +115,7 @@ func (a *app) nodeCommand() *command {
 			m := f.migrator(tokens)
 			defer m.Close()
 			p, err := m.Drain(ctx, strings.TrimRight(args[1], "/"), fleet.DrainOptions{
-				To:       splitSecrets(f.to),
+				To:       cli.List(f.to),
 				Parallel: f.parallel,
 				Progress: func(p fleet.DrainProgress) { a.drainProgress(p) },
 			})

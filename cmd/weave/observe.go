@@ -15,6 +15,8 @@ import (
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // observeFlags configure metrics and the operator dashboard.
@@ -23,7 +25,7 @@ type observeFlags struct {
 	metricsListen string
 }
 
-func (f *observeFlags) register(c *command) {
+func (f *observeFlags) register(c *cli.Command) {
 	c.Secret(&f.adminToken, "admin-token", "", "token guarding /metrics, the operator dashboard /__dashboard__ and the Go profiler /debug/pprof/ (prefer --admin-token-file; without it the dashboard and the profiler answer 404, and /metrics too on the public listener)")
 	c.String(&f.metricsListen, "metrics-listen", "", "separate address serving /metrics, /__dashboard__ and /debug/pprof/ (e.g. 127.0.0.1:9100); /metrics is open there unless --admin-token is set, and the profiler is then only there")
 }

@@ -19,6 +19,8 @@ import (
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 type serveFlags struct {
@@ -51,9 +53,9 @@ type serveFlags struct {
 	stateRefresh   time.Duration // fleet.go
 }
 
-func (a *app) serveCommand() *command {
+func (a *app) serveCommand() *cli.Command {
 	f := &serveFlags{}
-	c := newCommand("serve", "[flags]", "Run a Firefox Sync server: the token server at /1.0/sync/1.5 and the storage API 1.5 at /1.5/UID.")
+	c := cli.New("serve", "[flags]", "Run a Firefox Sync server: the token server at /1.0/sync/1.5 and the storage API 1.5 at /1.5/UID.")
 	c.String(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
 	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN, or https://LISTEN or https://ACME-DOMAIN with TLS)")
 	f.db.register(c)
@@ -88,7 +90,7 @@ func (a *app) serveCommand() *command {
 	c.String(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	c.String(&f.nodes, "nodes", "", "other storage nodes this process serves besides its own: \"all\" (every node of the token database with a database URL) or comma-separated node URLs; requests are routed by Host and path prefix (see weave node --help)")
 	c.Duration(&f.stateRefresh, "state-refresh", time.Second, "how often node states and user move marks are re-read from the databases").Min(10 * time.Millisecond)
-	c.run = func([]string) error { return a.serve(f) }
+	c.Run = func([]string) error { return a.serve(f) }
 	return c
 }
 
@@ -140,16 +142,6 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func splitSecrets(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func (a *app) serve(f *serveFlags) error {
 	ctx := a.ctx
 	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
@@ -190,11 +182,11 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	secretText, err := masterSecret(f.masterSecret, f.db.dataDir)
+	secretText, err := tokenserver.MasterSecret(f.masterSecret, f.db.dataDir)
 	if err != nil {
 		return err
 	}
-	secrets := splitSecrets(secretText)
+	secrets := cli.List(secretText)
 
 	dbs, err := openDatabases(ctx, &f.db)
 	if err != nil {

@@ -24,6 +24,8 @@ import (
 
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/internal/privfile"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 // tlsFlags make serve speak HTTPS itself: with a certificate and key from
@@ -38,7 +40,7 @@ type tlsFlags struct {
 	redirectListen    string
 }
 
-func (f *tlsFlags) register(c *command) {
+func (f *tlsFlags) register(c *cli.Command) {
 	c.String(&f.certFile, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP and when the files change")
 	c.String(&f.keyFile, "tls-key", "", "PEM private key of --tls-cert")
 	c.String(&f.acmeDomains, "acme-domain", "", "serve HTTPS with certificates obtained automatically over ACME for these comma-separated domains (TLS-ALPN-01 on --listen, which must be reachable on port 443, or HTTP-01 on --http-redirect-listen at port 80); account and certificates are kept in DATA_DIR/acme")
@@ -50,7 +52,7 @@ func (f *tlsFlags) register(c *command) {
 
 func (f *tlsFlags) on() bool { return f.certFile != "" || f.acmeDomains != "" }
 
-func (f *tlsFlags) domains() []string { return splitList(f.acmeDomains) }
+func (f *tlsFlags) domains() []string { return cli.List(f.acmeDomains) }
 
 func (f *tlsFlags) check() error {
 	if (f.certFile == "") != (f.keyFile == "") {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/sqlstore"
+
+	"github.com/weave-sync/weave/internal/cli"
 )
 
 type userFlags struct {
@@ -21,9 +23,9 @@ type userFlags struct {
 	yes    bool
 }
 
-func (a *app) userCommand() *command {
+func (a *app) userCommand() *cli.Command {
 	f := &userFlags{}
-	c := newCommand("user", "show|migrate|delete ... [flags]", `Inspect, move and delete sync users.
+	c := cli.New("user", "show|migrate|delete ... [flags]", `Inspect, move and delete sync users.
   weave user show EMAIL|UID
   weave user migrate UID --to URL     (without --to: finish an interrupted move)
   weave user delete UID [--retire] --yes`)
@@ -31,7 +33,7 @@ func (a *app) userCommand() *command {
 	c.String(&f.to, "to", "", "user migrate: URL of the node that takes the user")
 	c.Bool(&f.retire, "retire", false, "user delete: also retire the account for good (it never gets a token again); without it the next sync starts afresh under a new uid")
 	c.Bool(&f.yes, "yes", false, "user delete: confirm the deletion")
-	c.run = func(args []string) error {
+	c.Run = func(args []string) error {
 		if len(args) != 2 {
 			return errors.New("want show EMAIL|UID, migrate UID --to URL or delete UID (see `weave user --help`)")
 		}

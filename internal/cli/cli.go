@@ -1,4 +1,7 @@
-package main
+// Package cli is the command framework of the weave binary: subcommands
+// whose flags each also read an environment variable, numeric flags with
+// ranges, secret flags that may come from files, and the dispatcher.
+package cli
 
 import (
 	"flag"
@@ -10,20 +13,22 @@ import (
 	"time"
 )
 
-// command is one subcommand: its flags, where every flag also reads a WEAVE_*
+// Command is one subcommand: its flags, where every flag also reads a WEAVE_*
 // environment variable, and what it runs.
-type command struct {
-	name    string
-	summary string
-	usage   string // argument synopsis after the name
-	flags   *flag.FlagSet
-	env     map[string]string // flag name → environment variable
-	run     func(args []string) error
+type Command struct {
+	Name    string
+	Summary string
+	Usage   string // argument synopsis after the name
+	Flags   *flag.FlagSet
+	// Run runs the command with its positional arguments.
+	Run func(args []string) error
+	// EnvPrefix starts every flag's environment variable ("WEAVE_"; the
+	// load tester uses its own so a server's variables do not leak in).
+	// Set it before registering flags.
+	EnvPrefix string
+	env       map[string]string // flag name → environment variable
 	// positional are the non-flag arguments, wherever they stood.
 	positional []string
-	// envPrefix starts every flag's environment variable ("WEAVE_"; the
-	// load tester uses its own so a server's variables do not leak in).
-	envPrefix string
 	// checks run after parsing; each refuses a value out of its flag's range.
 	checks []func() error
 	// secrets are the flags that also take their value from a file.
@@ -35,57 +40,70 @@ type command struct {
 	warnings []string
 }
 
-func newCommand(name, usage, summary string) *command {
+// New returns a command of the weave binary.
+func New(name, usage, summary string) *Command {
 	fs := flag.NewFlagSet("weave "+name, flag.ContinueOnError)
-	c := &command{name: name, summary: summary, usage: usage, flags: fs, env: map[string]string{}, envPrefix: "WEAVE_"}
-	fs.Usage = func() { c.printUsage(fs.Output()) }
+	c := &Command{Name: name, Summary: summary, Usage: usage, Flags: fs, env: map[string]string{}, EnvPrefix: "WEAVE_"}
+	fs.Usage = func() { c.PrintUsage(fs.Output()) }
 	return c
 }
 
-func (c *command) envName(flagName string) string {
-	return c.envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func (c *Command) envName(flagName string) string {
+	return c.EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func (c *command) String(p *string, name, def, help string) {
+// Env is the environment variable of a flag, if it has one.
+func (c *Command) Env(flagName string) (string, bool) {
+	v, ok := c.env[flagName]
+	return v, ok
+}
+
+// Warnings are what parsing found worth telling before the command runs.
+func (c *Command) Warnings() []string { return c.warnings }
+
+// Args are the positional arguments, once parsed.
+func (c *Command) Args() []string { return c.positional }
+
+func (c *Command) String(p *string, name, def, help string) {
 	c.env[name] = c.envName(name)
-	c.flags.StringVar(p, name, def, help)
+	c.Flags.StringVar(p, name, def, help)
 }
 
-func (c *command) Int(p *int, name string, def int, help string) bound[int] {
+func (c *Command) Int(p *int, name string, def int, help string) Bound[int] {
 	c.env[name] = c.envName(name)
-	c.flags.IntVar(p, name, def, help)
-	return bound[int]{c, name, p}
+	c.Flags.IntVar(p, name, def, help)
+	return Bound[int]{c, name, p}
 }
 
-func (c *command) Int64(p *int64, name string, def int64, help string) bound[int64] {
+func (c *Command) Int64(p *int64, name string, def int64, help string) Bound[int64] {
 	c.env[name] = c.envName(name)
-	c.flags.Int64Var(p, name, def, help)
-	return bound[int64]{c, name, p}
+	c.Flags.Int64Var(p, name, def, help)
+	return Bound[int64]{c, name, p}
 }
 
-func (c *command) Bool(p *bool, name string, def bool, help string) {
+func (c *Command) Bool(p *bool, name string, def bool, help string) {
 	c.env[name] = c.envName(name)
-	c.flags.BoolVar(p, name, def, help)
+	c.Flags.BoolVar(p, name, def, help)
 }
 
-func (c *command) Duration(p *time.Duration, name string, def time.Duration, help string) bound[time.Duration] {
+func (c *Command) Duration(p *time.Duration, name string, def time.Duration, help string) Bound[time.Duration] {
 	c.env[name] = c.envName(name)
-	c.flags.DurationVar(p, name, def, help)
-	return bound[time.Duration]{c, name, p}
+	c.Flags.DurationVar(p, name, def, help)
+	return Bound[time.Duration]{c, name, p}
 }
 
-// bound restricts a numeric flag to a range, checked once parsing is done,
+// Bound restricts a numeric flag to a range, checked once parsing is done,
 // so that a value such as --hawk-skew -1s, which would quietly turn a
 // protection off, stops the command at start instead. Every number flag
 // should say its range: most are at least 0 (Min(0)) or at least 1.
-type bound[T int | int64 | time.Duration] struct {
-	c    *command
+type Bound[T int | int64 | time.Duration] struct {
+	c    *Command
 	name string
 	p    *T
 }
 
 // Min refuses values below min.
-func (b bound[T]) Min(min T) bound[T] {
+func (b Bound[T]) Min(min T) Bound[T] {
 	b.c.checks = append(b.c.checks, func() error {
 		if *b.p < min {
 			return b.refuse("must be at least %v", min)
@@ -96,7 +114,7 @@ func (b bound[T]) Min(min T) bound[T] {
 }
 
 // Max refuses values above max.
-func (b bound[T]) Max(max T) bound[T] {
+func (b Bound[T]) Max(max T) Bound[T] {
 	b.c.checks = append(b.c.checks, func() error {
 		if *b.p > max {
 			return b.refuse("must be at most %v", max)
@@ -106,7 +124,7 @@ func (b bound[T]) Max(max T) bound[T] {
 	return b
 }
 
-func (b bound[T]) refuse(format string, arg T) error {
+func (b Bound[T]) refuse(format string, arg T) error {
 	return fmt.Errorf("--%s %v (or %s): %s", b.name, *b.p, b.c.env[b.name], fmt.Sprintf(format, arg))
 }
 
@@ -117,22 +135,22 @@ func (b bound[T]) refuse(format string, arg T) error {
 // other processes of the same user, crash reports and `ps e` can see, and
 // out of shell history. Giving both at the same level is an error; the
 // command line wins over the environment as for every flag.
-func (c *command) Secret(p *string, name, def, help string) {
+func (c *Command) Secret(p *string, name, def, help string) {
 	c.secret(p, name, def, help, true)
 }
 
 // SecretNoEnv is Secret without the environment variables.
-func (c *command) SecretNoEnv(p *string, name, def, help string) {
+func (c *Command) SecretNoEnv(p *string, name, def, help string) {
 	c.secret(p, name, def, help, false)
 }
 
-func (c *command) secret(p *string, name, def, help string, env bool) {
+func (c *Command) secret(p *string, name, def, help string, env bool) {
 	*p = def
 	s := &secretFlag{name: name, p: p}
 	s.value = phaseValue{c: c, src: &s.valueFrom, set: func(v string) { *p = v }, get: func() string { return *p }}
 	s.file = phaseValue{c: c, src: &s.fileFrom, set: func(v string) { s.path = v }, get: func() string { return s.path }}
-	c.flags.Var(s.value, name, help)
-	c.flags.Var(s.file, name+"-file", "file holding --"+name+" (keeps it out of the environment and the command line; a trailing newline is ignored)")
+	c.Flags.Var(s.value, name, help)
+	c.Flags.Var(s.file, name+"-file", "file holding --"+name+" (keeps it out of the environment and the command line; a trailing newline is ignored)")
 	if env {
 		c.env[name] = c.envName(name)
 		c.env[name+"-file"] = c.envName(name + "-file")
@@ -151,7 +169,7 @@ type secretFlag struct {
 
 // phaseValue is a string flag.Value that records where it was set.
 type phaseValue struct {
-	c   *command
+	c   *Command
 	src *string
 	set func(string)
 	get func() string
@@ -175,7 +193,7 @@ func (v phaseValue) Set(s string) error {
 const maxSecretFile = 64 << 10
 
 // resolve reads the secret's file when the file is what was given last.
-func (s *secretFlag) resolve(c *command) error {
+func (s *secretFlag) resolve(c *Command) error {
 	if s.fileFrom == "" {
 		return nil
 	}
@@ -221,13 +239,13 @@ func (s *secretFlag) resolve(c *command) error {
 	return nil
 }
 
-// parse reads the environment first and the command line second, so a flag
+// Parse reads the environment first and the command line second, so a flag
 // given on the command line wins over its WEAVE_* variable.
-func (c *command) parse(args []string) error {
+func (c *Command) Parse(args []string) error {
 	c.phase = "environment"
 	for name, env := range c.env {
 		if v, ok := os.LookupEnv(env); ok {
-			if err := c.flags.Set(name, v); err != nil {
+			if err := c.Flags.Set(name, v); err != nil {
 				return fmt.Errorf("environment %s=%q: %v", env, v, err)
 			}
 		}
@@ -236,10 +254,10 @@ func (c *command) parse(args []string) error {
 	// ("weave db status --data-dir x"): parse, take a positional, repeat.
 	c.phase = "command line"
 	for {
-		if err := c.flags.Parse(args); err != nil {
+		if err := c.Flags.Parse(args); err != nil {
 			return err
 		}
-		rest := c.flags.Args()
+		rest := c.Flags.Args()
 		if len(rest) == 0 {
 			return c.check()
 		}
@@ -252,7 +270,7 @@ func (c *command) parse(args []string) error {
 	}
 }
 
-func (c *command) check() error {
+func (c *Command) check() error {
 	for _, s := range c.secrets {
 		if err := s.resolve(c); err != nil {
 			return err
@@ -266,17 +284,18 @@ func (c *command) check() error {
 	return nil
 }
 
-func (c *command) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: weave %s %s\n\n%s\n", c.name, c.usage, c.summary)
+// PrintUsage writes the command's help.
+func (c *Command) PrintUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: weave %s %s\n\n%s\n", c.Name, c.Usage, c.Summary)
 	var names []string
-	c.flags.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	c.Flags.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	if len(names) == 0 {
 		return
 	}
 	sort.Strings(names)
 	fmt.Fprintf(w, "\nFlags (each also read from the environment variable shown):\n")
 	for _, n := range names {
-		f := c.flags.Lookup(n)
+		f := c.Flags.Lookup(n)
 		typ, help := flag.UnquoteUsage(f)
 		if _, ok := f.Value.(phaseValue); ok {
 			typ = "string"

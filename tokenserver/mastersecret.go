@@ -1,4 +1,4 @@
-package main
+package tokenserver
 
 import (
 	"crypto/rand"
@@ -13,10 +13,10 @@ import (
 	"github.com/weave-sync/weave/internal/privfile"
 )
 
-// masterSecret returns the configured master secret, or the one kept in the
+// MasterSecret returns the configured master secret, or the one kept in the
 // data directory, generating it (mode 0600) on first start so that tokens
 // stay valid across restarts.
-func masterSecret(configured, dataDir string) (string, error) {
+func MasterSecret(configured, dataDir string) (string, error) {
 	if configured != "" {
 		return configured, nil
 	}
@@ -47,7 +47,7 @@ func masterSecret(configured, dataDir string) (string, error) {
 	f, err := privfile.Create(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) { // another process won the race
-			return masterSecret("", dataDir)
+			return MasterSecret("", dataDir)
 		}
 		return "", fmt.Errorf("write master secret: %w", err)
 	}
