@@ -1,9 +1,7 @@
 package fleet_test
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,10 +9,11 @@ import (
 	"github.com/weave-sync/weave/fleet"
 )
 
-// A node in maintenance (down) answers its users 503 + Retry-After, but a
-// user already moved off it gets 401 at once, so Firefox fetches a token
-// for the new node instead of waiting out the maintenance.
-func TestNodeGuardDownAndMoved(t *testing.T) {
+// The status of a node in maintenance (down) gives its Retry-After, and a
+// user already moved off it shows as moved (weavehttp answers it 401 before
+// 503, so Firefox fetches a token for the new node instead of waiting out
+// the maintenance).
+func TestWatcherStatusDownAndMoved(t *testing.T) {
 	w := newWorld(t, backends()[0], 2)
 	moved := w.user("moved@example.com")
 	stays := w.user("stays@example.com")
@@ -22,29 +21,37 @@ func TestNodeGuardDownAndMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := w.nodes[0]
+	watcher := fleet.NewWatcher(w.tokens, time.Hour, nil)
+	watcher.Watch(n.URL, w.shards[n.ID])
+	refresh := func() {
+		if err := watcher.Refresh(w.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh()
+	st := watcher.Status(strings.ToUpper(n.URL[:4]) + n.URL[4:] + "/")
+	if down, backoff := st.State(); down != 0 || backoff != 0 {
+		t.Errorf("up node: down %s, backoff %s", down, backoff)
+	}
+	if !st.Moved(moved) || st.Moved(stays) {
+		t.Errorf("moved: %v (moved user), %v (staying user)", st.Moved(moved), st.Moved(stays))
+	}
 	if err := w.tokens.SetNodeState(w.ctx, n.ID, weave.NodeDown, 7*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
-	watcher := fleet.NewWatcher(w.tokens, time.Hour, nil)
-	watcher.Watch(n.URL, w.shards[n.ID])
-	if err := watcher.Refresh(w.ctx); err != nil {
+	refresh()
+	if down, _ := st.State(); down != 7*time.Second {
+		t.Errorf("down node: Retry-After %s, want 7s", down)
+	}
+	if err := w.tokens.SetNodeState(w.ctx, n.ID, weave.NodeBackoff, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	reached := false
-	guard := fleet.NewNodeGuard(n.URL, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }), watcher)
-	get := func(uid int64) *httptest.ResponseRecorder {
-		rec := httptest.NewRecorder()
-		guard.ServeHTTP(rec, httptest.NewRequest("GET", n.URL+"/1.5/"+strconv.FormatInt(uid, 10)+"/info/collections", nil))
-		return rec
+	refresh()
+	if down, backoff := st.State(); down != 0 || backoff != fleet.DefaultBackoff {
+		t.Errorf("backoff node without its own: down %s, backoff %s", down, backoff)
 	}
-	if rec := get(moved); rec.Code != 401 {
-		t.Errorf("moved user on a down node: %d, want 401", rec.Code)
-	}
-	if rec := get(stays); rec.Code != 503 || rec.Header().Get("Retry-After") != "7" {
-		t.Errorf("user of a down node: %d Retry-After %q, want 503 and 7", rec.Code, rec.Header().Get("Retry-After"))
-	}
-	if reached {
-		t.Error("a request reached the storage API of a down node")
+	if other := watcher.Status("http://unknown.example.com"); other.Moved(moved) {
+		t.Error("a user moved on an unwatched node")
 	}
 }
 

@@ -5,92 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/weave-sync/weave"
 )
-
-// NodeGuard wraps the storage front end of one node with the node's state
-// and its users' move marks, as last seen by a Watcher.
-type NodeGuard struct {
-	URL     string // the node's public URL
-	Next    http.Handler
-	Watcher *Watcher
-	prefix  string
-}
-
-// NewNodeGuard returns the guard of the node at nodeURL in front of next.
-func NewNodeGuard(nodeURL string, next http.Handler, w *Watcher) *NodeGuard {
-	g := &NodeGuard{URL: nodeURL, Next: next, Watcher: w}
-	if u, err := url.Parse(nodeURL); err == nil {
-		g.prefix = strings.TrimRight(u.EscapedPath(), "/")
-	}
-	return g
-}
-
-// Backoff is the node's X-Weave-Backoff: non-zero while it is in the
-// backoff state (for weavehttp.Config.Backoff).
-func (g *NodeGuard) Backoff() time.Duration {
-	n, ok := g.Watcher.Node(g.URL)
-	if !ok || n.State != weave.NodeBackoff {
-		return 0
-	}
-	if n.Backoff > 0 {
-		return n.Backoff
-	}
-	return DefaultBackoff
-}
-
-// ServeHTTP implements http.Handler.
-func (g *NodeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
-	if g.prefix != "" {
-		path = strings.TrimPrefix(path, g.prefix)
-	}
-	rest, ok := strings.CutPrefix(path, "/1.5/")
-	if !ok {
-		g.Next.ServeHTTP(w, r)
-		return
-	}
-	uidText, _, _ := strings.Cut(rest, "/")
-	if uid, err := strconv.ParseInt(uidText, 10, 64); err == nil {
-		if g.Watcher.MoveState(g.URL, uid) == weave.MoveMoved {
-			// The token names this node, but the user lives elsewhere
-			// now: a new token sends Firefox there. This comes before the
-			// down check so that users already moved off a node in
-			// maintenance go straight to their new node.
-			writeBare(w, http.StatusUnauthorized, func(h http.Header) {
-				h.Set("WWW-Authenticate", "Hawk")
-			})
-			return
-		}
-	}
-	if n, ok := g.Watcher.Node(g.URL); ok && n.State == weave.NodeDown {
-		ra := n.RetryAfter
-		if ra <= 0 {
-			ra = DefaultRetryAfter
-		}
-		writeBare(w, http.StatusServiceUnavailable, func(h http.Header) {
-			h.Set("Retry-After", strconv.Itoa(int(ra.Seconds())))
-		})
-		return
-	}
-	g.Next.ServeHTTP(w, r)
-}
-
-// writeBare answers as the storage API does for errors: a JSON 0 body.
-func writeBare(w http.ResponseWriter, status int, headers func(http.Header)) {
-	h := w.Header()
-	headers(h)
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Weave-Timestamp", weave.TimestampAt(time.Now()).String())
-	w.WriteHeader(status)
-	w.Write([]byte("0"))
-}
 
 // Router sends each request to the node its Host and path prefix name,
 // else to Fallback (the token server and the process's own endpoints).

@@ -155,13 +155,53 @@ func (w *Watcher) Nodes() []weave.Node {
 
 // MoveState returns the last known move mark of uid on the node at url.
 func (w *Watcher) MoveState(url string, uid int64) weave.MoveState {
+	return w.moveState(NormalizeURL(url), uid)
+}
+
+func (w *Watcher) moveState(key string, uid int64) weave.MoveState {
 	w.mu.Lock()
-	s := w.shards[NormalizeURL(url)]
+	s := w.shards[key]
 	w.mu.Unlock()
 	if s == nil {
 		return weave.MoveNone
 	}
 	return (*s.marks.Load())[uid]
+}
+
+// NodeStatus is one node as a Watcher last saw it: its state and the move
+// marks of its users. It is what the node's storage API asks on every
+// request (a weavehttp.NodeStatus).
+type NodeStatus struct {
+	w   *Watcher
+	url string // normalised
+}
+
+// Status returns the status of the node at nodeURL.
+func (w *Watcher) Status(nodeURL string) NodeStatus {
+	return NodeStatus{w: w, url: NormalizeURL(nodeURL)}
+}
+
+// State returns the Retry-After of a down node and the X-Weave-Backoff of a
+// node in backoff (the node's own, else the defaults); zero otherwise.
+func (s NodeStatus) State() (down, backoff time.Duration) {
+	n, ok := (*s.w.nodes.Load())[s.url]
+	switch {
+	case !ok:
+	case n.State == weave.NodeDown:
+		if down = n.RetryAfter; down <= 0 {
+			down = DefaultRetryAfter
+		}
+	case n.State == weave.NodeBackoff:
+		if backoff = n.Backoff; backoff <= 0 {
+			backoff = DefaultBackoff
+		}
+	}
+	return down, backoff
+}
+
+// Moved reports whether uid is marked moved off the node.
+func (s NodeStatus) Moved(uid int64) bool {
+	return s.w.moveState(s.url, uid) == weave.MoveMoved
 }
 
 // NormalizeURL lowercases scheme and host and drops a trailing slash, so

@@ -59,6 +59,9 @@ var (
 	errNotAcceptable = &apiError{status: http.StatusNotAcceptable, reason: "unsupported Accept"}
 	errUnsupportedCT = &apiError{status: http.StatusUnsupportedMediaType, reason: "unsupported Content-Type"}
 	errTooLarge      = &apiError{status: http.StatusRequestEntityTooLarge, code: codeSizeExceeded, reason: "request body too large"}
+	// errMoved answers a user moved off this node: a new token leads to
+	// the new one.
+	errMoved = &apiError{status: http.StatusUnauthorized, reason: "user moved to another node", challenge: "Hawk"}
 )
 
 func methodNotAllowed(allow string) *apiError {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,13 +157,13 @@ func TestTokenCacheGenerations(t *testing.T) {
 }
 
 func TestBackoffHeader(t *testing.T) {
-	var d atomic.Int64
-	e := newEnv(t, func(c *Config) { c.Backoff = func() time.Duration { return time.Duration(d.Load()) } })
+	st := &stubStatus{}
+	e := newEnv(t, func(c *Config) { c.Node = st })
 	w := e.get(e.u("/info/collections"))
 	if w.Header().Get("X-Weave-Backoff") != "" {
 		t.Fatalf("backoff header while not backing off")
 	}
-	d.Store(int64(1500 * time.Millisecond))
+	st.backoff.Store(int64(1500 * time.Millisecond))
 	for _, w := range []*httptest.ResponseRecorder{e.get(e.u("/info/collections")), e.get(e.u("/storage/x/missing"))} {
 		if got := w.Header().Get("X-Weave-Backoff"); got != "2" {
 			t.Errorf("X-Weave-Backoff %q on %d", got, w.Code)

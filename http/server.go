@@ -85,11 +85,11 @@ type Config struct {
 	// RetryAfter is sent with 503s for an unavailable store when the store
 	// gives no hint. Zero means 30 s.
 	RetryAfter time.Duration
-	// Backoff, when set and returning more than zero, adds X-Weave-Backoff
-	// (whole seconds) to every storage response: the node is overloaded
-	// or in the "backoff" state and clients should finish what they need
-	// and then pause (storage-1.5.md §14). Called once per request.
-	Backoff func() time.Duration
+	// Node, when set, is the node's operator-set state and its users'
+	// move marks (a fleet.Watcher's view), asked once per storage request
+	// before anything else: a moved user gets 401, a down node 503, a
+	// node in backoff X-Weave-Backoff (storage-1.5.md §14).
+	Node NodeStatus
 	// HeartbeatTimeout bounds the database ping of /__heartbeat__. Zero
 	// means 2 s.
 	HeartbeatTimeout time.Duration
@@ -172,7 +172,7 @@ type Server struct {
 	commit       string
 	retryAfter   time.Duration
 	hbTimeout    time.Duration
-	backoff      func() time.Duration
+	status       NodeStatus // nil: always up
 	draining     atomic.Bool
 	obs          Observer
 	// fullLogged is when (unix ns) a refused write last logged that the
@@ -204,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 		commit:      cfg.Commit,
 		retryAfter:  cfg.RetryAfter,
 		hbTimeout:   cfg.HeartbeatTimeout,
-		backoff:     cfg.Backoff,
+		status:      cfg.Node,
 		obs:         cfg.Observer,
 		pageRecords: readPageRecords,
 		pageBytes:   readPageBytes,
@@ -421,8 +421,10 @@ func methodAllowed(rt route, method string) bool {
 
 // matchStorage parses the path after "/1.5/": a uid of 1–10 digits, then
 // one of the endpoints. Names that fail validation do not match (404), as in
-// both reference servers.
+// both reference servers. uid is -1 unless the path starts with one, which
+// it is also when the rest does not match (for the node's move marks).
 func matchStorage(rest string) (uid int64, rt route, coll, id string, ok bool) {
+	uid = -1
 	uidStr, tail, hasTail := strings.Cut(rest, "/")
 	if len(uidStr) == 0 || len(uidStr) > 10 {
 		return
@@ -484,16 +486,32 @@ func unescape(s string) (string, error) {
 // serveStorage routes, authenticates and dispatches a /1.5/ request.
 func (s *Server) serveStorage(rq *request, rest string) {
 	uid, rt, coll, id, ok := matchStorage(rest)
+	var backoff time.Duration
+	if s.status != nil {
+		// The node's state comes first: a moved user's token names the
+		// wrong node whatever it asks, and a down node serves nothing. A
+		// moved user gets 401 even from a down node, so that Firefox goes
+		// straight to the new node instead of waiting out maintenance.
+		if uid >= 0 && s.status.Moved(uid) {
+			rq.uid = uid
+			s.writeError(rq, errMoved)
+			return
+		}
+		var down time.Duration
+		if down, backoff = s.status.State(); down > 0 {
+			s.writeError(rq, &apiError{status: http.StatusServiceUnavailable, reason: "node down", retryAfter: down})
+			return
+		}
+	}
 	if !ok {
 		s.writeError(rq, errNotFoundRoute)
 		return
 	}
 	rq.uid, rq.route, rq.collection, rq.id = uid, rt, coll, id
+	noteRoute(rq.r, rt)
 	r := rq.r
-	if s.backoff != nil {
-		if d := s.backoff(); d > 0 {
-			rq.w.Header().Set("X-Weave-Backoff", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
-		}
+	if backoff > 0 {
+		rq.w.Header().Set("X-Weave-Backoff", strconv.FormatInt(int64(math.Ceil(backoff.Seconds())), 10))
 	}
 	if !methodAllowed(rt, r.Method) {
 		s.writeError(rq, methodNotAllowed(allowed[rt]))

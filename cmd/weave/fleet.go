@@ -132,10 +132,9 @@ func parseSeconds(name, s string) (time.Duration, error) {
 }
 
 // fleetServe is the multi-node part of `weave serve`: the node-state
-// watcher, a guard per served node, and the extra nodes' servers.
+// watcher and the extra nodes' servers.
 type fleetServe struct {
 	watcher *fleet.Watcher
-	main    *fleet.NodeGuard
 	// wrapNode, when set, puts another front end (Sync 1.1) before
 	// each extra node's server.
 	wrapNode func(nodeURL string, store weave.Store, status legacy.NodeStatus, next http.Handler) http.Handler
@@ -152,7 +151,6 @@ type fleetServe struct {
 func newFleetServe(tokens *sqlstore.TokenDB, publicURL string, store *sqlstore.Store, refresh time.Duration, log *slog.Logger) *fleetServe {
 	fs := &fleetServe{watcher: fleet.NewWatcher(tokens, refresh, log.With("component", "fleet"))}
 	fs.watcher.Watch(publicURL, store)
-	fs.main = fleet.NewNodeGuard(publicURL, nil, fs.watcher)
 	return fs
 }
 
@@ -161,7 +159,6 @@ func newFleetServe(tokens *sqlstore.TokenDB, publicURL string, store *sqlstore.S
 // base, and returns the routing handler. It runs the watcher until ctx ends.
 func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Handler, base weavehttp.Config, masters []string,
 	dbs *databases, f *serveFlags, tokens *sqlstore.TokenDB, log *slog.Logger) (http.Handler, error) {
-	fs.main.Next = mainSrv
 	// Record this node's shard, so that operator tools (weave user
 	// migrate, weave node drain) reach it.
 	if own, err := tokens.NodeByURL(ctx, f.publicURL); err == nil {
@@ -174,7 +171,7 @@ func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Ha
 				"node", own.URL, "recorded", dbs.storageBE.redact(got))
 		}
 	}
-	rt := &fleet.Router{Fallback: fs.main}
+	rt := &fleet.Router{Fallback: mainSrv}
 	fs.served = map[string]bool{fleet.NormalizeURL(f.publicURL): true}
 	sc := shardConfig{base: base, masters: masters, dbs: dbs, f: f, log: log}
 	if err := fs.addNodes(ctx, rt, nodes, sc, tokens); err != nil {
@@ -193,7 +190,7 @@ func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Ha
 		return rt, nil
 	}
 	if len(fs.extra) == 0 {
-		return fs.main, nil
+		return mainSrv, nil
 	}
 	return rt, nil
 }
@@ -303,22 +300,21 @@ func (fs *fleetServe) addNode(ctx context.Context, rt *fleet.Router, n weave.Nod
 		store.Close()
 		return err
 	}
-	guard := fleet.NewNodeGuard(n.URL, nil, fs.watcher)
 	cfg := sc.base
 	cfg.Store = store
 	cfg.PublicURL = n.URL
 	cfg.Secrets = secrets
 	cfg.TokenServer = nil
-	cfg.Backoff = guard.Backoff
+	cfg.Node = fs.watcher.Status(n.URL)
 	cfg.Logger = sc.base.Logger.With("node", n.URL)
 	srv, err := weavehttp.New(cfg)
 	if err != nil {
 		store.Close()
 		return fmt.Errorf("node %s: %w", n.URL, err)
 	}
-	guard.Next = srv
+	var h http.Handler = srv
 	if fs.wrapNode != nil {
-		guard.Next = fs.wrapNode(n.URL, store, fs.watcher, srv)
+		h = fs.wrapNode(n.URL, store, fs.watcher, srv)
 	}
 	fs.mu.Lock()
 	if fs.closed {
@@ -331,7 +327,7 @@ func (fs *fleetServe) addNode(ctx context.Context, rt *fleet.Router, n weave.Nod
 	fs.extra = append(fs.extra, srv)
 	fs.mu.Unlock()
 	fs.watcher.Watch(n.URL, store)
-	if err := rt.Add(n.URL, guard); err != nil {
+	if err := rt.Add(n.URL, h); err != nil {
 		return err
 	}
 	go purgeLoop(ctx, store, sc.f.purgeInterval, sc.log.With("node", n.URL))

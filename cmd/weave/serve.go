@@ -264,7 +264,7 @@ func (a *app) serve(f *serveFlags) error {
 		Logger:         log,
 		Version:        version,
 		Commit:         commit,
-		Backoff:        fs.main.Backoff,
+		Node:           fs.watcher.Status(f.publicURL),
 		Observer:       httpObserver{obs.m},
 		CORSOrigins:    strings.Split(f.corsOrigins, ","),
 	}
