@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/sqlstore"
+	"github.com/weave-sync/weave/tlsserve"
 	"github.com/weave-sync/weave/tokenserver"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -27,7 +27,7 @@ type serveFlags struct {
 	db             dbFlags
 	cache          cacheFlags
 	observe        observeFlags
-	tls            tlsFlags
+	tls            tlsserve.Config
 	accounts       accountsFlags
 	legacy         legacyFlags // legacy.go
 	conn           listenFlags
@@ -61,7 +61,7 @@ func (a *app) serveCommand() *cli.Command {
 	f.db.register(c)
 	f.cache.register(c)
 	f.observe.register(c)
-	f.tls.register(c)
+	registerTLS(c, &f.tls)
 	f.accounts.register(c)
 	f.legacy.register(c)
 	f.conn.register(c)
@@ -94,6 +94,16 @@ func (a *app) serveCommand() *cli.Command {
 	return c
 }
 
+func registerTLS(c *cli.Command, f *tlsserve.Config) {
+	c.String(&f.CertFile, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP and when the files change")
+	c.String(&f.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	c.String(&f.ACMEDomains, "acme-domain", "", "serve HTTPS with certificates obtained automatically over ACME for these comma-separated domains (TLS-ALPN-01 on --listen, which must be reachable on port 443, or HTTP-01 on --http-redirect-listen at port 80); account and certificates are kept in DATA_DIR/acme")
+	c.String(&f.ACMEEmail, "acme-email", "", "contact address given to the ACME CA (expiry notices)")
+	c.String(&f.ACMEDirectory, "acme-directory-url", tlsserve.DefaultACMEDirectory, "ACME directory of the CA (e.g. Let's Encrypt staging, or a private CA)")
+	c.String(&f.ACMECAFile, "acme-ca-file", "", "PEM certificates to trust, besides the system's, when talking to the ACME server (a private CA, or Pebble in tests)")
+	c.String(&f.RedirectListen, "http-redirect-listen", "", "also listen on this address (e.g. :80) with plain HTTP that only redirects to the HTTPS public URL (and answers ACME HTTP-01 challenges with --acme-domain)")
+}
+
 func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -107,19 +117,6 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-// defaultPublicURL derives the public URL from the listen address, naming a
-// loopback host when the server listens on every interface.
-func defaultPublicURL(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("--listen %q: %v (want HOST:PORT)", listen, err)
-	}
-	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port), nil
 }
 
 func parsePrefixes(s string) ([]netip.Prefix, error) {
@@ -152,31 +149,27 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := f.tls.check(); err != nil {
+	if err := f.tls.Check(); err != nil {
 		return err
 	}
 	if f.publicURL == "" {
-		if f.tls.on() {
-			f.publicURL, err = f.tls.defaultPublicURL(f.listen)
-		} else {
-			f.publicURL, err = defaultPublicURL(f.listen)
-		}
-		if err != nil {
+		if f.publicURL, err = f.tls.DefaultPublicURL(f.listen); err != nil {
 			return err
 		}
 	}
 	f.publicURL = strings.TrimRight(f.publicURL, "/")
 	if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--public-url %q: want an http(s) URL such as https://sync.example.com", f.publicURL)
-	} else if f.tls.on() && u.Scheme != "https" {
+	} else if f.tls.On() && u.Scheme != "https" {
 		return fmt.Errorf("--public-url %q: weave serves HTTPS itself here (--tls-cert or --acme-domain), so clients reach it over https", f.publicURL)
 	}
-	var tlsSrv *tlsServing
-	if f.tls.on() {
-		if tlsSrv, err = f.tls.setup(ctx, f.db.dataDir, log); err != nil {
+	var tlsSrv *tlsserve.Serving
+	if f.tls.On() {
+		f.tls.UserAgent = "weave/" + version
+		if tlsSrv, err = f.tls.Setup(ctx, f.db.dataDir, log); err != nil {
 			return err
 		}
-		defer tlsSrv.stop()
+		defer tlsSrv.Stop()
 	}
 	trusted, err := parsePrefixes(f.trustedProxies)
 	if err != nil {
@@ -336,15 +329,15 @@ func (a *app) serve(f *serveFlags) error {
 
 	serveErr := make(chan error, 1)
 	if tlsSrv != nil {
-		if f.tls.redirectListen != "" {
-			stopRedirects, err := serveRedirects(f.tls.redirectListen, tlsSrv.challenges(redirectToHTTPS(f.publicURL)), log)
+		if f.tls.RedirectListen != "" {
+			stopRedirects, err := tlsserve.ServeRedirects(f.tls.RedirectListen, tlsSrv.Challenges(tlsserve.RedirectToHTTPS(f.publicURL)), log)
 			if err != nil {
 				ln.Close()
 				return err
 			}
 			defer stopRedirects()
 		}
-		hs.TLSConfig = tlsSrv.config
+		hs.TLSConfig = tlsSrv.Config
 		go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { serveErr <- hs.Serve(ln) }()

@@ -1,4 +1,8 @@
-package main
+// Package tlsserve makes weave serve HTTPS itself: with a certificate and
+// key from files (re-read when they change or on SIGHUP), or with
+// certificates obtained and renewed over ACME (Let's Encrypt by default),
+// plus the plain-HTTP listener that only redirects to HTTPS.
+package tlsserve
 
 import (
 	"context"
@@ -28,40 +32,35 @@ import (
 	"github.com/weave-sync/weave/internal/cli"
 )
 
-// tlsFlags make serve speak HTTPS itself: with a certificate and key from
-// files, or with certificates obtained and renewed from an ACME CA (Let's
-// Encrypt by default).
-type tlsFlags struct {
-	certFile, keyFile string
-	acmeDomains       string
-	acmeEmail         string
-	acmeDirectory     string
-	acmeCAFile        string
-	redirectListen    string
+// DefaultACMEDirectory is Let's Encrypt's production directory.
+const DefaultACMEDirectory = autocert.DefaultACMEDirectory
+
+// Config says how to serve HTTPS; the zero value serves plain HTTP. The
+// names in errors are weave serve's flags.
+type Config struct {
+	CertFile, KeyFile string // --tls-cert, --tls-key
+	ACMEDomains       string // --acme-domain, comma-separated
+	ACMEEmail         string
+	ACMEDirectory     string // "" is DefaultACMEDirectory
+	ACMECAFile        string
+	RedirectListen    string // --http-redirect-listen
+	UserAgent         string // sent to the ACME server
 }
 
-func (f *tlsFlags) register(c *cli.Command) {
-	c.String(&f.certFile, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP and when the files change")
-	c.String(&f.keyFile, "tls-key", "", "PEM private key of --tls-cert")
-	c.String(&f.acmeDomains, "acme-domain", "", "serve HTTPS with certificates obtained automatically over ACME for these comma-separated domains (TLS-ALPN-01 on --listen, which must be reachable on port 443, or HTTP-01 on --http-redirect-listen at port 80); account and certificates are kept in DATA_DIR/acme")
-	c.String(&f.acmeEmail, "acme-email", "", "contact address given to the ACME CA (expiry notices)")
-	c.String(&f.acmeDirectory, "acme-directory-url", autocert.DefaultACMEDirectory, "ACME directory of the CA (e.g. Let's Encrypt staging, or a private CA)")
-	c.String(&f.acmeCAFile, "acme-ca-file", "", "PEM certificates to trust, besides the system's, when talking to the ACME server (a private CA, or Pebble in tests)")
-	c.String(&f.redirectListen, "http-redirect-listen", "", "also listen on this address (e.g. :80) with plain HTTP that only redirects to the HTTPS public URL (and answers ACME HTTP-01 challenges with --acme-domain)")
-}
+// On reports whether HTTPS is configured.
+func (f *Config) On() bool { return f.CertFile != "" || f.ACMEDomains != "" }
 
-func (f *tlsFlags) on() bool { return f.certFile != "" || f.acmeDomains != "" }
+func (f *Config) domains() []string { return cli.List(f.ACMEDomains) }
 
-func (f *tlsFlags) domains() []string { return cli.List(f.acmeDomains) }
-
-func (f *tlsFlags) check() error {
-	if (f.certFile == "") != (f.keyFile == "") {
+// Check refuses inconsistent settings.
+func (f *Config) Check() error {
+	if (f.CertFile == "") != (f.KeyFile == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	if f.certFile != "" && f.acmeDomains != "" {
+	if f.CertFile != "" && f.ACMEDomains != "" {
 		return errors.New("--tls-cert and --acme-domain are alternatives: give one")
 	}
-	if f.acmeDomains == "" && (f.acmeEmail != "" || f.acmeCAFile != "" || f.acmeDirectory != autocert.DefaultACMEDirectory) {
+	if f.ACMEDomains == "" && (f.ACMEEmail != "" || f.ACMECAFile != "" || f.ACMEDirectory != "" && f.ACMEDirectory != DefaultACMEDirectory) {
 		return errors.New("--acme-email, --acme-directory-url and --acme-ca-file need --acme-domain")
 	}
 	for _, d := range f.domains() {
@@ -69,20 +68,24 @@ func (f *tlsFlags) check() error {
 			return fmt.Errorf("--acme-domain %q: want DNS names such as sync.example.com (no addresses, ports or wildcards)", d)
 		}
 	}
-	if f.acmeDomains != "" {
-		if u, err := url.Parse(f.acmeDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("--acme-directory-url %q: want an https URL", f.acmeDirectory)
+	if f.ACMEDomains != "" {
+		if f.ACMEDirectory == "" {
+			f.ACMEDirectory = DefaultACMEDirectory
+		}
+		if u, err := url.Parse(f.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--acme-directory-url %q: want an https URL", f.ACMEDirectory)
 		}
 	}
-	if f.redirectListen != "" && !f.on() {
+	if f.RedirectListen != "" && !f.On() {
 		return errors.New("--http-redirect-listen needs HTTPS: --tls-cert/--tls-key or --acme-domain")
 	}
 	return nil
 }
 
-// defaultPublicURL is the URL clients reach a TLS-serving weave at: the
-// first ACME domain, or the listen address, over https.
-func (f *tlsFlags) defaultPublicURL(listen string) (string, error) {
+// DefaultPublicURL is the URL clients reach weave at when none is
+// configured: the first ACME domain, or the listen address (a loopback
+// host when it listens on every interface), over https when HTTPS is on.
+func (f *Config) DefaultPublicURL(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", fmt.Errorf("--listen %q: %v (want HOST:PORT)", listen, err)
@@ -92,26 +95,31 @@ func (f *tlsFlags) defaultPublicURL(listen string) (string, error) {
 	} else if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
+	if !f.On() {
+		return "http://" + net.JoinHostPort(host, port), nil
+	}
 	if port == "443" {
 		return "https://" + host, nil
 	}
 	return "https://" + net.JoinHostPort(host, port), nil
 }
 
-// tlsServing is what serve needs for HTTPS.
-type tlsServing struct {
-	config *tls.Config
-	// challenges wraps the plain-HTTP handler with the ACME HTTP-01
+// Serving is what a server needs for HTTPS.
+type Serving struct {
+	Config *tls.Config
+	// Challenges wraps the plain-HTTP handler with the ACME HTTP-01
 	// responder (identity without ACME).
-	challenges func(http.Handler) http.Handler
-	stop       func()
+	Challenges func(http.Handler) http.Handler
+	// Stop ends the watching of certificate files.
+	Stop func()
 }
 
-// setup builds the TLS configuration; the certificate files are watched
-// (SIGHUP, or a change seen at most a second late) until ctx ends.
-func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) (*tlsServing, error) {
-	if f.certFile != "" {
-		r := &certReloader{certFile: f.certFile, keyFile: f.keyFile, log: log}
+// Setup builds the TLS configuration; the certificate files are watched
+// (SIGHUP, or a change seen at most a second late) until ctx ends. ACME
+// keeps its account and certificates in dataDir/acme.
+func (f *Config) Setup(ctx context.Context, dataDir string, log *slog.Logger) (*Serving, error) {
+	if f.CertFile != "" {
+		r := &certReloader{certFile: f.CertFile, keyFile: f.KeyFile, log: log}
 		if err := r.load(); err != nil {
 			return nil, err
 		}
@@ -125,7 +133,7 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 					if err := r.load(); err != nil {
 						log.Error("SIGHUP: keeping the current certificate", "err", err)
 					} else {
-						log.Info("SIGHUP: certificate reloaded", "file", f.certFile)
+						log.Info("SIGHUP: certificate reloaded", "file", f.CertFile)
 					}
 				case <-ctx.Done():
 					return
@@ -135,7 +143,7 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 			}
 		}()
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.getCertificate, NextProtos: []string{"h2", "http/1.1"}}
-		return &tlsServing{config: cfg, challenges: func(h http.Handler) http.Handler { return h }, stop: func() {
+		return &Serving{Config: cfg, Challenges: func(h http.Handler) http.Handler { return h }, Stop: func() {
 			signal.Stop(hup)
 			close(done)
 		}}, nil
@@ -146,8 +154,8 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 		return nil, fmt.Errorf("ACME cache %s: %w", cacheDir, err)
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
-	if f.acmeCAFile != "" {
-		pem, err := os.ReadFile(f.acmeCAFile)
+	if f.ACMECAFile != "" {
+		pem, err := os.ReadFile(f.ACMECAFile)
 		if err != nil {
 			return nil, fmt.Errorf("--acme-ca-file: %w", err)
 		}
@@ -156,7 +164,7 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--acme-ca-file %s: no PEM certificate in it", f.acmeCAFile)
+			return nil, fmt.Errorf("--acme-ca-file %s: no PEM certificate in it", f.ACMECAFile)
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
@@ -166,8 +174,8 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 		Prompt:     autocert.AcceptTOS,
 		Cache:      autocert.DirCache(cacheDir),
 		HostPolicy: autocert.HostWhitelist(f.domains()...),
-		Email:      f.acmeEmail,
-		Client:     &acme.Client{DirectoryURL: f.acmeDirectory, HTTPClient: hc, UserAgent: "weave/" + version},
+		Email:      f.ACMEEmail,
+		Client:     &acme.Client{DirectoryURL: f.ACMEDirectory, HTTPClient: hc, UserAgent: f.UserAgent},
 	}
 	cfg := m.TLSConfig()
 	cfg.MinVersion = tls.VersionTLS12
@@ -193,7 +201,7 @@ func (f *tlsFlags) setup(ctx context.Context, dataDir string, log *slog.Logger) 
 			h.ServeHTTP(w, r)
 		})
 	}
-	return &tlsServing{config: cfg, challenges: challenges, stop: func() {}}, nil
+	return &Serving{Config: cfg, Challenges: challenges, Stop: func() {}}, nil
 }
 
 // certReloader serves the certificate of two files and re-reads them when
@@ -267,11 +275,11 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	return cert, nil
 }
 
-// redirectToHTTPS answers every plain-HTTP request with a permanent
+// RedirectToHTTPS answers every plain-HTTP request with a permanent
 // redirect to the same path on the public URL's host. The host comes from
 // the configuration, never from the request, so it cannot be turned into
 // an open redirect.
-func redirectToHTTPS(publicURL string) http.Handler {
+func RedirectToHTTPS(publicURL string) http.Handler {
 	u, _ := url.Parse(publicURL)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
@@ -279,9 +287,9 @@ func redirectToHTTPS(publicURL string) http.Handler {
 	})
 }
 
-// serveRedirects runs the plain-HTTP listener until the returned stop is
+// ServeRedirects runs the plain-HTTP listener until the returned stop is
 // called.
-func serveRedirects(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+func ServeRedirects(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-redirect-listen %s: %w", addr, err)
