@@ -73,4 +73,3 @@ func TestSecretFlagFiles(t *testing.T) {
 		})
 	}
 }
-
