@@ -3,24 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/accounts"
 	"github.com/weave-sync/weave/fleet"
-	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/sqlstore"
-	"github.com/weave-sync/weave/tokenserver"
 
 	"github.com/weave-sync/weave/internal/cli"
 )
@@ -179,45 +173,6 @@ func (b *builtinAccounts) serveNode(publicURL string, own fleet.Shard, w *fleet.
 	b.sync.ownURL, b.sync.own, b.sync.watcher = publicURL, own, w
 }
 
-// verifier trusts the service's own signing keys, plus a JWKS file's, and
-// refuses the service's access tokens as soon as they are revoked.
-func (b *builtinAccounts) verifier(jwksFile string) (tokenserver.Verifier, error) {
-	doc := b.svc.JWKS()
-	if jwksFile != "" {
-		var err error
-		if doc, err = mergeJWKS(doc, jwksFile); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := fxa.ParseJWKS(doc)
-	if err != nil {
-		return nil, err
-	}
-	v, err := fxa.NewVerifier(fxa.Options{Keys: keys})
-	if err != nil {
-		return nil, err
-	}
-	return b.svc.RevocationCheck(v), nil
-}
-
-func mergeJWKS(doc []byte, file string) ([]byte, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
-	}
-	var a, b struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(doc, &a); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
-	}
-	a.Keys = append(a.Keys, b.Keys...)
-	return json.Marshal(a)
-}
-
 // route sends the accounts paths (API and sign-in pages) to the service
 // and the rest to next.
 func (b *builtinAccounts) route(next http.Handler) http.Handler {
@@ -238,15 +193,6 @@ func (b *builtinAccounts) route(next http.Handler) http.Handler {
 	return mux
 }
 
-// purgeLoop drops expired tokens and codes.
-func (b *builtinAccounts) purgeLoop(ctx context.Context, every time.Duration, log *slog.Logger) {
-	everyTick(ctx, every, func() {
-		if _, err := b.svc.Purge(ctx); err != nil {
-			log.Warn("purge of expired account tokens failed; will retry", "err", err)
-		}
-	})
-}
-
 func (a *app) accountCommand() *cli.Command {
 	db := &dbFlags{}
 	var publicURL, password, session string
@@ -260,7 +206,7 @@ func (a *app) accountCommand() *cli.Command {
 	c.Bool(&all, "all", false, "sign-out: end every session and OAuth token of the account")
 	c.Run = func(args []string) error {
 		if len(args) == 0 {
-			return fmt.Errorf("want create, list, delete or reset-password (see `weave account --help`)")
+			return (&accounts.Admin{}).Run(a.ctx, args) // its usage error, before a database is opened
 		}
 		dbs, err := openDatabases(a.ctx, db)
 		if err != nil {
@@ -279,129 +225,11 @@ func (a *app) accountCommand() *cli.Command {
 		if err != nil {
 			return err
 		}
-		readPassword := func() (string, error) { return a.readPassword(password) }
-		needEmail := func() (string, error) {
-			if len(args) != 2 {
-				return "", fmt.Errorf("weave account %s needs one EMAIL", args[0])
-			}
-			return args[1], nil
-		}
-		switch args[0] {
-		case "create":
-			email, err := needEmail()
-			if err != nil {
-				return err
-			}
-			pw, err := readPassword()
-			if err != nil {
-				return err
-			}
-			uid, err := svc.CreateAccount(a.ctx, email, pw)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "created account %s (uid %s)\n", email, uid)
-		case "list":
-			after := ""
-			for {
-				page, err := svc.ListAccounts(a.ctx, after, 500)
-				if err != nil {
-					return err
-				}
-				for _, acc := range page {
-					fmt.Fprintf(a.stdout, "%s  %s  created %s\n", acc.UID, printable(acc.Email), time.UnixMilli(acc.CreatedAt).UTC().Format(time.RFC3339))
-					after = acc.UID
-				}
-				if len(page) < 500 {
-					return nil
-				}
-			}
-		case "delete":
-			email, err := needEmail()
-			if err != nil {
-				return err
-			}
-			acc, err := svc.Account(a.ctx, email)
-			if err != nil {
-				return fmt.Errorf("no account %s: %w", email, err)
-			}
-			if err := svc.DeleteAccount(a.ctx, acc.UID); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "deleted account %s (uid %s): its Sync data is removed and every token it held is refused\n", email, acc.UID)
-		case "reset-password":
-			email, err := needEmail()
-			if err != nil {
-				return err
-			}
-			pw, err := readPassword()
-			if err != nil {
-				return err
-			}
-			if err := svc.ResetPasswordTo(a.ctx, email, pw); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "reset the password of %s: its devices must sign in again, and Sync data is re-uploaded under new keys\n", email)
-		case "sessions":
-			email, err := needEmail()
-			if err != nil {
-				return err
-			}
-			acc, err := svc.Account(a.ctx, email)
-			if err != nil {
-				return fmt.Errorf("no account %s: %w", printable(email), err)
-			}
-			ss, err := svc.Sessions(a.ctx, acc.UID)
-			if err != nil {
-				return err
-			}
-			for _, si := range ss {
-				dev := "-"
-				if si.DeviceID != "" {
-					dev = si.DeviceName + " (" + si.DeviceType + ")"
-				}
-				fmt.Fprintf(a.stdout, "%s  created %s  last used %s  device %s  %s\n", si.ID,
-					time.UnixMilli(si.CreatedAt).UTC().Format(time.RFC3339), time.UnixMilli(si.LastUsed).UTC().Format(time.RFC3339),
-					printable(dev), printable(si.UserAgent))
-			}
-			fmt.Fprintf(a.stdout, "%d sessions\n", len(ss))
-		case "sign-out":
-			email, err := needEmail()
-			if err != nil {
-				return err
-			}
-			if (session == "") == !all {
-				return fmt.Errorf("weave account sign-out needs --session ID or --all")
-			}
-			if err := svc.SignOut(a.ctx, email, session); err != nil {
-				return err
-			}
-			if all {
-				fmt.Fprintf(a.stdout, "signed %s out everywhere: every session and OAuth token of the account is ended\n", printable(email))
-			} else {
-				fmt.Fprintf(a.stdout, "ended session %s of %s\n", session, printable(email))
-			}
-		default:
-			return fmt.Errorf("unknown account command %q: want create, list, delete, reset-password, sessions or sign-out", printable(args[0]))
-		}
-		return nil
+		adm := &accounts.Admin{Service: svc, Out: a.stdout, Session: session, All: all,
+			Password: func() (string, error) { return a.readPassword(password) }}
+		return adm.Run(a.ctx, args)
 	}
 	return c
-}
-
-// printable escapes what a terminal would interpret in text an account's
-// owner chose (an email from before weave refused control characters, a
-// user agent): control, format and bidi characters print as \u escapes.
-func printable(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Bidi_Control, r) {
-			fmt.Fprintf(&b, "\\u%04x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // readPassword is the password of an account command: the flag's value, or

@@ -15,6 +15,8 @@ import (
 	"github.com/weave-sync/weave/accounts/fxaclient"
 	"github.com/weave-sync/weave/accounts/onepw"
 	"github.com/weave-sync/weave/fxa"
+
+	"github.com/weave-sync/weave/accounts"
 )
 
 const firefoxDesktopClient = "5882386c6d801776"
@@ -347,8 +349,8 @@ func TestPrintable(t *testing.T) {
 		"zw\u200bj\u2066@x\u0085y": `zw\u200bj\u2066@x\u0085y`,
 		"bad\xffutf8":              `bad\ufffdutf8`,
 	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		if got := accounts.Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
 		}
 	}
 	var out, errb bytes.Buffer

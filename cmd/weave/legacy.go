@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/legacy"
-	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlstore"
 
@@ -65,11 +60,7 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 	}
 	var alert *legacy.Alert
 	if f.alert != "" {
-		alert = &legacy.Alert{}
-		if err := json.Unmarshal([]byte(f.alert), alert); err != nil {
-			return nil, fmt.Errorf("--legacy-alert: %v (want JSON such as {\"code\":\"soft-eol\",\"message\":\"…\",\"url\":\"…\"})", err)
-		}
-		if err := alert.Check(); err != nil {
+		if alert, err = legacy.ParseAlert(f.alert); err != nil {
 			return nil, fmt.Errorf("--legacy-alert: %v", err)
 		}
 	}
@@ -112,8 +103,10 @@ func (a *app) legacyUserCommand() *cli.Command {
 	c.Bool(&link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
 	c.Duration(&linkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works (1m to 30 days)").Min(time.Minute).Max(30 * 24 * time.Hour)
 	c.Run = func(args []string) error {
+		adm := &legacy.Admin{Out: a.stdout, PublicURL: publicURL, Email: email, Link: link, LinkTTL: linkTTL,
+			Password: func() (string, error) { return a.readPassword(password) }}
 		if len(args) == 0 {
-			return fmt.Errorf("want list, create, reset-password or delete (see `weave legacy-user --help`)")
+			return adm.Run(a.ctx, args) // its usage error, before a database is opened
 		}
 		dbs, err := openDatabases(a.ctx, db)
 		if err != nil {
@@ -124,129 +117,9 @@ func (a *app) legacyUserCommand() *cli.Command {
 			return err
 		}
 		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
-		users := sqlstore.NewLegacyUserStore(dbs.tokens)
-		readPassword := func() (string, error) { return a.readPassword(password) }
-		name := func() (string, error) {
-			if len(args) != 2 {
-				return "", fmt.Errorf("weave legacy-user %s needs one ACCOUNT", args[0])
-			}
-			return legacy.DeriveUsername(args[1]), nil
-		}
-		switch args[0] {
-		case "list":
-			after := ""
-			for {
-				page, err := users.ListLegacyUsers(a.ctx, after, 500)
-				if err != nil {
-					return err
-				}
-				for _, u := range page {
-					node := "-"
-					if tu, err := tokenDB.GetUser(a.ctx, weave.LegacyTokenEmail(u.Username)); err == nil && tu.ReplacedAt == 0 && tu.Node != nil {
-						node = fmt.Sprintf("%s (uid %d)", tu.Node.URL, tu.UID)
-					}
-					fmt.Fprintf(a.stdout, "%s  %s  created %s  node %s\n", u.Username, orDash(u.Email),
-						time.UnixMilli(u.CreatedAt).UTC().Format(time.RFC3339), node)
-					after = u.Username
-				}
-				if len(page) < 500 {
-					return nil
-				}
-			}
-		case "create":
-			n, err := name()
-			if err != nil {
-				return err
-			}
-			if email == "" && strings.Contains(args[1], "@") {
-				email = args[1]
-			}
-			pw, err := readPassword()
-			if err != nil {
-				return err
-			}
-			if len([]rune(pw)) < 8 {
-				return fmt.Errorf("the password must have at least 8 characters")
-			}
-			h, err := passwd.Hash(pw)
-			if err != nil {
-				return err
-			}
-			if err := users.CreateLegacyUser(a.ctx, weave.LegacyUser{Username: n, Email: email, PasswordHash: h}); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "created 1.1 account %s (username %s); it gets a node at its first sign-in\n", args[1], n)
-		case "reset-password":
-			n, err := name()
-			if err != nil {
-				return err
-			}
-			u, err := users.LegacyUser(a.ctx, n)
-			if err != nil {
-				return fmt.Errorf("no 1.1 account %s: %w", n, err)
-			}
-			if link {
-				key := resetKey()
-				if err := users.SetLegacyResetCode(a.ctx, n, legacy.HashResetKey(key), time.Now().Add(linkTTL).UnixMilli()); err != nil {
-					return err
-				}
-				q := url.Values{"username": {n}, "key": {key}}
-				fmt.Fprintf(a.stdout, "%s/weave-password-reset?%s\n(valid for %s, once)\n", strings.TrimRight(publicURL, "/"), q.Encode(), linkTTL)
-				return nil
-			}
-			pw, err := readPassword()
-			if err != nil {
-				return err
-			}
-			h, err := passwd.Hash(pw)
-			if err != nil {
-				return err
-			}
-			if err := users.UpdateLegacyPassword(a.ctx, n, u.PasswordHash, h); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "reset the password of %s: its devices sign in again with it; Sync data is kept (it is encrypted with the Recovery Key)\n", n)
-		case "delete":
-			n, err := name()
-			if err != nil {
-				return err
-			}
-			sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}
-			if err := legacy.DeleteUser(a.ctx, users, tokenDB, sync.deleteLegacy, n); err != nil {
-				return fmt.Errorf("delete %s: %w", n, err)
-			}
-			fmt.Fprintf(a.stdout, "deleted 1.1 account %s and its Sync data; its storage uid is no longer served\n", n)
-		default:
-			return fmt.Errorf("unknown legacy-user command %q: want list, create, reset-password or delete", args[0])
-		}
-		return nil
+		adm.Tokens, adm.Users = tokenDB, sqlstore.NewLegacyUserStore(dbs.tokens)
+		adm.DeleteSyncData = (&syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}).deleteLegacy
+		return adm.Run(a.ctx, args)
 	}
 	return c
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// resetKey is server-core's reset code shape: XXXX-XXXX-XXXX-XXXX over
-// [A-Z0-9] (about 82 bits).
-func resetKey() string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	var sb strings.Builder
-	var b [1]byte
-	for n := 0; n < 16; {
-		rand.Read(b[:])
-		if b[0] >= 252 { // 252 = 7×36: no modulo bias
-			continue
-		}
-		if n > 0 && n%4 == 0 {
-			sb.WriteByte('-')
-		}
-		sb.WriteByte(alphabet[int(b[0])%len(alphabet)])
-		n++
-	}
-	return sb.String()
 }

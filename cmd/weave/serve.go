@@ -204,7 +204,7 @@ func (a *app) serve(f *serveFlags) error {
 		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, tokenDB, f.db, log); err != nil {
 			return err
 		}
-		verifier, err = acc.verifier(f.jwksFile)
+		verifier, err = acc.svc.TokenVerifier(f.jwksFile)
 	} else {
 		verifier, err = newFxAVerifier(f.jwksFile, f.oauthURL)
 	}
@@ -286,7 +286,7 @@ func (a *app) serve(f *serveFlags) error {
 
 	if acc != nil {
 		handler = acc.route(handler)
-		go acc.purgeLoop(fleetCtx, f.purgeInterval, log)
+		go acc.svc.PurgeEvery(fleetCtx, f.purgeInterval, log)
 	}
 	if lg != nil {
 		handler = lg.svc.UserAPI(handler)
