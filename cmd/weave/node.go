@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -117,7 +116,7 @@ func (a *app) nodeCommand() *cli.Command {
 			p, err := m.Drain(ctx, strings.TrimRight(args[1], "/"), fleet.DrainOptions{
 				To:       cli.List(f.to),
 				Parallel: f.parallel,
-				Progress: func(p fleet.DrainProgress) { a.drainProgress(p) },
+				Progress: func(p fleet.DrainProgress) { fmt.Fprint(a.stderr, p.Line()) },
 			})
 			fmt.Fprintf(a.stderr, "\n")
 			fmt.Fprintf(a.stdout, "drained %s: %d users moved, %d failed, in %s\n", args[1], p.Done-p.Failed, p.Failed, p.Elapsed.Round(time.Millisecond))
@@ -128,20 +127,6 @@ func (a *app) nodeCommand() *cli.Command {
 	return c
 }
 
-func (a *app) drainProgress(p fleet.DrainProgress) {
-	const width = 30
-	done := width
-	if p.Total > 0 {
-		done = p.Done * width / p.Total
-	}
-	bar := strings.Repeat("#", done) + strings.Repeat(".", width-done)
-	line := fmt.Sprintf("\r[%s] %d/%d users, %d failed, %s", bar, p.Done, p.Total, p.Failed, p.Elapsed.Round(time.Second))
-	if p.Err != nil {
-		line += fmt.Sprintf("\nuid %d: %v\n", p.Last.UID, p.Err)
-	}
-	fmt.Fprint(a.stderr, line)
-}
-
 func (a *app) nodeList(ctx context.Context, f *nodeFlags, tokens interface {
 	Nodes(context.Context) ([]weave.Node, error)
 }) error {
@@ -149,21 +134,17 @@ func (a *app) nodeList(ctx context.Context, f *nodeFlags, tokens interface {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tURL\tSTATE\tUSERS\tLOAD/CAPACITY\tAVAILABLE\tRETRY-AFTER\tBACKOFF\tDATABASE\tHEALTH")
-	for _, n := range nodes {
-		shown, health := "-", "no database URL recorded"
-		if dsn, err := f.shardURL(n); err == nil {
-			shown = dsn
-			if be, err := backendFor(dsn); err == nil {
-				shown = be.redact(dsn)
-			}
-			health = shardHealth(ctx, dsn, f)
+	return fleet.WriteNodes(a.stdout, nodes, func(n weave.Node) (string, string) {
+		dsn, err := f.shardURL(n)
+		if err != nil {
+			return "-", "no database URL recorded"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d/%d\t%d\t%ds\t%ds\t%s\t%s\n", n.ID, n.URL, n.State, n.Users, n.CurrentLoad, n.Capacity,
-			n.Available, int(n.RetryAfter.Seconds()), int(n.Backoff.Seconds()), shown, health)
-	}
-	return tw.Flush()
+		shown := dsn
+		if be, err := backendFor(dsn); err == nil {
+			shown = be.redact(dsn)
+		}
+		return shown, shardHealth(ctx, dsn, f)
+	})
 }
 
 // shardHealth pings a shard and checks its schema.

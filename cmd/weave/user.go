@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -45,7 +43,9 @@ func (a *app) userCommand() *cli.Command {
 		defer tokens.Close()
 		switch args[0] {
 		case "show":
-			return a.userShow(ctx, f, tokens, args[1])
+			m := f.migrator(tokens)
+			defer m.Close()
+			return m.ShowUser(ctx, a.stdout, args[1])
 		case "migrate":
 			uid, err := strconv.ParseInt(args[1], 10, 64)
 			if err != nil {
@@ -80,92 +80,6 @@ func (a *app) userCommand() *cli.Command {
 		return fmt.Errorf("unknown user command %q: want show, migrate or delete", args[0])
 	}
 	return c
-}
-
-func (a *app) lookupUser(ctx context.Context, tokens *sqlstore.TokenDB, who string) (weave.TokenUser, error) {
-	if uid, err := strconv.ParseInt(who, 10, 64); err == nil {
-		return tokens.UserByUID(ctx, uid)
-	}
-	return tokens.GetUser(ctx, who)
-}
-
-func msTime(ms int64) string {
-	if ms == 0 {
-		return "-"
-	}
-	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
-}
-
-func (a *app) userShow(ctx context.Context, f *userFlags, tokens *sqlstore.TokenDB, who string) error {
-	u, err := a.lookupUser(ctx, tokens, who)
-	if errors.Is(err, weave.ErrNotFound) {
-		return fmt.Errorf("no user %s in the token database (give a uid, or the account's email as <fxa uid>@<domain>)", who)
-	}
-	if err != nil {
-		return fmt.Errorf("user %s: %w", who, err)
-	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "uid\t%d\n", u.UID)
-	fmt.Fprintf(tw, "email\t%s\n", u.Email)
-	node := "(removed)"
-	if u.Node != nil {
-		node = fmt.Sprintf("%s (id %d, %s)", u.Node.URL, u.NodeID, u.Node.State)
-	}
-	fmt.Fprintf(tw, "node\t%s\n", node)
-	status := "live"
-	switch {
-	case u.Retired():
-		status = "retired (account deleted)"
-	case u.ReplacedAt != 0:
-		status = "replaced at " + msTime(u.ReplacedAt)
-	}
-	fmt.Fprintf(tw, "record\t%s\n", status)
-	if !u.Retired() {
-		fmt.Fprintf(tw, "generation\t%d\n", u.Generation)
-	}
-	fmt.Fprintf(tw, "client state\t%s\n", u.ClientState)
-	fmt.Fprintf(tw, "keys changed at\t%s\n", msTime(u.KeysChangedAt))
-	fmt.Fprintf(tw, "created\t%s\n", msTime(u.CreatedAt))
-	if j, err := tokens.Migration(ctx, u.UID); err == nil {
-		fmt.Fprintf(tw, "move\tunfinished, node %d → %d, last step %s at %s (run `weave user migrate %d`)\n", j.FromNode, j.ToNode, j.Step, msTime(j.UpdatedAt), u.UID)
-	}
-	if u.Node == nil {
-		return tw.Flush()
-	}
-	m := f.migrator(tokens)
-	defer m.Close()
-	shard, err := m.Open(ctx, *u.Node)
-	if err != nil {
-		fmt.Fprintf(tw, "storage\tunavailable: %v\n", err)
-		return tw.Flush()
-	}
-	defer shard.Close()
-	if st, target, err := shard.MoveState(ctx, u.UID); err == nil && st != weave.MoveNone {
-		fmt.Fprintf(tw, "move mark\t%s (→ %s)\n", st, target)
-	}
-	d, err := shard.ExportUser(ctx, u.UID)
-	if err != nil {
-		fmt.Fprintf(tw, "storage\tunavailable: %v\n", err)
-		return tw.Flush()
-	}
-	if !d.Exists {
-		fmt.Fprintf(tw, "storage\tempty\n")
-		return tw.Flush()
-	}
-	var total, bytes int64
-	for _, c := range d.Collections {
-		total += int64(len(c.BSOs))
-		for _, b := range c.BSOs {
-			bytes += int64(len(b.Payload))
-		}
-	}
-	fmt.Fprintf(tw, "storage\t%d records, %d payload bytes, %d collections, %d open batches, last modified %s\n",
-		total, bytes, len(d.Collections), len(d.Batches), d.Modified.Time().UTC().Format(time.RFC3339))
-	sort.Slice(d.Collections, func(i, j int) bool { return d.Collections[i].Name < d.Collections[j].Name })
-	for _, c := range d.Collections {
-		fmt.Fprintf(tw, "  %s\t%d records, modified %s\n", c.Name, len(c.BSOs), c.Modified)
-	}
-	return tw.Flush()
 }
 
 func (a *app) userDelete(ctx context.Context, f *userFlags, tokens *sqlstore.TokenDB, uid int64) error {
