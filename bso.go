@@ -12,6 +12,10 @@ type BSO struct {
 	// Expires is the absolute expiry time; 0 means the record never expires.
 	// It is kept for maintenance and migration and never shown to clients.
 	Expires Timestamp
+	// ParentID and PredecessorID are the deprecated fields of Sync 1.1
+	// (ids of other records, at most MaxIDLength bytes), "" when unset.
+	// Only the 1.1 API writes or shows them; Sync 1.5 BSOs have neither.
+	ParentID, PredecessorID string
 }
 
 // Optional is a write field that the client may leave out (keep the stored
@@ -38,6 +42,9 @@ type Update struct {
 	// TTL in seconds from the write: absent keeps the stored expiry (never
 	// for a new record); null makes the record never expire.
 	TTL Optional[int64]
+	// ParentID and PredecessorID (Sync 1.1 only): absent keeps, null or
+	// "" clears.
+	ParentID, PredecessorID Optional[string]
 }
 
 // Validation bounds of the protocol.

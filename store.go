@@ -49,6 +49,10 @@ type Query struct {
 	Offset string
 	// IDsOnly lets the store skip loading payloads.
 	IDsOnly bool
+	// ParentID and PredecessorID, when non-nil, keep only the records
+	// whose field equals the value (Sync 1.1 filters; no record has an
+	// empty one).
+	ParentID, PredecessorID *string
 	// MaxBytes, when above zero, ends the page early once the payloads
 	// read (the ids for IDsOnly) reach this many bytes, always after at
 	// least one record; Page.NextOffset then resumes after the last record

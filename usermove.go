@@ -44,6 +44,8 @@ type UserBSO struct {
 	Modified  Timestamp
 	// Expiry is the absolute expiry in ms since the epoch; 0 means never.
 	Expiry int64
+	// ParentID and PredecessorID are the Sync 1.1 fields, "" when unset.
+	ParentID, PredecessorID string
 }
 
 // UserCollection is one collection of an exported user.
@@ -90,7 +92,7 @@ type CollectionDigest struct {
 	Modified Timestamp
 	Count    int64
 	// Sum is a hex SHA-256 over every BSO (id, modified, sortindex,
-	// expiry, payload) in id order.
+	// expiry, payload, parentid, predecessorid) in id order.
 	Sum string
 }
 
@@ -167,6 +169,8 @@ func DigestUserData(d UserData) map[string]CollectionDigest {
 			field(h, opt(b.SortIndex))
 			field(h, strconv.FormatInt(b.Expiry, 10))
 			field(h, b.Payload)
+			field(h, b.ParentID)
+			field(h, b.PredecessorID)
 		}
 		out[c.Name] = CollectionDigest{Modified: c.Modified, Count: int64(len(c.BSOs)), Sum: hex.EncodeToString(h.Sum(nil))}
 	}

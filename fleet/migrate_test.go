@@ -126,6 +126,13 @@ func (w *world) user(email string) int64 {
 			if i%5 == 0 {
 				up.TTL = weave.Some(int64(3600 + i))
 			}
+			if i%4 == 0 {
+				// The Sync 1.1 fields move with the records.
+				up.ParentID = weave.Some(fmt.Sprintf("parent-%d", i))
+			}
+			if i%6 == 0 {
+				up.PredecessorID = weave.Some(fmt.Sprintf("pred-%d", i))
+			}
 			us = append(us, up)
 		}
 		if _, err := s.PostBSOs(w.ctx, uid, coll, us, weave.Precondition{}); err != nil {
@@ -194,6 +201,10 @@ func TestMigrateUser(t *testing.T) {
 				t.Fatalf("user not re-pointed")
 			}
 			w.checkWhole(uid, want)
+			moved, err := w.shards[w.nodes[1].ID].GetBSO(w.ctx, uid, "bookmarks", "bookmarks-012")
+			if err != nil || moved.ParentID != "parent-12" || moved.PredecessorID != "pred-12" {
+				t.Errorf("moved record's parentid/predecessorid: %q %q %v", moved.ParentID, moved.PredecessorID, err)
+			}
 			old := w.shards[w.nodes[0].ID]
 			if d, _ := old.ExportUser(w.ctx, uid); d.Exists || len(d.Collections) > 0 {
 				t.Errorf("old shard still has data: %+v", d)

@@ -69,7 +69,10 @@ type bsoPart struct {
 	SortIndex *int64 `json:"i,omitempty"`
 	Payload   string `json:"p,omitempty"`
 	Expires   int64  `json:"e,omitempty"`
-	At        int64  `json:"a"`
+	// The Sync 1.1 fields; records cached before they existed have none.
+	ParentID      string `json:"pi,omitempty"`
+	PredecessorID string `json:"pr,omitempty"`
+	At            int64  `json:"a"`
 }
 
 // hotBSOs are the records Firefox reads at the start of every sync.
@@ -242,10 +245,10 @@ func (p *tsPart) colls() map[string]weave.Timestamp {
 
 func newBSOPart(b weave.BSO, at int64) *bsoPart {
 	return &bsoPart{Found: true, Modified: int64(b.Modified), SortIndex: b.SortIndex,
-		Payload: b.Payload, Expires: int64(b.Expires), At: at}
+		Payload: b.Payload, Expires: int64(b.Expires), ParentID: b.ParentID, PredecessorID: b.PredecessorID, At: at}
 }
 
 func (b *bsoPart) bso(id string) weave.BSO {
 	return weave.BSO{ID: id, Modified: weave.Timestamp(b.Modified), SortIndex: b.SortIndex,
-		Payload: b.Payload, Expires: weave.Timestamp(b.Expires)}
+		Payload: b.Payload, Expires: weave.Timestamp(b.Expires), ParentID: b.ParentID, PredecessorID: b.PredecessorID}
 }

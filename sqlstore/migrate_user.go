@@ -157,6 +157,14 @@ func nullInt(p *int64) any {
 	return *p
 }
 
+// nullString is NULL for "".
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 func intPtr(n sql.NullInt64) *int64 {
 	if !n.Valid {
 		return nil
@@ -225,7 +233,7 @@ func (s *Store) ExportUser(ctx context.Context, uid int64) (weave.UserData, erro
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, s.db.Q(`SELECT collection_id, id, sortindex, payload, modified, expiry FROM bsos WHERE uid = ? ORDER BY collection_id, id`), uid)
+		rows, err = tx.QueryContext(ctx, s.db.Q(`SELECT collection_id, id, sortindex, payload, modified, expiry, parentid, predecessorid FROM bsos WHERE uid = ? ORDER BY collection_id, id`), uid)
 		if err != nil {
 			return err
 		}
@@ -233,11 +241,13 @@ func (s *Store) ExportUser(ctx context.Context, uid int64) (weave.UserData, erro
 			var cid int64
 			var b weave.UserBSO
 			var si sql.NullInt64
-			if err := rows.Scan(&cid, &b.ID, &si, &b.Payload, &b.Modified, &b.Expiry); err != nil {
+			var parent, pred sql.NullString
+			if err := rows.Scan(&cid, &b.ID, &si, &b.Payload, &b.Modified, &b.Expiry, &parent, &pred); err != nil {
 				rows.Close()
 				return err
 			}
 			b.SortIndex = intPtr(si)
+			b.ParentID, b.PredecessorID = parent.String, pred.String
 			if b.Expiry == neverExpires {
 				b.Expiry = 0
 			}
@@ -389,8 +399,9 @@ func (s *Store) ImportUser(ctx context.Context, d weave.UserData) error {
 				if exp == 0 {
 					exp = neverExpires
 				}
-				if err := ins.add(`bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry)`,
-					d.UID, cid, b.ID, nullInt(b.SortIndex), b.Payload, len(b.Payload), b.Modified, exp); err != nil {
+				if err := ins.add(`bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry, parentid, predecessorid)`,
+					d.UID, cid, b.ID, nullInt(b.SortIndex), b.Payload, len(b.Payload), b.Modified, exp,
+					nullString(b.ParentID), nullString(b.PredecessorID)); err != nil {
 					return err
 				}
 			}

@@ -66,7 +66,7 @@ func newQueries(db *DB) queries {
 		collectionCounts:     q(`SELECT collection_id, COUNT(*) FROM bsos WHERE uid = ? AND expiry > ? GROUP BY collection_id`),
 		collectionUsage:      q(`SELECT collection_id, SUM(payload_size) FROM bsos WHERE uid = ? AND expiry > ? GROUP BY collection_id`),
 		usage:                q(`SELECT COALESCE(SUM(payload_size), 0) FROM bsos WHERE uid = ? AND expiry > ?`),
-		getBSO:               q(`SELECT modified, sortindex, payload, expiry FROM bsos WHERE uid = ? AND collection_id = ? AND id = ? AND expiry > ?`),
+		getBSO:               q(`SELECT modified, sortindex, payload, expiry, parentid, predecessorid FROM bsos WHERE uid = ? AND collection_id = ? AND id = ? AND expiry > ?`),
 
 		deleteBSO:               q(`DELETE FROM bsos WHERE uid = ? AND collection_id = ? AND id = ?`),
 		deleteCollectionBSOs:    q(`DELETE FROM bsos WHERE uid = ? AND collection_id = ?`),
@@ -122,9 +122,9 @@ func (s *Store) buildText(k textKey) string {
 	var b strings.Builder
 	switch k.kind {
 	case textUpsertBSOs:
-		// Parameters: 8 per row, then now once per reviveCount.
-		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) VALUES `)
-		repeatTuple(&b, 8, k.n)
+		// Parameters: 10 per row, then now once per reviveCount.
+		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry, parentid, predecessorid) VALUES `)
+		repeatTuple(&b, 10, k.n)
 		b.WriteString(d.UpsertSet(bsoKey, k.shape.upsertSet(d)))
 	case textUpsertStaged:
 		b.WriteString(`INSERT INTO batch_bsos (uid, batch_id, id, payload, payload_size, payload_set, sortindex, sortindex_set, ttl, ttl_set) VALUES `)
@@ -133,8 +133,10 @@ func (s *Store) buildText(k textKey) string {
 	case textApplyStaged:
 		// Parameters: collection id, T, the clock (expiry base), uid, batch id,
 		// then now once per reviveCount.
-		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry) ` +
-			`SELECT uid, ?, id, sortindex, payload, payload_size, ?, CASE WHEN ttl IS NULL THEN ` + never + ` ELSE ? + ttl * 1000 END ` +
+		// Batches never set the Sync 1.1 fields: existing records keep
+		// theirs (upsertSet), new ones have none.
+		b.WriteString(`INSERT INTO bsos (uid, collection_id, id, sortindex, payload, payload_size, modified, expiry, parentid, predecessorid) ` +
+			`SELECT uid, ?, id, sortindex, payload, payload_size, ?, CASE WHEN ttl IS NULL THEN ` + never + ` ELSE ? + ttl * 1000 END, NULL, NULL ` +
 			`FROM batch_bsos WHERE uid = ? AND batch_id = ?`)
 		for i, col := range []string{"payload_set", "sortindex_set", "ttl_set"} {
 			b.WriteString(" AND " + col + " = ")

@@ -144,7 +144,8 @@ func (s *Store) GetBSO(ctx context.Context, uid int64, collection, id string) (w
 	b := weave.BSO{ID: id}
 	var si sql.NullInt64
 	var modified, expiry int64
-	err = s.rs.queryRow(ctx, s.q.getBSO, uid, cid, id, s.nowMs()).Scan(&modified, &si, &b.Payload, &expiry)
+	var parent, pred sql.NullString
+	err = s.rs.queryRow(ctx, s.q.getBSO, uid, cid, id, s.nowMs()).Scan(&modified, &si, &b.Payload, &expiry, &parent, &pred)
 	if errors.Is(err, sql.ErrNoRows) {
 		return weave.BSO{}, weave.ErrNotFound
 	}
@@ -156,6 +157,7 @@ func (s *Store) GetBSO(ctx context.Context, uid int64, collection, id string) (w
 	}
 	b.Modified = weave.Timestamp(modified)
 	b.Expires = expiresOf(expiry)
+	b.ParentID, b.PredecessorID = parent.String, pred.String
 	return b, nil
 }
 
@@ -196,6 +198,7 @@ var orders = [...]order{
 type readKey struct {
 	sort                                 weave.Sort
 	newer, older, offset, limit, idsOnly bool
+	parent, predecessor                  bool
 }
 
 func (s *Store) readText(k readKey, nIDs int) string {
@@ -209,7 +212,7 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	// The collection's timestamp rides along as the first column: one
 	// statement reads it and the records from one snapshot (the subquery
 	// is evaluated once, and leaves the records' index order alone).
-	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex, expiry")
+	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex, expiry, parentid, predecessorid")
 	if !k.idsOnly {
 		b.WriteString(", payload")
 	}
@@ -219,6 +222,12 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	}
 	if k.older {
 		b.WriteString(" AND modified < ?")
+	}
+	if k.parent {
+		b.WriteString(" AND parentid = ?")
+	}
+	if k.predecessor {
+		b.WriteString(" AND predecessorid = ?")
 	}
 	if nIDs > 0 {
 		b.WriteString(" AND id IN ")
@@ -271,7 +280,8 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		return page, err
 	}
 
-	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly}
+	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly,
+		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil}
 	query := s.readText(k, len(q.IDs))
 	args := make([]any, 0, 12+len(q.IDs))
 	args = append(args, uid, cid, uid, cid, s.nowMs())
@@ -280,6 +290,12 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	}
 	if k.older {
 		args = append(args, int64(q.Older))
+	}
+	if k.parent {
+		args = append(args, *q.ParentID)
+	}
+	if k.predecessor {
+		args = append(args, *q.PredecessorID)
 	}
 	for _, id := range q.IDs {
 		args = append(args, id)
@@ -357,10 +373,11 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ 
 		si               sql.NullInt64
 		modified, expiry int64 // plain int64: scanning into a named type costs an allocation
 		collection       sql.NullInt64
+		parent, pred     sql.NullString
 	)
-	dest := []any{&collection, &b.ID, &modified, &si, &expiry, &b.Payload}
+	dest := []any{&collection, &b.ID, &modified, &si, &expiry, &parent, &pred, &b.Payload}
 	if q.IDsOnly {
-		dest = dest[:5]
+		dest = dest[:7]
 	}
 	// Sort indexes are handed out from blocks rather than one allocation
 	// per record.
@@ -386,6 +403,7 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ 
 		}
 		b.Modified = weave.Timestamp(modified)
 		b.Expires = expiresOf(expiry)
+		b.ParentID, b.PredecessorID = parent.String, pred.String
 		out = append(out, b)
 	}
 	return out, weave.Timestamp(collection.Int64), false, rows.Err()

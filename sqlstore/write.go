@@ -21,7 +21,10 @@ const (
 	hasPayload shape = 1 << iota
 	hasSortIndex
 	hasTTL
-	fullShape = hasPayload | hasSortIndex | hasTTL
+	// The Sync 1.1 fields; batches (1.5 only) never stage them.
+	hasParentID
+	hasPredecessorID
+	fullShape = hasPayload | hasSortIndex | hasTTL | hasParentID | hasPredecessorID
 )
 
 func shapeOf(u *weave.Update) shape {
@@ -35,6 +38,12 @@ func shapeOf(u *weave.Update) shape {
 	if u.TTL.Set {
 		sh |= hasTTL
 	}
+	if u.ParentID.Set {
+		sh |= hasParentID
+	}
+	if u.PredecessorID.Set {
+		sh |= hasPredecessorID
+	}
 	return sh
 }
 
@@ -47,6 +56,8 @@ var bsoFields = []struct {
 }{
 	{hasPayload, []string{"payload", "payload_size", "modified"}},
 	{hasSortIndex, []string{"sortindex"}},
+	{hasParentID, []string{"parentid"}},
+	{hasPredecessorID, []string{"predecessorid"}},
 	{hasTTL, []string{"expiry"}},
 }
 
@@ -140,6 +151,12 @@ func mergeInto(dst, src *weave.Update) {
 	}
 	if src.TTL.Set {
 		dst.TTL = src.TTL
+	}
+	if src.ParentID.Set {
+		dst.ParentID = src.ParentID
+	}
+	if src.PredecessorID.Set {
+		dst.PredecessorID = src.PredecessorID
 	}
 }
 
@@ -328,7 +345,7 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 		idx := groups[sh]
 		for len(idx) > 0 {
 			n := min(len(idx), maxRows)
-			args := make([]any, 0, 8*n+5)
+			args := make([]any, 0, 10*n+7)
 			for _, i := range idx[:n] {
 				u := &us[i]
 				var si any
@@ -341,7 +358,8 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 				}
 				// Absent fields get a new record's defaults; the upsert
 				// leaves them alone on existing rows.
-				args = append(args, w.uid, cid, u.ID, si, payload, len(payload), int64(w.t), w.expiry(u.TTL))
+				args = append(args, w.uid, cid, u.ID, si, payload, len(payload), int64(w.t), w.expiry(u.TTL),
+					optionalID(u.ParentID), optionalID(u.PredecessorID))
 			}
 			for range shape(sh).reviveCount() {
 				args = append(args, w.now)
@@ -353,6 +371,15 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 		}
 	}
 	return nil
+}
+
+// optionalID is the column value of a Sync 1.1 id field: NULL unless the
+// update sets it to a non-empty id.
+func optionalID(o weave.Optional[string]) any {
+	if !o.Set || o.Null || o.Value == "" {
+		return nil
+	}
+	return o.Value
 }
 
 // PutBSO implements weave.Store.

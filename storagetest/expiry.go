@@ -19,9 +19,9 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 	start := time.Now()
 	t1 := must(s.PostBSOs(ctx, uid, c, []weave.Update{
 		{ID: "gone", Payload: weave.Some("gone"), SortIndex: weave.Some[int64](5), TTL: weave.Some[int64](1)},
-		{ID: "revived", Payload: weave.Some("old"), SortIndex: weave.Some[int64](3), TTL: weave.Some[int64](1)},
-		{ID: "viapost", Payload: weave.Some("old"), SortIndex: weave.Some[int64](2), TTL: weave.Some[int64](1)},
-		{ID: "viabatch", Payload: weave.Some("old"), SortIndex: weave.Some[int64](2), TTL: weave.Some[int64](1)},
+		{ID: "revived", Payload: weave.Some("old"), SortIndex: weave.Some[int64](3), TTL: weave.Some[int64](1), ParentID: weave.Some("p")},
+		{ID: "viapost", Payload: weave.Some("old"), SortIndex: weave.Some[int64](2), TTL: weave.Some[int64](1), PredecessorID: weave.Some("q")},
+		{ID: "viabatch", Payload: weave.Some("old"), SortIndex: weave.Some[int64](2), TTL: weave.Some[int64](1), ParentID: weave.Some("p"), PredecessorID: weave.Some("q")},
 		updTTL("deleted", "x", 1),
 		updTTL("created", "x", 1),
 		updTTL("kept", "kept", 3600),
@@ -93,16 +93,24 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 	tc := must(s.PutBSO(ctx, uid, c, upd("created", "new"), since(0)))(t)
 	wantBSO(t, s, uid, c, rec{"created", tc, nil, "new"})
 	// A partial update of an expired record makes a new record: no payload,
-	// sortindex or expiry survives from the old one.
+	// sortindex, expiry, parentid or predecessorid survives from the old one.
 	tr := must(s.PutBSO(ctx, uid, c, weave.Update{ID: "revived", SortIndex: weave.Some[int64](8)}, noPre))(t)
 	r := wantBSO(t, s, uid, c, rec{"revived", tr, ptr(8), ""})
 	wantTS(t, r.Expires, 0, "expiry of a revived record")
+	noIDs1 := func(b weave.BSO, what string) {
+		t.Helper()
+		if b.ParentID != "" || b.PredecessorID != "" {
+			t.Fatalf("%s: parentid %q, predecessorid %q survived expiry", what, b.ParentID, b.PredecessorID)
+		}
+	}
+	noIDs1(r, "revived by PutBSO")
 	tp := must(s.PostBSOs(ctx, uid, c, []weave.Update{{ID: "viapost", TTL: weave.Some[int64](60)}}, noPre))(t)
 	r = wantBSO(t, s, uid, c, rec{"viapost", tp, nil, ""})
 	wantTS(t, r.Expires, tp+60_000, "expiry of a record revived by PostBSOs")
+	noIDs1(r, "revived by PostBSOs")
 	b = must(s.CreateBatch(ctx, uid, c, []weave.Update{{ID: "viabatch", SortIndex: weave.Some[int64](1)}}, noPre))(t)
 	tb := must(s.CommitBatch(ctx, uid, c, b, nil, noPre))(t)
-	wantBSO(t, s, uid, c, rec{"viabatch", tb, ptr(1), ""})
+	noIDs1(wantBSO(t, s, uid, c, rec{"viabatch", tb, ptr(1), ""}), "revived by a batch")
 	live = []rec{{"forever", t1, nil, "forever"}, {"kept", t1, nil, "kept"}, {"created", tc, nil, "new"},
 		{"revived", tr, ptr(8), ""}, {"viapost", tp, nil, ""}, {"viabatch", tb, ptr(1), ""}}
 	if n := must(s.Usage(ctx, uid))(t); n != 15 {

@@ -93,6 +93,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"OddIDs", testOddIDs},
 		{"CollectionNames", testCollectionNames},
 		{"SortIndexBounds", testSortIndexBounds},
+		{"ParentIDs", testParentIDs},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
