@@ -75,3 +75,55 @@ func (m *Migrator) deleteRecords(ctx context.Context, email string, close func(c
 	}
 	return uids, nil
 }
+
+// Deleter carries out the deletion of accounts' Sync data for a service
+// that deletes accounts (built-in accounts, Sync 1.1 accounts, their CLI
+// commands).
+type Deleter struct {
+	// Migrator returns a Migrator on the token database for one deletion;
+	// the Deleter closes it after.
+	Migrator func() *Migrator
+	// Nodes, when set, are the nodes this process serves: their shards
+	// are used as they are, and the Watcher is refreshed after a
+	// deletion, so that they refuse the deleted uids at once instead of
+	// at the next refresh.
+	Nodes *NodeSet
+}
+
+// DeleteAccount is Migrator.DeleteAccount: the account is retired.
+func (d *Deleter) DeleteAccount(ctx context.Context, email string) error {
+	return d.delete(ctx, email, (*Migrator).DeleteAccount)
+}
+
+// ReplaceAccount is Migrator.ReplaceAccount: the account's name may be
+// taken again.
+func (d *Deleter) ReplaceAccount(ctx context.Context, email string) error {
+	return d.delete(ctx, email, (*Migrator).ReplaceAccount)
+}
+
+func (d *Deleter) delete(ctx context.Context, email string, del func(*Migrator, context.Context, string) ([]int64, error)) error {
+	m := d.Migrator()
+	if d.Nodes != nil {
+		open := m.Open
+		m.Open = func(ctx context.Context, n weave.Node) (Shard, error) {
+			if node := d.Nodes.Node(n.URL); node != nil {
+				return keepOpenShard{node.Shard}, nil
+			}
+			return open(ctx, n)
+		}
+	}
+	defer m.Close()
+	_, err := del(m, ctx, email)
+	if d.Nodes != nil {
+		if rerr := d.Nodes.cfg.Watcher.Refresh(ctx); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// keepOpenShard lends a served node's shard to a Migrator, which closes the
+// shards it opened.
+type keepOpenShard struct{ Shard }
+
+func (keepOpenShard) Close() error { return nil }

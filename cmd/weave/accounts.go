@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/accounts"
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/sqlstore"
@@ -83,68 +82,13 @@ func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg account
 type builtinAccounts struct {
 	svc    *accounts.Service
 	prefix string // the public URL's path prefix, "" for none
-	sync   *syncDeleter
 }
-
-// syncDeleter removes a deleted account's Sync data: it retires the
-// account's token records and purges its data on whichever node holds it
-// (fleet.Migrator.DeleteAccount), leaving the node's "deleted" mark that
-// makes it answer 401 to the old storage tokens.
-type syncDeleter struct {
-	tokens *sqlstore.TokenDB
-	fdb    fleetDB
-	// own is the serving process's shard and watcher (nil in the CLI):
-	// its own node then refuses the uid at once instead of at the next
-	// --state-refresh.
-	ownURL  string
-	own     fleet.Shard
-	watcher *fleet.Watcher
-}
-
-func (d *syncDeleter) deleteAccount(ctx context.Context, uid string) error {
-	return d.delete(ctx, uid+"@"+fxaEmailDomain, (*fleet.Migrator).DeleteAccount)
-}
-
-// deleteLegacy deletes a Sync 1.1 account's data given its token-database
-// key; its records are replaced, not retired, because a 1.1 username may
-// be taken again.
-func (d *syncDeleter) deleteLegacy(ctx context.Context, tokenEmail string) error {
-	return d.delete(ctx, tokenEmail, (*fleet.Migrator).ReplaceAccount)
-}
-
-func (d *syncDeleter) delete(ctx context.Context, email string, del func(*fleet.Migrator, context.Context, string) ([]int64, error)) error {
-	m := d.fdb.migrator(d.tokens)
-	if d.own != nil {
-		open := m.Open
-		m.Open = func(ctx context.Context, n weave.Node) (fleet.Shard, error) {
-			if fleet.NormalizeURL(n.URL) == fleet.NormalizeURL(d.ownURL) {
-				return keepOpen{d.own}, nil
-			}
-			return open(ctx, n)
-		}
-	}
-	defer m.Close()
-	_, err := del(m, ctx, email)
-	if d.watcher != nil {
-		if rerr := d.watcher.Refresh(ctx); err == nil {
-			err = rerr
-		}
-	}
-	return err
-}
-
-// keepOpen is the serving process's own shard lent to a Migrator, which
-// closes the shards it opened.
-type keepOpen struct{ fleet.Shard }
-
-func (keepOpen) Close() error { return nil }
 
 func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, migrate bool, publicURL string,
-	trusted []netip.Prefix, tokenDB *sqlstore.TokenDB, db dbFlags, log *slog.Logger) (*builtinAccounts, error) {
+	trusted []netip.Prefix, deleter *fleet.Deleter, log *slog.Logger) (*builtinAccounts, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: db}}
 	svc, err := openAccounts(ctx, dbs, migrate, accounts.Config{
 		PublicURL:       publicURL,
 		TrustedProxies:  trusted,
@@ -153,7 +97,7 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		CaptchaOverride: f.captchaOverride,
 		// A deleted account must never sync again, even with a token it
 		// still holds, and its data goes.
-		DeleteSyncData:  sync.deleteAccount,
+		DeleteSyncData:  deleteSyncData(deleter),
 		SessionTTL:      f.sessionTTL,
 		SessionIdleTTL:  f.sessionIdle,
 		RefreshTokenTTL: f.refreshTTL,
@@ -163,14 +107,13 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		return nil, err
 	}
 	u, _ := url.Parse(publicURL)
-	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/"), sync: sync}, nil
+	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
 }
 
-// serveNode tells the service which shard and watcher this process serves
-// its own node (publicURL) with, so an account deletion refuses the old
-// storage tokens at once here.
-func (b *builtinAccounts) serveNode(publicURL string, own fleet.Shard, w *fleet.Watcher) {
-	b.sync.ownURL, b.sync.own, b.sync.watcher = publicURL, own, w
+// deleteSyncData deletes the Sync data of a built-in account (its FxA
+// uid) and retires its token records.
+func deleteSyncData(d *fleet.Deleter) func(ctx context.Context, uid string) error {
+	return func(ctx context.Context, uid string) error { return d.DeleteAccount(ctx, uid+"@"+fxaEmailDomain) }
 }
 
 // route sends the accounts paths (API and sign-in pages) to the service
@@ -217,10 +160,9 @@ func (a *app) accountCommand() *cli.Command {
 			return err
 		}
 		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
-		sync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}
 		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
 			PublicURL:      publicURL,
-			DeleteSyncData: sync.deleteAccount,
+			DeleteSyncData: deleteSyncData((&fleetDB{db: *db}).deleter(tokenDB, nil)),
 		})
 		if err != nil {
 			return err

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/sqlstore"
 
@@ -25,30 +28,41 @@ func (f *cacheFlags) register(c *cli.Command) {
 	c.Duration(&f.timeout, "memcache-timeout", 150*time.Millisecond, "deadline of one memcached round trip; past it the database answers").Min(time.Millisecond)
 }
 
-// wrap puts the cache decorator over a store when memcached is configured.
-func (f *cacheFlags) wrap(inner weave.Store, obs memcache.Observer) (weave.Store, *memcache.Store, error) {
-	if f.servers == "" {
-		if f.mirror != "" {
-			return nil, nil, fmt.Errorf("--memcache-mirror needs --memcache")
-		}
-		return inner, nil, nil
+// check refuses a mirror without a primary pool.
+func (f *cacheFlags) check() error {
+	if f.servers == "" && f.mirror != "" {
+		return fmt.Errorf("--memcache-mirror needs --memcache")
 	}
-	mc, err := memcache.New(inner, memcache.Config{
+	return nil
+}
+
+// open puts the cache decorator over the store of the node at nodeURL.
+// Each node has keys of its own (cachePrefix), the same in every process
+// serving it, so that a write through any of them invalidates them all.
+func (f *cacheFlags) open(nodeURL string, inner weave.Store, obs memcache.Observer) (*memcache.Store, error) {
+	return memcache.New(inner, memcache.Config{
 		Servers:       cli.List(f.servers),
 		MirrorServers: cli.List(f.mirror),
+		Prefix:        cachePrefix(nodeURL),
 		Timeout:       f.timeout,
 		Observer:      obs,
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return mc, mc, nil
+}
+
+// cachePrefix starts the memcached keys of the node at nodeURL: the default
+// prefix and a digest of the node's normalised URL. A user keeps its uid when
+// moved, so nodes sharing a memcached must not share keys: a process that
+// has not yet seen a move could otherwise fill the new node's keys from the
+// old node's data.
+func cachePrefix(nodeURL string) string {
+	sum := sha256.Sum256([]byte(fleet.NormalizeURL(nodeURL)))
+	return memcache.DefaultPrefix + base64.RawURLEncoding.EncodeToString(sum[:9]) + ":"
 }
 
 func (a *app) cacheCommand() *cli.Command {
 	db := &dbFlags{}
 	cf := &cacheFlags{}
-	var to, users string
+	var to, users, publicURL string
 	c := cli.New("cache", "warm --to primary|mirror [flags]",
 		"Fill a memcached pool from the database, to cut over to a new cache without a cold-cache storm.\n"+
 			"Run serve with --memcache OLD --memcache-mirror NEW, then `weave cache warm --to mirror`, then make NEW the --memcache.")
@@ -56,6 +70,7 @@ func (a *app) cacheCommand() *cli.Command {
 	cf.register(c)
 	c.String(&to, "to", "mirror", "pool to fill: primary or mirror")
 	c.String(&users, "users", "", "comma-separated uids to warm (default: every user in the storage database)")
+	c.String(&publicURL, "public-url", "http://127.0.0.1:8000", "public URL of the node whose database this is, as `weave serve` has it (each node has cache keys of its own)")
 	c.Run = func(args []string) error {
 		if len(args) != 1 || args[0] != "warm" {
 			return fmt.Errorf("want `weave cache warm --to primary|mirror` (see `weave cache --help`)")
@@ -76,12 +91,16 @@ func (a *app) cacheCommand() *cli.Command {
 			return err
 		}
 		store := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{})
-		cached, mc, err := cf.wrap(store, nil)
+		if err := cf.check(); err != nil {
+			store.Close()
+			return err
+		}
+		mc, err := cf.open(publicURL, store, nil)
 		if err != nil {
 			store.Close()
 			return err
 		}
-		defer cached.Close()
+		defer mc.Close()
 		var uids []int64
 		if users != "" {
 			for _, u := range cli.List(users) {

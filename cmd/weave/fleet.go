@@ -8,15 +8,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
-	weavehttp "github.com/weave-sync/weave/http"
-	"github.com/weave-sync/weave/legacy"
+	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/sqlstore"
-	"github.com/weave-sync/weave/tokenserver"
 
 	"github.com/weave-sync/weave/internal/cli"
 )
@@ -131,34 +128,55 @@ func parseSeconds(name, s string) (time.Duration, error) {
 	return d.Round(time.Second), nil
 }
 
-// fleetServe is the multi-node part of `weave serve`: the node-state
-// watcher and the extra nodes' servers.
-type fleetServe struct {
-	watcher *fleet.Watcher
-	// wrapNode, when set, puts another front end (Sync 1.1) before
-	// each extra node's server.
-	wrapNode func(nodeURL string, store weave.Store, status legacy.NodeStatus, next http.Handler) http.Handler
-
-	mu      sync.Mutex
-	extra   []*weavehttp.Server
-	served  map[string]bool // normalized URLs of the nodes served, own included
-	closers []func() error
-	closed  bool
+// deleter is the user deletion protocol over the token database; nodes,
+// when set, are the ones this process serves.
+func (f *fleetDB) deleter(tokens *sqlstore.TokenDB, nodes *fleet.NodeSet) *fleet.Deleter {
+	return &fleet.Deleter{Migrator: func() *fleet.Migrator { return f.migrator(tokens) }, Nodes: nodes}
 }
 
-// newFleetServe starts watching node states for the process's own node
-// (publicURL, whose shard is store).
-func newFleetServe(tokens *sqlstore.TokenDB, publicURL string, store *sqlstore.Store, refresh time.Duration, log *slog.Logger) *fleetServe {
-	fs := &fleetServe{watcher: fleet.NewWatcher(tokens, refresh, log.With("component", "fleet"))}
-	fs.watcher.Watch(publicURL, store)
+// fleetServe is the node wiring of `weave serve`: the node-state watcher
+// and the set of nodes served, each built by fleet.NodeSet from a shard
+// opened here, the cache of cacheFlags, and front (the storage API and the
+// 1.1 front end, set by serve once they can be built).
+type fleetServe struct {
+	watcher *fleet.Watcher
+	router  *fleet.Router
+	set     *fleet.NodeSet
+	front   func(n *fleet.Node) (fleet.NodeHandler, error)
+}
+
+func newFleetServe(f *serveFlags, dbs *databases, tokens *sqlstore.TokenDB, obs memcache.Observer, log *slog.Logger) *fleetServe {
+	fs := &fleetServe{watcher: fleet.NewWatcher(tokens, f.stateRefresh, log.With("component", "fleet")), router: &fleet.Router{}}
+	cfg := fleet.NodeSetConfig{
+		OpenShard: func(ctx context.Context, n weave.Node) (fleet.Shard, error) {
+			if n.DatabaseURL == dbs.storageURL {
+				return nil, fmt.Errorf("--nodes: node %s uses this process's own storage database; give it its own shard", n.URL)
+			}
+			db, _, err := openShardDB(ctx, n.DatabaseURL, &f.db, f.migrate)
+			if err != nil {
+				return nil, err
+			}
+			return sqlstore.NewStore(db, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime}), nil
+		},
+		Handler:    func(n *fleet.Node) (fleet.NodeHandler, error) { return fs.front(n) },
+		Watcher:    fs.watcher,
+		Router:     fs.router,
+		PurgeEvery: f.purgeInterval,
+		Log:        log,
+	}
+	if f.cache.servers != "" {
+		cfg.Cache = func(nodeURL string, store weave.Store) (fleet.Cache, error) {
+			return f.cache.open(nodeURL, store, obs)
+		}
+	}
+	fs.set = fleet.NewNodeSet(cfg)
 	return fs
 }
 
-// handler opens the shards of the other nodes this process serves (nodes:
-// "" for none, "all", or comma-separated URLs), builds their servers from
-// base, and returns the routing handler. It runs the watcher until ctx ends.
-func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Handler, base weavehttp.Config, masters []string,
-	dbs *databases, f *serveFlags, tokens *sqlstore.TokenDB, log *slog.Logger) (http.Handler, error) {
+// serve builds the process's own node over shard and the other nodes it
+// serves (nodes: "" for none, "all", or comma-separated URLs), and returns
+// the routing handler. It runs the watcher until ctx ends.
+func (fs *fleetServe) serve(ctx context.Context, f *serveFlags, dbs *databases, shard fleet.Shard, tokens *sqlstore.TokenDB, log *slog.Logger) (http.Handler, error) {
 	// Record this node's shard, so that operator tools (weave user
 	// migrate, weave node drain) reach it.
 	if own, err := tokens.NodeByURL(ctx, f.publicURL); err == nil {
@@ -171,185 +189,28 @@ func (fs *fleetServe) handler(ctx context.Context, nodes string, mainSrv http.Ha
 				"node", own.URL, "recorded", dbs.storageBE.redact(got))
 		}
 	}
-	rt := &fleet.Router{Fallback: mainSrv}
-	fs.served = map[string]bool{fleet.NormalizeURL(f.publicURL): true}
-	sc := shardConfig{base: base, masters: masters, dbs: dbs, f: f, log: log}
-	if err := fs.addNodes(ctx, rt, nodes, sc, tokens); err != nil {
-		fs.close()
+	own, err := fs.set.ServeOwn(ctx, f.publicURL, shard)
+	if err != nil {
+		return nil, err
+	}
+	follow, err := fs.set.AddNodes(ctx, tokens, f.nodes)
+	if err != nil {
+		fs.set.Close()
 		return nil, err
 	}
 	if err := fs.watcher.Refresh(ctx); err != nil {
 		log.Warn("fleet: first read of node states failed", "err", err)
 	}
 	go fs.watcher.Run(ctx)
-	if strings.TrimSpace(nodes) == "all" {
+	if follow {
 		// Nodes added later (weave node add) are served as they appear,
 		// not only after a restart: the token server may hand them new
 		// users at once.
-		go fs.followNodes(ctx, rt, sc, f.stateRefresh)
-		return rt, nil
+		go fs.set.Follow(ctx, f.stateRefresh)
+		return fs.router, nil
 	}
-	if len(fs.extra) == 0 {
-		return mainSrv, nil
+	if strings.TrimSpace(f.nodes) == "" {
+		return own.Handler(), nil
 	}
-	return rt, nil
-}
-
-// shardConfig is what serving one more node needs.
-type shardConfig struct {
-	base    weavehttp.Config
-	masters []string
-	dbs     *databases
-	f       *serveFlags
-	log     *slog.Logger
-}
-
-// followNodes serves, under --nodes all, every node with a database that
-// appears in the token database after the start, checking the node states
-// the watcher keeps at each refresh. A node whose shard cannot be opened is
-// retried, with its error logged when it changes.
-func (fs *fleetServe) followNodes(ctx context.Context, rt *fleet.Router, sc shardConfig, refresh time.Duration) {
-	if refresh <= 0 {
-		refresh = fleet.DefaultRefresh
-	}
-	t := time.NewTicker(refresh)
-	defer t.Stop()
-	lastErr := map[string]string{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, n := range fs.watcher.Nodes() {
-			if n.DatabaseURL == "" || fs.isServed(n.URL) {
-				continue
-			}
-			err := fs.addNode(ctx, rt, n, sc)
-			switch {
-			case err == nil:
-				delete(lastErr, n.URL)
-			case ctx.Err() != nil:
-				return
-			case lastErr[n.URL] != err.Error():
-				lastErr[n.URL] = err.Error()
-				sc.log.Error("fleet: cannot serve a new node; retrying", "node", n.URL, "err", err)
-			}
-		}
-	}
-}
-
-func (fs *fleetServe) isServed(url string) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.served[fleet.NormalizeURL(url)]
-}
-
-func (fs *fleetServe) addNodes(ctx context.Context, rt *fleet.Router, nodes string, sc shardConfig, tokens *sqlstore.TokenDB) error {
-	nodes = strings.TrimSpace(nodes)
-	if nodes == "" {
-		return nil
-	}
-	all, err := tokens.Nodes(ctx)
-	if err != nil {
-		return err
-	}
-	var want []weave.Node
-	if nodes == "all" {
-		for _, n := range all {
-			if n.DatabaseURL != "" {
-				want = append(want, n)
-			}
-		}
-	} else {
-		for _, u := range cli.List(nodes) {
-			n, err := tokens.NodeByURL(ctx, strings.TrimRight(u, "/"))
-			if err != nil {
-				return fmt.Errorf("--nodes: node %s: %w (add it with `weave node add`)", u, err)
-			}
-			want = append(want, n)
-		}
-	}
-	for _, n := range want {
-		if fs.isServed(n.URL) {
-			continue // the process's own node
-		}
-		if err := fs.addNode(ctx, rt, n, sc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// addNode opens node n's shard and routes its requests to a server of its
-// own.
-func (fs *fleetServe) addNode(ctx context.Context, rt *fleet.Router, n weave.Node, sc shardConfig) error {
-	if n.DatabaseURL == "" {
-		return fmt.Errorf("--nodes: node %s has no database URL (set one with `weave node add URL --database-url DSN`)", n.URL)
-	}
-	if n.DatabaseURL == sc.dbs.storageURL {
-		return fmt.Errorf("--nodes: node %s uses this process's own storage database; give it its own shard", n.URL)
-	}
-	db, _, err := openShardDB(ctx, n.DatabaseURL, &sc.f.db, sc.f.migrate)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", n.URL, err)
-	}
-	store := sqlstore.NewStore(db, sqlstore.StoreOptions{BatchLifetime: sc.f.limits.BatchLifetime})
-	secrets, err := tokenserver.NodeSecrets(sc.masters, n.URL, false)
-	if err != nil {
-		store.Close()
-		return err
-	}
-	cfg := sc.base
-	cfg.Store = store
-	cfg.PublicURL = n.URL
-	cfg.Secrets = secrets
-	cfg.TokenServer = nil
-	cfg.Node = fs.watcher.Status(n.URL)
-	cfg.Logger = sc.base.Logger.With("node", n.URL)
-	srv, err := weavehttp.New(cfg)
-	if err != nil {
-		store.Close()
-		return fmt.Errorf("node %s: %w", n.URL, err)
-	}
-	var h http.Handler = srv
-	if fs.wrapNode != nil {
-		h = fs.wrapNode(n.URL, store, fs.watcher, srv)
-	}
-	fs.mu.Lock()
-	if fs.closed {
-		fs.mu.Unlock()
-		store.Close()
-		return context.Canceled
-	}
-	fs.closers = append(fs.closers, store.Close)
-	fs.served[fleet.NormalizeURL(n.URL)] = true
-	fs.extra = append(fs.extra, srv)
-	fs.mu.Unlock()
-	fs.watcher.Watch(n.URL, store)
-	if err := rt.Add(n.URL, h); err != nil {
-		return err
-	}
-	go purgeLoop(ctx, store, sc.f.purgeInterval, sc.log.With("node", n.URL))
-	sc.log.Info("serving node", "url", n.URL, "state", n.State)
-	return nil
-}
-
-// setReady switches the extra nodes' heartbeats along with the main one.
-func (fs *fleetServe) setReady(ready bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, s := range fs.extra {
-		s.SetReady(ready)
-	}
-}
-
-func (fs *fleetServe) close() {
-	fs.mu.Lock()
-	closers := fs.closers
-	fs.closers, fs.closed = nil, true
-	fs.mu.Unlock()
-	for _, c := range closers {
-		c()
-	}
+	return fs.router, nil
 }

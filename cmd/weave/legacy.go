@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlstore"
@@ -50,7 +51,7 @@ type servedLegacy struct{ svc *legacy.Service }
 
 // newLegacy builds the 1.1 front end; nil when --legacy is off. Its
 // accounts live in the token database (migration tokens/0003).
-func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, newUsers bool, sync *syncDeleter, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
+func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quota int64, newUsers bool, deleter *fleet.Deleter, m *metrics.Metrics, log *slog.Logger) (*servedLegacy, error) {
 	if !f.enabled {
 		return nil, nil
 	}
@@ -74,7 +75,7 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 		CaptchaOverride:  f.captchaOverride,
 		QuotaBytes:       quota,
 		NewUsersDisabled: !newUsers,
-		DeleteSyncData:   sync.deleteLegacy,
+		DeleteSyncData:   deleter.ReplaceAccount,
 		Observer:         m.LegacyObserver(),
 		Logger:           log.With("component", "legacy"),
 	})
@@ -118,7 +119,7 @@ func (a *app) legacyUserCommand() *cli.Command {
 		}
 		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 		adm.Tokens, adm.Users = tokenDB, sqlstore.NewLegacyUserStore(dbs.tokens)
-		adm.DeleteSyncData = (&syncDeleter{tokens: tokenDB, fdb: fleetDB{db: *db}}).deleteLegacy
+		adm.DeleteSyncData = (&fleetDB{db: *db}).deleter(tokenDB, nil).ReplaceAccount
 		return adm.Run(a.ctx, args)
 	}
 	return c

@@ -191,17 +191,19 @@ func (a *app) serve(f *serveFlags) error {
 	}); err != nil {
 		return err
 	}
-	rawStore := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
-	store, cache, err := f.cache.wrap(rawStore, obs.m.CacheObserver())
-	if err != nil {
+	if err := f.cache.check(); err != nil {
 		return err
 	}
 	tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
+	fs := newFleetServe(f, dbs, tokenDB, obs.m.CacheObserver(), log)
+	// A deleted account's data goes at once; the nodes served here refuse
+	// its uid at once too.
+	deleter := (&fleetDB{db: f.db}).deleter(tokenDB, fs.set)
 
 	var acc *builtinAccounts
 	var verifier tokenserver.Verifier
 	if f.accounts.enabled {
-		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, tokenDB, f.db, log); err != nil {
+		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, deleter, log); err != nil {
 			return err
 		}
 		verifier, err = acc.svc.TokenVerifier(f.jwksFile)
@@ -226,63 +228,52 @@ func (a *app) serve(f *serveFlags) error {
 	if err := ts.Init(ctx); err != nil {
 		return fmt.Errorf("token server: %w", err)
 	}
-	nodeSecrets, err := tokenserver.NodeSecrets(secrets, f.publicURL, false)
-	if err != nil {
-		return err
-	}
 	limits := f.limits
 	limits.QuotaBytes = f.quotaBytes
-	fs := newFleetServe(tokenDB, f.publicURL, rawStore, f.stateRefresh, log)
-	if acc != nil {
-		acc.serveNode(f.publicURL, rawStore, fs.watcher)
-	}
-	if cache != nil {
-		// Moves write this node's database behind the cache: drop the
-		// moved user's cached data when the move becomes visible.
-		own := fleet.NormalizeURL(f.publicURL)
-		fs.watcher.OnMoveChange = func(nodeURL string, uid int64) {
-			if nodeURL == own {
-				cache.Forget(uid)
-			}
-		}
-	}
-	httpCfg := weavehttp.Config{
-		Store:          store,
-		Limits:         limits,
-		PublicURL:      f.publicURL,
-		Secrets:        nodeSecrets,
-		TrustedProxies: trusted,
-		Hawk:           weavehttp.HawkConfig{Skew: f.hawkSkew},
-		TokenServer:    ts,
-		Logger:         log,
-		Version:        version,
-		Commit:         commit,
-		Node:           fs.watcher.Status(f.publicURL),
-		Observer:       httpObserver{obs.m},
-		CORSOrigins:    strings.Split(f.corsOrigins, ","),
-	}
-	srv, err := weavehttp.New(httpCfg)
+	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, f.newUsers, deleter, obs.m, log)
 	if err != nil {
 		return err
+	}
+	// Every node's front end: the storage API 1.5 (the own node's also
+	// serves the token server), behind the 1.1 front end when it is on.
+	fs.front = func(n *fleet.Node) (fleet.NodeHandler, error) {
+		nodeSecrets, err := tokenserver.NodeSecrets(secrets, n.URL, false)
+		if err != nil {
+			return nil, err
+		}
+		cfg := weavehttp.Config{
+			Store:          n.Store,
+			Limits:         limits,
+			PublicURL:      n.URL,
+			Secrets:        nodeSecrets,
+			TrustedProxies: trusted,
+			Hawk:           weavehttp.HawkConfig{Skew: f.hawkSkew},
+			Logger:         log,
+			Version:        version,
+			Commit:         commit,
+			Node:           n.Status,
+			Observer:       httpObserver{obs.m},
+			CORSOrigins:    strings.Split(f.corsOrigins, ","),
+		}
+		if n.Own {
+			cfg.TokenServer = ts
+		} else {
+			cfg.Logger = log.With("node", n.URL)
+		}
+		srv, err := weavehttp.New(cfg)
+		if err != nil || lg == nil {
+			return srv, err
+		}
+		return nodeFront{Handler: lg.node(n.URL, n.Store, fs.watcher, srv), Server: srv}, nil
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
-	// A deleted 1.1 account's data goes at once; this process's own node
-	// refuses its uid at once too.
-	legacySync := &syncDeleter{tokens: tokenDB, fdb: fleetDB{db: f.db}, ownURL: f.publicURL, own: rawStore, watcher: fs.watcher}
-	lg, err := newLegacy(&f.legacy, tokenDB, f.publicURL, f.quotaBytes, f.newUsers, legacySync, obs.m, log)
+	shard := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
+	handler, err := fs.serve(fleetCtx, f, dbs, shard, tokenDB, log)
 	if err != nil {
 		return err
 	}
-	var mainNode http.Handler = srv
-	if lg != nil {
-		mainNode, fs.wrapNode = lg.node(f.publicURL, store, fs.watcher, srv), lg.node
-	}
-	handler, err := fs.handler(fleetCtx, f.nodes, mainNode, httpCfg, secrets, dbs, f, tokenDB, log)
-	if err != nil {
-		return err
-	}
-	defer fs.close()
+	defer fs.set.Close()
 
 	if acc != nil {
 		handler = acc.route(handler)
@@ -323,10 +314,6 @@ func (a *app) serve(f *serveFlags) error {
 		fmt.Fprintf(a.stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
 	}
 
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	defer stopPurge()
-	go purgeLoop(purgeCtx, store, f.purgeInterval, log)
-
 	serveErr := make(chan error, 1)
 	if tlsSrv != nil {
 		if f.tls.RedirectListen != "" {
@@ -350,8 +337,7 @@ func (a *app) serve(f *serveFlags) error {
 	// Heartbeats turn 503 first so load balancers stop sending new work;
 	// then in-flight requests finish before the databases close.
 	log.Info("shutting down", "grace", f.shutdownGrace)
-	srv.SetReady(false)
-	fs.setReady(false)
+	fs.set.SetReady(false)
 	time.Sleep(f.shutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -381,41 +367,10 @@ func newFxAVerifier(jwksFile, oauthURL string) (*fxa.Verifier, error) {
 	return v, nil
 }
 
-// purgeLoop removes expired records and batches in the background. Reads
-// already hide them; purging only reclaims space.
-func purgeLoop(ctx context.Context, store weave.Store, every time.Duration, log *slog.Logger) {
-	everyTick(ctx, every, func() {
-		var total int64
-		for ctx.Err() == nil {
-			n, err := store.PurgeExpired(ctx, 1000)
-			total += n
-			if err != nil {
-				log.Warn("purge of expired records failed; will retry", "err", err)
-				break
-			}
-			if n < 1000 {
-				break
-			}
-		}
-		if total > 0 {
-			log.Info("purged expired records and batches", "rows", total)
-		}
-	})
+// nodeFront is a node's storage API behind its 1.1 front end.
+type nodeFront struct {
+	http.Handler
+	*weavehttp.Server
 }
 
-// everyTick runs fn every interval until ctx ends; a zero interval never.
-func everyTick(ctx context.Context, every time.Duration, fn func()) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
+func (f nodeFront) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.Handler.ServeHTTP(w, r) }
