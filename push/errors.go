@@ -18,6 +18,7 @@ const (
 	ErrnoNoTTL             = 111 // TTL header missing or unparsable (400)
 	ErrnoInvalidTopic      = 113 // Topic header invalid (400)
 	ErrnoInvalidTTL        = 114 // TTL negative (400)
+	ErrnoUnavailable       = 201 // storage unavailable: retry with back-off (503)
 )
 
 // MoreInfoURL is the "more_info" of every error body: the page documenting

@@ -1,0 +1,490 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/weave-sync/weave/push/endpoint"
+	"github.com/weave-sync/weave/push/vapid"
+)
+
+// Subprotocol is the WebSocket subprotocol Firefox asks for.
+const Subprotocol = "push-notification"
+
+// WebSocket close codes the service uses. Firefox reconnects after any of
+// them (with back-off); only CloseNoReconnect would stop it.
+const (
+	closeProtocol   = websocket.StatusProtocolError   // malformed frame, no hello first, second hello
+	closeBinary     = websocket.StatusUnsupportedData // a binary frame
+	closeTooMuch    = websocket.StatusPolicyViolation // too many frames
+	closeReplaced   = websocket.StatusNormalClosure   // another connection took the UAID
+	closeGoingAway  = websocket.StatusGoingAway       // shutdown
+	closeServerFail = websocket.StatusInternalError   // the database failed during the hello
+)
+
+// IsWebSocket reports whether r asks to upgrade to a WebSocket: how the
+// route for the public URL's root tells Firefox's push connection from a
+// page request.
+func IsWebSocket(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Handler serves Firefox's WebSocket (the autopush protocol). Mount it
+// where dom.push.serverURL points (ServerURL); requests that are not
+// WebSocket upgrades get 400.
+func (s *Service) Handler() http.Handler {
+	return http.HandlerFunc(s.serveWebSocket)
+}
+
+// inflight is a notification sent and not yet acknowledged.
+type inflight struct {
+	chid    string
+	created int64 // ms, for the delivery latency
+	stored  bool  // in the database: delete on ack
+}
+
+type conn struct {
+	s        *Service
+	ws       *websocket.Conn
+	uaid     string
+	ctx      context.Context // ends when the connection does
+	cancel   context.CancelFunc
+	lastSeen atomic.Int64 // UnixNano of the last frame or pong received
+	limiter  *rate.Limiter
+
+	mu       sync.Mutex
+	ready    bool // hello answered: notifications may be sent
+	closed   bool
+	inflight map[string]inflight // by version
+	checking bool                // a storage check is running
+	more     bool                // storage may hold messages not sent yet
+}
+
+func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols: []string{Subprotocol},
+		// Per-message deflate would cost tens of KB per idle connection
+		// to shrink frames that are encrypted, so incompressible, anyway.
+		CompressionMode: websocket.CompressionDisabled,
+		// Push sessions carry no ambient credentials (no cookies, the UAID
+		// is in the hello), so a page of any origin opening one gains
+		// nothing; Firefox's own connection sends no Origin anyway.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return // Accept has answered
+	}
+	ws.SetReadLimit(MaxFrame)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	c := &conn{s: s, ws: ws, ctx: ctx, cancel: cancel,
+		limiter:  rate.NewLimiter(clientRate, clientBurst),
+		inflight: make(map[string]inflight)}
+	c.touch()
+	defer cancel()
+	defer ws.CloseNow()
+
+	hello, code, reason := c.readHello()
+	if hello == nil {
+		c.close(code, reason)
+		return
+	}
+	if code, reason := c.identify(hello); reason != "" {
+		c.close(code, reason)
+		return
+	}
+	if !s.attach(c) {
+		c.close(closeGoingAway, "server shutting down")
+		return
+	}
+	s.obs.Connections(1)
+	defer s.obs.Connections(-1)
+	defer s.detach(c)
+	if !c.send(HelloReply{UAID: c.uaid}) {
+		return
+	}
+	c.mu.Lock()
+	c.ready = true
+	c.mu.Unlock()
+	c.checkStorage()
+	code, reason = c.readLoop()
+	c.close(code, reason)
+}
+
+// readHello waits HelloTimeout for the first frame, which must be a hello.
+func (c *conn) readHello() (*Hello, websocket.StatusCode, string) {
+	// A timer rather than a read deadline: an expired read context makes
+	// the library drop the connection without a close frame.
+	timer := time.AfterFunc(c.s.cfg.HelloTimeout, func() { c.close(closeProtocol, "no hello in time") })
+	typ, frame, err := c.ws.Read(c.ctx)
+	if !timer.Stop() {
+		return nil, 0, ""
+	}
+	if err != nil {
+		return nil, websocket.CloseStatus(err), ""
+	}
+	c.touch()
+	if typ != websocket.MessageText {
+		return nil, closeBinary, "text frames only"
+	}
+	m, err := ParseClientMessage(frame)
+	if err != nil {
+		return nil, closeProtocol, "malformed message"
+	}
+	h, ok := m.(*Hello)
+	if !ok {
+		return nil, closeProtocol, "expected hello"
+	}
+	return h, 0, ""
+}
+
+// identify settles the session's UAID: the one the browser sent if this
+// service knows it (answered with exactly that string: a different UAID
+// makes Firefox drop every subscription), else a new one, as autopush
+// does. A database failure ends the session rather than mint a UAID: that
+// would wipe the browser's subscriptions for a transient error.
+func (c *conn) identify(h *Hello) (websocket.StatusCode, string) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if IsUAID(h.UAID) {
+		err := s.store.Connect(ctx, h.UAID, s.node, s.now())
+		switch {
+		case err == nil:
+			c.uaid = h.UAID
+			return 0, ""
+		case !errors.Is(err, ErrUnknownUser):
+			s.log.Warn("push: hello failed", "err", err)
+			return closeServerFail, "storage unavailable"
+		}
+	}
+	c.uaid = NewUAID()
+	return 0, ""
+}
+
+func (c *conn) touch() { c.lastSeen.Store(c.s.cfg.Now().UnixNano()) }
+
+// readLoop serves the session's frames until it ends, returning how to
+// close it.
+func (c *conn) readLoop() (websocket.StatusCode, string) {
+	for {
+		typ, frame, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return websocket.CloseStatus(err), ""
+		}
+		c.touch()
+		if !c.limiter.Allow() {
+			return closeTooMuch, "too many messages"
+		}
+		if typ != websocket.MessageText {
+			return closeBinary, "text frames only"
+		}
+		m, err := ParseClientMessage(frame)
+		if err != nil {
+			return closeProtocol, "malformed message"
+		}
+		switch m := m.(type) {
+		case *Hello:
+			return closeProtocol, "second hello"
+		case *Register:
+			if !c.send(c.register(m)) {
+				return 0, ""
+			}
+		case *Unregister:
+			if !c.send(c.unregister(m)) {
+				return 0, ""
+			}
+		case *Ack:
+			c.ack(m)
+		case *Nack:
+			// Informational (a web page's service worker failed); the ack
+			// that Firefox also sends settles the message.
+		case *BroadcastSubscribe:
+			// weave publishes no Megaphone broadcasts: every id is unknown,
+			// reported the way autopush reports missing ones.
+			if len(m.Broadcasts) > 0 {
+				errs := make(map[string]string, len(m.Broadcasts))
+				for id := range m.Broadcasts {
+					errs[id] = "Broadcast not found"
+				}
+				if !c.send(Broadcast{Errors: errs}) {
+					return 0, ""
+				}
+			}
+		case *Ping:
+			if !c.send(Pong{}) {
+				return 0, ""
+			}
+		}
+	}
+}
+
+// canonicalChannelID parses a UUID in any case and returns it lower-case
+// dashed, the form stored and put in endpoints; ok is false for anything
+// else.
+func canonicalChannelID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	l := strings.ToLower(s)
+	return l, IsCanonicalChannelID(l)
+}
+
+func (c *conn) register(m *Register) RegisterReply {
+	s := c.s
+	reply := RegisterReply{ChannelID: m.ChannelID, Status: StatusBadRequest}
+	chid, ok := canonicalChannelID(m.ChannelID)
+	if !ok {
+		return reply
+	}
+	sub := endpoint.Subscription{UAID: c.uaid, ChannelID: chid}
+	if m.Key != "" {
+		key, err := vapid.DecodeKey(m.Key)
+		if err != nil {
+			return reply
+		}
+		h := vapid.KeyHash(key)
+		sub.KeyHash = h[:]
+	}
+	path, err := s.codec.Path(sub)
+	if err != nil {
+		return reply
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	switch err := s.store.AddChannel(ctx, c.uaid, chid, s.node, s.now(), s.cfg.MaxChannels); {
+	case errors.Is(err, ErrTooManyChannels):
+		return reply
+	case err != nil:
+		s.log.Warn("push: register failed", "err", err)
+		reply.Status = StatusError
+		return reply
+	}
+	s.obs.Registration("register")
+	reply.Status = StatusOK
+	reply.PushEndpoint = s.base + "/wpush/" + path
+	return reply
+}
+
+func (c *conn) unregister(m *Unregister) UnregisterReply {
+	s := c.s
+	reply := UnregisterReply{ChannelID: m.ChannelID, Status: StatusBadRequest}
+	chid, ok := canonicalChannelID(m.ChannelID)
+	if !ok {
+		return reply
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.store.RemoveChannel(ctx, c.uaid, chid); err != nil {
+		s.log.Warn("push: unregister failed", "err", err)
+		reply.Status = StatusError
+		return reply
+	}
+	s.obs.Registration("unregister")
+	reply.Status = StatusOK
+	return reply
+}
+
+// ack settles acknowledged notifications, whatever their code (Firefox
+// acks duplicates and unknown channels with 102: resending would not
+// help). Acks of versions this session did not send are ignored.
+func (c *conn) ack(m *Ack) {
+	s := c.s
+	now := s.now()
+	for _, u := range m.Updates {
+		c.mu.Lock()
+		f, ok := c.inflight[u.Version]
+		if ok && !strings.EqualFold(f.chid, u.ChannelID) {
+			ok = false
+		}
+		if ok {
+			delete(c.inflight, u.Version)
+		}
+		c.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if f.stored {
+			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+			_, err := s.store.Delete(ctx, c.uaid, u.Version)
+			cancel()
+			if err != nil {
+				// It is sent again on the next connection; Firefox drops
+				// the duplicate.
+				s.log.Warn("push: deleting an acknowledged message failed", "err", err)
+			}
+		}
+		s.obs.Message("delivered", 1)
+		s.obs.Delivered(time.Duration(max(now-f.created, 0)) * time.Millisecond)
+	}
+	c.mu.Lock()
+	resume := c.more && !c.hasStoredInflight()
+	c.mu.Unlock()
+	if resume {
+		c.checkStorage()
+	}
+}
+
+func (c *conn) hasStoredInflight() bool {
+	for _, f := range c.inflight {
+		if f.stored {
+			return true
+		}
+	}
+	return false
+}
+
+// checkStorage sends the stored messages, a batch at a time: the next
+// batch is read once the browser acknowledged the previous one (ack calls
+// back here), as autopush does, so one connection never holds more than a
+// batch of stored messages in memory.
+func (c *conn) checkStorage() {
+	s := c.s
+	for {
+		c.mu.Lock()
+		if !c.ready || c.closed || c.checking || c.hasStoredInflight() {
+			c.more = true
+			c.mu.Unlock()
+			return
+		}
+		c.checking, c.more = true, false
+		exclude := len(c.inflight)
+		c.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+		msgs, err := s.store.Pending(ctx, c.uaid, s.now(), batchSize+exclude)
+		cancel()
+
+		c.mu.Lock()
+		c.checking = false
+		if err != nil {
+			c.mu.Unlock()
+			if c.ctx.Err() == nil {
+				s.log.Warn("push: reading stored messages failed", "err", err)
+			}
+			return
+		}
+		var batch []Message
+		for _, m := range msgs {
+			if len(batch) == batchSize || len(c.inflight) >= maxInflight {
+				c.more = true
+				break
+			}
+			if _, dup := c.inflight[m.ID]; dup {
+				continue // sent directly a moment ago
+			}
+			c.inflight[m.ID] = inflight{chid: m.ChannelID, created: m.Created, stored: true}
+			batch = append(batch, m)
+		}
+		if len(msgs) == batchSize+exclude {
+			c.more = true
+		}
+		again := c.more && len(batch) == 0 && !c.hasStoredInflight()
+		c.mu.Unlock()
+		for _, m := range batch {
+			if !c.send(notification(m)) {
+				return
+			}
+		}
+		if !again {
+			return
+		}
+	}
+}
+
+func notification(m Message) Notification {
+	return Notification{ChannelID: m.ChannelID, Version: m.ID, Data: m.Data, Headers: m.Headers}
+}
+
+// deliver hands m to the browser now. It reports false when the session
+// cannot take it (not ready, closing, or too many unacknowledged
+// messages); a stored message is then picked up by the next storage check.
+func (c *conn) deliver(m Message, stored bool) bool {
+	c.mu.Lock()
+	if !c.ready || c.closed || len(c.inflight) >= maxInflight {
+		if stored {
+			c.more = true
+		}
+		c.mu.Unlock()
+		return false
+	}
+	if _, dup := c.inflight[m.ID]; dup {
+		c.mu.Unlock()
+		return true
+	}
+	c.inflight[m.ID] = inflight{chid: m.ChannelID, created: m.Created, stored: stored}
+	c.mu.Unlock()
+	// Written from its own goroutine so a browser that stopped reading
+	// stalls neither the sender's POST nor anybody else; maxInflight
+	// bounds how many such writes one connection can have pending.
+	go c.send(notification(m))
+	return true
+}
+
+// send writes one frame; on failure the session ends.
+func (c *conn) send(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.close(closeServerFail, "internal error")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.cancel()
+		return false
+	}
+	return true
+}
+
+// ping checks an idle connection with a WebSocket Ping; Firefox's
+// WebSocket stack answers it. No answer within PongTimeout ends the
+// session.
+func (c *conn) ping() {
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.PongTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		c.cancel()
+		return
+	}
+	c.touch()
+}
+
+// close ends the session with a close frame (once).
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	if code == 0 || code == -1 {
+		c.cancel()
+		c.ws.CloseNow()
+		return
+	}
+	// Close waits for the browser's close frame at most a few seconds.
+	_ = c.ws.Close(code, reason)
+	c.cancel()
+}

@@ -1,0 +1,391 @@
+package push
+
+// The service: the WebSocket side Firefox connects to (conn.go), the Web
+// Push endpoint application servers post to (webpush.go), and the routing
+// between them.
+//
+// Routing across processes goes through the database, not a side channel:
+// every message with a TTL is stored before it is answered 201, and the
+// user record names the process (node) holding the browser's connection.
+// The process that took the POST delivers directly when it holds the
+// connection itself; otherwise it queues a wake-up for the holder in the
+// same transaction as the message, and each process polls its own wake-up
+// queue (an indexed read, skipped while it holds no connection) every
+// PollInterval. This works the same on SQLite, MySQL and PostgreSQL, needs
+// no extra port, address or trust between processes (autopush's internal
+// HTTP routing needs all three), survives a process dying (the message is
+// stored; the browser reconnects elsewhere and reads it), and costs one
+// small query per PollInterval per process. PostgreSQL's LISTEN/NOTIFY
+// would shave the poll delay but needs a dedicated connection per process
+// and the poll as a fallback anyway, so it is not used. A TTL-0 message
+// ("now or never") for a browser connected to another process is stored
+// with a short RouteGrace expiry for the same path.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weave-sync/weave/push/endpoint"
+	"github.com/weave-sync/weave/push/vapid"
+)
+
+// Observer receives the service's events, for metrics. Methods must be
+// fast and safe for concurrent use.
+type Observer interface {
+	// Connections changes the number of open WebSocket sessions (after
+	// their hello).
+	Connections(delta int)
+	// Registration counts a channel registered ("register") or dropped
+	// ("unregister").
+	Registration(op string)
+	// Message counts push messages by event: "stored" (accepted and kept
+	// until acknowledged or expired), "direct" (TTL 0, handed to a
+	// connected browser), "dropped" (TTL 0 with no browser connected),
+	// "delivered" (acknowledged by the browser), "expired" (purged
+	// unacknowledged).
+	Message(event string, n int)
+	// Delivered records the time from a message's acceptance to its
+	// acknowledgement.
+	Delivered(latency time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Connections(int)         {}
+func (nopObserver) Registration(string)     {}
+func (nopObserver) Message(string, int)     {}
+func (nopObserver) Delivered(time.Duration) {}
+
+// Config configures a Service. Zero durations and limits take the defaults
+// given per field.
+type Config struct {
+	Store Store
+	// PublicURL is weave's public URL (http or https, maybe with a path
+	// prefix): push endpoints are PublicURL/wpush/…, message locations
+	// PublicURL/m/…, and VAPID tokens must name its origin as aud.
+	PublicURL string
+	// EndpointKeys are the endpoint.Codec keys (32 bytes each): the first
+	// mints endpoints, all are accepted.
+	EndpointKeys [][]byte
+	// Node names this instance in the database; a fresh random one when
+	// empty (the usual case: a restarted process is a new node).
+	Node string
+
+	// MaxChannels caps the channels of one UAID (default 500; Firefox has
+	// one for FxA plus one per site allowed to push).
+	MaxChannels int
+	// HelloTimeout is how long a new connection may take to say hello
+	// (default 5 s, autopush's).
+	HelloTimeout time.Duration
+	// PingInterval is how often a WebSocket Ping checks an idle
+	// connection (default 5 min, autopush's); PongTimeout how long the
+	// answer may take (default 10 s) before the connection is dropped.
+	PingInterval, PongTimeout time.Duration
+	// WriteTimeout bounds each frame written to a browser (default 10 s).
+	WriteTimeout time.Duration
+	// PollInterval is how often the wake-up queue is read (default 100 ms).
+	PollInterval time.Duration
+	// RouteGrace is how long a TTL-0 message for a browser connected to
+	// another process waits in the database for that process (default 5 s).
+	RouteGrace time.Duration
+	// PurgeInterval is how often expired messages are removed (default
+	// 1 min); StaleWakeups how old an unread wake-up gets before it is
+	// dropped as belonging to a dead process (default 10 min).
+	PurgeInterval, StaleWakeups time.Duration
+
+	Observer Observer
+	Logger   *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Protocol limits.
+const (
+	// MaxFrame bounds a client frame. Firefox's largest is a hello with its
+	// broadcast subscriptions, a few hundred bytes.
+	MaxFrame = 32 << 10
+	// batchSize is how many stored messages are sent before waiting for
+	// their acks, as autopush does.
+	batchSize = 10
+	// maxInflight bounds the unacknowledged messages of one connection,
+	// and so its memory: more stay in the database until acks come.
+	maxInflight = 100
+	// clientRate and clientBurst bound a browser's frames per second;
+	// Firefox sends a burst of registers and acks at start-up and then
+	// next to nothing.
+	clientRate  = 20
+	clientBurst = 200
+)
+
+// Service is the push service.
+type Service struct {
+	cfg      Config
+	store    Store
+	codec    *endpoint.Codec
+	verifier *vapid.Verifier
+	base     string // PublicURL without trailing slash
+	node     string
+	obs      Observer
+	log      *slog.Logger
+
+	lastStamp atomic.Int64 // see stamp
+
+	mu    sync.Mutex
+	conns map[string]*conn // by UAID
+	done  bool
+}
+
+// New returns a Service; call Run for its background work and Close at
+// shutdown.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("push: no store")
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("push: public URL %q is not an http(s) URL", cfg.PublicURL)
+	}
+	origin, err := vapid.Origin(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := endpoint.NewCodec(cfg.EndpointKeys...)
+	if err != nil {
+		return nil, err
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.HelloTimeout, 5*time.Second)
+	def(&cfg.PingInterval, 5*time.Minute)
+	def(&cfg.PongTimeout, 10*time.Second)
+	def(&cfg.WriteTimeout, 10*time.Second)
+	def(&cfg.PollInterval, 100*time.Millisecond)
+	def(&cfg.RouteGrace, 5*time.Second)
+	def(&cfg.PurgeInterval, time.Minute)
+	def(&cfg.StaleWakeups, 10*time.Minute)
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = 500
+	}
+	if cfg.Node == "" {
+		cfg.Node = randomHex(8)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{
+		cfg: cfg, store: cfg.Store, codec: codec,
+		verifier: &vapid.Verifier{Origin: origin, Now: cfg.Now},
+		base:     strings.TrimRight(cfg.PublicURL, "/"),
+		node:     cfg.Node,
+		obs:      cfg.Observer,
+		log:      cfg.Logger,
+		conns:    make(map[string]*conn),
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Node is the name this instance goes by in the database.
+func (s *Service) Node() string { return s.node }
+
+// ServerURL is the WebSocket URL for Firefox's dom.push.serverURL: the
+// public URL with ws:// or wss://, ending in "/".
+func (s *Service) ServerURL() string {
+	u, _ := url.Parse(s.base) // checked in New
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/"
+	u.RawPath = ""
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go ≥1.24)
+	return hex.EncodeToString(b)
+}
+
+func (s *Service) now() int64 { return s.cfg.Now().UnixMilli() }
+
+// attach makes c the connection of its UAID on this node, replacing (and
+// closing) an older one: a second connection with the same UAID "ghosts"
+// the first, as in autopush.
+func (s *Service) attach(c *conn) bool {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return false
+	}
+	old := s.conns[c.uaid]
+	s.conns[c.uaid] = c
+	s.mu.Unlock()
+	if old != nil {
+		// Not waited for: the close handshake with the old browser may
+		// take seconds, and the new one is waiting for its hello reply.
+		go old.close(closeReplaced, "replaced by a newer connection")
+	}
+	return true
+}
+
+func (s *Service) detach(c *conn) {
+	s.mu.Lock()
+	mine := s.conns[c.uaid] == c
+	if mine {
+		delete(s.conns, c.uaid)
+	}
+	s.mu.Unlock()
+	if mine {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		defer cancel()
+		if err := s.store.Disconnect(ctx, c.uaid, s.node); err != nil {
+			s.log.Warn("push: recording a disconnect failed", "err", err)
+		}
+	}
+}
+
+func (s *Service) local(uaid string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[uaid]
+}
+
+// Connections is the number of browsers connected to this instance.
+func (s *Service) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Run polls this node's wake-ups and purges expired messages until ctx
+// ends.
+func (s *Service) Run(ctx context.Context) {
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	purge := time.NewTicker(s.cfg.PurgeInterval)
+	defer purge.Stop()
+	ping := time.NewTicker(s.cfg.PingInterval / 4)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+			s.pollWakeups(ctx)
+		case <-purge.C:
+			s.purge(ctx)
+		case <-ping.C:
+			s.pingIdle()
+		}
+	}
+}
+
+func (s *Service) pollWakeups(ctx context.Context) {
+	if s.Connections() == 0 {
+		return // nothing queued here can be delivered here
+	}
+	const limit = 1000
+	for ctx.Err() == nil {
+		uaids, err := s.store.Wakeups(ctx, s.node, limit)
+		if err != nil {
+			s.log.Warn("push: reading wake-ups failed; will retry", "err", err)
+			return
+		}
+		seen := make(map[string]bool, len(uaids))
+		for _, u := range uaids {
+			if seen[u] {
+				continue
+			}
+			seen[u] = true
+			if c := s.local(u); c != nil {
+				go c.checkStorage()
+			}
+		}
+		if len(uaids) < limit {
+			return
+		}
+	}
+}
+
+func (s *Service) purge(ctx context.Context) {
+	const limit = 1000
+	now := s.cfg.Now()
+	var total int64
+	for ctx.Err() == nil {
+		n, err := s.store.PurgeExpired(ctx, now.UnixMilli(), now.Add(-s.cfg.StaleWakeups).UnixMilli(), limit)
+		total += n
+		if err != nil {
+			s.log.Warn("push: purging expired messages failed; will retry", "err", err)
+			break
+		}
+		if n < limit {
+			break
+		}
+	}
+	if total > 0 {
+		s.obs.Message("expired", int(total))
+	}
+}
+
+// pingIdle sends a WebSocket Ping to every connection silent for a
+// PingInterval; one not answering within PongTimeout is dropped.
+func (s *Service) pingIdle() {
+	s.mu.Lock()
+	idle := make([]*conn, 0, len(s.conns))
+	cutoff := s.cfg.Now().Add(-s.cfg.PingInterval).UnixNano()
+	for _, c := range s.conns {
+		if c.lastSeen.Load() < cutoff {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	// Bounded concurrency: each ping waits up to PongTimeout.
+	sem := make(chan struct{}, 64)
+	for _, c := range idle {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			c.ping()
+		}()
+	}
+}
+
+// Close ends every connection (Firefox reconnects, to another process
+// behind the load balancer if this one is going away) and refuses new ones.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.done = true
+	all := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.close(closeGoingAway, "server shutting down")
+		}()
+	}
+	wg.Wait()
+}

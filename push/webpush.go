@@ -1,0 +1,209 @@
+package push
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/weave-sync/weave/push/vapid"
+)
+
+// WebPushHandler serves the Web Push endpoints (RFC 8030) application
+// servers send to: POST /wpush/v1/{token} and /wpush/v2/{token} (v2:
+// restricted to one VAPID key, RFC 8292), and DELETE /m/{id} to cancel a
+// stored message. Mount it at the public URL's path (prefix stripped).
+func (s *Service) WebPushHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /wpush/{version}/{token}", s.servePush)
+	mux.HandleFunc("DELETE /m/{id}", s.serveCancel)
+	return mux
+}
+
+// PathPrefixes are the paths WebPushHandler serves, for a route table.
+var PathPrefixes = []string{"/wpush/", "/m/"}
+
+func writeError(w http.ResponseWriter, e *HTTPError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	switch e.Code {
+	case http.StatusGone:
+		// The subscription is gone for good; senders may cache that.
+		h.Set("Cache-Control", "max-age=86400")
+	case http.StatusServiceUnavailable:
+		h.Set("Retry-After", "120")
+	}
+	w.WriteHeader(e.Code)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+func vapidError(err error) *HTTPError {
+	var ve *vapid.Error
+	if errors.As(err, &ve) {
+		return &HTTPError{Code: ve.Status, Errno: ve.Errno, Message: ve.Message}
+	}
+	return &HTTPError{Code: http.StatusUnauthorized, Errno: ErrnoUnauthorized, Message: "Invalid VAPID authorization"}
+}
+
+var errUnavailable = &HTTPError{Code: http.StatusServiceUnavailable, Errno: ErrnoUnavailable, Message: "Storage temporarily unavailable; try again later"}
+
+// servePush accepts one push message. The checks run in autopush's order,
+// so a sender gets the error autopush would give: endpoint token (404),
+// VAPID form and key binding (401), subscription (410), VAPID token (401),
+// body size (413), headers (400).
+func (s *Service) servePush(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.codec.Parse(r.PathValue("version"), r.PathValue("token"))
+	if err != nil {
+		writeError(w, &HTTPError{Code: http.StatusNotFound, Errno: ErrnoInvalidToken, Message: "Invalid endpoint"})
+		return
+	}
+	var auth *vapid.Header
+	if a := r.Header.Get("Authorization"); a != "" || sub.Restricted() {
+		if a == "" {
+			writeError(w, vapidError(vapid.ErrMissingToken))
+			return
+		}
+		h, err := vapid.ParseAuthorization(a, r.Header.Get("Crypto-Key"))
+		if err != nil {
+			writeError(w, vapidError(err))
+			return
+		}
+		if sub.Restricted() {
+			if kh := vapid.KeyHash(h.Key); subtle.ConstantTimeCompare(kh[:], sub.KeyHash) != 1 {
+				writeError(w, vapidError(vapid.ErrKeyMismatch))
+				return
+			}
+		}
+		auth = &h
+	}
+	user, err := s.store.Route(r.Context(), sub.UAID, sub.ChannelID)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		writeError(w, &HTTPError{Code: http.StatusGone, Errno: ErrnoNoUser, Message: "No such subscription"})
+		return
+	case errors.Is(err, ErrUnknownChannel):
+		writeError(w, &HTTPError{Code: http.StatusGone, Errno: ErrnoNoSubscription, Message: "No such subscription"})
+		return
+	case err != nil:
+		s.log.Warn("push: looking up a subscription failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	if auth != nil {
+		if _, err := s.verifier.Verify(*auth); err != nil {
+			writeError(w, vapidError(err))
+			return
+		}
+	}
+	tooLarge := &HTTPError{Code: http.StatusRequestEntityTooLarge, Errno: ErrnoTooLarge,
+		Message: "Message too large: at most " + strconv.Itoa(MaxBodySize) + " bytes"}
+	if r.ContentLength > MaxBodySize {
+		writeError(w, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodySize+1))
+	if err != nil {
+		writeError(w, &HTTPError{Code: http.StatusBadRequest, Errno: ErrnoInvalidEncryption, Message: "Could not read the body"})
+		return
+	}
+	if len(body) > MaxBodySize {
+		writeError(w, tooLarge)
+		return
+	}
+	ph, herr := ParsePushHeaders(r.Header, len(body) > 0)
+	if herr != nil {
+		writeError(w, herr)
+		return
+	}
+	now := s.stamp()
+	m := Message{
+		ID:        randomHex(16),
+		UAID:      sub.UAID,
+		ChannelID: sub.ChannelID,
+		Topic:     ph.Topic,
+		Headers:   ph.Crypto,
+		Created:   now,
+		Expires:   now + ph.TTL*1000,
+	}
+	if len(body) > 0 {
+		m.Data = base64.RawURLEncoding.EncodeToString(body)
+	}
+	if err := s.route(r.Context(), m, user); err != nil {
+		s.log.Warn("push: storing a message failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	w.Header().Set("Location", s.base+"/m/"+m.ID)
+	w.Header().Set("TTL", strconv.FormatInt(ph.TTL, 10))
+	w.WriteHeader(http.StatusCreated)
+}
+
+// stamp is the time of a new message: the clock, but strictly increasing
+// within this process, so messages posted in one millisecond are still
+// delivered in the order they came.
+func (s *Service) stamp() int64 {
+	now := s.now()
+	for {
+		last := s.lastStamp.Load()
+		next := max(now, last+1)
+		if s.lastStamp.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+// route stores and/or delivers m (see the package comment of service.go).
+func (s *Service) route(ctx context.Context, m Message, user User) error {
+	c := s.local(m.UAID)
+	if m.Expires == m.Created { // TTL 0: now or never
+		switch {
+		case c != nil:
+			if c.deliver(m, false) {
+				s.obs.Message("direct", 1)
+				return nil
+			}
+		case user.Node != "" && user.Node != s.node:
+			m.Expires = m.Created + s.cfg.RouteGrace.Milliseconds()
+			if err := s.store.Save(ctx, m, user.Node); err != nil {
+				return err
+			}
+			s.obs.Message("stored", 1)
+			return nil
+		}
+		// Answered 201 all the same, as autopush does.
+		s.obs.Message("dropped", 1)
+		return nil
+	}
+	wake := ""
+	if c == nil && user.Node != "" && user.Node != s.node {
+		wake = user.Node
+	}
+	if err := s.store.Save(ctx, m, wake); err != nil {
+		return err
+	}
+	s.obs.Message("stored", 1)
+	if c != nil {
+		c.deliver(m, true)
+	}
+	return nil
+}
+
+// serveCancel deletes a stored message (its Location), as autopush's
+// DELETE /m/{message_id} does: 204 whether it was still there or not.
+func (s *Service) serveCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) != 32 || !IsUAID(id) { // same form: 32 lower-case hex digits
+		writeError(w, &HTTPError{Code: http.StatusNotFound, Errno: ErrnoInvalidToken, Message: "Invalid message ID"})
+		return
+	}
+	if _, err := s.store.Cancel(r.Context(), id); err != nil {
+		s.log.Warn("push: cancelling a message failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
