@@ -1,6 +1,7 @@
 package weave
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -59,3 +60,94 @@ func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
 // ErrInvalidOffset: a pagination offset that this store did not issue, or
 // one inconsistent with the query's newer/older bounds.
 var ErrInvalidOffset = errors.New("weave: invalid offset")
+
+// ErrorKind is what a layer needs to know about an error to react to it:
+// http and the 1.1 front end turn kinds into statuses, sqlstore leaves
+// errors that already have a kind alone, the cache decorator knows which
+// failed writes changed nothing. ErrorKindOf is the one place that knows
+// which error belongs to which kind; callers that need an error's details
+// (a precondition's timestamp, a retry hint) still read them with errors.As.
+type ErrorKind uint8
+
+const (
+	// KindNone: no error.
+	KindNone ErrorKind = iota
+	// KindInternal: not one of weave's errors; a bug or a failure nobody
+	// classified. Logged, and answered as a server failure.
+	KindInternal
+	// KindNotFound: ErrNotFound.
+	KindNotFound
+	// KindInvalid: the request names something the store never issued or
+	// no longer holds (ErrBatchNotFound, ErrInvalidOffset) or is malformed
+	// (ErrBadTimestamp). Nothing was written.
+	KindInvalid
+	// KindPrecondition: a *PreconditionFailedError. Nothing was written.
+	KindPrecondition
+	// KindOverQuota: ErrOverQuota (an *OverQuotaError from a store).
+	// Nothing was written.
+	KindOverQuota
+	// KindConflict: ErrConflict. Nothing was written; retry later.
+	KindConflict
+	// KindStorageFull: ErrStorageFull, an unavailability that refuses
+	// writes until the database has room again.
+	KindStorageFull
+	// KindUnavailable: ErrUnavailable (an *UnavailableError may carry a
+	// retry hint), ErrNoNode, ErrSchemaTooNew, or a context deadline that
+	// passed: the service cannot answer now.
+	KindUnavailable
+	// KindCanceled: the caller went away (context.Canceled).
+	KindCanceled
+	// KindUserMoved: ErrUserMoved; the client must fetch a new token.
+	KindUserMoved
+	// KindExists: ErrNodeExists, ErrLegacyUserExists.
+	KindExists
+)
+
+var kindNames = [...]string{
+	KindNone: "none", KindInternal: "internal", KindNotFound: "not found",
+	KindInvalid: "invalid", KindPrecondition: "precondition failed",
+	KindOverQuota: "over quota", KindConflict: "conflict",
+	KindStorageFull: "storage full", KindUnavailable: "unavailable",
+	KindCanceled: "canceled", KindUserMoved: "user moved", KindExists: "exists",
+}
+
+func (k ErrorKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("ErrorKind(%d)", int(k))
+}
+
+// ErrorKindOf classifies any error, looking through wrapping. An error that
+// matches several kinds takes the first of this order: user moved,
+// precondition, not found, invalid, over quota, conflict, storage full,
+// unavailable, canceled, exists.
+func ErrorKindOf(err error) ErrorKind {
+	var pf *PreconditionFailedError
+	switch {
+	case err == nil:
+		return KindNone
+	case errors.Is(err, ErrUserMoved):
+		return KindUserMoved
+	case errors.As(err, &pf):
+		return KindPrecondition
+	case errors.Is(err, ErrNotFound):
+		return KindNotFound
+	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrInvalidOffset), errors.Is(err, ErrBadTimestamp):
+		return KindInvalid
+	case errors.Is(err, ErrOverQuota):
+		return KindOverQuota
+	case errors.Is(err, ErrConflict):
+		return KindConflict
+	case errors.Is(err, ErrStorageFull):
+		return KindStorageFull
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNoNode), errors.Is(err, ErrSchemaTooNew),
+		errors.Is(err, context.DeadlineExceeded):
+		return KindUnavailable
+	case errors.Is(err, context.Canceled):
+		return KindCanceled
+	case errors.Is(err, ErrNodeExists), errors.Is(err, ErrLegacyUserExists):
+		return KindExists
+	}
+	return KindInternal
+}

@@ -334,7 +334,11 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 }
 
 func isUnavailable(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, weave.ErrUnavailable) || errors.Is(err, weave.ErrConflict)
+	switch weave.ErrorKindOf(err) {
+	case weave.KindUnavailable, weave.KindStorageFull, weave.KindConflict:
+		return true
+	}
+	return false
 }
 
 // formRoutes also take application/x-www-form-urlencoded bodies (OAuth's

@@ -80,8 +80,6 @@ const (
 func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 	var ae *apiError
 	var be *bodyError
-	var pf *weave.PreconditionFailedError
-	var ue *weave.UnavailableError
 	var mb *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
@@ -90,31 +88,36 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 		return &apiError{status: http.StatusBadRequest, code: be.code, reason: be.reason}, false
 	case errors.As(err, &mb):
 		return errTooLarge, false
-	case errors.As(err, &pf):
+	}
+	switch weave.ErrorKindOf(err) {
+	case weave.KindPrecondition:
+		var pf *weave.PreconditionFailedError
+		errors.As(err, &pf)
 		m := pf.Modified
 		return &apiError{status: http.StatusPreconditionFailed, reason: "precondition failed", lastModified: &m}, false
-	case errors.Is(err, weave.ErrNotFound):
+	case weave.KindNotFound:
 		return &apiError{status: http.StatusNotFound, reason: "not found"}, false
-	case errors.Is(err, weave.ErrBatchNotFound):
-		return badRequest(codeUnknown, "unknown or expired batch"), false
-	case errors.Is(err, weave.ErrInvalidOffset):
-		return badRequest(codeUnknown, "invalid offset"), false
-	case errors.Is(err, weave.ErrOverQuota):
+	case weave.KindInvalid:
+		// An unknown or expired batch, an offset this store did not issue.
+		return badRequest(codeUnknown, "%v", err), false
+	case weave.KindOverQuota:
 		// Firefox recognises over-quota only as 400 with body 14 (§13, §18 #2).
 		return &apiError{status: http.StatusBadRequest, code: codeOverQuota, reason: "over quota"}, false
-	case errors.Is(err, weave.ErrConflict):
+	case weave.KindConflict:
 		return &apiError{status: http.StatusServiceUnavailable, reason: "write conflict", retryAfter: conflictRetryAfter}, false
-	case errors.Is(err, weave.ErrStorageFull):
+	case weave.KindStorageFull:
 		return &apiError{status: http.StatusServiceUnavailable, reason: "storage full", retryAfter: s.retryAfter}, false
-	case errors.As(err, &ue):
-		ra := ue.RetryAfter
-		if ra <= 0 {
-			ra = s.retryAfter
+	case weave.KindUnavailable:
+		var ue *weave.UnavailableError
+		if errors.As(err, &ue) {
+			ra := ue.RetryAfter
+			if ra <= 0 {
+				ra = s.retryAfter
+			}
+			return &apiError{status: http.StatusServiceUnavailable, reason: "unavailable: " + ue.Reason, retryAfter: ra}, false
 		}
-		return &apiError{status: http.StatusServiceUnavailable, reason: "unavailable: " + ue.Reason, retryAfter: ra}, false
-	case errors.Is(err, weave.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{status: http.StatusServiceUnavailable, reason: "storage unavailable", retryAfter: s.retryAfter}, false
-	case errors.Is(err, context.Canceled):
+	case weave.KindCanceled:
 		// The client went away; nobody reads this response.
 		return &apiError{status: http.StatusServiceUnavailable, reason: "request canceled", retryAfter: s.retryAfter}, false
 	}
@@ -127,19 +130,20 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 func (s *Server) writeError(rq *request, err error) {
 	e, unexpected := s.toAPIError(err)
 	w := &rq.w
+	kind := weave.ErrorKindOf(err)
 	switch {
 	case e.status == http.StatusPreconditionFailed:
 		s.obs.Conflict(http.StatusPreconditionFailed)
-	case errors.Is(err, weave.ErrConflict):
+	case kind == weave.KindConflict:
 		s.obs.Conflict(e.status)
 	}
 	if unexpected {
 		s.log.LogAttrs(rq.r.Context(), levelError, "unexpected error", attrMethod(rq.r), attrPath(rq.r), attrErr(err))
 	}
-	if errors.Is(err, weave.ErrStorageFull) {
+	if kind == weave.KindStorageFull {
 		s.logStorageFull(rq, err)
 	}
-	if errors.Is(err, weave.ErrOverQuota) && e.quotaRemaining == nil && s.limits.QuotaBytes > 0 && rq.uid > 0 {
+	if kind == weave.KindOverQuota && e.quotaRemaining == nil && s.limits.QuotaBytes > 0 && rq.uid > 0 {
 		// The store refused the write; report how much room is left.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.r.Context()), time.Second)
 		if used, uerr := s.store.Usage(ctx, rq.uid); uerr == nil {

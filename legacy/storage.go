@@ -223,16 +223,15 @@ func (c *call) okJSON(v any, records int) {
 
 // fail maps a store error to the 2011 answers.
 func (c *call) fail(err error) {
-	var pre *weave.PreconditionFailedError
-	switch {
-	case errors.Is(err, weave.ErrUserMoved):
+	switch weave.ErrorKindOf(err) {
+	case weave.KindUserMoved:
 		c.h.s.cfg.Observer.AuthFailed("moved")
 		writeStatus(c.w, http.StatusUnauthorized)
-	case errors.Is(err, weave.ErrOverQuota):
+	case weave.KindOverQuota:
 		writeCode(c.w, codeOverQuota)
-	case errors.As(err, &pre):
+	case weave.KindPrecondition:
 		writeText(c.w, http.StatusPreconditionFailed, http.StatusText(http.StatusPreconditionFailed))
-	case errors.Is(err, weave.ErrNotFound):
+	case weave.KindNotFound:
 		writeStatus(c.w, http.StatusNotFound)
 	default:
 		c.h.s.writeStoreError(c.w, err)

@@ -67,18 +67,19 @@ func writeStatus(w http.ResponseWriter, status int) {
 
 func (s *Service) writeStoreError(w http.ResponseWriter, err error) {
 	var ue *weave.UnavailableError
-	switch {
-	case errors.As(err, &ue):
-		ra := ue.RetryAfter
-		if ra <= 0 {
-			ra = defaultRetryAfter
+	switch weave.ErrorKindOf(err) {
+	case weave.KindUnavailable, weave.KindStorageFull, weave.KindConflict:
+		ra := conflictRetryAfter
+		if errors.As(err, &ue) {
+			// A hint such as a user locked for a move, or a node down.
+			ra = ue.RetryAfter
+			if ra <= 0 {
+				ra = defaultRetryAfter
+			}
 		}
 		w.Header().Set("Retry-After", seconds(ra))
 		writeStatus(w, http.StatusServiceUnavailable)
-	case errors.Is(err, weave.ErrUnavailable), errors.Is(err, weave.ErrConflict), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", seconds(conflictRetryAfter))
-		writeStatus(w, http.StatusServiceUnavailable)
-	case errors.Is(err, context.Canceled):
+	case weave.KindCanceled:
 		writeStatus(w, http.StatusServiceUnavailable)
 	default:
 		s.cfg.Logger.Error("1.1 request failed", "err", err)

@@ -430,9 +430,11 @@ func (s *Store) end(uid int64, ms marks, eff effect) {
 // that the write changed nothing. Any other error may follow a commit
 // (a lost connection, a deadline during COMMIT), so it counts as a write.
 func nothingWritten(err error) bool {
-	var pf *weave.PreconditionFailedError
-	return errors.As(err, &pf) || errors.Is(err, weave.ErrNotFound) || errors.Is(err, weave.ErrBatchNotFound) ||
-		errors.Is(err, weave.ErrOverQuota) || errors.Is(err, weave.ErrConflict) || errors.Is(err, weave.ErrInvalidOffset)
+	switch weave.ErrorKindOf(err) {
+	case weave.KindPrecondition, weave.KindNotFound, weave.KindInvalid, weave.KindOverQuota, weave.KindConflict:
+		return true
+	}
+	return false
 }
 
 // write runs a write of coll ("" for the whole storage) in the inner store

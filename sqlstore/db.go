@@ -185,31 +185,23 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	return tx.Commit()
 }
 
-// Classify maps a database error to weave's error kinds, keeping domain
-// errors (already weave's) as they are.
+// Classify maps a database error to weave's error kinds, keeping errors
+// that already have one (weave.ErrorKindOf) as they are; a deadline that
+// passed becomes a weave.ErrUnavailable.
 func (db *DB) Classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case isDomainError(err):
+	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, weave.ErrUnavailable):
+		return fmt.Errorf("%w: %v", weave.ErrUnavailable, err)
+	case weave.ErrorKindOf(err) != weave.KindInternal:
 		return err
 	case db.Dialect.Retryable(err):
 		return fmt.Errorf("%w: %v", weave.ErrConflict, err)
 	case db.Dialect.StorageFull(err), errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("%w: %v", weave.ErrStorageFull, err)
-	case errors.Is(err, context.DeadlineExceeded), db.Dialect.Unavailable(err),
-		errors.Is(err, sql.ErrConnDone), errors.Is(err, driverBadConn):
+	case db.Dialect.Unavailable(err), errors.Is(err, sql.ErrConnDone), errors.Is(err, driverBadConn):
 		return fmt.Errorf("%w: %v", weave.ErrUnavailable, err)
 	}
 	return err
-}
-
-func isDomainError(err error) bool {
-	var pre *weave.PreconditionFailedError
-	var un *weave.UnavailableError
-	return errors.As(err, &pre) || errors.As(err, &un) ||
-		errors.Is(err, weave.ErrNotFound) || errors.Is(err, weave.ErrBatchNotFound) ||
-		errors.Is(err, weave.ErrOverQuota) || errors.Is(err, weave.ErrConflict) ||
-		errors.Is(err, weave.ErrUnavailable) || errors.Is(err, weave.ErrInvalidOffset) ||
-		errors.Is(err, weave.ErrSchemaTooNew) || errors.Is(err, context.Canceled)
 }
