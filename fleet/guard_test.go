@@ -65,8 +65,8 @@ func TestWatcherOnMoveChange(t *testing.T) {
 	watcher.Watch(n.URL, w.shards[n.ID])
 	var heard []int64
 	watcher.OnMoveChange = func(nodeURL string, u int64) {
-		if nodeURL != fleet.NormalizeURL(n.URL) {
-			t.Errorf("change reported for %q, want %q", nodeURL, fleet.NormalizeURL(n.URL))
+		if nodeURL != weave.NodeURLKey(n.URL) {
+			t.Errorf("change reported for %q, want %q", nodeURL, weave.NodeURLKey(n.URL))
 		}
 		heard = append(heard, u)
 	}

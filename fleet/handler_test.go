@@ -49,15 +49,3 @@ func TestRouter(t *testing.T) {
 		}
 	}
 }
-
-func TestNormalizeURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"HTTP://Example.COM:80/":     "http://example.com",
-		"https://a.example:443/sync": "https://a.example/sync",
-		"https://a.example:8443/":    "https://a.example:8443",
-	} {
-		if got := fleet.NormalizeURL(in); got != want {
-			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

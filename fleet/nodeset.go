@@ -110,7 +110,7 @@ func NewNodeSet(cfg NodeSetConfig) *NodeSet {
 func (s *NodeSet) node(url string) *Node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.nodes[NormalizeURL(url)]
+	return s.nodes[weave.NodeURLKey(url)]
 }
 
 // Node returns the served node at url, or nil.
@@ -183,7 +183,7 @@ func (s *NodeSet) build(ctx context.Context, url string, shard Shard, own bool) 
 		closeStore()
 		return nil, context.Canceled
 	}
-	s.nodes[NormalizeURL(url)] = n
+	s.nodes[weave.NodeURLKey(url)] = n
 	s.closers = append(s.closers, closeStore)
 	s.mu.Unlock()
 	s.cfg.Watcher.Watch(url, shard)

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +70,7 @@ func (w *Watcher) Watch(nodeURL string, m weave.UserMover) {
 	sm := &shardMarks{mover: m}
 	empty := map[int64]weave.MoveState{}
 	sm.marks.Store(&empty)
-	w.shards[NormalizeURL(nodeURL)] = sm
+	w.shards[weave.NodeURLKey(nodeURL)] = sm
 }
 
 // Refresh re-reads everything once.
@@ -82,7 +81,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	}
 	m := make(map[string]weave.Node, len(ns))
 	for _, n := range ns {
-		m[NormalizeURL(n.URL)] = n
+		m[weave.NodeURLKey(n.URL)] = n
 	}
 	w.nodes.Store(&m)
 	w.mu.Lock()
@@ -139,7 +138,7 @@ func (w *Watcher) Run(ctx context.Context) {
 
 // Node returns the last known state of the node at url.
 func (w *Watcher) Node(url string) (weave.Node, bool) {
-	n, ok := (*w.nodes.Load())[NormalizeURL(url)]
+	n, ok := (*w.nodes.Load())[weave.NodeURLKey(url)]
 	return n, ok
 }
 
@@ -155,7 +154,7 @@ func (w *Watcher) Nodes() []weave.Node {
 
 // MoveState returns the last known move mark of uid on the node at url.
 func (w *Watcher) MoveState(url string, uid int64) weave.MoveState {
-	return w.moveState(NormalizeURL(url), uid)
+	return w.moveState(weave.NodeURLKey(url), uid)
 }
 
 func (w *Watcher) moveState(key string, uid int64) weave.MoveState {
@@ -178,7 +177,7 @@ type NodeStatus struct {
 
 // Status returns the status of the node at nodeURL.
 func (w *Watcher) Status(nodeURL string) NodeStatus {
-	return NodeStatus{w: w, url: NormalizeURL(nodeURL)}
+	return NodeStatus{w: w, url: weave.NodeURLKey(nodeURL)}
 }
 
 // State returns the Retry-After of a down node and the X-Weave-Backoff of a
@@ -202,27 +201,4 @@ func (s NodeStatus) State() (down, backoff time.Duration) {
 // Moved reports whether uid is marked moved off the node.
 func (s NodeStatus) Moved(uid int64) bool {
 	return s.w.moveState(s.url, uid) == weave.MoveMoved
-}
-
-// NormalizeURL lowercases scheme and host and drops a trailing slash, so
-// that node URLs compare as the token server writes them.
-func NormalizeURL(u string) string {
-	u = strings.TrimRight(u, "/")
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	host, path, _ := strings.Cut(rest, "/")
-	if path != "" {
-		path = "/" + path
-	}
-	host = strings.ToLower(host)
-	scheme = strings.ToLower(scheme)
-	switch {
-	case scheme == "http" && strings.HasSuffix(host, ":80"):
-		host = strings.TrimSuffix(host, ":80")
-	case scheme == "https" && strings.HasSuffix(host, ":443"):
-		host = strings.TrimSuffix(host, ":443")
-	}
-	return scheme + "://" + host + path
 }

@@ -8,10 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/hawk"
 	"github.com/weave-sync/weave/tokenlib"
 )
@@ -111,7 +111,7 @@ type origin struct {
 // public URL if any; else the forwarding headers of a trusted proxy; else
 // the request's own Host and TLS state.
 func (s *Server) origin(r *http.Request) origin {
-	if s.public != nil {
+	if s.public {
 		return s.publicOrigin
 	}
 	scheme := "http"
@@ -140,7 +140,7 @@ func (s *Server) origin(r *http.Request) origin {
 		// the failure says what was received.
 		return origin{host: hostport, port: portOr("", scheme), base: scheme + "://" + hostport}
 	}
-	return origin{host: host, port: port, base: joinBase(scheme, host, port, "")}
+	return origin{host: host, port: port, base: weave.NodeURL{Scheme: scheme, Host: host, Port: port}.String()}
 }
 
 // hasPort reports whether a Host value carries an explicit port.
@@ -203,29 +203,4 @@ func portOr(port, scheme string) string {
 		return "443"
 	}
 	return "80"
-}
-
-// joinBase renders scheme://host[:port]prefix with the default port left
-// out, the canonical form node URLs are compared in.
-func joinBase(scheme, host, port, prefix string) string {
-	if strings.IndexByte(host, ':') >= 0 {
-		host = "[" + host + "]"
-	}
-	b := scheme + "://" + host
-	if !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
-		b += ":" + port
-	}
-	return b + prefix
-}
-
-// normalizeNode canonicalises a node URL for comparison: lowercase scheme
-// and host, default port dropped, no trailing slash. Unparseable input is
-// returned as is (it will not match).
-func normalizeNode(node string) string {
-	u, err := url.Parse(node)
-	if err != nil || u.Host == "" {
-		return node
-	}
-	scheme := strings.ToLower(u.Scheme)
-	return joinBase(scheme, strings.ToLower(u.Hostname()), portOr(u.Port(), scheme), strings.TrimRight(u.EscapedPath(), "/"))
 }

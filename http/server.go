@@ -154,9 +154,9 @@ type HawkConfig struct {
 type Server struct {
 	store  weave.Store
 	limits weave.Limits
-	public *url.URL // nil when PublicURL is unset
-	prefix string   // PublicURL's path without trailing slash, "" for none
-	node   string   // normalised PublicURL
+	public bool   // PublicURL is set
+	prefix string // PublicURL's path without trailing slash, "" for none
+	node   string // PublicURL in weave.NodeURLKey form
 	// publicOrigin is what Hawk and the node check use when PublicURL is set.
 	publicOrigin origin
 	secrets      []string
@@ -244,14 +244,14 @@ func New(cfg Config) (*Server, error) {
 		s.hbTimeout = 2 * time.Second
 	}
 	if cfg.PublicURL != "" {
-		u, err := url.Parse(cfg.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		u, err := weave.ParseNodeURL(cfg.PublicURL)
+		if err != nil {
 			return nil, fmt.Errorf("http: PublicURL %q must be an http(s) URL without query, e.g. https://sync.example.com/prefix", cfg.PublicURL)
 		}
-		s.public = u
-		s.prefix = strings.TrimRight(u.EscapedPath(), "/")
-		s.node = normalizeNode(cfg.PublicURL)
-		host, port, err := hawk.SplitHostPort(u.Host, u.Scheme)
+		s.public = true
+		s.prefix = u.Prefix
+		s.node = u.String()
+		host, port, err := hawk.SplitHostPort(u.HostPort(), u.Scheme)
 		if err != nil {
 			return nil, fmt.Errorf("http: PublicURL %q: %v", cfg.PublicURL, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/tokenlib"
 )
 
@@ -22,7 +23,7 @@ type tokenCache struct {
 
 type cachedToken struct {
 	payload tokenlib.Payload
-	node    string // normalizeNode(payload.Node)
+	node    string // weave.NodeURLKey(payload.Node)
 	key     string
 }
 
@@ -48,7 +49,7 @@ func (c *tokenCache) parse(secrets []string, id string, now time.Time) (tokenlib
 		if err != nil && !errors.Is(err, tokenlib.ErrExpired) {
 			return p, "", key, err
 		}
-		t = cachedToken{payload: p, node: normalizeNode(p.Node), key: key}
+		t = cachedToken{payload: p, node: weave.NodeURLKey(p.Node), key: key}
 		c.mu.Lock()
 		if len(c.cur) >= c.limit {
 			c.old, c.cur = c.cur, make(map[string]cachedToken, c.limit)

@@ -137,7 +137,7 @@ func (a *Admin) resetPassword(ctx context.Context, n string) error {
 			return err
 		}
 		q := url.Values{"username": {n}, "key": {key}}
-		fmt.Fprintf(a.Out, "%s/weave-password-reset?%s\n(valid for %s, once)\n", strings.TrimRight(a.PublicURL, "/"), q.Encode(), a.LinkTTL)
+		fmt.Fprintf(a.Out, "%s/weave-password-reset?%s\n(valid for %s, once)\n", weave.CleanNodeURL(a.PublicURL), q.Encode(), a.LinkTTL)
 		return nil
 	}
 	pw, err := a.Password()

@@ -56,7 +56,7 @@ type nodeHandler struct {
 // /1/USER/… followed by info or storage — go to next, so the token
 // server's /1.0/sync/1.5 is never taken.
 func (s *Service) Storage(nodeURL string, store weave.Store, status NodeStatus, next http.Handler) http.Handler {
-	return &nodeHandler{s: s, nodeURL: fleet.NormalizeURL(nodeURL), prefix: pathOf(nodeURL), store: store, status: status, next: next}
+	return &nodeHandler{s: s, nodeURL: weave.NodeURLKey(nodeURL), prefix: pathOf(nodeURL), store: store, status: status, next: next}
 }
 
 // route is a parsed 1.1 storage path.
@@ -180,7 +180,7 @@ func (h *nodeHandler) authenticate(w http.ResponseWriter, r *http.Request, pathU
 		s.writeStoreError(w, err)
 		return 0, false
 	}
-	if err != nil || tu.ReplacedAt != 0 || tu.Node == nil || fleet.NormalizeURL(tu.Node.URL) != h.nodeURL {
+	if err != nil || tu.ReplacedAt != 0 || tu.Node == nil || weave.NodeURLKey(tu.Node.URL) != h.nodeURL {
 		return fail("node")
 	}
 	if h.status != nil && h.status.MoveState(h.nodeURL, tu.UID) == weave.MoveMoved {

@@ -645,10 +645,6 @@ func (t *TokenDB) DeleteUser(ctx context.Context, uid int64) error {
 	return nil
 }
 
-// normalizeNodeURL drops trailing slashes, so that "<URL>/1.5/<uid>" and
-// the token's node compare equal however the operator typed the URL.
-func normalizeNodeURL(u string) string { return strings.TrimRight(strings.TrimSpace(u), "/") }
-
 // AddNode implements weave.TokenDB.
 func (t *TokenDB) AddNode(ctx context.Context, n weave.Node) (weave.Node, error) {
 	return t.addNode(ctx, n, false)
@@ -660,7 +656,7 @@ func (t *TokenDB) EnsureNode(ctx context.Context, n weave.Node) (weave.Node, err
 }
 
 func (t *TokenDB) addNode(ctx context.Context, n weave.Node, existingOK bool) (weave.Node, error) {
-	n.URL = normalizeNodeURL(n.URL)
+	n.URL = weave.CleanNodeURL(n.URL)
 	if n.URL == "" {
 		return weave.Node{}, errors.New("token db: add node: empty URL")
 	}
@@ -719,7 +715,7 @@ func (t *TokenDB) NodeByURL(ctx context.Context, url string) (weave.Node, error)
 	if err != nil {
 		return weave.Node{}, err
 	}
-	return t.readNode(ctx, `n.service = ? AND n.node = ?`, svc, normalizeNodeURL(url))
+	return t.readNode(ctx, `n.service = ? AND n.node = ?`, svc, weave.CleanNodeURL(url))
 }
 
 // NodeByID implements weave.TokenDB.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/sqlstore"
 
@@ -55,7 +54,7 @@ func (f *cacheFlags) open(nodeURL string, inner weave.Store, obs memcache.Observ
 // has not yet seen a move could otherwise fill the new node's keys from the
 // old node's data.
 func cachePrefix(nodeURL string) string {
-	sum := sha256.Sum256([]byte(fleet.NormalizeURL(nodeURL)))
+	sum := sha256.Sum256([]byte(weave.NodeURLKey(nodeURL)))
 	return memcache.DefaultPrefix + base64.RawURLEncoding.EncodeToString(sum[:9]) + ":"
 }
 

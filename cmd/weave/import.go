@@ -252,7 +252,7 @@ func (f *importFlags) openDestination(ctx context.Context) (*sqlstore.TokenDB, w
 	if err != nil {
 		return nil, weave.Node{}, nil, err
 	}
-	node, err := tokens.NodeByURL(ctx, strings.TrimRight(f.toNode, "/"))
+	node, err := tokens.NodeByURL(ctx, weave.CleanNodeURL(f.toNode))
 	if err != nil {
 		tokens.Close()
 		return nil, weave.Node{}, nil, fmt.Errorf("node %s: %w (add it with `weave node add`)", f.toNode, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -55,7 +54,7 @@ func (a *app) nodeCommand() *cli.Command {
 			if len(args) != 2 {
 				return errors.New("usage: weave node add URL --database-url DSN [--capacity N]")
 			}
-			nodeURL := strings.TrimRight(args[1], "/")
+			nodeURL := weave.CleanNodeURL(args[1])
 			if u, err := url.Parse(nodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return fmt.Errorf("node URL %q: want http(s)://HOST[:PORT][/PREFIX]", args[1])
 			}
@@ -91,7 +90,7 @@ func (a *app) nodeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			n, err := tokens.NodeByURL(ctx, strings.TrimRight(args[1], "/"))
+			n, err := tokens.NodeByURL(ctx, weave.CleanNodeURL(args[1]))
 			if err != nil {
 				return fmt.Errorf("node %s: %w", args[1], err)
 			}
@@ -113,7 +112,7 @@ func (a *app) nodeCommand() *cli.Command {
 			}
 			m := f.migrator(tokens)
 			defer m.Close()
-			p, err := m.Drain(ctx, strings.TrimRight(args[1], "/"), fleet.DrainOptions{
+			p, err := m.Drain(ctx, weave.CleanNodeURL(args[1]), fleet.DrainOptions{
 				To:       cli.List(f.to),
 				Parallel: f.parallel,
 				Progress: func(p fleet.DrainProgress) { fmt.Fprint(a.stderr, p.Line()) },

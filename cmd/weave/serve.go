@@ -157,7 +157,7 @@ func (a *app) serve(f *serveFlags) error {
 			return err
 		}
 	}
-	f.publicURL = strings.TrimRight(f.publicURL, "/")
+	f.publicURL = weave.CleanNodeURL(f.publicURL)
 	if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--public-url %q: want an http(s) URL such as https://sync.example.com", f.publicURL)
 	} else if f.tls.On() && u.Scheme != "https" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -53,7 +52,7 @@ func (a *app) userCommand() *cli.Command {
 			}
 			m := f.migrator(tokens)
 			defer m.Close()
-			res, err := m.MigrateUser(ctx, uid, strings.TrimRight(f.to, "/"))
+			res, err := m.MigrateUser(ctx, uid, weave.CleanNodeURL(f.to))
 			if err != nil {
 				return fmt.Errorf("%w (run the same command again to finish the move)", err)
 			}
