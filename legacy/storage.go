@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
@@ -356,8 +357,10 @@ type filter struct {
 	limit, offset          int
 	sort                   weave.Sort
 	full                   bool
-	none                   bool // parentid/predecessorid: weave keeps neither, so nothing matches
-	any                    bool // some filter was given
+	// parentid/predecessorid (deprecated) select on equality.
+	parentID, predecessorID *string
+	none                    bool // a value no record can hold: nothing matches
+	any                     bool // some filter was given
 }
 
 func parseFilter(q url.Values) (filter, error) {
@@ -428,7 +431,16 @@ func parseFilter(q url.Values) (filter, error) {
 			f.full = true
 		case "parentid", "predecessorid":
 			f.any = true
-			f.none = true
+			if !storableID(v) {
+				// Not an id any record can have (and one a database
+				// might refuse as a parameter).
+				f.none = true
+			}
+			if k == "parentid" {
+				f.parentID = &v
+			} else {
+				f.predecessorID = &v
+			}
 		}
 	}
 	if f.limit == 0 {
@@ -444,7 +456,8 @@ func (c *call) scan(coll string, f filter, idsOnly bool, fn func(weave.BSO) bool
 		return nil
 	}
 	q := weave.Query{IDs: f.ids, Newer: f.newer, Older: f.older, Sort: f.sort, Limit: scanPage,
-		IDsOnly: idsOnly && f.indexAbove == nil && f.indexBelow == nil}
+		IDsOnly:  idsOnly && f.indexAbove == nil && f.indexBelow == nil,
+		ParentID: f.parentID, PredecessorID: f.predecessorID}
 	skip, left := f.offset, f.limit
 	for {
 		p, err := c.h.store.GetBSOs(c.ctx(), c.uid, coll, q)
@@ -478,12 +491,20 @@ func (c *call) scan(coll string, f filter, idsOnly bool, fn func(weave.BSO) bool
 	}
 }
 
-// wbo is a record as 1.1 renders it.
+// wbo is a record as 1.1 renders it: parentid and predecessorid only
+// when set (server-storage left out the fields a record had no value for),
+// next to the id as in server-storage's field list.
 type wbo struct {
-	ID        string          `json:"id"`
-	Modified  weave.Timestamp `json:"modified"`
-	SortIndex *int64          `json:"sortindex,omitempty"`
-	Payload   string          `json:"payload"`
+	ID            string          `json:"id"`
+	ParentID      string          `json:"parentid,omitempty"`
+	PredecessorID string          `json:"predecessorid,omitempty"`
+	Modified      weave.Timestamp `json:"modified"`
+	SortIndex     *int64          `json:"sortindex,omitempty"`
+	Payload       string          `json:"payload"`
+}
+
+func wboOf(b weave.BSO) wbo {
+	return wbo{ID: b.ID, ParentID: b.ParentID, PredecessorID: b.PredecessorID, Modified: b.Modified, SortIndex: b.SortIndex, Payload: b.Payload}
 }
 
 func (c *call) getItem(coll, id string) {
@@ -493,7 +514,7 @@ func (c *call) getItem(coll, id string) {
 		return
 	}
 	c.h.s.cfg.Observer.RecordsRead(1, int64(len(b.Payload)))
-	c.okJSON(wbo{ID: b.ID, Modified: b.Modified, SortIndex: b.SortIndex, Payload: b.Payload}, -1)
+	c.okJSON(wboOf(b), -1)
 }
 
 // output formats of a multi-record GET.
@@ -618,7 +639,7 @@ func (c *call) getCollection(coll string) {
 	err = c.scan(coll, f, !f.full, func(b weave.BSO) bool {
 		if f.full {
 			bytesRead += int64(len(b.Payload))
-			return lw.add(wbo{ID: b.ID, Modified: b.Modified, SortIndex: b.SortIndex, Payload: b.Payload})
+			return lw.add(wboOf(b))
 		}
 		return lw.add(b.ID)
 	})
@@ -675,16 +696,37 @@ func parseWBO(raw json.RawMessage) (weave.Update, string) {
 		}
 		u.TTL = weave.Some(n)
 	}
-	for _, k := range []string{"parentid", "predecessorid"} {
-		// Deprecated and not kept, but still checked as server-storage did.
-		if v, ok := m[k]; ok && string(v) != "null" {
-			var s string
-			if json.Unmarshal(v, &s) != nil || len(s) > weave.MaxIDLength {
-				return u, "invalid " + k
-			}
+	for _, f := range []struct {
+		key string
+		dst *weave.Optional[string]
+	}{{"parentid", &u.ParentID}, {"predecessorid", &u.PredecessorID}} {
+		// Deprecated but kept. null is absent (server-storage skipped
+		// it); a number counts as its text, as server-storage's str() made
+		// it; "" clears.
+		v, ok := m[f.key]
+		if !ok || string(v) == "null" {
+			continue
 		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			var n json.Number
+			if json.Unmarshal(v, &n) != nil {
+				return u, "invalid " + f.key
+			}
+			s = n.String()
+		}
+		if !storableID(s) {
+			return u, "invalid " + f.key
+		}
+		*f.dst = weave.Some(s)
 	}
 	return u, ""
+}
+
+// storableID reports whether s can be a parentid or predecessorid: at
+// most 64 bytes of UTF-8 without NUL, which every database stores.
+func storableID(s string) bool {
+	return len(s) <= weave.MaxIDLength && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // number reads an integer sent as a JSON number or numeric string (1.1
@@ -980,7 +1022,8 @@ func (c *call) deleteCollection(coll string) {
 		// Every filter applies to DELETE as to GET (server-storage): find
 		// the ids, then delete them in chunks.
 		ids := f.ids
-		if f.none || f.newer != 0 || f.older != 0 || f.indexAbove != nil || f.indexBelow != nil || f.limit > 0 {
+		if f.none || f.newer != 0 || f.older != 0 || f.indexAbove != nil || f.indexBelow != nil || f.limit > 0 ||
+			f.parentID != nil || f.predecessorID != nil {
 			ids = nil
 			err = c.scan(coll, f, true, func(b weave.BSO) bool {
 				ids = append(ids, b.ID)

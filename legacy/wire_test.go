@@ -71,7 +71,7 @@ func TestStorageWire(t *testing.T) {
 	if r := st("GET", "storage/bookmarks?sort=index&limit=1&offset=1", "", nil); r.body != `["s1"]` || r.header.Get("X-Weave-Records") != "1" {
 		t.Fatalf("limit+offset = %q (%s)", r.body, r.header.Get("X-Weave-Records"))
 	}
-	// parentid/predecessorid are not kept: a filter on them matches nothing.
+	// No record here has a parentid (TestParentIDWire covers them).
 	if r := st("GET", "storage/bookmarks?parentid=x", "", nil); r.body != `[]` {
 		t.Fatalf("parentid filter = %q", r.body)
 	}
