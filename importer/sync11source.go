@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/legacy/passwd"
@@ -55,6 +56,9 @@ type legacySource struct {
 	wboPlain   bool
 	wboShards  int
 	usersTable string // "users" (services.auth.sql) or "user" (services.user.sql)
+	// The wbo columns that select the deprecated fields parentid and
+	// predecessorid: the column, or NULL where there is none to read.
+	parentCol, predecessorCol string
 }
 
 // legacyAccount is one account of the source.
@@ -114,7 +118,19 @@ func openLegacySource(ctx context.Context, storage, users *sqlstore.DB, want Sch
 	case want != "" && got != want:
 		return nil, fmt.Errorf("importer: --from-schema says %s, but the source database has the tables of %s", want, got)
 	}
-	s := &legacySource{schema: got, storage: storage, user: storage}
+	s := &legacySource{schema: got, storage: storage, user: storage, parentCol: "NULL", predecessorCol: "NULL"}
+	wbo := tables["wbo"]
+	if wbo == nil {
+		wbo = tables["wbo0"]
+	}
+	if wbo["parentid"] {
+		s.parentCol = "parentid"
+	}
+	// FSyncMS declared predecessorid int: only SQLite kept the string ids
+	// in it; MySQL turned them into numbers (lossy), so they are left out.
+	if wbo["predecessorid"] && (got != FSyncMS || storage.Dialect.Name() == "sqlite") {
+		s.predecessorCol = "predecessorid"
+	}
 	if got == FSyncMS {
 		if users != nil {
 			return nil, errors.New("importer: FSyncMS keeps its users in its own database: drop --from-users-url")
@@ -273,7 +289,7 @@ func secondsToMillis(s float64) weave.Timestamp {
 }
 
 func (s *legacySource) readFSyncMS(ctx context.Context, tx *sql.Tx, a legacyAccount, add func(string, weave.UserBSO)) error {
-	rows, err := tx.QueryContext(ctx, s.storage.Q(`SELECT collection, id, sortindex, payload, modified FROM wbo WHERE username = ?`), a.srcName)
+	rows, err := tx.QueryContext(ctx, s.storage.Q(`SELECT collection, id, sortindex, payload, modified, `+s.parentCol+`, `+s.predecessorCol+` FROM wbo WHERE username = ?`), a.srcName)
 	if err != nil {
 		return fmt.Errorf("wbo: %w", err)
 	}
@@ -284,9 +300,11 @@ func (s *legacySource) readFSyncMS(ctx context.Context, tx *sql.Tx, a legacyAcco
 		var sortIndex sql.NullInt64
 		var payload sql.NullString
 		var modified sql.NullFloat64
-		if err := rows.Scan(&coll, &r.ID, &sortIndex, &payload, &modified); err != nil {
+		var parent, pred sql.NullString
+		if err := rows.Scan(&coll, &r.ID, &sortIndex, &payload, &modified, &parent, &pred); err != nil {
 			return fmt.Errorf("wbo: %w", err)
 		}
+		r.ParentID, r.PredecessorID = sync11ID(parent), sync11ID(pred)
 		if sortIndex.Valid {
 			r.SortIndex = &sortIndex.Int64
 		}
@@ -320,7 +338,7 @@ func (s *legacySource) readServerStorage(ctx context.Context, tx *sql.Tx, a lega
 	if s.wboShards > 0 {
 		table += strconv.FormatInt(a.id%int64(s.wboShards), 10)
 	}
-	rows, err = tx.QueryContext(ctx, s.storage.Q(`SELECT collection, id, sortindex, payload, modified, ttl FROM `+table+` WHERE username = ?`), a.id)
+	rows, err = tx.QueryContext(ctx, s.storage.Q(`SELECT collection, id, sortindex, payload, modified, ttl, `+s.parentCol+`, `+s.predecessorCol+` FROM `+table+` WHERE username = ?`), a.id)
 	if err != nil {
 		return fmt.Errorf("%s: %w", table, err)
 	}
@@ -329,10 +347,11 @@ func (s *legacySource) readServerStorage(ctx context.Context, tx *sql.Tx, a lega
 		var cid int64
 		var r weave.UserBSO
 		var sortIndex, modified, ttl sql.NullInt64
-		var payload sql.NullString
-		if err := rows.Scan(&cid, &r.ID, &sortIndex, &payload, &modified, &ttl); err != nil {
+		var payload, parent, pred sql.NullString
+		if err := rows.Scan(&cid, &r.ID, &sortIndex, &payload, &modified, &ttl, &parent, &pred); err != nil {
 			return fmt.Errorf("%s: %w", table, err)
 		}
+		r.ParentID, r.PredecessorID = sync11ID(parent), sync11ID(pred)
 		name, ok := names[cid]
 		if !ok {
 			if name, ok = serverStorageStandard[cid]; !ok {
@@ -355,6 +374,17 @@ func (s *legacySource) readServerStorage(ctx context.Context, tx *sql.Tx, a lega
 		add(name, r)
 	}
 	return rows.Err()
+}
+
+// sync11ID is a source's parentid or predecessorid as weave keeps it: ""
+// for none, and for a value no 1.1 client could have written (over 64
+// bytes, as FSyncMS's varchar(65) allows, not UTF-8, or with NUL), which
+// weave's databases could refuse.
+func sync11ID(v sql.NullString) string {
+	if !v.Valid || len(v.String) > weave.MaxIDLength || !utf8.ValidString(v.String) || strings.ContainsRune(v.String, 0) {
+		return ""
+	}
+	return v.String
 }
 
 // listColumnsAny is listColumns for every dialect, SQLite included.

@@ -536,7 +536,11 @@ func Dump(d weave.UserData) string {
 	for _, c := range d.Collections {
 		fmt.Fprintf(&sb, " %s modified=%d\n", c.Name, c.Modified)
 		for _, b := range c.BSOs {
-			fmt.Fprintf(&sb, "  %s sortindex=%s modified=%d expiry=%d payload=%q\n", b.ID, opt(b.SortIndex), b.Modified, b.Expiry, b.Payload)
+			fmt.Fprintf(&sb, "  %s sortindex=%s modified=%d expiry=%d payload=%q", b.ID, opt(b.SortIndex), b.Modified, b.Expiry, b.Payload)
+			if b.ParentID != "" || b.PredecessorID != "" {
+				fmt.Fprintf(&sb, " parentid=%q predecessorid=%q", b.ParentID, b.PredecessorID)
+			}
+			sb.WriteByte('\n')
 		}
 	}
 	for _, b := range d.Batches {
