@@ -122,8 +122,8 @@ func (d *Deleter) delete(ctx context.Context, email string, del func(*Migrator, 
 	return err
 }
 
-// keepOpenShard lends a served node's shard to a Migrator, which closes the
-// shards it opened.
+// keepOpenShard lends a served node's shard, whose Close belongs to someone
+// else, to a Migrator or a cache (both close what they are given).
 type keepOpenShard struct{ Shard }
 
 func (keepOpenShard) Close() error { return nil }

@@ -158,7 +158,7 @@ func (s *NodeSet) build(ctx context.Context, url string, shard Shard, own bool) 
 	if s.cfg.Cache != nil {
 		var under weave.Store = shard
 		if own {
-			under = keepOpen{shard}
+			under = keepOpenShard{shard}
 		}
 		c, err := s.cfg.Cache(url, under)
 		if err != nil {
@@ -194,11 +194,6 @@ func (s *NodeSet) build(ctx context.Context, url string, shard Shard, own bool) 
 	go PurgeLoop(ctx, n.Store, s.cfg.PurgeEvery, log)
 	return n, nil
 }
-
-// keepOpen lends a store whose Close belongs to someone else.
-type keepOpen struct{ weave.Store }
-
-func (keepOpen) Close() error { return nil }
 
 // SetReady switches the heartbeats of every node.
 func (s *NodeSet) SetReady(ready bool) {

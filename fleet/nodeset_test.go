@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -267,5 +268,53 @@ func TestDeleterUsesServedNodes(t *testing.T) {
 	colls, _, err := e.shards[own.ID].CollectionTimestamps(e.ctx, uid)
 	if err != nil || len(colls) != 0 {
 		t.Errorf("the deleted user's data: %v, %v", colls, err)
+	}
+}
+
+// purgeCounter is a store whose expired rows are a counter.
+type purgeCounter struct {
+	weave.Store
+	mu           sync.Mutex
+	left, calls  int64
+	limitsPassed []int
+}
+
+func (p *purgeCounter) PurgeExpired(_ context.Context, limit int) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	p.limitsPassed = append(p.limitsPassed, limit)
+	n := min(p.left, int64(limit))
+	p.left -= n
+	return n, nil
+}
+
+// PurgeLoop purges in batches until a batch comes back short, once per
+// interval; a zero interval never purges.
+func TestPurgeLoop(t *testing.T) {
+	p := &purgeCounter{left: 2500}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { fleet.PurgeLoop(ctx, p, 10*time.Millisecond, slog.New(slog.DiscardHandler)); close(done) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		left, calls := p.left, p.calls
+		p.mu.Unlock()
+		if left == 0 && calls >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s: %d rows left, %d calls", left, calls)
+		}
+	}
+	cancel()
+	<-done
+	if p.limitsPassed[0] != 1000 || p.calls < 4 {
+		t.Errorf("batches %v", p.limitsPassed)
+	}
+	idle := &purgeCounter{left: 10}
+	fleet.PurgeLoop(context.Background(), idle, 0, nil) // returns at once
+	if idle.calls != 0 {
+		t.Errorf("a zero interval purged %d times", idle.calls)
 	}
 }
