@@ -36,6 +36,49 @@ const (
 	MoveMoved MoveState = "moved"
 )
 
+// MoveStep is the last completed step of a user move, as journaled in the
+// token database (the operator's tool resumes a crashed move from it).
+type MoveStep string
+
+const (
+	MoveStepStarted   MoveStep = "started"
+	MoveStepLocked    MoveStep = "locked"
+	MoveStepCopied    MoveStep = "copied"
+	MoveStepRepointed MoveStep = "repointed"
+)
+
+// UserMigration is one journaled user move.
+type UserMigration struct {
+	UID       int64
+	FromNode  int64
+	ToNode    int64
+	Step      MoveStep
+	StartedAt int64 // ms since the epoch
+	UpdatedAt int64 // ms since the epoch
+}
+
+// MoveJournal is the token database's journal of user moves in progress,
+// one per user. Every method is safe for concurrent use, across processes
+// too.
+type MoveJournal interface {
+	// StartMigration journals a move of uid from one node to another, or
+	// returns the move already journaled for uid (whatever its nodes: a
+	// crashed move is finished before a new one starts).
+	StartMigration(ctx context.Context, uid, from, to int64) (UserMigration, error)
+	// Migration returns uid's journaled move, or ErrNotFound.
+	Migration(ctx context.Context, uid int64) (UserMigration, error)
+	// Migrations lists every journaled move, by uid.
+	Migrations(ctx context.Context) ([]UserMigration, error)
+	// SetMigrationStep records the last completed step of uid's move.
+	SetMigrationStep(ctx context.Context, uid int64, step MoveStep) error
+	// FinishMigration removes uid's move from the journal.
+	FinishMigration(ctx context.Context, uid int64) error
+	// RepointUser moves the record uid from node from to node to (same
+	// uid) and journals MoveStepRepointed in the same transaction. A
+	// record already on to is left alone (a resumed move).
+	RepointUser(ctx context.Context, uid, from, to int64) error
+}
+
 // UserBSO is a stored BSO of an exported user, with its raw expiry.
 type UserBSO struct {
 	ID        string

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/sqlstore"
 )
 
 // Shard is the store of one node: a weave.Store whose users can be moved.
@@ -35,19 +34,12 @@ type Shard interface {
 // records and the journal of moves (implemented by *sqlstore.TokenDB).
 type Directory interface {
 	weave.TokenDB
-	StartMigration(ctx context.Context, uid, from, to int64) (sqlstore.UserMigration, error)
-	Migration(ctx context.Context, uid int64) (sqlstore.UserMigration, error)
-	Migrations(ctx context.Context) ([]sqlstore.UserMigration, error)
-	SetMigrationStep(ctx context.Context, uid int64, step sqlstore.MoveStep) error
-	FinishMigration(ctx context.Context, uid int64) error
-	RepointUser(ctx context.Context, uid, from, to int64) error
+	weave.MoveJournal
 	NodeUserIDs(ctx context.Context, nodeID int64) ([]int64, error)
 	// UserRecords lists the newest records of an account, replaced ones
 	// too, newest first.
 	UserRecords(ctx context.Context, email string) ([]weave.TokenUser, error)
 }
-
-var _ Directory = (*sqlstore.TokenDB)(nil)
 
 // Defaults.
 const (

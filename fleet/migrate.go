@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/sqlstore"
 )
 
 // Migrator moves users between nodes' shards while the fleet serves them.
@@ -45,7 +44,7 @@ type Migrator struct {
 	Settle time.Duration
 	// AfterStep, when set, runs after each completed step; an error stops
 	// the move there as a crash would (tests).
-	AfterStep func(uid int64, step sqlstore.MoveStep) error
+	AfterStep func(uid int64, step weave.MoveStep) error
 
 	mu     sync.Mutex
 	shards map[int64]Shard
@@ -94,7 +93,7 @@ func (m *Migrator) settle() time.Duration {
 	return 2 * DefaultRefresh
 }
 
-func (m *Migrator) after(uid int64, step sqlstore.MoveStep) error {
+func (m *Migrator) after(uid int64, step weave.MoveStep) error {
 	if m.AfterStep != nil {
 		return m.AfterStep(uid, step)
 	}
@@ -155,7 +154,7 @@ func (m *Migrator) MigrateUser(ctx context.Context, uid int64, toURL string) (Re
 	return m.run(ctx, j, resumed)
 }
 
-func (m *Migrator) run(ctx context.Context, j sqlstore.UserMigration, resumed bool) (Result, error) {
+func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool) (Result, error) {
 	uid := j.UID
 	src, from, err := m.shard(ctx, j.FromNode)
 	if err != nil {
@@ -167,19 +166,19 @@ func (m *Migrator) run(ctx context.Context, j sqlstore.UserMigration, resumed bo
 	}
 	res := Result{UID: uid, From: from.URL, To: to.URL, Resumed: resumed}
 	lockedAt := time.Now()
-	if j.Step != sqlstore.MoveStarted {
+	if j.Step != weave.MoveStepStarted {
 		lockedAt = time.UnixMilli(j.UpdatedAt)
 	}
 	step := j.Step
 	for step != "" {
 		switch step {
-		case sqlstore.MoveStarted:
+		case weave.MoveStepStarted:
 			lockedAt = time.Now()
 			if err := src.LockUser(ctx, uid, to.URL); err != nil {
 				return res, fmt.Errorf("lock uid %d on %s: %w", uid, from.URL, err)
 			}
-			step = sqlstore.MoveLocked
-		case sqlstore.MoveLocked:
+			step = weave.MoveStepLocked
+		case weave.MoveStepLocked:
 			n, err := m.copy(ctx, uid, src, dst)
 			if err != nil {
 				if errors.Is(err, ErrVerify) {
@@ -191,18 +190,18 @@ func (m *Migrator) run(ctx context.Context, j sqlstore.UserMigration, resumed bo
 				return res, fmt.Errorf("copy uid %d from %s to %s: %w", uid, from.URL, to.URL, err)
 			}
 			res.Records = n
-			step = sqlstore.MoveCopied
-		case sqlstore.MoveCopied:
+			step = weave.MoveStepCopied
+		case weave.MoveStepCopied:
 			if err := m.Dir.RepointUser(ctx, uid, from.ID, to.ID); err != nil {
 				return res, err
 			}
 			res.Locked = time.Since(lockedAt)
-			if err := m.after(uid, sqlstore.MoveRepointed); err != nil {
+			if err := m.after(uid, weave.MoveStepRepointed); err != nil {
 				return res, err
 			}
-			step = sqlstore.MoveRepointed
+			step = weave.MoveStepRepointed
 			continue // RepointUser journaled the step
-		case sqlstore.MoveRepointed:
+		case weave.MoveStepRepointed:
 			if res.Locked == 0 {
 				res.Locked = time.Since(lockedAt)
 			}

@@ -21,6 +21,9 @@ import (
 	"github.com/weave-sync/weave/sqlstore"
 )
 
+// The SQL token database is the fleet's Directory.
+var _ fleet.Directory = (*sqlstore.TokenDB)(nil)
+
 // backend gives a test fresh shard databases of one kind.
 type backend struct {
 	name  string
@@ -250,7 +253,7 @@ func TestMigrateUser(t *testing.T) {
 }
 
 func TestMigrateCrashAndResume(t *testing.T) {
-	steps := []sqlstore.MoveStep{sqlstore.MoveLocked, sqlstore.MoveCopied, sqlstore.MoveRepointed, "marked"}
+	steps := []weave.MoveStep{weave.MoveStepLocked, weave.MoveStepCopied, weave.MoveStepRepointed, "marked"}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			w := newWorld(t, b, 2)
@@ -260,7 +263,7 @@ func TestMigrateCrashAndResume(t *testing.T) {
 				want := w.digest(w.nodes[0].ID, uid)
 				crash := errors.New("crash")
 				m := w.migrator()
-				m.AfterStep = func(_ int64, s sqlstore.MoveStep) error {
+				m.AfterStep = func(_ int64, s weave.MoveStep) error {
 					if s == step {
 						return crash
 					}
@@ -404,7 +407,7 @@ func TestMigrateRefusals(t *testing.T) {
 		t.Error("move without target nor journal accepted")
 	}
 	// An unfinished move must be finished before another starts.
-	m.AfterStep = func(int64, sqlstore.MoveStep) error { return errors.New("crash") }
+	m.AfterStep = func(int64, weave.MoveStep) error { return errors.New("crash") }
 	if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); err == nil {
 		t.Fatal("no crash")
 	}

@@ -12,31 +12,13 @@ import (
 	"github.com/weave-sync/weave"
 )
 
-// MoveStep is the last completed step of a user move, as journaled.
-type MoveStep string
-
-const (
-	MoveStarted   MoveStep = "started"
-	MoveLocked    MoveStep = "locked"
-	MoveCopied    MoveStep = "copied"
-	MoveRepointed MoveStep = "repointed"
-)
-
-// UserMigration is one journaled user move.
-type UserMigration struct {
-	UID       int64
-	FromNode  int64
-	ToNode    int64
-	Step      MoveStep
-	StartedAt int64
-	UpdatedAt int64
-}
+var _ weave.MoveJournal = (*TokenDB)(nil)
 
 // StartMigration journals a move of uid from one node to another, or returns
 // the move already journaled for uid (whatever its nodes: a crashed move is
 // finished before a new one starts).
-func (t *TokenDB) StartMigration(ctx context.Context, uid, from, to int64) (UserMigration, error) {
-	var m UserMigration
+func (t *TokenDB) StartMigration(ctx context.Context, uid, from, to int64) (weave.UserMigration, error) {
+	var m weave.UserMigration
 	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		m, err = t.migrationTx(ctx, tx, uid, true)
@@ -47,19 +29,19 @@ func (t *TokenDB) StartMigration(ctx context.Context, uid, from, to int64) (User
 			return err
 		}
 		now := t.nowMS()
-		m = UserMigration{UID: uid, FromNode: from, ToNode: to, Step: MoveStarted, StartedAt: now, UpdatedAt: now}
+		m = weave.UserMigration{UID: uid, FromNode: from, ToNode: to, Step: weave.MoveStepStarted, StartedAt: now, UpdatedAt: now}
 		_, err = tx.ExecContext(ctx, t.db.Q(`INSERT INTO user_migrations (uid, from_node, to_node, step, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`),
-			uid, from, to, string(MoveStarted), now, now)
+			uid, from, to, string(weave.MoveStepStarted), now, now)
 		return err
 	})
 	if err != nil {
-		return UserMigration{}, fmt.Errorf("token db: start migration of %d: %w", uid, t.db.Classify(err))
+		return weave.UserMigration{}, fmt.Errorf("token db: start migration of %d: %w", uid, t.db.Classify(err))
 	}
 	return m, nil
 }
 
-func (t *TokenDB) migrationTx(ctx context.Context, q tokenQueryer, uid int64, lock bool) (UserMigration, error) {
-	var m UserMigration
+func (t *TokenDB) migrationTx(ctx context.Context, q tokenQueryer, uid int64, lock bool) (weave.UserMigration, error) {
+	var m weave.UserMigration
 	var step string
 	query := `SELECT uid, from_node, to_node, step, started_at, updated_at FROM user_migrations WHERE uid = ?`
 	if lock {
@@ -69,12 +51,12 @@ func (t *TokenDB) migrationTx(ctx context.Context, q tokenQueryer, uid int64, lo
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, weave.ErrNotFound
 	}
-	m.Step = MoveStep(step)
+	m.Step = weave.MoveStep(step)
 	return m, err
 }
 
 // Migration returns the journaled move of uid, or weave.ErrNotFound.
-func (t *TokenDB) Migration(ctx context.Context, uid int64) (UserMigration, error) {
+func (t *TokenDB) Migration(ctx context.Context, uid int64) (weave.UserMigration, error) {
 	ctx, cancel := t.db.withTimeout(ctx)
 	defer cancel()
 	m, err := t.migrationTx(ctx, t.db.Read, uid, false)
@@ -82,7 +64,7 @@ func (t *TokenDB) Migration(ctx context.Context, uid int64) (UserMigration, erro
 }
 
 // Migrations lists every journaled move, by uid.
-func (t *TokenDB) Migrations(ctx context.Context) ([]UserMigration, error) {
+func (t *TokenDB) Migrations(ctx context.Context) ([]weave.UserMigration, error) {
 	ctx, cancel := t.db.withTimeout(ctx)
 	defer cancel()
 	rows, err := t.db.Read.QueryContext(ctx, `SELECT uid, from_node, to_node, step, started_at, updated_at FROM user_migrations ORDER BY uid`)
@@ -90,21 +72,21 @@ func (t *TokenDB) Migrations(ctx context.Context) ([]UserMigration, error) {
 		return nil, t.db.Classify(err)
 	}
 	defer rows.Close()
-	var out []UserMigration
+	var out []weave.UserMigration
 	for rows.Next() {
-		var m UserMigration
+		var m weave.UserMigration
 		var step string
 		if err := rows.Scan(&m.UID, &m.FromNode, &m.ToNode, &step, &m.StartedAt, &m.UpdatedAt); err != nil {
 			return nil, t.db.Classify(err)
 		}
-		m.Step = MoveStep(step)
+		m.Step = weave.MoveStep(step)
 		out = append(out, m)
 	}
 	return out, t.db.Classify(rows.Err())
 }
 
 // SetMigrationStep records the last completed step of uid's move.
-func (t *TokenDB) SetMigrationStep(ctx context.Context, uid int64, step MoveStep) error {
+func (t *TokenDB) SetMigrationStep(ctx context.Context, uid int64, step weave.MoveStep) error {
 	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ?`), string(step), t.nowMS(), uid)
 		return err
@@ -152,7 +134,7 @@ func (t *TokenDB) RepointUser(ctx context.Context, uid, from, to int64) error {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ?`), string(MoveRepointed), t.nowMS(), uid)
+		_, err = tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ?`), string(weave.MoveStepRepointed), t.nowMS(), uid)
 		return err
 	})
 	if err != nil {
