@@ -11,6 +11,8 @@ var (
 	ErrNotFound = errors.New("accounts: not found")
 	// ErrEmailExists: CreateAccount found the normalised email taken.
 	ErrEmailExists = errors.New("accounts: email already registered")
+	// ErrQueueFull: PutCommand found the target device's queue at its cap.
+	ErrQueueFull = errors.New("accounts: device command queue full")
 )
 
 // Account is one stored account. Byte fields are hex on the wire and in
@@ -53,6 +55,22 @@ type Token struct {
 	LastUsed  int64 // ms
 }
 
+// Command is one queued device command (FxA's "pushbox" record): what
+// POST /v1/account/devices/invoke_command stores for the target device
+// and GET /v1/account/device/commands hands it.
+type Command struct {
+	// Index is assigned by PutCommand: it increases with every command
+	// stored and is never reused, even after the newest command expired
+	// or was deleted, because Firefox skips indexes up to the last one it
+	// handled.
+	Index     int64
+	UID       string
+	DeviceID  string // the target device
+	Data      []byte // JSON {command, payload, sender}
+	CreatedAt int64  // ms
+	ExpiresAt int64  // ms
+}
+
 // SigningKey is an OAuth access-token signing key (RSA, PKCS#8 PEM).
 type SigningKey struct {
 	KID        string
@@ -77,7 +95,8 @@ type Store interface {
 	// ListAccounts returns up to limit accounts with uid > afterUID, by uid
 	// (operator listing, paged).
 	ListAccounts(ctx context.Context, afterUID string, limit int) ([]Account, error)
-	// DeleteAccount removes the account and all its tokens.
+	// DeleteAccount removes the account, all its tokens and its devices'
+	// command queues.
 	DeleteAccount(ctx context.Context, uid string) error
 
 	PutToken(ctx context.Context, t Token) error
@@ -90,8 +109,20 @@ type Store interface {
 	TouchToken(ctx context.Context, id string, lastUsed int64) error
 	// Tokens lists an account's tokens of one kind.
 	Tokens(ctx context.Context, uid, kind string) ([]Token, error)
-	// PurgeExpired deletes tokens whose ExpiresAt is before now (ms).
+	// PurgeExpired deletes tokens and commands whose ExpiresAt is before
+	// now (ms).
 	PurgeExpired(ctx context.Context, now int64) (int64, error)
+
+	// PutCommand appends c to its device's queue and returns the index it
+	// got; ErrQueueFull if the device already has maxPending unexpired
+	// commands (now is c.CreatedAt).
+	PutCommand(ctx context.Context, c Command, maxPending int) (int64, error)
+	// Commands returns up to limit unexpired commands (ExpiresAt >= now) of
+	// the account's device with Index >= from, ascending, and whether they
+	// reach the end of the queue.
+	Commands(ctx context.Context, uid, deviceID string, from int64, limit int, now int64) (cmds []Command, last bool, err error)
+	// DeleteCommands drops a device's queue (the device is gone).
+	DeleteCommands(ctx context.Context, uid, deviceID string) error
 
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores k unless a key with its KID exists.

@@ -11,6 +11,7 @@ package sqlstore
 //	                  secret), devices, revoked access-token ids; kind-specific
 //	                  JSON in data; INDEX (uid, kind), INDEX (expires_at)
 //	accounts_keys     OAuth RS256 signing keys (PKCS#8 PEM)
+//	accounts_commands device command queues (accounts_commands.go)
 //
 // There are no foreign keys: DeleteAccount removes an account's tokens in
 // the same transaction.
@@ -195,7 +196,10 @@ func (s *AccountStore) DeleteAccount(ctx context.Context, uid string) error {
 		} else if n == 0 {
 			return accounts.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ?`), uid)
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ?`), uid); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_commands WHERE uid = ?`), uid)
 		return err
 	}))
 }
@@ -304,11 +308,20 @@ func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]accounts
 func (s *AccountStore) PurgeExpired(ctx context.Context, now int64) (int64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	res, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE expires_at > 0 AND expires_at < ?`), now)
-	if err != nil {
-		return 0, s.db.Classify(err)
+	var total int64
+	for _, q := range []string{`DELETE FROM accounts_tokens WHERE expires_at > 0 AND expires_at < ?`,
+		`DELETE FROM accounts_commands WHERE expires_at < ?`} {
+		res, err := s.db.Write.ExecContext(ctx, s.db.Q(q), now)
+		if err != nil {
+			return total, s.db.Classify(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
 	}
-	return res.RowsAffected()
+	return total, nil
 }
 
 // SigningKeys implements accounts.Store.

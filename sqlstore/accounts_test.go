@@ -46,7 +46,7 @@ func forEachAccountBackend(t *testing.T, test func(t *testing.T, s *sqlstore.Acc
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			if len(ms) != 1 {
+			if len(ms) != 2 {
 				t.Fatalf("%d accounts migrations", len(ms))
 			}
 			if err := db.Migrate(ctx, sqlstore.SetAccounts, ms, nil); err != nil {
@@ -169,6 +169,89 @@ func TestAccountStore(t *testing.T) {
 		}
 		if devs, _ := s.Tokens(ctx, uid, accounts.KindDevice); len(devs) != 0 {
 			t.Fatal("tokens outlived the account")
+		}
+	})
+}
+
+// TestAccountCommands: the device command queue hands out increasing
+// indexes that survive deletion of the newest command, reads from an
+// inclusive index with a limit and says when the end is reached, hides
+// expired commands, caps a device's queue, and is emptied by device
+// deletion, account deletion and the purge.
+func TestAccountCommands(t *testing.T) {
+	forEachAccountBackend(t, func(t *testing.T, s *sqlstore.AccountStore) {
+		ctx := context.Background()
+		uid, dev, other := "0123456789abcdef0123456789abcdef", "dd000000000000000000000000000000", "ee000000000000000000000000000000"
+		if err := s.CreateAccount(ctx, testAccount(uid, "cmd@example.org"), nil); err != nil {
+			t.Fatal(err)
+		}
+		put := func(device string, data string, expires int64) int64 {
+			t.Helper()
+			idx, err := s.PutCommand(ctx, accounts.Command{UID: uid, DeviceID: device, Data: []byte(data), CreatedAt: 100, ExpiresAt: expires}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return idx
+		}
+		i1 := put(dev, `{"n":1}`, 1000)
+		i2 := put(dev, `{"n":2}`, 1000)
+		io := put(other, `{"n":"other"}`, 1000)
+		i3 := put(dev, `{"n":3}`, 150) // expires first
+		if !(i1 > 0 && i2 > i1 && io > i2 && i3 > io) {
+			t.Fatalf("indexes %d %d %d %d", i1, i2, io, i3)
+		}
+		indexes := func(cs []accounts.Command) []int64 {
+			var out []int64
+			for _, c := range cs {
+				out = append(out, c.Index)
+			}
+			return out
+		}
+		cs, last, err := s.Commands(ctx, uid, dev, 0, 100, 100)
+		if err != nil || !last || len(cs) != 3 || string(cs[1].Data) != `{"n":2}` || cs[1].Index != i2 || cs[1].ExpiresAt != 1000 {
+			t.Fatalf("all: %+v %v %v", cs, last, err)
+		}
+		if cs, last, _ = s.Commands(ctx, uid, dev, i2, 1, 100); last || len(cs) != 1 || cs[0].Index != i2 {
+			t.Fatalf("from i2 limit 1: %v %v", indexes(cs), last)
+		}
+		if cs, last, _ = s.Commands(ctx, uid, dev, i2+1, 100, 100); !last || len(cs) != 1 || cs[0].Index != i3 {
+			t.Fatalf("after i2: %v %v", indexes(cs), last)
+		}
+		// Expired: invisible at once, gone after the purge.
+		if cs, last, _ = s.Commands(ctx, uid, dev, 0, 100, 151); !last || len(cs) != 2 {
+			t.Fatalf("at 151: %v %v", indexes(cs), last)
+		}
+		if cs, _, _ = s.Commands(ctx, "ffffffffffffffffffffffffffffffff", dev, 0, 100, 100); len(cs) != 0 {
+			t.Fatalf("another account reads the queue: %v", indexes(cs))
+		}
+		if n, err := s.PurgeExpired(ctx, 151); err != nil || n != 1 {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+		// Indexes only grow, even after the newest one is gone.
+		if i4 := put(dev, `{"n":4}`, 1000); i4 <= i3 {
+			t.Fatalf("index reused: %d after %d", i4, i3)
+		}
+		// The cap counts unexpired commands of the device.
+		if _, err := s.PutCommand(ctx, accounts.Command{UID: uid, DeviceID: dev, Data: []byte(`{}`), CreatedAt: 100, ExpiresAt: 1000}, 3); !errors.Is(err, accounts.ErrQueueFull) {
+			t.Fatalf("cap: %v", err)
+		}
+		if _, err := s.PutCommand(ctx, accounts.Command{UID: uid, DeviceID: other, Data: []byte(`{}`), CreatedAt: 100, ExpiresAt: 1000}, 3); err != nil {
+			t.Fatalf("cap of another device: %v", err)
+		}
+		if err := s.DeleteCommands(ctx, uid, dev); err != nil {
+			t.Fatal(err)
+		}
+		if cs, _, _ = s.Commands(ctx, uid, dev, 0, 100, 100); len(cs) != 0 {
+			t.Fatalf("after device deletion: %v", indexes(cs))
+		}
+		if cs, _, _ = s.Commands(ctx, uid, other, 0, 100, 100); len(cs) != 2 {
+			t.Fatalf("other device after deletion: %v", indexes(cs))
+		}
+		if err := s.DeleteAccount(ctx, uid); err != nil {
+			t.Fatal(err)
+		}
+		if cs, _, _ = s.Commands(ctx, uid, other, 0, 100, 100); len(cs) != 0 {
+			t.Fatalf("after account deletion: %v", indexes(cs))
 		}
 	})
 }
