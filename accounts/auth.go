@@ -318,7 +318,16 @@ func (s *Service) DeleteAccount(ctx context.Context, uid string) error {
 			return fmt.Errorf("accounts: delete the Sync data of %s: %w", uid, err)
 		}
 	}
-	return s.store.DeleteAccount(ctx, uid)
+	devs, err := s.deviceList(ctx, uid)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteAccount(ctx, uid); err != nil {
+		return err
+	}
+	// The devices, listed before they went, sign out.
+	s.push.notify(uid, devs, newNotice(pushAccountDestroyed, map[string]string{"uid": uid}), ttlAccountDestroyed)
+	return nil
 }
 
 func (s *Service) accountProfile(r *request) (any, error) {

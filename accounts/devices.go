@@ -1,10 +1,13 @@
 package accounts
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
-	"strconv"
+	"errors"
 	"strings"
+
+	"github.com/weave-sync/weave/push/ece"
 )
 
 // deviceData is a registered device (Data of a KindDevice token).
@@ -17,6 +20,9 @@ type deviceData struct {
 	PushPublicKey     string            `json:"pushPublicKey"`
 	PushAuthKey       string            `json:"pushAuthKey"`
 	AvailableCommands map[string]string `json:"availableCommands"`
+	// PushEndpointExpired: the push service answered 404/410 for
+	// PushCallback; nothing is pushed until the device registers another.
+	PushEndpointExpired bool `json:"pushEndpointExpired,omitempty"`
 }
 
 func parseDevice(t Token) deviceData {
@@ -35,7 +41,7 @@ func (d deviceData) wire(current bool, lastAccess int64) map[string]any {
 		"id": d.ID, "name": d.Name, "type": d.Type, "isCurrentDevice": current,
 		"lastAccessTime": lastAccess, "pushCallback": nullIfEmpty(d.PushCallback),
 		"pushPublicKey": nullIfEmpty(d.PushPublicKey), "pushAuthKey": nullIfEmpty(d.PushAuthKey),
-		"pushEndpointExpired": false, "availableCommands": cmds, "location": map[string]any{},
+		"pushEndpointExpired": d.PushEndpointExpired, "availableCommands": cmds, "location": map[string]any{},
 	}
 }
 
@@ -48,8 +54,35 @@ func nullIfEmpty(s string) any {
 
 var deviceTypes = map[string]bool{"desktop": true, "mobile": true, "tablet": true, "vr": true, "tv": true}
 
+// validCommandName is FxA's DEVICE_COMMAND_NAME: ^[a-zA-Z0-9._/\-:]{1,100}$.
+func validCommandName(n string) bool {
+	if len(n) == 0 || len(n) > 100 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._/-:", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validB64URL: FxA's URL_SAFE_BASE_64 (^[A-Za-z0-9_-]+$), or empty.
+func validB64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // deviceUpdate registers the current session's device or updates it
-// (POST /v1/account/device).
+// (POST /v1/account/device). The three push fields come together or not
+// at all, as in FxA; a new device is announced to the others
+// (device_connected).
 func (s *Service) deviceUpdate(r *request) (any, error) {
 	var b struct {
 		ID                *string           `json:"id"`
@@ -63,25 +96,35 @@ func (s *Service) deviceUpdate(r *request) (any, error) {
 	if err := decode(r, &b); err != nil {
 		return nil, err
 	}
+	if err := s.checkPushFields(b.PushCallback, b.PushPublicKey, b.PushAuthKey); err != nil {
+		return nil, err
+	}
 	ctx := r.r.Context()
 	devs, err := s.store.Tokens(ctx, r.account.UID, KindDevice)
 	if err != nil {
 		return nil, err
 	}
 	var d *deviceData
+	var old Token
 	for _, t := range devs {
 		dd := parseDevice(t)
 		if (b.ID != nil && dd.ID == strings.ToLower(*b.ID)) || (b.ID == nil && dd.SessionTokenID == r.token.ID) {
-			d = &dd
+			d, old = &dd, t
 		}
 	}
-	if d == nil {
+	created := d == nil
+	if created {
 		if b.ID != nil {
 			return nil, errUnknownDevice
 		}
 		d = &deviceData{ID: randomHex(16), Type: "desktop"}
 	}
 	d.SessionTokenID = r.token.ID
+	// FxA clears the expiry for a new device or a new callback only: the
+	// same dead callback again stays expired.
+	if created || (b.PushCallback != nil && *b.PushCallback != d.PushCallback) {
+		d.PushEndpointExpired = false
+	}
 	set := func(dst *string, src *string, name string, maxLen int) error {
 		if src == nil {
 			return nil
@@ -96,8 +139,8 @@ func (s *Service) deviceUpdate(r *request) (any, error) {
 		dst, src *string
 		name     string
 		n        int
-	}{{&d.Name, b.Name, "name", 255}, {&d.Type, b.Type, "type", 16}, {&d.PushCallback, b.PushCallback, "pushCallback", 1024},
-		{&d.PushPublicKey, b.PushPublicKey, "pushPublicKey", 256}, {&d.PushAuthKey, b.PushAuthKey, "pushAuthKey", 256}} {
+	}{{&d.Name, b.Name, "name", 255}, {&d.Type, b.Type, "type", 16}, {&d.PushCallback, b.PushCallback, "pushCallback", maxPushCallback},
+		{&d.PushPublicKey, b.PushPublicKey, "pushPublicKey", 88}, {&d.PushAuthKey, b.PushAuthKey, "pushAuthKey", 24}} {
 		if err := set(f.dst, f.src, f.name, f.n); err != nil {
 			return nil, err
 		}
@@ -109,6 +152,11 @@ func (s *Service) deviceUpdate(r *request) (any, error) {
 		if len(b.AvailableCommands) > 32 {
 			return nil, errInvalid("availableCommands")
 		}
+		for k, v := range b.AvailableCommands {
+			if !validCommandName(k) || len(v) > 2048 {
+				return nil, errInvalid("availableCommands")
+			}
+		}
 		d.AvailableCommands = b.AvailableCommands
 	}
 	if _, err := hex.DecodeString(d.ID); err != nil || len(d.ID) != 32 {
@@ -116,10 +164,61 @@ func (s *Service) deviceUpdate(r *request) (any, error) {
 	}
 	data, _ := json.Marshal(d)
 	now := s.nowMS()
-	if err := s.store.PutToken(ctx, Token{ID: d.ID, Kind: KindDevice, UID: r.account.UID, Data: data, CreatedAt: now, LastUsed: now}); err != nil {
+	t := Token{ID: d.ID, Kind: KindDevice, UID: r.account.UID, Data: data, CreatedAt: now, LastUsed: now}
+	if !created {
+		t.CreatedAt = old.CreatedAt
+	}
+	if err := s.store.PutToken(ctx, t); err != nil {
 		return nil, err
 	}
+	if created {
+		var others []deviceData
+		for _, o := range devs {
+			others = append(others, parseDevice(o))
+		}
+		s.push.notify(r.account.UID, others, newNotice(pushDeviceConnected, map[string]string{"deviceName": d.Name}), 0)
+	}
 	return d.wire(true, now), nil
+}
+
+// checkPushFields applies FxA's rules to a device's push fields: all three
+// or none; the callback empty or an allowed push service URL (see
+// Config.PushHosts); the keys empty or base64url, and together a usable
+// P-256 key and 16-byte auth secret (FxA tries an ECDH with the key).
+func (s *Service) checkPushFields(callback, pub, auth *string) error {
+	if callback == nil && pub == nil && auth == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		v    *string
+		name string
+	}{{callback, "pushCallback"}, {pub, "pushPublicKey"}, {auth, "pushAuthKey"}} {
+		if f.v == nil {
+			return errMissing(f.name)
+		}
+	}
+	if *callback != "" && !s.push.allowed(*callback) {
+		return errInvalid("pushCallback")
+	}
+	for _, f := range []struct {
+		v    string
+		name string
+		max  int
+	}{{*pub, "pushPublicKey", 88}, {*auth, "pushAuthKey", 24}} {
+		if len(f.v) > f.max || !validB64URL(f.v) {
+			return errInvalid(f.name)
+		}
+	}
+	if *pub != "" {
+		// The key alone first (FxA checks only it), then with the secret.
+		if _, err := ece.ParseKeys(*pub, "AAAAAAAAAAAAAAAAAAAAAA"); err != nil {
+			return errInvalid("pushPublicKey")
+		}
+		if _, err := ece.ParseKeys(*pub, *auth); *auth != "" && err != nil {
+			return errInvalid("pushAuthKey")
+		}
+	}
+	return nil
 }
 
 func (s *Service) devices(r *request) (any, error) {
@@ -135,6 +234,11 @@ func (s *Service) devices(r *request) (any, error) {
 	return out, nil
 }
 
+// deviceDestroy is POST /v1/account/device/destroy {id}: the device,
+// its session (and the access tokens issued through it) and its command
+// queue go, and every device of the account, the destroyed one included,
+// hears of it (device_disconnected; Firefox signs out when the id is its
+// own).
 func (s *Service) deviceDestroy(r *request) (any, error) {
 	var b struct {
 		ID string `json:"id"`
@@ -145,20 +249,47 @@ func (s *Service) deviceDestroy(r *request) (any, error) {
 	if b.ID == "" {
 		return nil, errMissing("id")
 	}
-	t, err := s.store.Token(r.r.Context(), strings.ToLower(b.ID))
-	if err != nil || t.Kind != KindDevice || t.UID != r.account.UID {
+	ctx := r.r.Context()
+	t, err := s.store.Token(ctx, strings.ToLower(b.ID))
+	if errors.Is(err, ErrNotFound) || (err == nil && (t.Kind != KindDevice || t.UID != r.account.UID)) {
 		return nil, errUnknownDevice
-	}
-	d := parseDevice(t)
-	if err := s.store.DeleteToken(r.r.Context(), t.ID); err != nil {
+	} else if err != nil {
 		return nil, err
 	}
-	if d.SessionTokenID != "" {
-		if err := s.store.DeleteToken(r.r.Context(), d.SessionTokenID); err != nil {
-			return nil, err
-		}
+	if err := s.removeDevice(ctx, r.account.UID, parseDevice(t), true); err != nil {
+		return nil, err
 	}
 	return map[string]any{}, nil
+}
+
+// removeDevice deletes a device, its session (revoking the access tokens
+// issued through it) and its command queue, then pushes
+// device_disconnected to the account's devices as they were before,
+// including d itself if tellItself.
+func (s *Service) removeDevice(ctx context.Context, uid string, d deviceData, tellItself bool) error {
+	devs, err := s.deviceList(ctx, uid)
+	if err != nil {
+		return err
+	}
+	if d.SessionTokenID != "" {
+		if err := s.revokeGrant(ctx, uid, d.SessionTokenID); err != nil {
+			return err
+		}
+		if err := s.store.DeleteToken(ctx, d.SessionTokenID); err != nil {
+			return err
+		}
+	}
+	if err := s.store.DeleteToken(ctx, d.ID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteCommands(ctx, uid, d.ID); err != nil {
+		return err
+	}
+	if !tellItself {
+		devs = withoutDevice(devs, d.ID)
+	}
+	s.push.notify(uid, devs, newNotice(pushDeviceDisconnected, map[string]string{"id": d.ID}), ttlDeviceDisconnected)
+	return nil
 }
 
 // attachedClients lists sessions (with their devices) and OAuth refresh
@@ -203,41 +334,4 @@ func (s *Service) attachedClients(r *request) (any, error) {
 			"location": map[string]any{}, "userAgent": "", "os": nil})
 	}
 	return out, nil
-}
-
-// deviceCommands is GET /v1/account/device/commands: Firefox polls it after
-// sign-in and on push. weave keeps no command queue (send-tab needs push),
-// so there is never anything pending; answering beats Firefox logging a
-// failed device-list refresh every time.
-func (s *Service) deviceCommands(r *request) (any, error) {
-	idx := int64(0)
-	if v := r.r.URL.Query().Get("index"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return nil, errInvalid("index")
-		}
-		idx = n
-	}
-	return map[string]any{"index": idx, "last": true, "messages": []any{}}, nil
-}
-
-// devicesNotify is POST /v1/account/devices/notify: Firefox asks the
-// server to push a "collection changed" to the other devices. Without
-// push there is nobody to notify; the other devices sync on their own
-// schedule. The body is still checked as FxA would.
-func (s *Service) devicesNotify(r *request) (any, error) {
-	var b struct {
-		To      json.RawMessage `json:"to"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	if b.To == nil {
-		return nil, errMissing("to")
-	}
-	if b.Payload == nil {
-		return nil, errMissing("payload")
-	}
-	return map[string]any{}, nil
 }

@@ -8,35 +8,36 @@ import (
 
 // FxA errnos (fxa-auth-server lib/error.js).
 const (
-	ErrnoAccountExists        = 101
-	ErrnoAccountUnknown       = 102
-	ErrnoIncorrectPassword    = 103
-	ErrnoInvalidJSON          = 106
-	ErrnoInvalidParameter     = 107
-	ErrnoMissingParameter     = 108
-	ErrnoInvalidSignature     = 109
-	ErrnoInvalidToken         = 110
-	ErrnoInvalidTimestamp     = 111
-	ErrnoRequestTooLarge      = 113
-	ErrnoThrottled            = 114
-	ErrnoInvalidNonce         = 115
-	ErrnoEndpointNotSupported = 116
-	ErrnoIncorrectEmailCase   = 120
-	ErrnoDeviceUnknown        = 123
-	ErrnoRequestBlocked       = 125
-	ErrnoInvalidUnblockCode   = 127
-	ErrnoUnknownClientID      = 162
-	ErrnoInvalidScopes        = 163
-	ErrnoIncorrectRedirectURI = 167
-	ErrnoInvalidResponseType  = 168
-	ErrnoMissingPKCE          = 169
-	ErrnoUnknownAuthCode      = 172
-	ErrnoMismatchAuthCode     = 173
-	ErrnoExpiredAuthCode      = 174
-	ErrnoInvalidPKCEChallenge = 175
-	ErrnoRefreshTokenUnknown  = 182
-	ErrnoServerBusy           = 201
-	ErrnoUnexpected           = 999
+	ErrnoAccountExists            = 101
+	ErrnoAccountUnknown           = 102
+	ErrnoIncorrectPassword        = 103
+	ErrnoInvalidJSON              = 106
+	ErrnoInvalidParameter         = 107
+	ErrnoMissingParameter         = 108
+	ErrnoInvalidSignature         = 109
+	ErrnoInvalidToken             = 110
+	ErrnoInvalidTimestamp         = 111
+	ErrnoRequestTooLarge          = 113
+	ErrnoThrottled                = 114
+	ErrnoInvalidNonce             = 115
+	ErrnoEndpointNotSupported     = 116
+	ErrnoIncorrectEmailCase       = 120
+	ErrnoDeviceUnknown            = 123
+	ErrnoRequestBlocked           = 125
+	ErrnoUnavailableDeviceCommand = 157
+	ErrnoInvalidUnblockCode       = 127
+	ErrnoUnknownClientID          = 162
+	ErrnoInvalidScopes            = 163
+	ErrnoIncorrectRedirectURI     = 167
+	ErrnoInvalidResponseType      = 168
+	ErrnoMissingPKCE              = 169
+	ErrnoUnknownAuthCode          = 172
+	ErrnoMismatchAuthCode         = 173
+	ErrnoExpiredAuthCode          = 174
+	ErrnoInvalidPKCEChallenge     = 175
+	ErrnoRefreshTokenUnknown      = 182
+	ErrnoServerBusy               = 201
+	ErrnoUnexpected               = 999
 )
 
 // Error is an FxA-shaped error response:

@@ -8,3 +8,7 @@ var ConcatKDF = concatKDF
 
 // ValidJWE exposes the keys_jwe shape check.
 var ValidJWE = validJWE
+
+// WaitPushes waits until every notice s has queued has been sent (or has
+// failed), so a test can assert that nothing more arrives.
+func WaitPushes(s *Service) { s.push.wg.Wait() }

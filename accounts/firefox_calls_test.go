@@ -5,8 +5,9 @@ import (
 )
 
 // TestFirefoxAfterSignInCalls covers the calls desktop Firefox makes
-// right after signing in that weave answers without a backing feature
-// (no push, no pairing server), so Firefox logs no errors.
+// right after signing in, before it registered a device (and the pairing
+// configuration weave answers without a pairing server), so Firefox logs
+// no errors.
 func TestFirefoxAfterSignInCalls(t *testing.T) {
 	w := newWorld(t)
 	ctx, c := w.ctx, w.client
@@ -21,10 +22,14 @@ func TestFirefoxAfterSignInCalls(t *testing.T) {
 	}
 	wantErrno(t, c.Do(ctx, "GET", "/v1/account/device/commands?index=-1", s.Cred(), nil, nil), 400, 107)
 	wantErrno(t, c.Do(ctx, "GET", "/v1/account/device/commands", nil, nil, nil), 401, 110)
-	notify := map[string]any{"to": "all", "excluded": []string{}, "payload": map[string]any{"version": 1, "command": "sync:collection_changed"}, "TTL": 0}
+	notify := map[string]any{"to": "all", "excluded": []string{}, "payload": map[string]any{"version": 1, "command": "sync:collection_changed",
+		"data": map[string]any{"collections": []string{"clients"}, "reason": "firstsync"}}, "TTL": 0}
 	if err := c.Do(ctx, "POST", "/v1/account/devices/notify", s.Cred(), notify, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Without data the payload is not one FxA's schema allows.
+	delete(notify["payload"].(map[string]any), "data")
+	wantErrno(t, c.Do(ctx, "POST", "/v1/account/devices/notify", s.Cred(), notify, nil), 400, 107)
 	wantErrno(t, c.Do(ctx, "POST", "/v1/account/devices/notify", s.Cred(), map[string]any{"to": "all"}, nil), 400, 108)
 	wantErrno(t, c.Do(ctx, "POST", "/v1/account/devices/notify", nil, notify, nil), 401, 110)
 

@@ -69,7 +69,13 @@ func (s *Service) ResetPassword(ctx context.Context, email string, newAuthPW []b
 	now := max(s.nowMS(), old.VerifierSet+1, old.KeysChanged+1)
 	a.UID, a.Email, a.NormEmail, a.CreatedAt, a.Locale = old.UID, old.Email, old.NormEmail, old.CreatedAt, old.Locale
 	a.VerifierSet, a.KeysChanged = now, now
-	return s.store.UpdateCredentials(ctx, a, nil)
+	if err := s.store.UpdateCredentials(ctx, a, nil); err != nil {
+		return err
+	}
+	// Every session is gone; the devices stay and learn it now rather
+	// than at their next sync.
+	s.notifyAccount(ctx, a.UID, "", newNotice(pushPasswordReset, nil), ttlPasswordChanged)
+	return nil
 }
 
 // CreateAccount creates an account for an operator (`weave account
@@ -193,5 +199,10 @@ func (s *Service) passwordChangeFinish(r *request) (any, error) {
 	if err := s.store.UpdateCredentials(r.r.Context(), a, toks); err != nil {
 		return nil, err
 	}
+	// Every old session is gone: the devices learn it now (Firefox checks
+	// its session and asks the user to sign in again) instead of at their
+	// next sync. The change came from a page or a client holding no
+	// device, so none is left out.
+	s.notifyAccount(r.r.Context(), a.UID, "", newNotice(pushPasswordChanged, nil), ttlPasswordChanged)
 	return out, nil
 }

@@ -33,6 +33,10 @@ type Limits struct {
 	// (defaults 30 and 10 s) → 429 errno 114 with Retry-After.
 	GrantBurst int
 	GrantEvery time.Duration
+	// Commands is how many invoke_command and devices/notify calls one
+	// account may make per Window (default 120) → 429 errno 114 with
+	// retryAfter, which Firefox honours before invoking again.
+	Commands int
 	// CaptchasPerIP is how many unanswered captchas one address (IPv6: one
 	// /64) may hold (default 10), so a few addresses cannot use up the
 	// process-wide pool.
@@ -94,6 +98,9 @@ func newLimiter(l Limits, now func() time.Time) *limiter {
 	}
 	if l.GrantEvery <= 0 {
 		l.GrantEvery = 10 * time.Second
+	}
+	if l.Commands <= 0 {
+		l.Commands = 120
 	}
 	if l.CaptchasPerIP <= 0 {
 		l.CaptchasPerIP = 10
@@ -182,6 +189,14 @@ func (l *limiter) checkIP(ip, action string) error {
 		max = l.l.SignupsPerIP
 	}
 	if ok, retry := l.hit(action+"|"+limitKey(ip), max, l.l.Window); !ok {
+		return errThrottled(retry)
+	}
+	return nil
+}
+
+// commands counts one device command or notify call of the account uid.
+func (l *limiter) commands(uid string) error {
+	if ok, retry := l.hit("commands|"+uid, l.l.Commands, l.l.Window); !ok {
 		return errThrottled(retry)
 	}
 	return nil

@@ -42,6 +42,7 @@ import (
 	"github.com/weave-sync/weave/accounts/onepw"
 	"github.com/weave-sync/weave/captcha"
 	"github.com/weave-sync/weave/hawk"
+	"github.com/weave-sync/weave/push/vapid"
 )
 
 // Client is a registered OAuth client.
@@ -111,6 +112,23 @@ type Config struct {
 	// on whichever node holds it (cmd/weave wires fleet.DeleteAccount). If
 	// it fails, the account is kept, so the deletion can be retried.
 	DeleteSyncData func(ctx context.Context, uid string) error
+	// PushHosts are the push services device push callbacks may point at,
+	// each "[http(s)://]host[:port]" (scheme default https, no port: any
+	// port; "*.example.com": any subdomain). nil means PublicURL's origin
+	// (weave's own push service) and DefaultPushHosts (Mozilla's). A
+	// device registering another callback gets 400 errno 107, so the
+	// server never POSTs to hosts of a client's choosing.
+	PushHosts []string
+	// PushVAPID, if set, signs every push (RFC 8292); optional for the
+	// subscriptions Firefox makes for its account.
+	PushVAPID *vapid.Signer
+	// PushClient sends pushes (default: one with PushTimeout). Redirects
+	// are never followed.
+	PushClient *http.Client
+	// PushTimeout bounds one push (default 10 s); PushConcurrency is how
+	// many are in flight at once (default 16).
+	PushTimeout     time.Duration
+	PushConcurrency int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives unexpected errors (default: discard).
@@ -135,6 +153,7 @@ type Service struct {
 	// they play the human).
 	captchaIssued func(id, answer string)
 	pages         *pages
+	push          *pusher
 	log           *slog.Logger
 	now           func() time.Time
 
@@ -178,6 +197,10 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.KeyFetchTTL, 5*time.Minute)
 	def(&cfg.CaptchaTTL, 5*time.Minute)
 	def(&cfg.HawkSkew, hawk.DefaultSkew)
+	def(&cfg.PushTimeout, 10*time.Second)
+	if cfg.PushConcurrency <= 0 {
+		cfg.PushConcurrency = 16
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 16 << 10
 	}
@@ -196,6 +219,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = c
+	}
+	if s.push, err = newPusher(s); err != nil {
+		return nil, err
 	}
 	if s.pages, err = loadPages(); err != nil {
 		return nil, fmt.Errorf("accounts: pages: %w", err)
@@ -246,6 +272,7 @@ var routes = map[string]route{
 	"/v1/account/attached_clients":          {"GET", KindSession, (*Service).attachedClients},
 	"/v1/account/device/commands":           {"GET", KindSession, (*Service).deviceCommands},
 	"/v1/account/devices/notify":            {"POST", KindSession, (*Service).devicesNotify},
+	"/v1/account/devices/invoke_command":    {"POST", KindSession, (*Service).invokeCommand},
 	"/v1/account/scoped-key-data":           {"POST", KindSession, (*Service).scopedKeyData},
 	"/v1/oauth/authorization":               {"POST", KindSession, (*Service).authorization},
 	"/v1/authorization":                     {"POST", KindSession, (*Service).authorization},
@@ -289,7 +316,11 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &request{r: r, ip: s.clientIP(r)}
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		limit := s.cfg.MaxBodyBytes
+		if l, ok := bodyLimits[r.URL.Path]; ok {
+			limit = max(limit, l)
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {

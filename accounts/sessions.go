@@ -100,28 +100,32 @@ func (s *Service) sessionDestroy(r *request) (any, error) {
 		}
 		id = c
 	}
-	if err := s.dropSession(r.r.Context(), r.account.UID, id); err != nil {
+	// A device signing itself out needs no notice; one signed out from
+	// elsewhere (the devices page) hears device_disconnected and signs out.
+	if err := s.dropSession(r.r.Context(), r.account.UID, id, id != r.token.ID); err != nil {
 		return nil, err
 	}
 	return map[string]any{}, nil
 }
 
-// dropSession deletes a session token and the device registered on it, and
-// revokes the access tokens issued through it.
-func (s *Service) dropSession(ctx context.Context, uid, sessionID string) error {
-	if err := s.revokeGrant(ctx, uid, sessionID); err != nil {
-		return err
-	}
-	devs, err := s.store.Tokens(ctx, uid, KindDevice)
+// dropSession deletes a session token and revokes the access tokens
+// issued through it; the device registered on it goes too (removeDevice:
+// the other devices hear device_disconnected, and the removed one as well
+// if tellItself).
+func (s *Service) dropSession(ctx context.Context, uid, sessionID string, tellItself bool) error {
+	devs, err := s.deviceList(ctx, uid)
 	if err != nil {
 		return err
 	}
 	for _, d := range devs {
-		if dd := parseDevice(d); dd.SessionTokenID == sessionID {
-			if err := s.store.DeleteToken(ctx, d.ID); err != nil {
+		if d.SessionTokenID == sessionID {
+			if err := s.removeDevice(ctx, uid, d, tellItself); err != nil {
 				return err
 			}
 		}
+	}
+	if err := s.revokeGrant(ctx, uid, sessionID); err != nil {
+		return err
 	}
 	return s.store.DeleteToken(ctx, sessionID)
 }
@@ -146,7 +150,7 @@ func (s *Service) SignOut(ctx context.Context, email, sessionID string) error {
 		} else if err != nil {
 			return err
 		}
-		return s.dropSession(ctx, a.UID, sessionID)
+		return s.dropSession(ctx, a.UID, sessionID, true)
 	}
 	a.VerifierSet = max(s.nowMS(), a.VerifierSet+1)
 	return s.store.UpdateCredentials(ctx, a, nil)
@@ -180,7 +184,7 @@ func (s *Service) putCapped(ctx context.Context, t Token) error {
 			continue
 		}
 		if t.Kind == KindSession {
-			err = s.dropSession(ctx, t.UID, old.ID)
+			err = s.dropSession(ctx, t.UID, old.ID, true)
 		} else if err = s.revokeGrant(ctx, t.UID, old.ID); err == nil {
 			err = s.store.DeleteToken(ctx, old.ID)
 		}

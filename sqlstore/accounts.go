@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/weave-sync/weave/accounts"
@@ -228,6 +229,8 @@ func scanToken(r rowScanner) (accounts.Token, error) {
 	if err != nil {
 		return t, err
 	}
+	// PostgreSQL pads CHAR(64) on the way out; device ids are 32 digits.
+	t.ID = strings.TrimRight(t.ID, " ")
 	t.Data = []byte(data)
 	if t.AuthKey, err = hex.DecodeString(key); err != nil {
 		return t, fmt.Errorf("accounts: corrupt token key: %w", err)
