@@ -26,6 +26,7 @@ type accountsFlags struct {
 	sessionTTL      time.Duration
 	sessionIdle     time.Duration
 	refreshTTL      time.Duration
+	pushHosts       string
 }
 
 func (f *accountsFlags) register(c *cli.Command) {
@@ -34,7 +35,34 @@ func (f *accountsFlags) register(c *cli.Command) {
 	c.Duration(&f.sessionTTL, "accounts-session-lifetime", 365*24*time.Hour, "a sign-in session ends this long after it began, used or not")
 	c.Duration(&f.sessionIdle, "accounts-session-idle", 30*24*time.Hour, "a sign-in session unused this long ends")
 	c.Duration(&f.refreshTTL, "accounts-refresh-token-lifetime", 90*24*time.Hour, "OAuth refresh tokens (Firefox for Android/iOS, CLI clients) end this long after they were issued")
+	registerPushHosts(c, &f.pushHosts)
 	c.Secret(&f.captchaOverride, "accounts-captcha-override", "", "with --accounts-signup captcha: a secret that, sent in the X-Captcha-Override header of account/create, skips the captcha (automated account setup; prefer --accounts-captcha-override-file)")
+}
+
+func registerPushHosts(c *cli.Command, p *string) {
+	c.String(p, "accounts-push-hosts", "", "comma-separated push services the devices' push callbacks may point at, each [http(s)://]host[:port] (https and any port unless given; *.example.com for its subdomains); the accounts service posts Send Tab and device notices only there. Empty: the public URL's origin (weave's own push service) and Mozilla's ("+strings.Join(accounts.DefaultPushHosts, ", ")+")")
+}
+
+// pushHosts is Config.PushHosts for the --accounts-push-hosts value.
+func pushHosts(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var out []string
+	for h := range strings.SplitSeq(v, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// closeAccounts lets the notices still in flight go out (a password reset
+// or deletion by `weave account` pushes to the devices, then exits).
+func closeAccounts(svc *accounts.Service) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = svc.Close(ctx)
 }
 
 // fxaEmailDomain is what the token server appends to an FxA uid; weave's own
@@ -101,6 +129,7 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		SessionTTL:      f.sessionTTL,
 		SessionIdleTTL:  f.sessionIdle,
 		RefreshTokenTTL: f.refreshTTL,
+		PushHosts:       pushHosts(f.pushHosts),
 		Logger:          log.With("component", "accounts"),
 	})
 	if err != nil {
@@ -138,7 +167,7 @@ func (b *builtinAccounts) route(next http.Handler) http.Handler {
 
 func (a *app) accountCommand() *cli.Command {
 	db := &dbFlags{}
-	var publicURL, password, session string
+	var publicURL, password, session, hosts string
 	var all bool
 	c := cli.New("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL | sessions EMAIL | sign-out EMAIL (--session ID | --all) [flags]",
 		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input. `sessions` lists an account's sign-in sessions; `sign-out` ends one (--session, an id from `sessions`) or all of them with every OAuth token (--all).")
@@ -147,6 +176,7 @@ func (a *app) accountCommand() *cli.Command {
 	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
 	c.Bool(&all, "all", false, "sign-out: end every session and OAuth token of the account")
+	registerPushHosts(c, &hosts)
 	c.Run = func(args []string) error {
 		if len(args) == 0 {
 			return (&accounts.Admin{}).Run(a.ctx, args) // its usage error, before a database is opened
@@ -163,10 +193,12 @@ func (a *app) accountCommand() *cli.Command {
 		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
 			PublicURL:      publicURL,
 			DeleteSyncData: deleteSyncData((&fleetDB{db: *db}).deleter(tokenDB, nil)),
+			PushHosts:      pushHosts(hosts),
 		})
 		if err != nil {
 			return err
 		}
+		defer closeAccounts(svc)
 		adm := &accounts.Admin{Service: svc, Out: a.stdout, Session: session, All: all,
 			Password: func() (string, error) { return a.readPassword(password) }}
 		return adm.Run(a.ctx, args)

@@ -278,6 +278,7 @@ func (a *app) serve(f *serveFlags) error {
 	if acc != nil {
 		handler = acc.route(handler)
 		go acc.svc.PurgeEvery(fleetCtx, f.purgeInterval, log)
+		defer closeAccounts(acc.svc)
 	}
 	if lg != nil {
 		handler = lg.svc.UserAPI(handler)
