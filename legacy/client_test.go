@@ -161,7 +161,7 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 		s.nodes = append(s.nodes, n)
 		s.shards[n.ID] = shard
 		s.watcher.Watch(n.URL, shard)
-		if err := rt.Add(n.URL, s.svc.Storage(n.URL, shard, s.watcher, http.NotFoundHandler())); err != nil {
+		if err := rt.Add(n.URL, s.svc.Storage(n.URL, shard, s.watcher.Status(n.URL), http.NotFoundHandler())); err != nil {
 			t.Fatal(err)
 		}
 	}

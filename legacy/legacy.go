@@ -88,12 +88,9 @@ func (a *Alert) Check() error {
 	return nil
 }
 
-// NodeStatus is the node states and user move marks as a fleet.Watcher
-// keeps them.
-type NodeStatus interface {
-	Node(url string) (weave.Node, bool)
-	MoveState(url string, uid int64) weave.MoveState
-}
+// NodeStatus is a node's state and its users' move marks, the same that the
+// node's 1.5 storage API asks (fleet.Watcher.Status gives one).
+type NodeStatus = weavehttp.NodeStatus
 
 // Observer is told about 1.1 traffic (for metrics); calls are on the
 // request path and must not block.

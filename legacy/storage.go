@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/fleet"
 	weavehttp "github.com/weave-sync/weave/http"
 )
 
@@ -111,19 +110,11 @@ func (h *nodeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var node weave.Node
-	var known bool
+	var down, backoff time.Duration
 	if h.status != nil {
-		node, known = h.status.Node(h.nodeURL)
+		down, backoff = h.status.State()
 	}
-	if known && (node.State == weave.NodeBackoff || node.State == weave.NodeDown) {
-		d := node.Backoff
-		if node.State == weave.NodeDown {
-			d = node.RetryAfter
-		}
-		if d <= 0 {
-			d = fleet.DefaultBackoff
-		}
+	if d := max(down, backoff); d > 0 {
 		w.Header().Set("X-Weave-Backoff", seconds(d))
 	}
 	uid, ok := h.authenticate(w, r, rt.user)
@@ -133,12 +124,8 @@ func (h *nodeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// An authenticated storage request may move megabytes: give it the
 	// transfer deadlines of the 1.5 API (progress, not a fixed bound).
 	weavehttp.AllowTransfer(r.Context())
-	if known && node.State == weave.NodeDown {
-		ra := node.RetryAfter
-		if ra <= 0 {
-			ra = fleet.DefaultRetryAfter
-		}
-		w.Header().Set("Retry-After", seconds(ra))
+	if down > 0 {
+		w.Header().Set("Retry-After", seconds(down))
 		writeStatus(w, http.StatusServiceUnavailable)
 		return
 	}
@@ -184,7 +171,7 @@ func (h *nodeHandler) authenticate(w http.ResponseWriter, r *http.Request, pathU
 	if err != nil || tu.ReplacedAt != 0 || tu.Node == nil || weave.NodeURLKey(tu.Node.URL) != h.nodeURL {
 		return fail("node")
 	}
-	if h.status != nil && h.status.MoveState(h.nodeURL, tu.UID) == weave.MoveMoved {
+	if h.status != nil && h.status.Moved(tu.UID) {
 		return fail("moved")
 	}
 	return tu.UID, true

@@ -264,7 +264,7 @@ func (a *app) serve(f *serveFlags) error {
 		if err != nil || lg == nil {
 			return srv, err
 		}
-		return nodeFront{Handler: lg.node(n.URL, n.Store, fs.watcher, srv), Server: srv}, nil
+		return nodeFront{Handler: lg.node(n.URL, n.Store, n.Status, srv), Server: srv}, nil
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
