@@ -100,6 +100,7 @@ type Metrics struct {
 
 	legacy *legacyMetrics
 	cache  *cacheMetrics
+	push   *pushMetrics
 }
 
 // New returns a Metrics with its own registry holding the Go runtime and
@@ -151,6 +152,7 @@ func New(opts Options) *Metrics {
 		"status")
 	m.legacy = newLegacyMetrics(f)
 	m.cache = newCacheMetrics(f)
+	m.push = newPushMetrics(f)
 
 	// Series that should read 0 rather than be absent before the first
 	// event, so rate() and the dashboard see them from the start.

@@ -16,6 +16,7 @@ import (
 	"github.com/weave-sync/weave/hawk"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/push"
 	"github.com/weave-sync/weave/tokenlib"
 )
 
@@ -416,5 +417,53 @@ func TestLegacyObserver(t *testing.T) {
 	}
 	if f.get(t, "weave_legacy_signups_total", "outcome=created") != 1 || f.get(t, "weave_legacy_signups_total", "outcome=captcha") != 1 {
 		t.Error("sign-up outcomes")
+	}
+}
+
+// TestPushObserver: the push service's events land in weave_push_*;
+// unknown events and ops count as "other".
+func TestPushObserver(t *testing.T) {
+	var nilM *metrics.Metrics
+	nilM.PushObserver().Connections(1)
+	nilM.PushObserver().Delivered(time.Second)
+
+	m := metrics.New(metrics.Options{})
+	var o push.Observer = m.PushObserver()
+	f := scrape(t, m)
+	if f.get(t, "weave_push_messages_total", "event=delivered") != 0 || f.get(t, "weave_push_registrations_total", "op=register") != 0 {
+		t.Fatal("push series not present from the start")
+	}
+	o.Connections(1)
+	o.Connections(1)
+	o.Connections(-1)
+	o.Registration("register")
+	o.Registration("register")
+	o.Registration("unregister")
+	o.Registration("made-up")
+	o.Message("stored", 3)
+	o.Message("delivered", 2)
+	o.Message("expired", 1)
+	o.Message("dropped", 0)
+	o.Delivered(20 * time.Millisecond)
+	o.Delivered(2 * time.Hour)
+	f = scrape(t, m)
+	for _, c := range []struct {
+		name  string
+		label []string
+		want  float64
+	}{
+		{"weave_push_connections", nil, 1},
+		{"weave_push_registrations_total", []string{"op=register"}, 2},
+		{"weave_push_registrations_total", []string{"op=unregister"}, 1},
+		{"weave_push_registrations_total", []string{"op=other"}, 1},
+		{"weave_push_messages_total", []string{"event=stored"}, 3},
+		{"weave_push_messages_total", []string{"event=delivered"}, 2},
+		{"weave_push_messages_total", []string{"event=expired"}, 1},
+		{"weave_push_messages_total", []string{"event=dropped"}, 0},
+		{"weave_push_delivery_seconds", nil, 2},
+	} {
+		if got := f.get(t, c.name, c.label...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.label, got, c.want)
+		}
 	}
 }

@@ -117,9 +117,9 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.close(closeGoingAway, "server shutting down")
 		return
 	}
-	s.obs.Connections(1)
-	defer s.obs.Connections(-1)
 	defer s.detach(c)
+	s.obs.Connections(1)
+	defer s.obs.Connections(-1) // before detach: Connections() then agrees
 	if !c.send(HelloReply{UAID: c.uaid}) {
 		return
 	}

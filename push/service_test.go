@@ -330,8 +330,38 @@ func expectNotification(t *testing.T, c *client, chid, data string) string {
 	return v
 }
 
+// recorder is a push.Observer keeping counts.
+type recorder struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (r *recorder) add(k string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.counts = map[string]int{}
+	}
+	r.counts[k] += n
+}
+func (r *recorder) Connections(d int)           { r.add("connections", d) }
+func (r *recorder) Registration(op string)      { r.add(op, 1) }
+func (r *recorder) Message(event string, n int) { r.add(event, n) }
+func (r *recorder) Delivered(d time.Duration) {
+	if d < 0 || d > time.Minute {
+		panic(d)
+	}
+	r.add("latencies", 1)
+}
+func (r *recorder) get(k string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[k]
+}
+
 func TestHelloRegisterNotifyAck(t *testing.T) {
-	s := newServer(t, openSQLite(t), nil)
+	obs := &recorder{}
+	s := newServer(t, openSQLite(t), func(c *push.Config) { c.Observer = obs })
 	c := s.dial(t)
 	uaid := c.hello("")
 	ep := c.mustRegister(chidA)
@@ -381,6 +411,13 @@ func TestHelloRegisterNotifyAck(t *testing.T) {
 	resp, body := doPush(t, ep, payload("late"))
 	if resp.StatusCode != http.StatusGone || body["errno"] != float64(106) || resp.Header.Get("Cache-Control") != "max-age=86400" {
 		t.Fatalf("push after unregister: %d %v", resp.StatusCode, body)
+	}
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	waitDisconnected(t, s)
+	for k, want := range map[string]int{"connections": 0, "register": 1, "unregister": 1, "stored": 2, "delivered": 2, "latencies": 2} {
+		if got := obs.get(k); got != want {
+			t.Errorf("observer %s = %d, want %d", k, got, want)
+		}
 	}
 }
 
