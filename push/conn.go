@@ -314,17 +314,14 @@ func (c *conn) ack(m *Ack) {
 	for _, u := range m.Updates {
 		c.mu.Lock()
 		f, ok := c.inflight[u.Version]
-		if ok && !strings.EqualFold(f.chid, u.ChannelID) {
-			ok = false
-		}
-		if ok {
-			delete(c.inflight, u.Version)
-		}
+		ok = ok && strings.EqualFold(f.chid, u.ChannelID)
 		c.mu.Unlock()
 		if !ok {
 			continue
 		}
 		if f.stored {
+			// Still in flight while it is deleted, so that a storage
+			// check running meanwhile does not send it again.
 			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
 			_, err := s.store.Delete(ctx, c.uaid, u.Version)
 			cancel()
@@ -334,6 +331,9 @@ func (c *conn) ack(m *Ack) {
 				s.log.Warn("push: deleting an acknowledged message failed", "err", err)
 			}
 		}
+		c.mu.Lock()
+		delete(c.inflight, u.Version)
+		c.mu.Unlock()
 		s.obs.Message("delivered", 1)
 		s.obs.Delivered(time.Duration(max(now-f.created, 0)) * time.Millisecond)
 	}
