@@ -82,6 +82,12 @@ type conn struct {
 }
 
 func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	c := &conn{s: s, limiter: rate.NewLimiter(clientRate, clientBurst), inflight: make(map[string]inflight)}
+	if !s.enter(c) {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.leave(c)
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// Per-message deflate would cost tens of KB per idle connection
@@ -97,9 +103,14 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(MaxFrame)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	c := &conn{s: s, ws: ws, ctx: ctx, cancel: cancel,
-		limiter:  rate.NewLimiter(clientRate, clientBurst),
-		inflight: make(map[string]inflight)}
+	c.mu.Lock()
+	c.ws, c.ctx, c.cancel = ws, ctx, cancel
+	closed := c.closed
+	c.mu.Unlock()
+	if closed { // Close came first
+		ws.CloseNow()
+		return
+	}
 	c.touch()
 	defer cancel()
 	defer ws.CloseNow()
@@ -325,7 +336,7 @@ func (c *conn) ack(m *Ack) {
 			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
 			_, err := s.store.Delete(ctx, c.uaid, u.Version)
 			cancel()
-			if err != nil {
+			if err != nil && c.ctx.Err() == nil {
 				// It is sent again on the next connection; Firefox drops
 				// the duplicate.
 				s.log.Warn("push: deleting an acknowledged message failed", "err", err)
@@ -478,13 +489,17 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		return
 	}
 	c.closed = true
+	ws := c.ws
 	c.mu.Unlock()
+	if ws == nil {
+		return // not upgraded yet: serveWebSocket sees closed
+	}
 	if code == 0 || code == -1 {
 		c.cancel()
-		c.ws.CloseNow()
+		ws.CloseNow()
 		return
 	}
 	// Close waits for the browser's close frame at most a few seconds.
-	_ = c.ws.Close(code, reason)
+	_ = ws.Close(code, reason)
 	c.cancel()
 }

@@ -139,9 +139,11 @@ type Service struct {
 
 	lastStamp atomic.Int64 // see stamp
 
-	mu    sync.Mutex
-	conns map[string]*conn // by UAID
-	done  bool
+	mu       sync.Mutex
+	conns    map[string]*conn   // identified sessions, by UAID
+	all      map[*conn]struct{} // every session, before its hello too
+	done     bool
+	sessions sync.WaitGroup // running serveWebSocket calls
 }
 
 // New returns a Service; call Run for its background work and Close at
@@ -192,6 +194,7 @@ func New(cfg Config) (*Service, error) {
 		obs:      cfg.Observer,
 		log:      cfg.Logger,
 		conns:    make(map[string]*conn),
+		all:      make(map[*conn]struct{}),
 	}
 	if s.obs == nil {
 		s.obs = nopObserver{}
@@ -226,6 +229,25 @@ func randomHex(n int) string {
 }
 
 func (s *Service) now() int64 { return s.cfg.Now().UnixMilli() }
+
+// enter records a new session; false once the service is closing.
+func (s *Service) enter(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return false
+	}
+	s.all[c] = struct{}{}
+	s.sessions.Add(1)
+	return true
+}
+
+func (s *Service) leave(c *conn) {
+	s.mu.Lock()
+	delete(s.all, c)
+	s.mu.Unlock()
+	s.sessions.Done()
+}
 
 // attach makes c the connection of its UAID on this node, replacing (and
 // closing) an older one: a second connection with the same UAID "ghosts"
@@ -370,15 +392,17 @@ func (s *Service) pingIdle() {
 }
 
 // Close ends every connection (Firefox reconnects, to another process
-// behind the load balancer if this one is going away) and refuses new ones.
+// behind the load balancer if this one is going away), refuses new ones,
+// and returns once their handlers are done with the database.
 func (s *Service) Close() {
 	s.mu.Lock()
 	s.done = true
-	all := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
+	all := make([]*conn, 0, len(s.all))
+	for c := range s.all {
 		all = append(all, c)
 	}
 	s.mu.Unlock()
+	defer s.sessions.Wait()
 	var wg sync.WaitGroup
 	for _, c := range all {
 		wg.Add(1)

@@ -13,19 +13,35 @@ import (
 	"github.com/weave-sync/weave/push/vapid"
 )
 
-// WebPushHandler serves the Web Push endpoints (RFC 8030) application
-// servers send to: POST /wpush/v1/{token} and /wpush/v2/{token} (v2:
-// restricted to one VAPID key, RFC 8292), and DELETE /m/{id} to cancel a
-// stored message. Mount it at the public URL's path (prefix stripped).
-func (s *Service) WebPushHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /wpush/{version}/{token}", s.servePush)
-	mux.HandleFunc("DELETE /m/{id}", s.serveCancel)
-	return mux
+// Route is one route of the Web Push endpoint: a ServeMux pattern with a
+// method, relative to the public URL's path, and its handler, which reads
+// the pattern's wildcards.
+type Route struct {
+	Pattern string
+	Handler http.Handler
 }
 
-// PathPrefixes are the paths WebPushHandler serves, for a route table.
-var PathPrefixes = []string{"/wpush/", "/m/"}
+// Routes are the Web Push endpoints (RFC 8030) application servers send
+// to: POST /wpush/v1/{token} and /wpush/v2/{token} (v2: restricted to one
+// VAPID key, RFC 8292), and DELETE /m/{id} to cancel a stored message.
+// A route table registers each pattern (behind the public URL's path
+// prefix, if any) so request metrics see it.
+func (s *Service) Routes() []Route {
+	return []Route{
+		{"POST /wpush/{version}/{token}", http.HandlerFunc(s.servePush)},
+		{"DELETE /m/{id}", http.HandlerFunc(s.serveCancel)},
+	}
+}
+
+// WebPushHandler serves Routes on their own, for mounting at the public
+// URL's path with any prefix stripped.
+func (s *Service) WebPushHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range s.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	return mux
+}
 
 func writeError(w http.ResponseWriter, e *HTTPError) {
 	h := w.Header()

@@ -29,6 +29,7 @@ type serveFlags struct {
 	observe        observeFlags
 	tls            tlsserve.Config
 	accounts       accountsFlags
+	push           pushFlags   // push.go
 	legacy         legacyFlags // legacy.go
 	conn           listenFlags
 	listen         string
@@ -63,6 +64,7 @@ func (a *app) serveCommand() *cli.Command {
 	f.observe.register(c)
 	registerTLS(c, &f.tls)
 	f.accounts.register(c)
+	f.push.register(c)
 	f.legacy.register(c)
 	f.conn.register(c)
 	c.Secret(&f.masterSecret, "master-secret", "", "secret that signs tokens; several, comma-separated, newest last, for rotation (default: generated on first start, kept in DATA_DIR/master-secret)")
@@ -280,6 +282,14 @@ func (a *app) serve(f *serveFlags) error {
 		go acc.svc.PurgeEvery(fleetCtx, f.purgeInterval, log)
 		defer closeAccounts(acc.svc)
 	}
+	var ps *builtinPush
+	if f.push.enabled {
+		if ps, err = newBuiltinPush(ctx, &f.push, dbs, f.migrate, f.publicURL, secrets, obs.m, log); err != nil {
+			return err
+		}
+		handler = ps.route(handler)
+		go ps.svc.Run(fleetCtx)
+	}
 	if lg != nil {
 		handler = lg.svc.UserAPI(handler)
 	}
@@ -311,6 +321,9 @@ func (a *app) serve(f *serveFlags) error {
 		fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
 	}
 
+	if ps != nil {
+		ps.printPrefs(a.stdout)
+	}
 	if lg != nil {
 		fmt.Fprintf(a.stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
 	}
@@ -340,6 +353,11 @@ func (a *app) serve(f *serveFlags) error {
 	log.Info("shutting down", "grace", f.shutdownGrace)
 	fs.set.SetReady(false)
 	time.Sleep(f.shutdownGrace)
+	if ps != nil {
+		// Hijacked connections outlive hs.Shutdown: end them, so browsers
+		// reconnect (to another process behind the load balancer).
+		ps.svc.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil {

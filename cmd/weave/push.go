@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/weave-sync/weave/internal/cli"
+	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/push"
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// pushFlags turn on weave's push service. It is a flag of its own rather
+// than part of --accounts: it adds a database schema and long-lived
+// connections (count them in --max-conns), and Firefox only uses it once
+// dom.push.serverURL points here, which it does not by default; built-in
+// accounts work without it (devices then use Mozilla's push service).
+type pushFlags struct {
+	enabled      bool
+	maxChannels  int
+	pollInterval time.Duration
+}
+
+func (f *pushFlags) register(c *cli.Command) {
+	c.Bool(&f.enabled, "push", false, "serve a push service (Mozilla's autopush protocol: Firefox's WebSocket at the public URL, Web Push endpoints at /wpush/) with messages kept in the token database; point Firefox's dom.push.serverURL at it (printed on start). Each connected browser holds one connection: raise --max-conns to match")
+	c.Int(&f.maxChannels, "push-max-channels", 500, "most push subscriptions one browser may hold (one for Firefox Accounts plus one per site allowed to push)").Min(1)
+	c.Duration(&f.pollInterval, "push-poll-interval", 100*time.Millisecond, "how often each process looks in the database for messages another process took for browsers connected here (the longest extra delay of such a message)").Min(time.Millisecond)
+}
+
+// builtinPush is the push service as wired into serve.
+type builtinPush struct {
+	svc    *push.Service
+	prefix string // the public URL's path prefix, "" for none
+}
+
+// pushEndpointKeys derives the keys of push endpoint tokens from the
+// master secrets: the first mints, all are accepted, so rotating the master
+// secret the usual way (new first, old kept) keeps every endpoint valid.
+func pushEndpointKeys(secrets []string) ([][]byte, error) {
+	var keys [][]byte
+	for _, s := range secrets {
+		k, err := hkdf.Key(sha256.New, []byte(s), nil, "weave push endpoint token key", 32)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("push: no master secret")
+	}
+	return keys, nil
+}
+
+// newBuiltinPush migrates the push schema (it lives with the token
+// database, which every process of a fleet shares: that is how a message
+// taken by one process reaches a browser connected to another) and builds
+// the service.
+func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate bool, publicURL string, secrets []string, m *metrics.Metrics, log *slog.Logger) (*builtinPush, error) {
+	ms, err := dbs.tokensBE.migrations(sqlstore.SetPush)
+	if err != nil {
+		return nil, err
+	}
+	if err := dbs.tokens.Prepare(ctx, sqlstore.SetPush, ms, migrate, nil); err != nil {
+		return nil, fmt.Errorf("push database: %w", err)
+	}
+	keys, err := pushEndpointKeys(secrets)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := push.New(push.Config{
+		Store:        sqlstore.NewPushStore(dbs.tokens),
+		PublicURL:    publicURL,
+		EndpointKeys: keys,
+		MaxChannels:  f.maxChannels,
+		PollInterval: f.pollInterval,
+		Observer:     m.PushObserver(),
+		Logger:       log.With("component", "push"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(publicURL)
+	return &builtinPush{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
+}
+
+// route sends the Web Push endpoints and WebSocket upgrades of the public
+// URL's root to the push service, everything else to next.
+func (p *builtinPush) route(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range p.svc.Routes() {
+		method, path, _ := strings.Cut(r.Pattern, " ")
+		mux.Handle(method+" "+p.prefix+path, r.Handler)
+	}
+	ws := p.svc.Handler()
+	root := p.prefix + "/"
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// dom.push.serverURL is the public URL itself, as with autopush;
+		// a page request there goes on to whatever else serves it.
+		if (r.URL.Path == root || r.URL.Path == p.prefix) && push.IsWebSocket(r) {
+			ws.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	return mux
+}
+
+// printPrefs tells the operator how to point Firefox at the push service.
+func (p *builtinPush) printPrefs(w io.Writer) {
+	u := p.svc.ServerURL()
+	fmt.Fprintf(w, "Push is on. Point Firefox at it (before signing in: changing it later drops its subscriptions): in about:config set\n  dom.push.serverURL = %s\n", u)
+	if strings.HasPrefix(u, "ws://") {
+		fmt.Fprintf(w, "  dom.push.testing.allowInsecureServerURL = true\n")
+	}
+}
