@@ -1,7 +1,10 @@
 package fleet_test
 
 import (
+	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,5 +96,40 @@ func TestWatcherOnMoveChange(t *testing.T) {
 	refresh()
 	if len(heard) != 2 || watcher.MoveState(n.URL, uid) != weave.MoveNone {
 		t.Fatalf("after moving back: heard %v, state %q", heard, watcher.MoveState(n.URL, uid))
+	}
+}
+
+// slowLister answers its first NodeStates with the old state only when
+// released, later ones at once with the new state.
+type slowLister struct {
+	entered, release chan struct{}
+	calls            atomic.Int32
+}
+
+func (l *slowLister) NodeStates(context.Context) ([]weave.Node, error) {
+	n := weave.Node{URL: "http://127.0.0.1:1/n", State: weave.NodeDown}
+	if l.calls.Add(1) == 1 {
+		close(l.entered)
+		<-l.release
+		n.State = weave.NodeUp
+	}
+	return []weave.Node{n}, nil
+}
+
+// Refreshes that overlap publish in the order they started: a slow one
+// that read older states never overwrites newer ones.
+func TestWatcherRefreshesInOrder(t *testing.T) {
+	l := &slowLister{entered: make(chan struct{}), release: make(chan struct{})}
+	w := fleet.NewWatcher(l, time.Hour, nil)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.Refresh(context.Background()) }()
+	<-l.entered
+	go func() { defer wg.Done(); w.Refresh(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // the second would be done by now
+	close(l.release)
+	wg.Wait()
+	if down, _ := w.Status("http://127.0.0.1:1/n").State(); down == 0 {
+		t.Error("the older state was published last")
 	}
 }

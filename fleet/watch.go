@@ -26,6 +26,10 @@ type Watcher struct {
 
 	nodes atomic.Pointer[map[string]weave.Node] // normalised URL → node
 
+	// refreshing serialises Refresh: a refresh that read older states
+	// must not publish them after one that read newer ones.
+	refreshing sync.Mutex
+
 	mu     sync.Mutex
 	shards map[string]*shardMarks // normalised node URL → marks
 	ready  chan struct{}
@@ -75,6 +79,8 @@ func (w *Watcher) Watch(nodeURL string, m weave.UserMover) {
 
 // Refresh re-reads everything once.
 func (w *Watcher) Refresh(ctx context.Context) error {
+	w.refreshing.Lock()
+	defer w.refreshing.Unlock()
 	ns, err := w.dir.NodeStates(ctx)
 	if err != nil {
 		return err
