@@ -23,6 +23,7 @@ import (
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
+	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
@@ -129,16 +130,12 @@ func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *wo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	node, err := weavehttp.New(weavehttp.Config{Store: st, Limits: weave.DefaultLimits(), PublicURL: base, Secrets: []string{secret}, TokenServer: ts})
+	api, err := weavehttp.New(weavehttp.Config{Store: st, Limits: weave.DefaultLimits(), PublicURL: base, Secrets: []string{secret}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for _, p := range accounts.PathPrefixes {
-		mux.Handle(p, svc.Handler())
-	}
-	mux.Handle("/", node)
-	srv.Config.Handler = mux
+	node := routes.NodeHandler(routes.Node{URL: base, API: api, TokenServer: ts})
+	srv.Config.Handler = routes.Handler(routes.Process{PublicURL: base, Nodes: node, Accounts: svc.Handler()})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &world{t: t, srv: srv, base: base, svc: svc, store: store, client: fxaclient.New(base), ctx: ctx}

@@ -557,9 +557,9 @@ func TestTokenServerMount(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 	})
 	e := newEnv(t, func(c *Config) {
-		c.TokenServer = ts
 		c.PublicURL = "https://example.com/sync"
 	})
+	e.mountTokens(ts)
 	for _, p := range []string{"/1.0/sync/1.5", "/sync/1.0/sync/1.5"} {
 		w := e.do(req{method: "GET", path: p, noAuth: true})
 		if w.Code != http.StatusTeapot || w.Header().Get("X-Path") != "/1.0/sync/1.5" {

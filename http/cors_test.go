@@ -21,7 +21,8 @@ func TestCORS(t *testing.T) {
 		}})
 	}
 
-	off := newEnv(t, func(c *Config) { c.TokenServer = token })
+	off := newEnv(t)
+	off.mountTokens(token)
 	w := preflight(off, off.u("/storage/bookmarks/a"), "https://app.example")
 	if w.Code == http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("CORS off: preflight %d, Allow-Origin %q", w.Code, w.Header().Get("Access-Control-Allow-Origin"))
@@ -36,9 +37,9 @@ func TestCORS(t *testing.T) {
 	}
 
 	e := newEnv(t, func(c *Config) {
-		c.TokenServer = token
 		c.CORSOrigins = []string{"https://App.example", "http://127.0.0.1:3000"}
 	})
+	e.mountTokens(token)
 	for _, path := range []string{e.u("/storage/bookmarks/a"), "/1.0/sync/1.5"} {
 		w := preflight(e, path, "https://app.example")
 		h := w.Header()

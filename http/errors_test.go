@@ -128,8 +128,8 @@ func TestPanicBecomes503(t *testing.T) {
 	var logs bytes.Buffer
 	e := newEnv(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-		c.TokenServer = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
 	})
+	e.mountTokens(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	w := e.do(req{method: "GET", path: "/1.0/sync/1.5", noAuth: true})
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("panic gave %d %v", w.Code, w.Header())

@@ -48,6 +48,27 @@ type env struct {
 	clock *clock
 	cfg   Config
 	uid   int64
+	// tokens, when set, is served at /1.0/ beside the node.
+	tokens http.Handler
+}
+
+// mountTokens serves ts at /1.0/ beside the node, below its prefix or
+// not, as weave's route table does.
+func (e *env) mountTokens(ts http.Handler) { e.tokens = ts }
+
+// handler serves the env's requests.
+func (e *env) handler() http.Handler {
+	if e.tokens == nil {
+		return e.srv
+	}
+	tokens := e.srv.Mount(e.tokens)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/1.0/") || strings.HasPrefix(p, e.srv.prefix+"/1.0/") {
+			tokens.ServeHTTP(w, r)
+			return
+		}
+		e.srv.ServeHTTP(w, r)
+	})
 }
 
 func newEnv(t testing.TB, opts ...func(*Config)) *env {
@@ -161,7 +182,7 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 		hr.Header.Set("Authorization", signHawk(*c, r.method, target, host, port, ts, r.nonce, hash))
 	}
 	w := httptest.NewRecorder()
-	e.srv.ServeHTTP(w, hr)
+	e.handler().ServeHTTP(w, hr)
 	return w
 }
 

@@ -53,8 +53,12 @@ func WithRouteNote(r *http.Request) (*http.Request, *RouteNote) {
 	return r.WithContext(context.WithValue(r.Context(), routeNoteKey{}, n)), n
 }
 
-func noteRoute(r *http.Request, rt route) {
+func noteRoute(r *http.Request, rt route) { NoteRoute(r, endpoints[rt]) }
+
+// NoteRoute names the route a request matched in its route note, if it
+// has one; a handler that routes further names a more precise route later.
+func NoteRoute(r *http.Request, endpoint string) {
 	if n, ok := r.Context().Value(routeNoteKey{}).(*RouteNote); ok {
-		n.endpoint = endpoints[rt]
+		n.endpoint = endpoint
 	}
 }

@@ -73,8 +73,6 @@ type Config struct {
 	// for GET /info/collections (SPEC allows it; the Python server uses
 	// 2 h). Zero means 2 h; negative disables the grace.
 	ExpiredTokenGrace time.Duration
-	// TokenServer, when set, serves /1.0/... (the token server).
-	TokenServer http.Handler
 	// Logger receives one line per request and unexpected errors. Nil
 	// discards.
 	Logger *slog.Logger
@@ -165,7 +163,6 @@ type Server struct {
 	configJSON   []byte
 	grace        time.Duration
 	trusted      []netip.Prefix
-	tokenServer  http.Handler
 	log          *slog.Logger
 	now          func() time.Time
 	version      string
@@ -197,7 +194,6 @@ func New(cfg Config) (*Server, error) {
 		limits:      cfg.Limits,
 		grace:       cfg.ExpiredTokenGrace,
 		trusted:     cfg.TrustedProxies,
-		tokenServer: cfg.TokenServer,
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		version:     cfg.Version,
@@ -303,8 +299,31 @@ func (rq *request) setLastModified(t weave.Timestamp) {
 	rq.w.Header().Set("X-Last-Modified", string(appendTimestamp(make([]byte, 0, 16), t)))
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the node's storage API and
+// Dockerflow endpoints on their own, for a Server used without weave's
+// route table (package routes mounts Storage, Heartbeat, … one by one).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, func(rq *request, path string) {
+		switch {
+		case strings.HasPrefix(path, "/1.5/"):
+			s.storage(rq, path)
+		case path == "/__heartbeat__":
+			s.heartbeat(rq)
+		case path == "/__lbheartbeat__":
+			s.lbHeartbeat(rq)
+		case path == "/__version__":
+			s.versionInfo(rq)
+		case path == "/":
+			s.root(rq)
+		default:
+			s.writeError(rq, errNotFoundRoute)
+		}
+	})
+}
+
+// serve runs one request of the node: it recovers from panics, logs the
+// request, and gives fn the path without the node's prefix.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn func(rq *request, path string)) {
 	wall := time.Now()
 	now := s.now()
 	rq := &request{r: r, uid: -1, now: now}
@@ -326,7 +345,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-
 	path := r.URL.EscapedPath()
 	if s.prefix != "" && strings.HasPrefix(path, s.prefix) && (len(path) == len(s.prefix) || path[len(s.prefix)] == '/') {
 		path = path[len(s.prefix):]
@@ -334,32 +352,71 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			path = "/"
 		}
 	}
-	if s.cors != nil && (strings.HasPrefix(path, "/1.5/") || (strings.HasPrefix(path, "/1.0/") && s.tokenServer != nil)) {
-		if s.cors.handle(&rq.w, r) {
+	fn(rq, path)
+}
+
+// storage serves a /1.5/ path: a CORS preflight, or the storage API.
+func (s *Server) storage(rq *request, path string) {
+	if s.cors != nil && s.cors.handle(&rq.w, rq.r) {
+		return // a preflight, answered
+	}
+	s.serveStorage(rq, path[len("/1.5/"):])
+}
+
+// endpoint is a handler of one of the node's endpoints.
+func (s *Server) endpoint(fn func(rq *request, path string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, fn) })
+}
+
+// Storage serves the storage API 1.5 (/1.5/…, below the node's prefix or
+// not); other paths get the API's 404.
+func (s *Server) Storage() http.Handler {
+	return s.endpoint(func(rq *request, path string) {
+		if !strings.HasPrefix(path, "/1.5/") {
+			s.writeError(rq, errNotFoundRoute)
+			return
+		}
+		s.storage(rq, path)
+	})
+}
+
+// Mount serves another API of the node, the token server, the way the
+// storage API is served: the node's prefix stripped, CORS, the request
+// log. The API sets its own X-Timestamp.
+func (s *Server) Mount(h http.Handler) http.Handler {
+	return s.endpoint(func(rq *request, path string) {
+		if s.cors != nil && s.cors.handle(&rq.w, rq.r) {
 			return // a preflight, answered
 		}
-	}
-	switch {
-	case strings.HasPrefix(path, "/1.5/"):
-		s.serveStorage(rq, path[len("/1.5/"):])
-	case strings.HasPrefix(path, "/1.0/") && s.tokenServer != nil:
-		rq.w.stamp = false // the token server has its own X-Timestamp
+		rq.w.stamp = false
+		r := rq.r
 		if path != r.URL.EscapedPath() {
 			r = stripPath(r, path)
 			rq.r = r
 		}
-		s.tokenServer.ServeHTTP(&rq.w, r)
-	case path == "/__heartbeat__":
-		s.heartbeat(rq)
-	case path == "/__lbheartbeat__":
-		s.lbHeartbeat(rq)
-	case path == "/__version__":
-		s.versionInfo(rq)
-	case path == "/":
-		s.root(rq)
-	default:
-		s.writeError(rq, errNotFoundRoute)
-	}
+		h.ServeHTTP(&rq.w, r)
+	})
+}
+
+// Heartbeat serves /__heartbeat__, LBHeartbeat /__lbheartbeat__, Version
+// /__version__ (Dockerflow), Root the node's root page and NotFound the
+// API's 404 for anything else.
+func (s *Server) Heartbeat() http.Handler {
+	return s.endpoint(func(rq *request, _ string) { s.heartbeat(rq) })
+}
+
+func (s *Server) LBHeartbeat() http.Handler {
+	return s.endpoint(func(rq *request, _ string) { s.lbHeartbeat(rq) })
+}
+
+func (s *Server) Version() http.Handler {
+	return s.endpoint(func(rq *request, _ string) { s.versionInfo(rq) })
+}
+
+func (s *Server) Root() http.Handler { return s.endpoint(func(rq *request, _ string) { s.root(rq) }) }
+
+func (s *Server) NotFound() http.Handler {
+	return s.endpoint(func(rq *request, _ string) { s.writeError(rq, errNotFoundRoute) })
 }
 
 // stripPath returns a shallow copy of r whose URL path is path (the node's

@@ -111,14 +111,13 @@ func (l smallWriteBuffers) Accept() (net.Conn, error) {
 // then one byte held its connection forever. Every kind of stall must now be
 // cut off within its bound, on every route class, many at once.
 func TestSlowClientsAreCutOff(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		// Like the token server: answers a GET without reading a body.
-		c.TokenServer = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"status":"ok"}`)
-		})
-	})
-	addr := serveHardened(t, e.srv, testTimeouts, nil)
+	e := newEnv(t)
+	// Like the token server: answers a GET without reading a body.
+	e.mountTokens(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	addr := serveHardened(t, e.handler(), testTimeouts, nil)
 	coll := e.u("/storage/bookmarks")
 	anon := "POST " + coll + " HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n["
 	cases := []struct {

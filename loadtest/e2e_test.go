@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/tokenlib"
 	"github.com/weave-sync/weave/tokenserver"
@@ -51,6 +53,7 @@ func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []
 		PublicURL: public,
 		Secrets:   secrets(public),
 	}
+	var tokens http.Handler // the token server, with a JWKS file
 	if jwksFile != "" {
 		keys, err := fxa.LoadJWKSFile(jwksFile)
 		if err != nil {
@@ -74,13 +77,13 @@ func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []
 		if err := tsrv.Init(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cfg.TokenServer = tsrv
+		tokens = tsrv
 	}
 	srv, err := weavehttp.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.Config.Handler = srv
+	ts.Config.Handler = routes.NodeHandler(routes.Node{URL: public, API: srv, TokenServer: tokens})
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return public

@@ -12,9 +12,11 @@ import (
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
+	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
+	"net/http"
 )
 
 // startLegacyNode is startNode with the 1.1 front end too, as `weave serve
@@ -43,7 +45,7 @@ func startLegacyNode(t *testing.T, jwksFile, secret string) string {
 	if err := tsrv.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := weavehttp.New(weavehttp.Config{Store: store, PublicURL: public, Secrets: []string{e2eSecret}, TokenServer: tsrv})
+	srv, err := weavehttp.New(weavehttp.Config{Store: store, PublicURL: public, Secrets: []string{e2eSecret}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,9 @@ func startLegacyNode(t *testing.T, jwksFile, secret string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.Config.Handler = svc.UserAPI(svc.Storage(public, store, nil, srv))
+	node := routes.NodeHandler(routes.Node{URL: public, API: srv, TokenServer: tsrv,
+		Legacy: func(next http.Handler) http.Handler { return svc.Storage(public, store, nil, next) }})
+	ts.Config.Handler = routes.Handler(routes.Process{PublicURL: public, Nodes: node, LegacyUsers: svc.UserAPI(node)})
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return public

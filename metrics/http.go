@@ -8,18 +8,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	weavehttp "github.com/weave-sync/weave/http"
 )
 
 // Middleware counts every request next serves: weave_http_requests_total
 // and weave_http_request_duration_seconds by endpoint, method and status,
 // the body bytes in and out, and the requests in flight.
 //
-// The endpoint label is a template, never a raw path, so uids, collection
-// names and ids cannot blow up the number of series: the route pattern a
-// ServeMux inside next matched (http.Request.Pattern, which the mux sets on
-// the request it was given, so it is visible here once next returns) when
-// it names a precise route, otherwise the Sync path templates of
-// EndpointOf, otherwise "other".
+// The endpoint label is a route's name, never a raw path, so uids,
+// collection names and ids cannot blow up the number of series: the name
+// the route table (package routes) and the handlers that route further
+// gave the route in the request's route note (weavehttp.WithRouteNote);
+// else the route pattern a ServeMux inside next matched
+// (http.Request.Pattern, visible here once next returns) when it names a
+// precise route; else "other".
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	if m == nil {
 		return next
@@ -33,6 +36,8 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			body = &countingBody{ReadCloser: r.Body}
 			r.Body = body
 		}
+		outer := r
+		r, note := weavehttp.WithRouteNote(r)
 		done := false
 		defer func() {
 			m.inFlight.Dec()
@@ -51,9 +56,12 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			if body != nil {
 				in = body.n
 			}
-			m.observe(endpointOf(r), r.Method, status, time.Since(start), in, rec.written)
+			m.observe(endpointOf(r, note), r.Method, status, time.Since(start), in, rec.written)
 		}()
 		next.ServeHTTP(rec, r)
+		// As without the note: handlers outside see the pattern a mux
+		// inside matched.
+		outer.Pattern = r.Pattern
 		done = true
 	})
 }
@@ -88,7 +96,10 @@ func statusLabels(s int) (code, class string) {
 }
 
 // endpointOf picks the endpoint label of a served request.
-func endpointOf(r *http.Request) string {
+func endpointOf(r *http.Request, note *weavehttp.RouteNote) string {
+	if e := note.Endpoint(); e != "" {
+		return e
+	}
 	if p := r.Pattern; p != "" {
 		// "GET example.com/x/{id}" → "example.com/x/{id}": the method is a
 		// label of its own.
@@ -96,142 +107,12 @@ func endpointOf(r *http.Request) string {
 			p = strings.TrimLeft(p[i+1:], " \t")
 		}
 		// A subtree pattern ("/1.5/", "/{rest...}") only says which
-		// handler got the request, which then routed it further itself:
-		// the path templates say more.
+		// handler got the request, which then routed it further itself.
 		if !strings.HasSuffix(p, "/") && !strings.HasSuffix(p, "...}") {
 			return p
 		}
 	}
-	return EndpointOf(r.URL.EscapedPath())
-}
-
-// EndpointOf maps a request path to its endpoint template: the Sync 1.5
-// storage API ("/1.5/{uid}/storage/{collection}/{id}", "/1.5/{uid}/info/
-// collections", …, also behind a path prefix such as "/sync/1.5/…"), the
-// token server ("/1.0/{application}/{version}"), the operational endpoints
-// (/__heartbeat__, /__lbheartbeat__, /__version__, /metrics,
-// /__dashboard__ and everything under it) and "/". Anything else is
-// "other".
-func EndpointOf(path string) string {
-	if path == "/" || path == "" {
-		return "/"
-	}
-	segs := strings.Split(strings.Trim(path, "/"), "/")
-	switch last := segs[len(segs)-1]; last {
-	case "__heartbeat__", "__lbheartbeat__", "__version__", "metrics":
-		if len(segs) <= 2 { // with at most one prefix segment
-			return "/" + last
-		}
-	}
-	for i, s := range segs {
-		switch s {
-		case "__dashboard__":
-			return "/__dashboard__"
-		case "1.5":
-			return storageTemplate(segs[i+1:])
-		case "1.0":
-			if rest := segs[i+1:]; len(rest) == 2 && rest[1] != "storage" {
-				return "/1.0/{application}/{version}"
-			}
-			return legacyStorageTemplate(segs[i+1:])
-		case "1.1", "1":
-			return legacyStorageTemplate(segs[i+1:])
-		case "user":
-			return legacyUserTemplate(segs[i+1:])
-		case "misc":
-			if len(segs[i+1:]) == 2 && segs[i+2] == "captcha_html" {
-				return "/misc/1.0/captcha_html"
-			}
-			return "other"
-		case "weave-password-reset":
-			if i == len(segs)-1 {
-				return "/weave-password-reset"
-			}
-			return "other"
-		}
-		if i >= 1 {
-			// Weave's node prefixes are a single segment deep at most
-			// in practice; looking further only costs time on junk.
-			break
-		}
-	}
 	return "other"
-}
-
-// legacyStorageTemplate names Storage API 1.1 paths (versions 1.1, 1.0
-// and 1 share the "/1.1/" templates).
-func legacyStorageTemplate(rest []string) string {
-	if len(rest) < 2 {
-		return "other"
-	}
-	switch {
-	case rest[1] == "info" && len(rest) == 3:
-		switch rest[2] {
-		case "collections", "quota", "collection_usage", "collection_counts":
-			return "/1.1/{user}/info/" + rest[2]
-		}
-	case rest[1] == "storage":
-		switch len(rest) {
-		case 2:
-			return "/1.1/{user}/storage"
-		case 3:
-			return "/1.1/{user}/storage/{collection}"
-		case 4:
-			return "/1.1/{user}/storage/{collection}/{id}"
-		}
-	}
-	return "other"
-}
-
-// legacyUserTemplate names User API 1.0 paths.
-func legacyUserTemplate(rest []string) string {
-	if len(rest) < 2 || (rest[0] != "1.0" && rest[0] != "1") {
-		return "other"
-	}
-	switch tail := strings.Join(rest[2:], "/"); tail {
-	case "":
-		return "/user/1.0/{user}"
-	case "node/weave", "password", "email", "password_reset":
-		return "/user/1.0/{user}/" + tail
-	}
-	return "other"
-}
-
-func storageTemplate(rest []string) string {
-	if len(rest) == 0 || !isUID(rest[0]) {
-		return "other"
-	}
-	switch {
-	case len(rest) == 1:
-		return "/1.5/{uid}"
-	case rest[1] == "storage":
-		switch len(rest) {
-		case 2:
-			return "/1.5/{uid}/storage"
-		case 3:
-			return "/1.5/{uid}/storage/{collection}"
-		case 4:
-			return "/1.5/{uid}/storage/{collection}/{id}"
-		}
-	case rest[1] == "info" && len(rest) == 3:
-		switch rest[2] {
-		case "collections", "quota", "collection_usage", "collection_counts", "configuration":
-			return "/1.5/{uid}/info/" + rest[2]
-		}
-	}
-	return "other"
-}
-
-func isUID(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // recorder notes the status and body size of a response.

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -106,18 +104,12 @@ func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg account
 	return accounts.New(cfg)
 }
 
-// builtinAccounts is the accounts service as wired into serve.
-type builtinAccounts struct {
-	svc    *accounts.Service
-	prefix string // the public URL's path prefix, "" for none
-}
-
 func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, migrate bool, publicURL string,
-	trusted []netip.Prefix, deleter *fleet.Deleter, log *slog.Logger) (*builtinAccounts, error) {
+	trusted []netip.Prefix, deleter *fleet.Deleter, log *slog.Logger) (*accounts.Service, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	svc, err := openAccounts(ctx, dbs, migrate, accounts.Config{
+	return openAccounts(ctx, dbs, migrate, accounts.Config{
 		PublicURL:       publicURL,
 		TrustedProxies:  trusted,
 		SignupClosed:    f.signup == "closed",
@@ -132,37 +124,12 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		PushHosts:       pushHosts(f.pushHosts),
 		Logger:          log.With("component", "accounts"),
 	})
-	if err != nil {
-		return nil, err
-	}
-	u, _ := url.Parse(publicURL)
-	return &builtinAccounts{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
 }
 
 // deleteSyncData deletes the Sync data of a built-in account (its FxA
 // uid) and retires its token records.
 func deleteSyncData(d *fleet.Deleter) func(ctx context.Context, uid string) error {
 	return func(ctx context.Context, uid string) error { return d.DeleteAccount(ctx, uid+"@"+fxaEmailDomain) }
-}
-
-// route sends the accounts paths (API and sign-in pages) to the service
-// and the rest to next.
-func (b *builtinAccounts) route(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	h := b.svc.Handler()
-	for _, p := range accounts.PathPrefixes {
-		mux.Handle(p, h)
-		if b.prefix != "" {
-			mux.Handle(b.prefix+p, http.StripPrefix(b.prefix, h))
-		}
-	}
-	if b.prefix != "" {
-		// Firefox opens identity.fxaccounts.remote.root itself, which has
-		// no trailing slash: the sign-in page.
-		mux.Handle(b.prefix, http.StripPrefix(b.prefix, h))
-	}
-	mux.Handle("/", next)
-	return mux
 }
 
 func (a *app) accountCommand() *cli.Command {

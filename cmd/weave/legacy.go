@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
-	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/metrics"
@@ -83,11 +81,6 @@ func newLegacy(f *legacyFlags, tokenDB *sqlstore.TokenDB, publicURL string, quot
 		return nil, err
 	}
 	return &servedLegacy{svc: svc}, nil
-}
-
-// node puts the node's 1.1 storage in front of its 1.5 server.
-func (l *servedLegacy) node(nodeURL string, store weave.Store, status legacy.NodeStatus, next http.Handler) http.Handler {
-	return l.svc.Storage(nodeURL, store, status, next)
 }
 
 func (a *app) legacyUserCommand() *cli.Command {

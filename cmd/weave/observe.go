@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/dashboard"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 
@@ -64,46 +64,21 @@ func (o *observability) watch(dbs *databases, nodes func(context.Context) ([]wea
 	return o.m.WatchNodes(nodes)
 }
 
-// handler wraps the public handler: request metrics around everything, and
-// the token-guarded /metrics and dashboard beside the Sync API.
-func (o *observability) handler(ctx context.Context, public http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	// The profiler goes on the admin listener: this one when there is no
-	// separate --metrics-listen.
-	o.mountAdmin(ctx, mux, o.f.adminToken, o.f.metricsListen == "")
-	mux.Handle("/", public)
-	return o.m.Middleware(mux)
-}
-
-func (o *observability) mountAdmin(ctx context.Context, mux *http.ServeMux, token string, profiler bool) {
+// admin is the admin surface of the public listener (adminListener
+// false) or of --metrics-listen; nil when it would serve nothing. Without
+// a token the dashboard answers 404 everywhere, and the profiler is on
+// the admin listener: this one when there is no --metrics-listen.
+func (o *observability) admin(ctx context.Context, adminListener bool) *routes.Admin {
+	token := o.f.adminToken
 	if token == "" && o.f.metricsListen == "" {
-		return // nothing to serve: both would be 404
+		return nil // nothing to serve: both would be 404
 	}
-	// Without a token the dashboard answers 404 everywhere: it is never
-	// open, not even on the metrics listener.
-	dash := dashboard.Handler(dashboard.Options{Token: token, Metrics: o.m, Context: ctx})
-	mux.Handle("/__dashboard__", dash)
-	mux.Handle("/__dashboard__/", dash)
-	if token != "" {
-		mux.Handle("GET /metrics", metrics.RequireToken(token, o.m.Handler()))
-	} else {
-		mux.Handle("GET /metrics", o.m.Handler())
+	return &routes.Admin{
+		Metrics:   o.m,
+		Dashboard: dashboard.Handler(dashboard.Options{Token: token, Metrics: o.m, Context: ctx}),
+		Token:     token,
+		Profiler:  adminListener || o.f.metricsListen == "",
 	}
-	if profiler && token != "" {
-		mountPprof(mux, token)
-	}
-}
-
-// mountPprof serves the Go profiler for operators, always behind the admin
-// token: profiles reveal memory contents and cost CPU, so it is never open
-// (without a token it is not mounted at all, and answers 404).
-func mountPprof(mux *http.ServeMux, token string) {
-	guard := func(h http.HandlerFunc) http.Handler { return metrics.RequireToken(token, h) }
-	mux.Handle("/debug/pprof/", guard(pprof.Index)) // also heap, goroutine, allocs, block, mutex, threadcreate
-	mux.Handle("/debug/pprof/cmdline", guard(pprof.Cmdline))
-	mux.Handle("/debug/pprof/profile", guard(pprof.Profile))
-	mux.Handle("/debug/pprof/symbol", guard(pprof.Symbol))
-	mux.Handle("/debug/pprof/trace", guard(pprof.Trace))
 }
 
 // serveMetrics runs the separate metrics listener until ctx ends.
@@ -115,9 +90,7 @@ func (o *observability) serveMetrics(ctx context.Context, lf *listenFlags) (func
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", o.f.metricsListen, err)
 	}
-	mux := http.NewServeMux()
-	o.mountAdmin(ctx, mux, o.f.adminToken, true)
-	hs := lf.server(mux, o.log)
+	hs := lf.server(routes.AdminHandler(*o.admin(ctx, true)), o.log)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.log.Error("metrics listener stopped", "err", err)

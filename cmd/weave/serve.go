@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/accounts"
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tlsserve"
 	"github.com/weave-sync/weave/tokenserver"
@@ -202,13 +204,13 @@ func (a *app) serve(f *serveFlags) error {
 	// its uid at once too.
 	deleter := (&fleetDB{db: f.db}).deleter(tokenDB, fs.set)
 
-	var acc *builtinAccounts
+	var acc *accounts.Service
 	var verifier tokenserver.Verifier
 	if f.accounts.enabled {
 		if acc, err = newBuiltinAccounts(ctx, &f.accounts, dbs, f.migrate, f.publicURL, trusted, deleter, log); err != nil {
 			return err
 		}
-		verifier, err = acc.svc.TokenVerifier(f.jwksFile)
+		verifier, err = acc.TokenVerifier(f.jwksFile)
 	} else {
 		verifier, err = newFxAVerifier(f.jwksFile, f.oauthURL)
 	}
@@ -257,16 +259,19 @@ func (a *app) serve(f *serveFlags) error {
 			Observer:       httpObserver{obs.m},
 			CORSOrigins:    strings.Split(f.corsOrigins, ","),
 		}
+		rn := routes.Node{URL: n.URL}
 		if n.Own {
-			cfg.TokenServer = ts
+			rn.TokenServer = ts
 		} else {
 			cfg.Logger = log.With("node", n.URL)
 		}
-		srv, err := weavehttp.New(cfg)
-		if err != nil || lg == nil {
-			return srv, err
+		if rn.API, err = weavehttp.New(cfg); err != nil {
+			return nil, err
 		}
-		return nodeFront{Handler: lg.node(n.URL, n.Store, n.Status, srv), Server: srv}, nil
+		if lg != nil {
+			rn.Legacy = func(next http.Handler) http.Handler { return lg.svc.Storage(n.URL, n.Store, n.Status, next) }
+		}
+		return nodeFront{Handler: routes.NodeHandler(rn), Server: rn.API}, nil
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
@@ -277,10 +282,11 @@ func (a *app) serve(f *serveFlags) error {
 	}
 	defer fs.set.Close()
 
+	surfaces := routes.Process{PublicURL: f.publicURL, Nodes: handler, Metrics: obs.m, Admin: obs.admin(fleetCtx, false)}
 	if acc != nil {
-		handler = acc.route(handler)
-		go acc.svc.PurgeEvery(fleetCtx, f.purgeInterval, log)
-		defer closeAccounts(acc.svc)
+		surfaces.Accounts = acc.Handler()
+		go acc.PurgeEvery(fleetCtx, f.purgeInterval, log)
+		defer closeAccounts(acc)
 	}
 	var ps *builtinPush
 	if f.push.enabled {
@@ -291,7 +297,7 @@ func (a *app) serve(f *serveFlags) error {
 		go ps.svc.Run(fleetCtx)
 	}
 	if lg != nil {
-		handler = lg.svc.UserAPI(handler)
+		surfaces.LegacyUsers = lg.svc.UserAPI(handler)
 	}
 	if err := obs.watch(dbs, tokenDB.Nodes); err != nil {
 		return err
@@ -306,7 +312,7 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
 	}
-	hs := f.conn.server(obs.handler(fleetCtx, handler), log)
+	hs := f.conn.server(routes.Handler(surfaces), log)
 	fmt.Fprintf(a.stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
 	if acc != nil {
 		// With built-in accounts one pref points all of Firefox's account
