@@ -20,6 +20,7 @@ import (
 	"github.com/weave-sync/weave/accounts"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/push"
 )
 
 // Process is what one weave process serves on its public listener. Nil
@@ -38,10 +39,7 @@ type Process struct {
 	// LegacyUsers is the Sync 1.1 front end's User API 1.0, captcha and
 	// password-reset pages (legacy.Service.UserAPI).
 	LegacyUsers http.Handler
-	// Push is the push service. SLOT, filled by the push package:
-	// WebSocket is push.Service.Handler (autopush protocol, at the public
-	// URL's root for WebSocket upgrades), WebPush is
-	// push.Service.WebPushHandler (push.PathPrefixes: /wpush/, /m/).
+	// Push is the push service.
 	Push Push
 	// Admin, when set, serves metrics, the dashboard and the profiler on
 	// this listener too.
@@ -50,12 +48,14 @@ type Process struct {
 	Metrics *metrics.Metrics
 }
 
-// Push is the push service's handlers (see Process.Push).
+// Push is the push service's handlers; off when WebSocket is nil.
 type Push struct {
+	// WebSocket is Firefox's connection (push.Service.Handler): a
+	// WebSocket upgrade at the public URL itself, as with autopush.
 	WebSocket http.Handler
-	WebPush   http.Handler
-	// Paths are the subtrees WebPush serves (push.PathPrefixes).
-	Paths []string
+	// Routes are the Web Push endpoints (push.Service.Routes), below the
+	// public URL's path.
+	Routes []push.Route
 }
 
 // Admin is the operator's surface: /metrics, the dashboard /__dashboard__
@@ -76,24 +76,27 @@ func Handler(p Process) http.Handler {
 	if p.Admin != nil {
 		p.Admin.routes(t)
 	}
-	if p.Push.WebPush != nil { // push (issue 15): Web Push endpoints
-		for _, pat := range p.Push.Paths {
-			t.prefixed(prefix, pat, p.Push.WebPush)
-		}
-	}
 	if p.Push.WebSocket != nil {
-		// Firefox's push connection is a WebSocket upgrade at the public
-		// URL's root; the root page stays as it is for the rest.
-		for _, pre := range prefixes(prefix) {
-			next := p.Nodes
-			if p.Accounts != nil {
-				next = http.StripPrefix(pre, p.Accounts)
+		for _, r := range p.Push.Routes {
+			method, path, _ := strings.Cut(r.Pattern, " ")
+			t.handle(method+" "+prefix+path, "", r.Handler)
+		}
+		// dom.push.serverURL is the public URL; a page request there goes
+		// on to the root page (the sign-in page with built-in accounts).
+		next := p.Nodes
+		if p.Accounts != nil {
+			next = http.StripPrefix(prefix, p.Accounts)
+		}
+		root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if push.IsWebSocket(r) {
+				p.Push.WebSocket.ServeHTTP(w, r)
+				return
 			}
-			root := websocketOr(p.Push.WebSocket, next)
-			t.handle(pre+"/{$}", "", root)
-			if pre != "" {
-				t.handle(pre, "", root)
-			}
+			next.ServeHTTP(w, r)
+		})
+		t.handle(prefix+"/{$}", "", root)
+		if prefix != "" {
+			t.handle(prefix, "", root)
 		}
 	}
 	if p.Accounts != nil {
@@ -263,6 +266,10 @@ func (t *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m = r.Clone(r.Context())
 		m.URL.Path, m.URL.RawPath = p, ""
 	}
+	if m == r {
+		t.mux.ServeHTTP(w, r) // sets the pattern's wildcards
+		return
+	}
 	h, _ := t.mux.Handler(m)
 	h.ServeHTTP(w, r)
 }
@@ -298,15 +305,4 @@ func prefixes(prefix string) []string {
 		return []string{""}
 	}
 	return []string{"", prefix}
-}
-
-// websocketOr sends WebSocket upgrades to ws and the rest to next.
-func websocketOr(ws, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			ws.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/weave-sync/weave/fleet"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/push"
 	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
 )
@@ -50,8 +51,10 @@ func process(t *testing.T) http.Handler {
 		t.Fatal(err)
 	}
 	m := metrics.New(metrics.Options{NoRuntimeCollectors: true})
+	webPush := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web push "+r.PathValue("version")) })
 	return routes.Handler(routes.Process{PublicURL: public, Nodes: rt, LegacyUsers: stub("user api"),
-		Admin: &routes.Admin{Metrics: m, Dashboard: stub("dashboard")}})
+		Admin: &routes.Admin{Metrics: m, Dashboard: stub("dashboard")},
+		Push:  routes.Push{WebSocket: stub("websocket"), Routes: []push.Route{{Pattern: "POST /wpush/{version}/{token}", Handler: webPush}}}})
 }
 
 // serve runs one request through h and returns the response and the name
@@ -102,6 +105,7 @@ func TestRouteNames(t *testing.T) {
 		"/user/1.0/joe/x":                                        "other",
 		"/misc/1.0/captcha_html":                                 "/misc/1.0/captcha_html",
 		"/weave-password-reset":                                  "/weave-password-reset",
+		"/sync/wpush/v1/tok":                                     "other", // a GET: no such route
 	} {
 		if _, got := serve(h, "GET", path); got != want {
 			t.Errorf("GET %.60s: route %q, want %q", path, got, want)
@@ -133,11 +137,28 @@ func TestRouteAnswers(t *testing.T) {
 		{"GET", "/1.0/sync/1.5", 200, "token server"},
 		{"GET", "/sync/1.1/joe/storage/tabs", 200, "legacy storage"},
 		{"GET", "/sync/user/1.0/joe", 200, "user api"},
+		{"POST", "/sync/wpush/v2/tok", 200, "web push v2"},
+		{"GET", "/sync/wpush/v2/tok", 404, "0"},
 	} {
 		w, _ := serve(h, c.method, c.path)
 		if w.Code != c.status || w.Body.String() != c.body {
 			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, w.Code, w.Body.String(), c.status, c.body)
 		}
+	}
+	// Firefox's push connection is a WebSocket upgrade at the public URL;
+	// a page request there is the root page's.
+	for path, want := range map[string]string{"/sync/": "websocket", "/sync": "websocket", "/": "It works! This is a weave Firefox Sync storage node.\n"} {
+		r := httptest.NewRequest("GET", "http://127.0.0.1:8000"+path, nil)
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "websocket")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Body.String() != want {
+			t.Errorf("WebSocket upgrade at %s: %q, want %q", path, w.Body.String(), want)
+		}
+	}
+	if w, _ := serve(h, "GET", "/sync/"); w.Code != 200 || !strings.HasPrefix(w.Body.String(), "It works!") {
+		t.Errorf("GET /sync/: %d %q, want the root page", w.Code, w.Body.String())
 	}
 	// An escaped "/.." in a record id is no path step: the storage API
 	// gets the request (401: no Hawk), not a redirect.

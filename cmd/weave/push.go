@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -36,10 +34,7 @@ func (f *pushFlags) register(c *cli.Command) {
 }
 
 // builtinPush is the push service as wired into serve.
-type builtinPush struct {
-	svc    *push.Service
-	prefix string // the public URL's path prefix, "" for none
-}
+type builtinPush struct{ svc *push.Service }
 
 // pushEndpointKeys derives the keys of push endpoint tokens from the
 // master secrets: the first mints, all are accepted, so rotating the master
@@ -87,30 +82,7 @@ func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate b
 	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(publicURL)
-	return &builtinPush{svc: svc, prefix: strings.TrimRight(u.EscapedPath(), "/")}, nil
-}
-
-// route sends the Web Push endpoints and WebSocket upgrades of the public
-// URL's root to the push service, everything else to next.
-func (p *builtinPush) route(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	for _, r := range p.svc.Routes() {
-		method, path, _ := strings.Cut(r.Pattern, " ")
-		mux.Handle(method+" "+p.prefix+path, r.Handler)
-	}
-	ws := p.svc.Handler()
-	root := p.prefix + "/"
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// dom.push.serverURL is the public URL itself, as with autopush;
-		// a page request there goes on to whatever else serves it.
-		if (r.URL.Path == root || r.URL.Path == p.prefix) && push.IsWebSocket(r) {
-			ws.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	}))
-	return mux
+	return &builtinPush{svc: svc}, nil
 }
 
 // printPrefs tells the operator how to point Firefox at the push service.

@@ -293,7 +293,7 @@ func (a *app) serve(f *serveFlags) error {
 		if ps, err = newBuiltinPush(ctx, &f.push, dbs, f.migrate, f.publicURL, secrets, obs.m, log); err != nil {
 			return err
 		}
-		handler = ps.route(handler)
+		surfaces.Push = routes.Push{WebSocket: ps.svc.Handler(), Routes: ps.svc.Routes()}
 		go ps.svc.Run(fleetCtx)
 	}
 	if lg != nil {
