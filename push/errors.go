@@ -19,6 +19,7 @@ const (
 	ErrnoInvalidTopic      = 113 // Topic header invalid (400)
 	ErrnoInvalidTTL        = 114 // TTL negative (400)
 	ErrnoUnavailable       = 201 // storage unavailable: retry with back-off (503)
+	ErrnoTooManyMessages   = 999 // too many messages waiting for the browser (429); autopush's "unknown error" errno, as it has no such case
 )
 
 // MoreInfoURL is the "more_info" of every error body: the page documenting

@@ -83,6 +83,11 @@ type Config struct {
 	// MaxChannels caps the channels of one UAID (default 500; Firefox has
 	// one for FxA plus one per site allowed to push).
 	MaxChannels int
+	// MaxStored caps the messages stored for one UAID while its browser
+	// is away (default 1000): beyond it the endpoint answers 429, so a
+	// sender cannot fill the database. autopush has no such cap, but
+	// drops a UAID that had 150 messages waiting.
+	MaxStored int
 	// HelloTimeout is how long a new connection may take to say hello
 	// (default 5 s, autopush's).
 	HelloTimeout time.Duration
@@ -179,6 +184,9 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.StaleWakeups, 10*time.Minute)
 	if cfg.MaxChannels <= 0 {
 		cfg.MaxChannels = 500
+	}
+	if cfg.MaxStored <= 0 {
+		cfg.MaxStored = 1000
 	}
 	if cfg.Node == "" {
 		cfg.Node = randomHex(8)

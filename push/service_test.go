@@ -867,3 +867,33 @@ func TestOutlivesHTTPTimeouts(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	c.quiet()
 }
+
+// TestStoredCap: a browser that is away has a bounded queue.
+func TestStoredCap(t *testing.T) {
+	s := newServer(t, openSQLite(t), func(c *push.Config) { c.MaxStored = 3 })
+	c := s.dial(t)
+	uaid := c.hello("")
+	ep := c.mustRegister(chidA)
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	waitDisconnected(t, s)
+	for i := range 3 {
+		mustPush(t, ep, payload(fmt.Sprint("m", i)))
+	}
+	resp, body := doPush(t, ep, payload("one too many"))
+	if resp.StatusCode != http.StatusTooManyRequests || body["errno"] != float64(999) || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("push over the cap: %d %v", resp.StatusCode, body)
+	}
+	p := payload("fire and forget")
+	p.ttl = "0"
+	mustPush(t, ep, p) // not stored, so not capped
+	c = s.dial(t)
+	c.hello(uaid)
+	for i := range 3 {
+		v := expectNotification(t, c, chidA, fmt.Sprint("m", i))
+		c.ack(chidA, v, push.AckDelivered)
+	}
+	c.quiet()
+	mustPush(t, ep, payload("room again"))
+	v := expectNotification(t, c, chidA, "room again")
+	c.ack(chidA, v, push.AckDelivered)
+}

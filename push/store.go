@@ -43,6 +43,8 @@ type Store interface {
 	// not empty, a wake-up for m.UAID is queued for node wake in the same
 	// transaction, so the node that reads it also finds the message.
 	Save(ctx context.Context, m Message, wake string) error
+	// Stored counts uaid's stored messages, expired or not.
+	Stored(ctx context.Context, uaid string) (int, error)
 	// Pending returns up to limit unexpired messages of uaid: topic
 	// messages first, then oldest first.
 	Pending(ctx context.Context, uaid string, now int64, limit int) ([]Message, error)

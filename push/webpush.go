@@ -50,7 +50,7 @@ func writeError(w http.ResponseWriter, e *HTTPError) {
 	case http.StatusGone:
 		// The subscription is gone for good; senders may cache that.
 		h.Set("Cache-Control", "max-age=86400")
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		h.Set("Retry-After", "120")
 	}
 	w.WriteHeader(e.Code)
@@ -147,6 +147,19 @@ func (s *Service) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body) > 0 {
 		m.Data = base64.RawURLEncoding.EncodeToString(body)
+	}
+	if ph.TTL > 0 && s.local(m.UAID) == nil {
+		// A browser that is away cannot drain its queue: cap it.
+		switch n, err := s.store.Stored(r.Context(), m.UAID); {
+		case err != nil:
+			s.log.Warn("push: counting stored messages failed", "err", err)
+			writeError(w, errUnavailable)
+			return
+		case n >= s.cfg.MaxStored:
+			writeError(w, &HTTPError{Code: http.StatusTooManyRequests, Errno: ErrnoTooManyMessages,
+				Message: "Too many messages waiting for this subscription; try again later"})
+			return
+		}
 	}
 	if err := s.route(r.Context(), m, user); err != nil {
 		s.log.Warn("push: storing a message failed", "err", err)

@@ -226,6 +226,13 @@ func (s *PushStore) Save(ctx context.Context, m push.Message, wake string) error
 	})
 }
 
+// Stored implements push.Store.
+func (s *PushStore) Stored(ctx context.Context, uaid string) (int, error) {
+	var n int
+	err := s.queryRow(ctx, func(r *sql.Row) error { return r.Scan(&n) }, `SELECT COUNT(*) FROM push_messages WHERE uaid = ?`, uaid)
+	return n, err
+}
+
 // Pending implements push.Store.
 func (s *PushStore) Pending(ctx context.Context, uaid string, now int64, limit int) ([]push.Message, error) {
 	if limit <= 0 {

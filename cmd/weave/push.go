@@ -24,12 +24,14 @@ import (
 type pushFlags struct {
 	enabled      bool
 	maxChannels  int
+	maxStored    int
 	pollInterval time.Duration
 }
 
 func (f *pushFlags) register(c *cli.Command) {
 	c.Bool(&f.enabled, "push", false, "serve a push service (Mozilla's autopush protocol: Firefox's WebSocket at the public URL, Web Push endpoints at /wpush/) with messages kept in the token database; point Firefox's dom.push.serverURL at it (printed on start). Each connected browser holds one connection: raise --max-conns to match")
 	c.Int(&f.maxChannels, "push-max-channels", 500, "most push subscriptions one browser may hold (one for Firefox Accounts plus one per site allowed to push)").Min(1)
+	c.Int(&f.maxStored, "push-max-stored", 1000, "most push messages kept for one browser while it is away; senders get 429 beyond it").Min(1)
 	c.Duration(&f.pollInterval, "push-poll-interval", 100*time.Millisecond, "how often each process looks in the database for messages another process took for browsers connected here (the longest extra delay of such a message)").Min(time.Millisecond)
 }
 
@@ -75,6 +77,7 @@ func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate b
 		PublicURL:    publicURL,
 		EndpointKeys: keys,
 		MaxChannels:  f.maxChannels,
+		MaxStored:    f.maxStored,
 		PollInterval: f.pollInterval,
 		Observer:     m.PushObserver(),
 		Logger:       log.With("component", "push"),

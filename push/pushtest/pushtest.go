@@ -171,6 +171,12 @@ func testMessages(t *testing.T, s push.Store) {
 	must(t, s.Save(ctx, noData, ""))
 	must(t, s.Save(ctx, msg("b1", uaidB, chid1, "", 100, 5000), ""))
 
+	if n, err := s.Stored(ctx, uaidA); err != nil || n != 5 {
+		t.Fatalf("Stored: %d, %v; want 5 (expired ones count until purged)", n, err)
+	}
+	if n, err := s.Stored(ctx, "ffffffffffffffffffffffffffffffff"); err != nil || n != 0 {
+		t.Fatalf("Stored of an unknown UAID: %d, %v", n, err)
+	}
 	got, err := s.Pending(ctx, uaidA, 1000, 10)
 	must(t, err)
 	// Topic first, then oldest first; "old" expired at 1000.
