@@ -24,17 +24,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave"
 )
 
-// AccountStore implements accounts.Store.
+// AccountStore implements weave.AccountStore.
 type AccountStore struct {
 	db *DB
 }
 
-var _ accounts.Store = (*AccountStore)(nil)
+var _ weave.AccountStore = (*AccountStore)(nil)
 
-// NewAccountStore returns an accounts.Store on db, whose "accounts" schema
+// NewAccountStore returns an weave.AccountStore on db, whose "accounts" schema
 // set must be migrated.
 func NewAccountStore(db *DB) *AccountStore { return &AccountStore{db: db} }
 
@@ -54,12 +54,12 @@ const accountCols = `uid, norm_email, email, auth_salt, verify_hash, scrypt_n, k
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanAccount(r rowScanner) (accounts.Account, error) {
-	var a accounts.Account
+func scanAccount(r rowScanner) (weave.Account, error) {
+	var a weave.Account
 	var salt, vh, ka, wwkb string
 	err := r.Scan(&a.UID, &a.NormEmail, &a.Email, &salt, &vh, &a.ScryptN, &ka, &wwkb, &a.CreatedAt, &a.VerifierSet, &a.KeysChanged, &a.Locale)
 	if err == sql.ErrNoRows {
-		return a, accounts.ErrNotFound
+		return a, weave.ErrAccountNotFound
 	}
 	if err != nil {
 		return a, err
@@ -75,7 +75,7 @@ func scanAccount(r rowScanner) (accounts.Account, error) {
 	return a, nil
 }
 
-func (s *AccountStore) insertTokens(ctx context.Context, tx *sql.Tx, ts []accounts.Token) error {
+func (s *AccountStore) insertTokens(ctx context.Context, tx *sql.Tx, ts []weave.AccountToken) error {
 	for _, t := range ts {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO accounts_tokens (id, kind, uid, auth_key, data, created_at, expires_at, last_used)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), t.ID, t.Kind, t.UID, hex.EncodeToString(t.AuthKey), string(t.Data), t.CreatedAt, t.ExpiresAt, t.LastUsed); err != nil {
@@ -85,8 +85,8 @@ func (s *AccountStore) insertTokens(ctx context.Context, tx *sql.Tx, ts []accoun
 	return nil
 }
 
-// CreateAccount implements accounts.Store.
-func (s *AccountStore) CreateAccount(ctx context.Context, a accounts.Account, tokens []accounts.Token) error {
+// CreateAccount implements weave.AccountStore.
+func (s *AccountStore) CreateAccount(ctx context.Context, a weave.Account, tokens []weave.AccountToken) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	exists := false
@@ -110,34 +110,34 @@ func (s *AccountStore) CreateAccount(ctx context.Context, a accounts.Account, to
 	if err != nil {
 		// A concurrent sign-up with the same email loses on the UNIQUE key.
 		if _, e2 := s.AccountByEmail(ctx, a.NormEmail); e2 == nil {
-			return accounts.ErrEmailExists
+			return weave.ErrEmailExists
 		}
 		return s.db.Classify(err)
 	}
 	if exists {
-		return accounts.ErrEmailExists
+		return weave.ErrEmailExists
 	}
 	return nil
 }
 
-// AccountByEmail implements accounts.Store.
-func (s *AccountStore) AccountByEmail(ctx context.Context, normEmail string) (accounts.Account, error) {
+// AccountByEmail implements weave.AccountStore.
+func (s *AccountStore) AccountByEmail(ctx context.Context, normEmail string) (weave.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	a, err := scanAccount(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE norm_email = ?`), normEmail))
 	return a, s.db.Classify(err)
 }
 
-// AccountByUID implements accounts.Store.
-func (s *AccountStore) AccountByUID(ctx context.Context, uid string) (accounts.Account, error) {
+// AccountByUID implements weave.AccountStore.
+func (s *AccountStore) AccountByUID(ctx context.Context, uid string) (weave.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	a, err := scanAccount(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE uid = ?`), uid))
 	return a, s.db.Classify(err)
 }
 
-// ListAccounts implements accounts.Store.
-func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit int) ([]accounts.Account, error) {
+// ListAccounts implements weave.AccountStore.
+func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit int) ([]weave.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if limit <= 0 {
@@ -148,7 +148,7 @@ func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit 
 		return nil, s.db.Classify(err)
 	}
 	defer rows.Close()
-	var out []accounts.Account
+	var out []weave.Account
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
@@ -159,8 +159,8 @@ func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit 
 	return out, s.db.Classify(rows.Err())
 }
 
-// UpdateCredentials implements accounts.Store.
-func (s *AccountStore) UpdateCredentials(ctx context.Context, a accounts.Account, tokens []accounts.Token) error {
+// UpdateCredentials implements weave.AccountStore.
+func (s *AccountStore) UpdateCredentials(ctx context.Context, a weave.Account, tokens []weave.AccountToken) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -174,16 +174,16 @@ func (s *AccountStore) UpdateCredentials(ctx context.Context, a accounts.Account
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return accounts.ErrNotFound
+			return weave.ErrAccountNotFound
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ? AND kind <> ?`), a.UID, accounts.KindDevice); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ? AND kind <> ?`), a.UID, weave.AccountTokenDevice); err != nil {
 			return err
 		}
 		return s.insertTokens(ctx, tx, tokens)
 	}))
 }
 
-// DeleteAccount implements accounts.Store.
+// DeleteAccount implements weave.AccountStore.
 func (s *AccountStore) DeleteAccount(ctx context.Context, uid string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -195,7 +195,7 @@ func (s *AccountStore) DeleteAccount(ctx context.Context, uid string) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return accounts.ErrNotFound
+			return weave.ErrAccountNotFound
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE uid = ?`), uid); err != nil {
 			return err
@@ -205,26 +205,26 @@ func (s *AccountStore) DeleteAccount(ctx context.Context, uid string) error {
 	}))
 }
 
-// PutToken implements accounts.Store.
-func (s *AccountStore) PutToken(ctx context.Context, t accounts.Token) error {
+// PutToken implements weave.AccountStore.
+func (s *AccountStore) PutToken(ctx context.Context, t weave.AccountToken) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), t.ID); err != nil {
 			return err
 		}
-		return s.insertTokens(ctx, tx, []accounts.Token{t})
+		return s.insertTokens(ctx, tx, []weave.AccountToken{t})
 	}))
 }
 
 const tokenCols = `id, kind, uid, auth_key, data, created_at, expires_at, last_used`
 
-func scanToken(r rowScanner) (accounts.Token, error) {
-	var t accounts.Token
+func scanToken(r rowScanner) (weave.AccountToken, error) {
+	var t weave.AccountToken
 	var key, data string
 	err := r.Scan(&t.ID, &t.Kind, &t.UID, &key, &data, &t.CreatedAt, &t.ExpiresAt, &t.LastUsed)
 	if err == sql.ErrNoRows {
-		return t, accounts.ErrNotFound
+		return t, weave.ErrAccountNotFound
 	}
 	if err != nil {
 		return t, err
@@ -238,19 +238,19 @@ func scanToken(r rowScanner) (accounts.Token, error) {
 	return t, nil
 }
 
-// Token implements accounts.Store.
-func (s *AccountStore) Token(ctx context.Context, id string) (accounts.Token, error) {
+// Token implements weave.AccountStore.
+func (s *AccountStore) Token(ctx context.Context, id string) (weave.AccountToken, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	t, err := scanToken(s.db.Read.QueryRowContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE id = ?`), id))
 	return t, s.db.Classify(err)
 }
 
-// TakeToken implements accounts.Store.
-func (s *AccountStore) TakeToken(ctx context.Context, id string) (accounts.Token, error) {
+// TakeToken implements weave.AccountStore.
+func (s *AccountStore) TakeToken(ctx context.Context, id string) (weave.AccountToken, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	var t accounts.Token
+	var t weave.AccountToken
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		t, err = scanToken(tx.QueryRowContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE id = ?`+s.db.Dialect.ForUpdate()), id))
@@ -264,14 +264,14 @@ func (s *AccountStore) TakeToken(ctx context.Context, id string) (accounts.Token
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n != 1 {
-			return accounts.ErrNotFound
+			return weave.ErrAccountNotFound
 		}
 		return nil
 	})
 	return t, s.db.Classify(err)
 }
 
-// DeleteToken implements accounts.Store; deleting a missing token is not an error.
+// DeleteToken implements weave.AccountStore; deleting a missing token is not an error.
 func (s *AccountStore) DeleteToken(ctx context.Context, id string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -279,7 +279,7 @@ func (s *AccountStore) DeleteToken(ctx context.Context, id string) error {
 	return s.db.Classify(err)
 }
 
-// TouchToken implements accounts.Store.
+// TouchToken implements weave.AccountStore.
 func (s *AccountStore) TouchToken(ctx context.Context, id string, lastUsed int64) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -287,8 +287,8 @@ func (s *AccountStore) TouchToken(ctx context.Context, id string, lastUsed int64
 	return s.db.Classify(err)
 }
 
-// Tokens implements accounts.Store.
-func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]accounts.Token, error) {
+// Tokens implements weave.AccountStore.
+func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]weave.AccountToken, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE uid = ? AND kind = ? ORDER BY created_at, id`), uid, kind)
@@ -296,7 +296,7 @@ func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]accounts
 		return nil, s.db.Classify(err)
 	}
 	defer rows.Close()
-	var out []accounts.Token
+	var out []weave.AccountToken
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
@@ -307,7 +307,7 @@ func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]accounts
 	return out, s.db.Classify(rows.Err())
 }
 
-// PurgeExpired implements accounts.Store.
+// PurgeExpired implements weave.AccountStore.
 func (s *AccountStore) PurgeExpired(ctx context.Context, now int64) (int64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -327,8 +327,8 @@ func (s *AccountStore) PurgeExpired(ctx context.Context, now int64) (int64, erro
 	return total, nil
 }
 
-// SigningKeys implements accounts.Store.
-func (s *AccountStore) SigningKeys(ctx context.Context) ([]accounts.SigningKey, error) {
+// SigningKeys implements weave.AccountStore.
+func (s *AccountStore) SigningKeys(ctx context.Context) ([]weave.OAuthSigningKey, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	rows, err := s.db.Read.QueryContext(ctx, `SELECT kid, private_pem, created_at FROM accounts_keys ORDER BY created_at, kid`)
@@ -336,9 +336,9 @@ func (s *AccountStore) SigningKeys(ctx context.Context) ([]accounts.SigningKey, 
 		return nil, s.db.Classify(err)
 	}
 	defer rows.Close()
-	var out []accounts.SigningKey
+	var out []weave.OAuthSigningKey
 	for rows.Next() {
-		var k accounts.SigningKey
+		var k weave.OAuthSigningKey
 		if err := rows.Scan(&k.KID, &k.PrivatePEM, &k.CreatedAt); err != nil {
 			return nil, err
 		}
@@ -347,8 +347,8 @@ func (s *AccountStore) SigningKeys(ctx context.Context) ([]accounts.SigningKey, 
 	return out, s.db.Classify(rows.Err())
 }
 
-// AddSigningKey implements accounts.Store.
-func (s *AccountStore) AddSigningKey(ctx context.Context, k accounts.SigningKey) error {
+// AddSigningKey implements weave.AccountStore.
+func (s *AccountStore) AddSigningKey(ctx context.Context, k weave.OAuthSigningKey) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if k.CreatedAt == 0 {

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave"
 )
 
 // Device command queues (table accounts_commands, migration
@@ -13,8 +13,8 @@ import (
 // grows, data is the command's JSON, expired rows are invisible to
 // Commands and deleted by PurgeExpired.
 
-// PutCommand implements accounts.Store.
-func (s *AccountStore) PutCommand(ctx context.Context, c accounts.Command, maxPending int) (int64, error) {
+// PutCommand implements weave.AccountStore.
+func (s *AccountStore) PutCommand(ctx context.Context, c weave.DeviceCommand, maxPending int) (int64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	var idx int64
@@ -28,7 +28,7 @@ func (s *AccountStore) PutCommand(ctx context.Context, c accounts.Command, maxPe
 				return err
 			}
 			if n >= maxPending {
-				return accounts.ErrQueueFull
+				return weave.ErrCommandQueueFull
 			}
 		}
 		const q = `INSERT INTO accounts_commands (uid, device_id, data, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`
@@ -43,14 +43,14 @@ func (s *AccountStore) PutCommand(ctx context.Context, c accounts.Command, maxPe
 		idx, err = res.LastInsertId()
 		return err
 	})
-	if errors.Is(err, accounts.ErrQueueFull) {
+	if errors.Is(err, weave.ErrCommandQueueFull) {
 		return 0, err
 	}
 	return idx, s.db.Classify(err)
 }
 
-// Commands implements accounts.Store.
-func (s *AccountStore) Commands(ctx context.Context, uid, deviceID string, from int64, limit int, now int64) ([]accounts.Command, bool, error) {
+// Commands implements weave.AccountStore.
+func (s *AccountStore) Commands(ctx context.Context, uid, deviceID string, from int64, limit int, now int64) ([]weave.DeviceCommand, bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if limit <= 0 {
@@ -63,9 +63,9 @@ func (s *AccountStore) Commands(ctx context.Context, uid, deviceID string, from 
 		return nil, false, s.db.Classify(err)
 	}
 	defer rows.Close()
-	var out []accounts.Command
+	var out []weave.DeviceCommand
 	for rows.Next() {
-		c := accounts.Command{UID: uid, DeviceID: deviceID}
+		c := weave.DeviceCommand{UID: uid, DeviceID: deviceID}
 		var data string
 		if err := rows.Scan(&c.Index, &data, &c.CreatedAt, &c.ExpiresAt); err != nil {
 			return nil, false, s.db.Classify(err)
@@ -82,7 +82,7 @@ func (s *AccountStore) Commands(ctx context.Context, uid, deviceID string, from 
 	return out, true, nil
 }
 
-// DeleteCommands implements accounts.Store.
+// DeleteCommands implements weave.AccountStore.
 func (s *AccountStore) DeleteCommands(ctx context.Context, uid, deviceID string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
