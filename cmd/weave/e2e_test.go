@@ -117,48 +117,41 @@ func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	args := []string{"serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"),
+	args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
 		"--fxa-jwks-file", jwks, "--fxa-oauth-url", "http://127.0.0.1:1", "--shutdown-grace", "0s", "--log-level", "warn"}
 	if databaseURL != "" {
 		args = append(args, "--database-url", databaseURL)
 	}
 	args = append(args, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, out, io.Discard) }()
+	m := NewMain(out, io.Discard)
+	if err := m.ParseFlags(args); err != nil {
+		t.Fatalf("weave serve %q: %v", args, err)
+	}
 	s := &server{base: "http://" + addr, issuer: iss, stdout: out}
+	stopped := false
 	s.stop = func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("weave serve exited with %d", code)
-			}
-		case <-time.After(40 * time.Second):
-			t.Error("weave serve did not stop within 40s of cancellation")
+		if stopped {
+			return
+		}
+		stopped = true
+		if err := m.Close(); err != nil {
+			t.Errorf("weave serve: close: %v", err)
 		}
 	}
 	t.Cleanup(s.stop)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/__heartbeat__")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("weave serve exited early with %d", code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weave serve not healthy after 30s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("weave serve: %v", err)
 	}
+	resp, err := http.Get(s.base + "/__heartbeat__")
+	if err != nil {
+		t.Fatalf("weave serve not answering: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("weave serve not healthy: %d", resp.StatusCode)
+	}
+	return s
 }
 
 // syncClient is what Firefox does: a token from the token server, then

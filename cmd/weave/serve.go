@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -56,8 +58,83 @@ type serveFlags struct {
 	stateRefresh   time.Duration // fleet.go
 }
 
+// Main is `weave serve`: ParseFlags reads its flags (and their WEAVE_*
+// variables), Run builds the server and starts serving, Close shuts it down
+// gracefully. The end-to-end tests run it in-process.
+type Main struct {
+	Stdout, Stderr io.Writer
+	cmd            *cli.Command
+	f              *serveFlags
+	log            *slog.Logger
+	addr           net.Addr
+	errc           chan error // the listener's end
+	shutdown       func() error
+	cleanup        []func()
+}
+
+// NewMain returns a `weave serve` writing its banner to stdout and its
+// flag errors to stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	m := &Main{Stdout: stdout, Stderr: stderr, f: &serveFlags{}}
+	m.cmd = serveFlagSet(m.f)
+	return m
+}
+
+// ParseFlags reads the environment and then args.
+func (m *Main) ParseFlags(args []string) error {
+	m.cmd.Flags.SetOutput(m.Stderr)
+	if err := m.cmd.Parse(args); err != nil {
+		return err
+	}
+	for _, w := range m.cmd.Warnings() {
+		fmt.Fprintf(m.Stderr, "weave serve: %s\n", w)
+	}
+	return nil
+}
+
+// Addr is the address the server listens on, once Run returned.
+func (m *Main) Addr() net.Addr { return m.addr }
+
+func (m *Main) onClose(fn func()) { m.cleanup = append(m.cleanup, fn) }
+
+// Close turns the heartbeats 503, waits --shutdown-grace, lets in-flight
+// requests finish, and closes what Run opened. It is safe after a Run
+// that failed.
+func (m *Main) Close() error {
+	var err error
+	if m.shutdown != nil {
+		err, m.shutdown = m.shutdown(), nil
+	}
+	for i := len(m.cleanup) - 1; i >= 0; i-- {
+		m.cleanup[i]()
+	}
+	m.cleanup = nil
+	return err
+}
+
+// serveUntil serves until ctx ends or the listener fails.
+func (m *Main) serveUntil(ctx context.Context) error {
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	select {
+	case err := <-m.errc:
+		m.shutdown = nil // the listener is gone already
+		m.Close()
+		return err
+	case <-ctx.Done():
+	}
+	return m.Close()
+}
+
 func (a *app) serveCommand() *cli.Command {
-	f := &serveFlags{}
+	m := NewMain(a.stdout, a.stderr)
+	m.cmd.Run = func([]string) error { return m.serveUntil(a.ctx) }
+	return m.cmd
+}
+
+func serveFlagSet(f *serveFlags) *cli.Command {
 	c := cli.New("serve", "[flags]", "Run a Firefox Sync server: the token server at /1.0/sync/1.5 and the storage API 1.5 at /1.5/UID.")
 	c.String(&f.listen, "listen", "127.0.0.1:8000", "address to listen on")
 	c.String(&f.publicURL, "public-url", "", "URL clients use to reach this server, e.g. https://sync.example.com/sync behind a proxy (default: http://LISTEN, or https://LISTEN or https://ACME-DOMAIN with TLS)")
@@ -94,7 +171,6 @@ func (a *app) serveCommand() *cli.Command {
 	c.String(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	c.String(&f.nodes, "nodes", "", "other storage nodes this process serves besides its own: \"all\" (every node of the token database with a database URL) or comma-separated node URLs; requests are routed by Host and path prefix (see weave node --help)")
 	c.Duration(&f.stateRefresh, "state-refresh", time.Second, "how often node states and user move marks are re-read from the databases").Min(10 * time.Millisecond)
-	c.Run = func([]string) error { return a.serve(f) }
 	return c
 }
 
@@ -143,12 +219,15 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (a *app) serve(f *serveFlags) error {
-	ctx := a.ctx
+// Run builds the server from the flags and starts serving; it returns once
+// the listener is open. Call Close even when it fails.
+func (m *Main) Run(ctx context.Context) error {
+	f := m.f
 	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
 	if err != nil {
 		return err
 	}
+	m.log = log
 	obs, err := newObservability(&f.observe, log)
 	if err != nil {
 		return err
@@ -173,7 +252,7 @@ func (a *app) serve(f *serveFlags) error {
 		if tlsSrv, err = f.tls.Setup(ctx, f.db.dataDir, log); err != nil {
 			return err
 		}
-		defer tlsSrv.Stop()
+		m.onClose(tlsSrv.Stop)
 	}
 	trusted, err := parsePrefixes(f.trustedProxies)
 	if err != nil {
@@ -189,7 +268,7 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	defer dbs.Close()
+	m.onClose(func() { dbs.Close() })
 	if err := dbs.prepare(ctx, f.migrate, func(set string, m sqlstore.Migration) {
 		log.Info("applying migration", "set", set, "migration", m.Name)
 	}); err != nil {
@@ -274,19 +353,19 @@ func (a *app) serve(f *serveFlags) error {
 		return nodeFront{Handler: routes.NodeHandler(rn), Server: rn.API}, nil
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
-	defer stopFleet()
+	m.onClose(stopFleet)
 	shard := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{BatchLifetime: f.limits.BatchLifetime})
 	handler, err := fs.serve(fleetCtx, f, dbs, shard, tokenDB, log)
 	if err != nil {
 		return err
 	}
-	defer fs.set.Close()
+	m.onClose(func() { fs.set.Close() })
 
 	surfaces := routes.Process{PublicURL: f.publicURL, Nodes: handler, Metrics: obs.m, Admin: obs.admin(fleetCtx, false)}
 	if acc != nil {
 		surfaces.Accounts = acc.Handler()
 		go acc.PurgeEvery(fleetCtx, f.purgeInterval, log)
-		defer closeAccounts(acc)
+		m.onClose(func() { closeAccounts(acc) })
 	}
 	var ps *builtinPush
 	if f.push.enabled {
@@ -306,35 +385,35 @@ func (a *app) serve(f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	defer stopMetrics()
+	m.onClose(stopMetrics)
 
 	ln, err := f.conn.listen(f.listen, trusted, log)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
 	}
 	hs := f.conn.server(routes.Handler(surfaces), log)
-	fmt.Fprintf(a.stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
+	fmt.Fprintf(m.Stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
 	if acc != nil {
 		// With built-in accounts one pref points all of Firefox's account
 		// services here; Firefox refuses a plain-http account server
 		// unless allowHttp is set.
-		fmt.Fprintf(a.stdout, "Built-in accounts are on. Point Firefox at them: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
+		fmt.Fprintf(m.Stdout, "Built-in accounts are on. Point Firefox at them: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
 		if strings.HasPrefix(f.publicURL, "http://") {
-			fmt.Fprintf(a.stdout, "  identity.fxaccounts.allowHttp = true\n")
+			fmt.Fprintf(m.Stdout, "  identity.fxaccounts.allowHttp = true\n")
 		}
-		fmt.Fprintf(a.stdout, "then sign in to Sync: Firefox opens %s (the same page creates accounts in any browser).\n", f.publicURL)
+		fmt.Fprintf(m.Stdout, "then sign in to Sync: Firefox opens %s (the same page creates accounts in any browser).\n", f.publicURL)
 	} else {
-		fmt.Fprintf(a.stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+		fmt.Fprintf(m.Stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
 	}
 
 	if ps != nil {
-		ps.printPrefs(a.stdout)
+		ps.printPrefs(m.Stdout)
 	}
 	if lg != nil {
-		fmt.Fprintf(a.stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
+		fmt.Fprintf(m.Stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
 	}
 
-	serveErr := make(chan error, 1)
+	m.addr, m.errc = ln.Addr(), make(chan error, 1)
 	if tlsSrv != nil {
 		if f.tls.RedirectListen != "" {
 			stopRedirects, err := tlsserve.ServeRedirects(f.tls.RedirectListen, tlsSrv.Challenges(tlsserve.RedirectToHTTPS(f.publicURL)), log)
@@ -342,37 +421,36 @@ func (a *app) serve(f *serveFlags) error {
 				ln.Close()
 				return err
 			}
-			defer stopRedirects()
+			m.onClose(stopRedirects)
 		}
 		hs.TLSConfig = tlsSrv.Config
-		go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+		go func() { m.errc <- hs.ServeTLS(ln, "", "") }()
 	} else {
-		go func() { serveErr <- hs.Serve(ln) }()
+		go func() { m.errc <- hs.Serve(ln) }()
 	}
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
+	m.shutdown = func() error {
+		// Heartbeats turn 503 first so load balancers stop sending new
+		// work; then in-flight requests finish before the databases close.
+		log.Info("shutting down", "grace", f.shutdownGrace)
+		fs.set.SetReady(false)
+		time.Sleep(f.shutdownGrace)
+		if ps != nil {
+			// Hijacked connections outlive hs.Shutdown: end them, so
+			// browsers reconnect (to another process behind the load
+			// balancer).
+			ps.svc.Close()
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		if err := <-m.errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		log.Info("stopped")
+		return nil
 	}
-	// Heartbeats turn 503 first so load balancers stop sending new work;
-	// then in-flight requests finish before the databases close.
-	log.Info("shutting down", "grace", f.shutdownGrace)
-	fs.set.SetReady(false)
-	time.Sleep(f.shutdownGrace)
-	if ps != nil {
-		// Hijacked connections outlive hs.Shutdown: end them, so browsers
-		// reconnect (to another process behind the load balancer).
-		ps.svc.Close()
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
 	return nil
 }
 
