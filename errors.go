@@ -15,7 +15,8 @@ var (
 	// ErrBatchNotFound: the batch id is unknown, expired, already committed,
 	// or belongs to another user or collection.
 	ErrBatchNotFound = errors.New("weave: batch not found")
-	// ErrOverQuota: the write would take the user over their quota.
+	// ErrOverQuota: the write would take the user over their quota (see
+	// Quota); stores return it as an *OverQuotaError.
 	ErrOverQuota = errors.New("weave: over quota")
 	// ErrConflict: a concurrent write could not be serialised with this one
 	// (lock timeout, deadlock, serialisation failure after retries). Nothing
@@ -42,6 +43,21 @@ type PreconditionFailedError struct {
 func (e *PreconditionFailedError) Error() string {
 	return fmt.Sprintf("weave: precondition failed: resource modified at %s", e.Modified)
 }
+
+// OverQuotaError is the ErrOverQuota of a write refused by its Quota.
+// Nothing was written.
+type OverQuotaError struct {
+	// Left is the quota's Bytes minus the user's live payload bytes as
+	// the write would have left them: zero or below.
+	Left int64
+}
+
+func (e *OverQuotaError) Error() string {
+	return fmt.Sprintf("weave: over quota (%d bytes left)", e.Left)
+}
+
+// Unwrap makes errors.Is(err, ErrOverQuota) true.
+func (e *OverQuotaError) Unwrap() error { return ErrOverQuota }
 
 // UnavailableError is an ErrUnavailable with a hint of when to come back,
 // e.g. a user locked for migration or a node marked down.

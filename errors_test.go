@@ -22,6 +22,7 @@ func TestErrorKindOf(t *testing.T) {
 		{&PreconditionFailedError{Modified: 10}, KindPrecondition},
 		{fmt.Errorf("put: %w", &PreconditionFailedError{Modified: 10}), KindPrecondition},
 		{ErrOverQuota, KindOverQuota},
+		{&OverQuotaError{Left: -5}, KindOverQuota},
 		{fmt.Errorf("lock timeout: %w", ErrConflict), KindConflict},
 		{ErrStorageFull, KindStorageFull},
 		{fmt.Errorf("%w: disk full", ErrStorageFull), KindStorageFull},

@@ -2,15 +2,38 @@ package weave
 
 import "context"
 
-// Precondition is a client's X-If-Unmodified-Since, evaluated inside the
-// write's transaction against the resource the request targets (the item for
-// PUT/DELETE of one BSO, the collection for POST and collection DELETEs, the
-// whole storage for DELETE of all data).
+// Precondition is what a write must satisfy, evaluated inside the write's
+// transaction: a client's X-If-Unmodified-Since, against the resource the
+// request targets (the item for PUT/DELETE of one BSO, the collection for
+// POST and collection DELETEs, the whole storage for DELETE of all data),
+// and the user's storage quota.
 type Precondition struct {
 	// IfUnmodifiedSince, when non-nil, fails the write with a
 	// *PreconditionFailedError if the resource's timestamp is newer.
 	// A value of 0 means "only if the resource does not exist yet".
 	IfUnmodifiedSince *Timestamp
+	// Quota, when non-nil with Bytes above zero, makes the writes that add
+	// payload (PutBSO, PostBSOs and the batch calls) keep the user within
+	// it; the others ignore it. The store sets Left.
+	Quota *Quota
+}
+
+// Quota is a user's storage quota as a write enforces it, under the same
+// lock as the write so that concurrent writes cannot overrun it together.
+//
+// PutBSO, PostBSOs and CommitBatch fail with an *OverQuotaError, having
+// written nothing, when the user's live payload bytes after the write would
+// reach Bytes. CreateBatch and AppendBatch, which change no live record,
+// fail the same way when the live payload bytes plus the payload bytes
+// they stage would reach Bytes. Writes with no payload count too: a user at
+// the quota can only delete.
+type Quota struct {
+	// Bytes is the quota in payload bytes; 0 means none.
+	Bytes int64
+	// Left is set by a successful write: Bytes minus the user's live
+	// payload bytes after it (for CreateBatch and AppendBatch, minus the
+	// bytes they staged too). On failure it is the *OverQuotaError's Left.
+	Left int64
 }
 
 // Check returns a *PreconditionFailedError if a resource last modified at
@@ -132,12 +155,14 @@ type Store interface {
 	DeleteStorage(ctx context.Context, uid int64, pre Precondition) (Timestamp, error)
 
 	// CreateBatch opens a batch upload in a collection, staging us (which
-	// may be empty), and returns its opaque id. The collection timestamp
-	// does not change until commit.
-	CreateBatch(ctx context.Context, uid int64, collection string, us []Update, pre Precondition) (string, error)
-	// AppendBatch stages more BSOs in an open batch. Unknown, expired or
-	// foreign batch ids give ErrBatchNotFound.
-	AppendBatch(ctx context.Context, uid int64, collection, batch string, us []Update, pre Precondition) error
+	// may be empty), and returns its opaque id and the collection's
+	// timestamp (0 if absent), read in the same transaction. The collection
+	// timestamp does not change until commit.
+	CreateBatch(ctx context.Context, uid int64, collection string, us []Update, pre Precondition) (batch string, modified Timestamp, err error)
+	// AppendBatch stages more BSOs in an open batch and returns the
+	// collection's timestamp, read in the same transaction. Unknown,
+	// expired or foreign batch ids give ErrBatchNotFound.
+	AppendBatch(ctx context.Context, uid int64, collection, batch string, us []Update, pre Precondition) (Timestamp, error)
 	// CommitBatch applies every staged BSO plus us (which win over staged
 	// BSOs with the same id) atomically with one timestamp, and closes the
 	// batch.

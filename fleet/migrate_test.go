@@ -150,11 +150,11 @@ func (w *world) user(email string) int64 {
 
 func (w *world) openBatch(uid int64) string {
 	s := w.shards[w.nodeOf(uid)]
-	id, err := s.CreateBatch(w.ctx, uid, "forms", []weave.Update{{ID: "f1", Payload: weave.Some("one")}}, weave.Precondition{})
+	id, _, err := s.CreateBatch(w.ctx, uid, "forms", []weave.Update{{ID: "f1", Payload: weave.Some("one")}}, weave.Precondition{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := s.AppendBatch(w.ctx, uid, "forms", id, []weave.Update{{ID: "f2", SortIndex: weave.Some(int64(5)), TTL: weave.Some(int64(60))}}, weave.Precondition{}); err != nil {
+	if _, err := s.AppendBatch(w.ctx, uid, "forms", id, []weave.Update{{ID: "f2", SortIndex: weave.Some(int64(5)), TTL: weave.Some(int64(60))}}, weave.Precondition{}); err != nil {
 		w.t.Fatal(err)
 	}
 	return id

@@ -43,19 +43,18 @@ func (s *Server) postCollection(rq *request) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.checkQuota(rq, payloadBytes(res.updates))
-	if err != nil {
-		return err
-	}
 	ctx := rq.r.Context()
-	pre := rq.pre.store()
+	pre := s.writePre(rq)
 	switch {
 	case pp.batch == "":
 		var ts weave.Timestamp
 		if len(res.updates) == 0 {
 			// Nothing valid to write: do not invent a write (and a new
 			// timestamp) for it; report the collection as it is.
-			ts, err = s.store.CollectionModified(ctx, rq.uid, rq.collection)
+			err = s.checkQuota(rq, pre.Quota)
+			if err == nil {
+				ts, err = s.store.CollectionModified(ctx, rq.uid, rq.collection)
+			}
 			if err == nil {
 				err = pre.Check(ts)
 			}
@@ -66,20 +65,23 @@ func (s *Server) postCollection(rq *request) error {
 			return err
 		}
 		s.obs.RecordsWritten(len(res.updates), payloadBytes(res.updates))
-		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
+		return s.writePostResult(rq, pre.Quota, http.StatusOK, ts, "", res)
 	case pp.commit:
 		ts, err := s.store.CommitBatch(ctx, rq.uid, rq.collection, pp.batch, res.updates, pre)
 		if err != nil {
 			return err
 		}
 		s.obs.BatchCommitted(len(res.updates), payloadBytes(res.updates))
-		return s.writePostResult(rq, q, http.StatusOK, ts, "", res)
+		return s.writePostResult(rq, pre.Quota, http.StatusOK, ts, "", res)
 	default:
+		// Staging does not change the collection: X-Last-Modified stays the
+		// collection's timestamp, which the store read with the write.
 		id := pp.batch
+		var ts weave.Timestamp
 		if id == "true" {
-			id, err = s.store.CreateBatch(ctx, rq.uid, rq.collection, res.updates, pre)
+			id, ts, err = s.store.CreateBatch(ctx, rq.uid, rq.collection, res.updates, pre)
 		} else {
-			err = s.store.AppendBatch(ctx, rq.uid, rq.collection, id, res.updates, pre)
+			ts, err = s.store.AppendBatch(ctx, rq.uid, rq.collection, id, res.updates, pre)
 		}
 		if err != nil {
 			return err
@@ -88,13 +90,7 @@ func (s *Server) postCollection(rq *request) error {
 			s.obs.BatchOpened()
 		}
 		s.obs.RecordsWritten(len(res.updates), payloadBytes(res.updates))
-		// Staging does not change the collection: X-Last-Modified stays the
-		// collection's current timestamp.
-		ts, err := s.store.CollectionModified(ctx, rq.uid, rq.collection)
-		if err != nil {
-			return err
-		}
-		return s.writePostResult(rq, q, http.StatusAccepted, ts, id, res)
+		return s.writePostResult(rq, pre.Quota, http.StatusAccepted, ts, id, res)
 	}
 }
 
@@ -158,9 +154,9 @@ func (s *Server) parsePost(collection string, body []byte, format int) (postResu
 
 // writePostResult answers {"modified":T,...} (200) or {"batch":id,...}
 // (202), with X-Last-Modified.
-func (s *Server) writePostResult(rq *request, q quotaState, status int, ts weave.Timestamp, batch string, res postResult) error {
+func (s *Server) writePostResult(rq *request, q *weave.Quota, status int, ts weave.Timestamp, batch string, res postResult) error {
 	if status == http.StatusOK {
-		s.reportQuota(rq, q)
+		reportQuota(rq, q)
 	}
 	rq.setLastModified(ts)
 	bp := getBuf()

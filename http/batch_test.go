@@ -1,10 +1,12 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,6 +188,64 @@ func TestQuota(t *testing.T) {
 	expect(t, w, 200, "")
 	if w.Header().Get("X-Weave-Quota-Remaining") != "" {
 		t.Errorf("quota header with plenty of room")
+	}
+}
+
+// readCounter counts the reads a handler makes besides its write.
+type readCounter struct {
+	weave.Store
+	reads atomic.Int64
+}
+
+func (s *readCounter) Usage(ctx context.Context, uid int64) (int64, error) {
+	s.reads.Add(1)
+	return s.Store.Usage(ctx, uid)
+}
+
+func (s *readCounter) CollectionModified(ctx context.Context, uid int64, c string) (weave.Timestamp, error) {
+	s.reads.Add(1)
+	return s.Store.CollectionModified(ctx, uid, c)
+}
+
+// TestWritesReadNothingBack: with quotas on, a write is one round trip to
+// the store: the store enforces the quota and reports the room left, and
+// staging reports the collection timestamp it read.
+func TestWritesReadNothingBack(t *testing.T) {
+	const quota = 3000
+	e := newEnv(t, func(c *Config) { c.Limits.QuotaBytes = quota })
+	rc := &readCounter{Store: e.store}
+	e.srv.store = rc
+	p := func(n int) string { return strings.Repeat("q", n) }
+
+	w := e.put(e.u("/storage/forms/a"), `{"payload":"`+p(1000)+`"}`)
+	expect(t, w, 200, "")
+	T0 := w.Header().Get("X-Last-Modified")
+	if got := w.Header().Get("X-Weave-Quota-Remaining"); got != "1.95" {
+		t.Errorf("PUT: X-Weave-Quota-Remaining %q, want 1.95", got)
+	}
+	w = e.post(e.u("/storage/forms?batch=true"), `[{"id":"b","payload":"`+p(500)+`"}]`)
+	expect(t, w, 202, "")
+	if got := w.Header().Get("X-Last-Modified"); got != T0 {
+		t.Errorf("batch create: X-Last-Modified %q, want %q", got, T0)
+	}
+	b := url.QueryEscape(decode[postOut](t, w).Batch)
+	w = e.post(e.u("/storage/forms?batch="+b), `[{"id":"c","payload":"`+p(500)+`"}]`)
+	expect(t, w, 202, "")
+	if got := w.Header().Get("X-Last-Modified"); got != T0 {
+		t.Errorf("batch append: X-Last-Modified %q, want %q", got, T0)
+	}
+	w = e.post(e.u("/storage/forms?batch="+b+"&commit=true"), `[{"id":"d","payload":"`+p(500)+`"}]`)
+	expect(t, w, 200, "")
+	if got := w.Header().Get("X-Weave-Quota-Remaining"); got != "0.49" {
+		t.Errorf("commit: X-Weave-Quota-Remaining %q, want 0.49", got)
+	}
+	w = e.post(e.u("/storage/forms"), `[{"id":"e","payload":"`+p(500)+`"}]`)
+	expect(t, w, 400, "14")
+	if got := w.Header().Get("X-Weave-Quota-Remaining"); got != "0.00" {
+		t.Errorf("over quota: X-Weave-Quota-Remaining %q, want 0.00", got)
+	}
+	if n := rc.reads.Load(); n != 0 {
+		t.Errorf("%d reads besides the writes, want none", n)
 	}
 }
 

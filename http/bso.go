@@ -66,16 +66,13 @@ func (s *Server) putItem(rq *request) error {
 	if knownBadPayload(rq.collection, u.Payload) {
 		return badRequest(codeInvalidBSO, "known-bad crypto payload")
 	}
-	q, err := s.checkQuota(rq, int64(len(u.Payload.Value)))
-	if err != nil {
-		return err
-	}
-	ts, err := s.store.PutBSO(rq.r.Context(), rq.uid, rq.collection, u, rq.pre.store())
+	pre := s.writePre(rq)
+	ts, err := s.store.PutBSO(rq.r.Context(), rq.uid, rq.collection, u, pre)
 	if err != nil {
 		return err
 	}
 	s.obs.RecordsWritten(1, int64(len(u.Payload.Value)))
-	s.reportQuota(rq, q)
+	reportQuota(rq, pre.Quota)
 	rq.setLastModified(ts)
 	writeJSON(rq, http.StatusOK, appendTimestamp(make([]byte, 0, 16), ts))
 	return nil

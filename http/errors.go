@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -102,7 +101,12 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 		return badRequest(codeUnknown, "%v", err), false
 	case weave.KindOverQuota:
 		// Firefox recognises over-quota only as 400 with body 14 (§13, §18 #2).
-		return &apiError{status: http.StatusBadRequest, code: codeOverQuota, reason: "over quota"}, false
+		e := &apiError{status: http.StatusBadRequest, code: codeOverQuota, reason: "over quota"}
+		var oq *weave.OverQuotaError
+		if errors.As(err, &oq) {
+			e.quotaRemaining = &oq.Left
+		}
+		return e, false
 	case weave.KindConflict:
 		return &apiError{status: http.StatusServiceUnavailable, reason: "write conflict", retryAfter: conflictRetryAfter}, false
 	case weave.KindStorageFull:
@@ -142,15 +146,6 @@ func (s *Server) writeError(rq *request, err error) {
 	}
 	if kind == weave.KindStorageFull {
 		s.logStorageFull(rq, err)
-	}
-	if kind == weave.KindOverQuota && e.quotaRemaining == nil && s.limits.QuotaBytes > 0 && rq.uid > 0 {
-		// The store refused the write; report how much room is left.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.r.Context()), time.Second)
-		if used, uerr := s.store.Usage(ctx, rq.uid); uerr == nil {
-			left := s.limits.QuotaBytes - used
-			e = &apiError{status: e.status, code: e.code, reason: e.reason, quotaRemaining: &left}
-		}
-		cancel()
 	}
 	rq.errReason = e.Error()
 	if unexpected {

@@ -1,8 +1,6 @@
 package http
 
 import (
-	"net/http"
-
 	"github.com/weave-sync/weave"
 )
 
@@ -10,45 +8,41 @@ import (
 // X-Weave-Quota-Remaining (as the Python server does).
 const quotaWarnBytes = 1 << 20
 
-// quotaState carries the pre-write estimate of the room left.
-type quotaState struct {
-	on   bool
-	left int64 // quota − usage − new payload bytes
+// writePre is the precondition of a write that adds payload: the client's
+// X-If-Unmodified-Since and, when quotas are on (Limits.QuotaBytes above 0),
+// the user's quota, which the store enforces inside the write. Its refusal,
+// an *weave.OverQuotaError, is answered 400 with body 14, the only form
+// Firefox recognises as over-quota (storage-1.5.md §13, §18 #2).
+func (s *Server) writePre(rq *request) weave.Precondition {
+	pre := rq.pre.store()
+	if s.limits.QuotaBytes > 0 {
+		pre.Quota = &weave.Quota{Bytes: s.limits.QuotaBytes}
+	}
+	return pre
 }
 
-// checkQuota refuses a write whose new payload bytes would leave no room:
-// left = quota − used − new ≤ 0 gives 400 with body 14, the only form
-// Firefox recognises as over-quota (storage-1.5.md §13, §18 #2). Quotas are
-// off when Limits.QuotaBytes is 0.
-func (s *Server) checkQuota(rq *request, newBytes int64) (quotaState, error) {
-	if s.limits.QuotaBytes <= 0 {
-		return quotaState{}, nil
+// checkQuota refuses, as the store would, a write of nothing by a user
+// with no room left, and sets the room left for reportQuota.
+func (s *Server) checkQuota(rq *request, q *weave.Quota) error {
+	if q == nil {
+		return nil
 	}
 	used, err := s.store.Usage(rq.r.Context(), rq.uid)
 	if err != nil {
-		return quotaState{}, err
+		return err
 	}
-	left := s.limits.QuotaBytes - used - newBytes
-	if left <= 0 {
-		return quotaState{}, &apiError{status: http.StatusBadRequest, code: codeOverQuota,
-			reason: "over quota", quotaRemaining: &left}
+	q.Left = q.Bytes - used
+	if q.Left <= 0 {
+		return &weave.OverQuotaError{Left: q.Left}
 	}
-	return quotaState{on: true, left: left}, nil
+	return nil
 }
 
-// reportQuota adds X-Weave-Quota-Remaining to a successful write when less
-// than 1 MiB is left. The pre-write estimate overstates usage when records
-// were replaced, so near the limit the figure is measured again.
-func (s *Server) reportQuota(rq *request, q quotaState) {
-	if !q.on || q.left >= quotaWarnBytes {
-		return
-	}
-	left := q.left
-	if used, err := s.store.Usage(rq.r.Context(), rq.uid); err == nil {
-		left = s.limits.QuotaBytes - used
-	}
-	if left < quotaWarnBytes {
-		rq.w.Header().Set("X-Weave-Quota-Remaining", formatKB(left))
+// reportQuota adds X-Weave-Quota-Remaining to a successful write of a
+// quota when less than 1 MiB is left.
+func reportQuota(rq *request, q *weave.Quota) {
+	if q != nil && q.Left < quotaWarnBytes {
+		rq.w.Header().Set("X-Weave-Quota-Remaining", formatKB(q.Left))
 	}
 }
 

@@ -449,12 +449,12 @@ func (c *counting) DeleteStorage(ctx context.Context, uid int64, pre weave.Preco
 	return c.Store.DeleteStorage(ctx, uid, pre)
 }
 
-func (c *counting) CreateBatch(ctx context.Context, uid int64, coll string, us []weave.Update, pre weave.Precondition) (string, error) {
+func (c *counting) CreateBatch(ctx context.Context, uid int64, coll string, us []weave.Update, pre weave.Precondition) (string, weave.Timestamp, error) {
 	defer c.count("CreateBatch")()
 	return c.Store.CreateBatch(ctx, uid, coll, us, pre)
 }
 
-func (c *counting) AppendBatch(ctx context.Context, uid int64, coll, batch string, us []weave.Update, pre weave.Precondition) error {
+func (c *counting) AppendBatch(ctx context.Context, uid int64, coll, batch string, us []weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
 	defer c.count("AppendBatch")()
 	return c.Store.AppendBatch(ctx, uid, coll, batch, us, pre)
 }

@@ -501,12 +501,12 @@ func (s *Store) DeleteStorage(ctx context.Context, uid int64, pre weave.Precondi
 
 // CreateBatch implements weave.Store. Staged records change nothing that
 // is cached until CommitBatch.
-func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (string, error) {
+func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (string, weave.Timestamp, error) {
 	return s.inner.CreateBatch(ctx, uid, collection, us, pre)
 }
 
 // AppendBatch implements weave.Store.
-func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) error {
+func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
 	return s.inner.AppendBatch(ctx, uid, collection, batch, us, pre)
 }
 

@@ -114,7 +114,7 @@ func TestPurgeExpired(t *testing.T) {
 		}
 	}
 	for range 3 {
-		if _, err := s.CreateBatch(ctx, 101, "tabs", us[:10], weave.Precondition{}); err != nil {
+		if _, _, err := s.CreateBatch(ctx, 101, "tabs", us[:10], weave.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,22 +168,22 @@ func TestBatchRowsRemoved(t *testing.T) {
 	s := openStore(t, tempDSN(t), sqlite.Options{})
 	us := []weave.Update{{ID: "a", Payload: weave.Some("a")}, {ID: "b", SortIndex: weave.Some[int64](1)}}
 	var pre weave.Precondition
-	b1, err := s.CreateBatch(ctx, 1, "tabs", us, pre)
+	b1, _, err := s.CreateBatch(ctx, 1, "tabs", us, pre)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendBatch(ctx, 1, "tabs", b1, us[:1], pre); err != nil {
+	if _, err := s.AppendBatch(ctx, 1, "tabs", b1, us[:1], pre); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CommitBatch(ctx, 1, "tabs", b1, us[1:], pre); err != nil {
 		t.Fatal(err)
 	}
 	for _, coll := range []string{"tabs", "forms"} {
-		if _, err := s.CreateBatch(ctx, 1, coll, us, pre); err != nil {
+		if _, _, err := s.CreateBatch(ctx, 1, coll, us, pre); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.CreateBatch(ctx, 2, "tabs", us, pre); err != nil {
+	if _, _, err := s.CreateBatch(ctx, 2, "tabs", us, pre); err != nil {
 		t.Fatal(err)
 	}
 	if got := count(t, s, "batch_bsos"); got != 6 {
@@ -285,7 +285,7 @@ func TestTTLFromClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.CreateBatch(ctx, 7, "tabs", []weave.Update{ttl("batch")}, weave.Precondition{})
+	id, _, err := s.CreateBatch(ctx, 7, "tabs", []weave.Update{ttl("batch")}, weave.Precondition{})
 	if err != nil {
 		t.Fatal(err)
 	}

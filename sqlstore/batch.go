@@ -45,36 +45,42 @@ func ForeignBatchID(s string) int64 {
 }
 
 // CreateBatch implements weave.Store.
-func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (string, error) {
+func (s *Store) CreateBatch(ctx context.Context, uid int64, collection string, us []weave.Update, pre weave.Precondition) (string, weave.Timestamp, error) {
 	cid, _, err := s.collectionID(ctx, collection, true)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	us = mergeUpdates(us)
 	var id int64
+	var modified weave.Timestamp
 	err = s.write(ctx, uid, cid, true, func(w *wtx) error {
 		if err := w.checkCollection(pre); err != nil {
+			return err
+		}
+		if err := w.checkQuota(pre.Quota, payloadBytes(us)); err != nil {
 			return err
 		}
 		id = rand.Int64()
 		if _, err := w.exec(s.q.insertBatch, uid, id, cid, w.now+s.batchLifetime.Milliseconds()); err != nil {
 			return err
 		}
+		modified = w.collection
 		return w.stage(id, us)
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return encodeBatchID(id), nil
+	return encodeBatchID(id), modified, nil
 }
 
 // AppendBatch implements weave.Store.
-func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) error {
+func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch string, us []weave.Update, pre weave.Precondition) (weave.Timestamp, error) {
 	cid, id, err := s.batchTarget(ctx, collection, batch)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	us = mergeUpdates(us)
+	var modified weave.Timestamp
 	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
 		if err := w.openBatch(cid, id); err != nil {
 			return err
@@ -82,12 +88,19 @@ func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch st
 		if err := w.checkCollection(pre); err != nil {
 			return err
 		}
+		if err := w.checkQuota(pre.Quota, payloadBytes(us)); err != nil {
+			return err
+		}
+		modified = w.collection
 		return w.stage(id, us)
 	})
 	if errors.Is(err, errNoUser) {
-		return weave.ErrBatchNotFound
+		return 0, weave.ErrBatchNotFound
 	}
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return modified, nil
 }
 
 // CommitBatch implements weave.Store. The commit's own updates are staged
@@ -111,6 +124,9 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 			return err
 		}
 		if err := w.apply(cid, id); err != nil {
+			return err
+		}
+		if err := w.checkQuota(pre.Quota, 0); err != nil {
 			return err
 		}
 		if _, err := w.exec(s.q.deleteStaged, uid, id); err != nil {

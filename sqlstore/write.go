@@ -311,6 +311,34 @@ func (w *wtx) checkCollection(pre weave.Precondition) error {
 	return pre.Check(w.collection)
 }
 
+// checkQuota enforces a write's quota (weave.Quota), after the write
+// changed the live records and before it stages staged payload bytes: the
+// usage is read under the user's lock, so it counts every write before
+// this one and none after.
+func (w *wtx) checkQuota(q *weave.Quota, staged int64) error {
+	if q == nil || q.Bytes <= 0 {
+		return nil
+	}
+	var used int64
+	if err := w.queryRow(w.s.q.usage, w.uid, w.now).Scan(&used); err != nil {
+		return err
+	}
+	q.Left = q.Bytes - used - staged
+	if q.Left <= 0 {
+		return &weave.OverQuotaError{Left: q.Left}
+	}
+	return nil
+}
+
+// payloadBytes sums the payload bytes that updates bring.
+func payloadBytes(us []weave.Update) int64 {
+	var n int64
+	for i := range us {
+		n += int64(len(us[i].Payload.Value))
+	}
+	return n
+}
+
 // touch gives the collection, and so the storage, the write's timestamp.
 func (w *wtx) touch(cid int64) error {
 	_, err := w.exec(w.s.q.touchCollection, w.uid, cid, int64(w.t))
@@ -403,6 +431,9 @@ func (s *Store) PutBSO(ctx context.Context, uid int64, collection string, u weav
 		if err := w.upsert(cid, []weave.Update{u}); err != nil {
 			return err
 		}
+		if err := w.checkQuota(pre.Quota, 0); err != nil {
+			return err
+		}
 		t = w.t
 		return w.touch(cid)
 	})
@@ -422,6 +453,9 @@ func (s *Store) PostBSOs(ctx context.Context, uid int64, collection string, us [
 			return err
 		}
 		if err := w.upsert(cid, us); err != nil {
+			return err
+		}
+		if err := w.checkQuota(pre.Quota, 0); err != nil {
 			return err
 		}
 		t = w.t

@@ -145,9 +145,9 @@ func testMonotonicTimestamps(t *testing.T, s weave.Store) {
 		step("DeleteBSO", ts, err)
 		ts, err = s.DeleteBSOs(ctx, uid, "forms", []string{"f2"}, noPre)
 		step("DeleteBSOs", ts, err)
-		id := must(s.CreateBatch(ctx, uid, "prefs", []weave.Update{upd("p", "1")}, noPre))(t)
+		id := must(batchID(s.CreateBatch(ctx, uid, "prefs", []weave.Update{upd("p", "1")}, noPre)))(t)
 		wantTS(t, storageTS(t, s, uid), last, "CreateBatch must not move the storage timestamp")
-		check(t, s.AppendBatch(ctx, uid, "prefs", id, []weave.Update{upd("q", "1")}, noPre))
+		must(s.AppendBatch(ctx, uid, "prefs", id, []weave.Update{upd("q", "1")}, noPre))(t)
 		wantTS(t, storageTS(t, s, uid), last, "AppendBatch must not move the storage timestamp")
 		ts, err = s.CommitBatch(ctx, uid, "prefs", id, nil, noPre)
 		step("CommitBatch", ts, err)
@@ -196,7 +196,7 @@ func testNoRunAhead(t *testing.T, s weave.Store) {
 		case 1:
 			ts = post(t, s, uid, "tabs", u, upd("s", "x"))
 		default:
-			id := must(s.CreateBatch(t.Context(), uid, "tabs", []weave.Update{u}, noPre))(t)
+			id := must(batchID(s.CreateBatch(t.Context(), uid, "tabs", []weave.Update{u}, noPre)))(t)
 			ts = must(s.CommitBatch(t.Context(), uid, "tabs", id, nil, noPre))(t)
 		}
 		now := weave.TimestampAt(time.Now())

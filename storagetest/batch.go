@@ -14,7 +14,7 @@ func testBatchLifecycle(t *testing.T, s weave.Store) {
 	t0 := put(t, s, uid, "other", upd("o", "o"))
 
 	// Creating and appending stage records invisibly and move no timestamp.
-	batch := must(s.CreateBatch(ctx, uid, c, []weave.Update{upd("a", "a"), updSort("b", "b", 2)}, noPre))(t)
+	batch := must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{upd("a", "a"), updSort("b", "b", 2)}, noPre)))(t)
 	if batch == "" {
 		t.Fatal("CreateBatch returned an empty id")
 	}
@@ -25,8 +25,8 @@ func testBatchLifecycle(t *testing.T, s weave.Store) {
 	if _, ok := colls[c]; ok || st != t0 {
 		t.Fatalf("CollectionTimestamps with an open batch: %v, %v", colls, st)
 	}
-	check(t, s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("c", "c")}, noPre))
-	check(t, s.AppendBatch(ctx, uid, c, batch, nil, noPre))
+	must(s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("c", "c")}, noPre))(t)
+	must(s.AppendBatch(ctx, uid, c, batch, nil, noPre))(t)
 	wantGone(t, s, uid, c, "c")
 	if n := must(s.CollectionCounts(ctx, uid))(t)[c]; n != 0 {
 		t.Fatalf("staged records counted: %d", n)
@@ -50,12 +50,12 @@ func testBatchLifecycle(t *testing.T, s weave.Store) {
 	// A committed batch is closed.
 	_, err = s.CommitBatch(ctx, uid, c, batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "second commit")
-	err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("e", "e")}, noPre)
+	_, err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("e", "e")}, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "append after commit")
 	wantTS(t, collTS(t, s, uid, c), t2, "collection after refused batch calls")
 
 	// An empty batch commits as a write of the collection.
-	empty := must(s.CreateBatch(ctx, uid, "tabs", nil, noPre))(t)
+	empty := must(batchID(s.CreateBatch(ctx, uid, "tabs", nil, noPre)))(t)
 	t3 := must(s.CommitBatch(ctx, uid, "tabs", empty, nil, noPre))(t)
 	wantAfter(t, t2, t3, "commit of an empty batch")
 	wantTS(t, collTS(t, s, uid, "tabs"), t3, "collection of an empty batch")
@@ -63,7 +63,7 @@ func testBatchLifecycle(t *testing.T, s weave.Store) {
 	// Ids are distinct.
 	seen := map[string]bool{batch: true, empty: true}
 	for range 20 {
-		id := must(s.CreateBatch(ctx, uid, c, nil, noPre))(t)
+		id := must(batchID(s.CreateBatch(ctx, uid, c, nil, noPre)))(t)
 		if seen[id] {
 			t.Fatalf("batch id %q issued twice", id)
 		}
@@ -71,13 +71,13 @@ func testBatchLifecycle(t *testing.T, s weave.Store) {
 	}
 
 	// A batch of many records, committed with its own records too.
-	big := must(s.CreateBatch(ctx, uid, "history", nil, noPre))(t)
+	big := must(batchID(s.CreateBatch(ctx, uid, "history", nil, noPre)))(t)
 	for i := range 5 {
 		var us []weave.Update
 		for j := range 100 {
 			us = append(us, updSort(fmt.Sprintf("h%d-%02d", i, j), "payload", int64(j)))
 		}
-		check(t, s.AppendBatch(ctx, uid, "history", big, us, noPre))
+		must(s.AppendBatch(ctx, uid, "history", big, us, noPre))(t)
 	}
 	t4 := must(s.CommitBatch(ctx, uid, "history", big, []weave.Update{upd("h0-00", "last word")}, noPre))(t)
 	p := getAll(t, s, uid, "history", weave.Query{Newer: t3})
@@ -96,20 +96,20 @@ func testBatchMerge(t *testing.T, s weave.Store) {
 	t0 := put(t, s, uid, c, weave.Update{ID: "e", Payload: weave.Some("old"), SortIndex: weave.Some[int64](1)})
 	tf := put(t, s, uid, c, weave.Update{ID: "f", Payload: weave.Some("keep"), SortIndex: weave.Some[int64](1), TTL: weave.Some[int64](3600)})
 
-	batch := must(s.CreateBatch(ctx, uid, c, []weave.Update{
+	batch := must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{
 		updSort("n", "p1", 5),
 		{ID: "e", SortIndex: weave.Some[int64](9)},
 		{ID: "f", TTL: null[int64]()},
-	}, noPre))(t)
-	check(t, s.AppendBatch(ctx, uid, c, batch, []weave.Update{
+	}, noPre)))(t)
+	must(s.AppendBatch(ctx, uid, c, batch, []weave.Update{
 		upd("n", "p2"),
 		{ID: "e", TTL: weave.Some[int64](3600)},
 		{ID: "f", SortIndex: null[int64]()},
-	}, noPre))
-	check(t, s.AppendBatch(ctx, uid, c, batch, []weave.Update{
+	}, noPre))(t)
+	must(s.AppendBatch(ctx, uid, c, batch, []weave.Update{
 		{ID: "n", SortIndex: null[int64]()},
 		{ID: "g", SortIndex: weave.Some[int64](4)},
-	}, noPre))
+	}, noPre))(t)
 	t1 := must(s.CommitBatch(ctx, uid, c, batch, []weave.Update{
 		upd("n", "p3"),
 		upd("m", "m"),
@@ -133,21 +133,21 @@ func testBatchIsolation(t *testing.T, s weave.Store) {
 	const c = "bookmarks"
 	put(t, s, alice, "tabs", upd("t", "t"))
 	put(t, s, bob, c, upd("b", "b"))
-	batch := must(s.CreateBatch(ctx, alice, c, []weave.Update{upd("a", "a")}, noPre))(t)
+	batch := must(batchID(s.CreateBatch(ctx, alice, c, []weave.Update{upd("a", "a")}, noPre)))(t)
 
 	// Not another user's, not another collection's.
-	err := s.AppendBatch(ctx, bob, c, batch, []weave.Update{upd("evil", "x")}, noPre)
+	_, err := s.AppendBatch(ctx, bob, c, batch, []weave.Update{upd("evil", "x")}, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "append by another user")
 	_, err = s.CommitBatch(ctx, bob, c, batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "commit by another user")
-	err = s.AppendBatch(ctx, alice, "tabs", batch, nil, noPre)
+	_, err = s.AppendBatch(ctx, alice, "tabs", batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "append in another collection")
 	_, err = s.CommitBatch(ctx, alice, "tabs", batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "commit in another collection")
 	_, err = s.CommitBatch(ctx, alice, "never-used-anywhere", batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "commit in an unknown collection")
 	for _, bad := range []string{"", "true", "1", "garbage", "MTUzNjE5ODk3NjkyMQ==", "AAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", batch + "x"} {
-		err = s.AppendBatch(ctx, alice, c, bad, nil, noPre)
+		_, err = s.AppendBatch(ctx, alice, c, bad, nil, noPre)
 		wantErr(t, err, weave.ErrBatchNotFound, fmt.Sprintf("append to batch %q", bad))
 		_, err = s.CommitBatch(ctx, alice, c, bad, nil, noPre)
 		wantErr(t, err, weave.ErrBatchNotFound, fmt.Sprintf("commit of batch %q", bad))
@@ -155,8 +155,8 @@ func testBatchIsolation(t *testing.T, s weave.Store) {
 	wantGone(t, s, bob, c, "evil")
 
 	// Two open batches in one collection stay apart.
-	other := must(s.CreateBatch(ctx, alice, c, []weave.Update{upd("o", "o")}, noPre))(t)
-	check(t, s.AppendBatch(ctx, alice, c, batch, []weave.Update{upd("a2", "a2")}, noPre))
+	other := must(batchID(s.CreateBatch(ctx, alice, c, []weave.Update{upd("o", "o")}, noPre)))(t)
+	must(s.AppendBatch(ctx, alice, c, batch, []weave.Update{upd("a2", "a2")}, noPre))(t)
 	t1 := must(s.CommitBatch(ctx, alice, c, batch, nil, noPre))(t)
 	wantBSO(t, s, alice, c, rec{"a", t1, nil, "a"})
 	wantBSO(t, s, alice, c, rec{"a2", t1, nil, "a2"})
@@ -164,4 +164,31 @@ func testBatchIsolation(t *testing.T, s weave.Store) {
 	t2 := must(s.CommitBatch(ctx, alice, c, other, nil, noPre))(t)
 	wantBSO(t, s, alice, c, rec{"o", t2, nil, "o"})
 	wantRecs(t, getAll(t, s, bob, c, weave.Query{}).BSOs, []rec{{"b", collTS(t, s, bob, c), nil, "b"}}, "bob's collection")
+}
+
+// testBatchTimestamps: CreateBatch and AppendBatch return the collection's
+// timestamp as their own transaction read it, which staging leaves alone.
+func testBatchTimestamps(t *testing.T, s weave.Store) {
+	ctx := t.Context()
+	uid := newUID()
+	const c = "forms"
+	batch, ts, err := s.CreateBatch(ctx, uid, c, []weave.Update{upd("a", "a")}, noPre)
+	check(t, err)
+	wantTS(t, ts, 0, "CreateBatch in a new collection")
+	wantTS(t, must(s.AppendBatch(ctx, uid, c, batch, nil, noPre))(t), 0, "AppendBatch in a new collection")
+
+	t1 := put(t, s, uid, c, upd("x", "x"))
+	wantTS(t, must(s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("b", "b")}, noPre))(t), t1, "AppendBatch after a write")
+	other, ts, err := s.CreateBatch(ctx, uid, c, nil, noPre)
+	check(t, err)
+	wantTS(t, ts, t1, "CreateBatch in an existing collection")
+	t2 := must(s.CommitBatch(ctx, uid, c, other, []weave.Update{upd("y", "y")}, noPre))(t)
+	wantTS(t, must(s.AppendBatch(ctx, uid, c, batch, nil, noPre))(t), t2, "AppendBatch after another batch's commit")
+
+	// Writes elsewhere do not move it.
+	put(t, s, uid, "tabs", upd("t", "t"))
+	_, ts, err = s.CreateBatch(ctx, uid, c, nil, noPre)
+	check(t, err)
+	wantTS(t, ts, t2, "CreateBatch after a write to another collection")
+	wantTS(t, collTS(t, s, uid, c), t2, "collection after staging")
 }

@@ -129,10 +129,11 @@ func Bench(b *testing.B, s weave.Store) {
 		b.ReportAllocs()
 		for b.Loop() {
 			b.StopTimer()
-			id, err := s.CreateBatch(ctx, uid, "bookmarks", chunks[0], noPre)
+			id, _, err := s.CreateBatch(ctx, uid, "bookmarks", chunks[0], noPre)
 			fail(b, err)
 			for _, c := range chunks[1:] {
-				fail(b, s.AppendBatch(ctx, uid, "bookmarks", id, c, noPre))
+				_, err := s.AppendBatch(ctx, uid, "bookmarks", id, c, noPre)
+				fail(b, err)
 			}
 			b.StartTimer()
 			_, err = s.CommitBatch(ctx, uid, "bookmarks", id, nil, noPre)

@@ -87,7 +87,7 @@ func testDeleteCollection(t *testing.T, s weave.Store) {
 	const c = "forms"
 	post(t, s, uid, c, upd("a", "a"), upd("b", "b"))
 	t2 := put(t, s, uid, "keep", upd("k", "k"))
-	batch := must(s.CreateBatch(ctx, uid, c, []weave.Update{upd("staged", "s")}, noPre))(t)
+	batch := must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{upd("staged", "s")}, noPre)))(t)
 	t3 := must(s.DeleteCollection(ctx, uid, c, noPre))(t)
 	wantAfter(t, t2, t3, "DeleteCollection")
 	wantTS(t, storageTS(t, s, uid), t3, "storage after DeleteCollection")
@@ -106,7 +106,7 @@ func testDeleteCollection(t *testing.T, s weave.Store) {
 		t.Fatalf("deleted collection counts %d", n)
 	}
 	// Its open batches went with it.
-	err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("x", "x")}, noPre)
+	_, err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("x", "x")}, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "append to a batch of a deleted collection")
 	_, err = s.CommitBatch(ctx, uid, c, batch, nil, noPre)
 	wantErr(t, err, weave.ErrBatchNotFound, "commit of a batch of a deleted collection")
@@ -128,7 +128,7 @@ func testDeleteStorage(t *testing.T, s weave.Store) {
 	uid := newUID()
 	post(t, s, uid, "bookmarks", upd("a", "a"))
 	t2 := post(t, s, uid, "history", upd("h", "h"))
-	batch := must(s.CreateBatch(ctx, uid, "tabs", []weave.Update{upd("t", "t")}, noPre))(t)
+	batch := must(batchID(s.CreateBatch(ctx, uid, "tabs", []weave.Update{upd("t", "t")}, noPre)))(t)
 	t3 := must(s.DeleteStorage(ctx, uid, noPre))(t)
 	wantAfter(t, t2, t3, "DeleteStorage")
 	colls, st, err := s.CollectionTimestamps(ctx, uid)

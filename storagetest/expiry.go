@@ -28,7 +28,7 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 		upd("forever", "forever"),
 	}, noPre))(t)
 	t2 := post(t, s, uid, "tabs", updTTL("t", "12345", 1))
-	b := must(s.CreateBatch(ctx, uid, "forms", []weave.Update{updTTL("bf", "x", 1), upd("bk", "y")}, noPre))(t)
+	b := must(batchID(s.CreateBatch(ctx, uid, "forms", []weave.Update{updTTL("bf", "x", 1), upd("bk", "y")}, noPre)))(t)
 	t3 := must(s.CommitBatch(ctx, uid, "forms", b, nil, noPre))(t)
 	deadline := t3.Time().Add(time.Second + 50*time.Millisecond)
 
@@ -36,7 +36,7 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 	var shortBatch string
 	if cfg.shortBatches != nil {
 		short = cfg.shortBatches(t, time.Second)
-		shortBatch = must(short.CreateBatch(ctx, uid, "prefs", []weave.Update{upd("p", "p")}, noPre))(t)
+		shortBatch = must(batchID(short.CreateBatch(ctx, uid, "prefs", []weave.Update{upd("p", "p")}, noPre)))(t)
 		if d := time.Now().Add(time.Second + 50*time.Millisecond); d.After(deadline) {
 			deadline = d
 		}
@@ -108,7 +108,7 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 	r = wantBSO(t, s, uid, c, rec{"viapost", tp, nil, ""})
 	wantTS(t, r.Expires, tp+60_000, "expiry of a record revived by PostBSOs")
 	noIDs1(r, "revived by PostBSOs")
-	b = must(s.CreateBatch(ctx, uid, c, []weave.Update{{ID: "viabatch", SortIndex: weave.Some[int64](1)}}, noPre))(t)
+	b = must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{{ID: "viabatch", SortIndex: weave.Some[int64](1)}}, noPre)))(t)
 	tb := must(s.CommitBatch(ctx, uid, c, b, nil, noPre))(t)
 	noIDs1(wantBSO(t, s, uid, c, rec{"viabatch", tb, ptr(1), ""}), "revived by a batch")
 	live = []rec{{"forever", t1, nil, "forever"}, {"kept", t1, nil, "kept"}, {"created", tc, nil, "new"},
@@ -118,7 +118,7 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 	}
 
 	if short != nil {
-		err := short.AppendBatch(ctx, uid, "prefs", shortBatch, []weave.Update{upd("q", "q")}, noPre)
+		_, err := short.AppendBatch(ctx, uid, "prefs", shortBatch, []weave.Update{upd("q", "q")}, noPre)
 		wantErr(t, err, weave.ErrBatchNotFound, "append to an expired batch")
 		_, err = short.CommitBatch(ctx, uid, "prefs", shortBatch, nil, noPre)
 		wantErr(t, err, weave.ErrBatchNotFound, "commit of an expired batch")

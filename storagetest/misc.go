@@ -112,7 +112,7 @@ func testConcurrentUsers(t *testing.T, s weave.Store) {
 						ts, err = s.PostBSOs(ctx, uid, "bookmarks", []weave.Update{upd(fmt.Sprint("r", r), fmt.Sprint(uid))}, noPre)
 					case 1:
 						var b string
-						if b, err = s.CreateBatch(ctx, uid, "bookmarks", []weave.Update{upd(fmt.Sprint("r", r), fmt.Sprint(uid))}, noPre); err == nil {
+						if b, _, err = s.CreateBatch(ctx, uid, "bookmarks", []weave.Update{upd(fmt.Sprint("r", r), fmt.Sprint(uid))}, noPre); err == nil {
 							ts, err = s.CommitBatch(ctx, uid, "bookmarks", b, nil, noPre)
 						}
 					case 2:

@@ -131,7 +131,7 @@ func testParentIDs(t *testing.T, s weave.Store) {
 	// Sync 1.5 client can send), a sortindex write, a batch.
 	put(t, s, uid, c, upd("a", "A2"))
 	post(t, s, uid, c, weave.Update{ID: "b", SortIndex: weave.Some[int64](3)}, upd("c", "C2"))
-	b := must(s.CreateBatch(ctx, uid, c, []weave.Update{upd("d", "D2")}, noPre))(t)
+	b := must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{upd("d", "D2")}, noPre)))(t)
 	must(s.CommitBatch(ctx, uid, c, b, []weave.Update{upd("f", "F2")}, noPre))(t)
 	verify("after updates without the fields")
 

@@ -56,12 +56,12 @@ func testPreconditions(t *testing.T, s weave.Store) {
 
 	// Batches check the collection on create, append and commit; a failed
 	// commit leaves the batch open.
-	_, err = s.CreateBatch(ctx, uid, c, []weave.Update{upd("q", "q")}, since(tc-10))
+	_, _, err = s.CreateBatch(ctx, uid, c, []weave.Update{upd("q", "q")}, since(tc-10))
 	wantPrecondition(t, err, tc, "CreateBatch with a stale collection timestamp")
-	batch := must(s.CreateBatch(ctx, uid, c, []weave.Update{upd("q", "q")}, since(tc)))(t)
-	err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("r", "r")}, since(tc-10))
+	batch := must(batchID(s.CreateBatch(ctx, uid, c, []weave.Update{upd("q", "q")}, since(tc))))(t)
+	_, err = s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("r", "r")}, since(tc-10))
 	wantPrecondition(t, err, tc, "AppendBatch with a stale collection timestamp")
-	check(t, s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("r", "r")}, since(tc)))
+	must(s.AppendBatch(ctx, uid, c, batch, []weave.Update{upd("r", "r")}, since(tc)))(t)
 	_, err = s.CommitBatch(ctx, uid, c, batch, nil, since(tc-10))
 	wantPrecondition(t, err, tc, "CommitBatch with a stale collection timestamp")
 	wantGone(t, s, uid, c, "q")
@@ -107,7 +107,7 @@ func testCreateOnly(t *testing.T, s weave.Store) {
 	// For the collection-level writes, 0 means the collection must not exist.
 	_, err = s.PostBSOs(ctx, uid, c, []weave.Update{upd("c", "c")}, since(0))
 	wantPrecondition(t, err, t2, "create-only PostBSOs on an existing collection")
-	_, err = s.CreateBatch(ctx, uid, c, nil, since(0))
+	_, _, err = s.CreateBatch(ctx, uid, c, nil, since(0))
 	wantPrecondition(t, err, t2, "create-only CreateBatch on an existing collection")
 	_, err = s.DeleteBSO(ctx, uid, c, "a", since(0))
 	wantPrecondition(t, err, t1, "DeleteBSO with precondition 0 on an existing item")

@@ -85,6 +85,9 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"BatchLifecycle", testBatchLifecycle},
 		{"BatchMerge", testBatchMerge},
 		{"BatchIsolation", testBatchIsolation},
+		{"BatchTimestamps", testBatchTimestamps},
+		{"Quota", testQuota},
+		{"QuotaConcurrent", testQuotaConcurrent},
 		{"ConcurrentWritersOneUser", testConcurrentOneUser},
 		{"ConcurrentUsers", testConcurrentUsers},
 		{"IncrementalReads", testIncrementalReads},
@@ -333,3 +336,6 @@ func getAll(t *testing.T, s weave.Store, uid int64, coll string, q weave.Query) 
 	}
 	return p
 }
+
+// batchID drops CreateBatch's timestamp: must(batchID(s.CreateBatch(…)))(t).
+func batchID(id string, _ weave.Timestamp, err error) (string, error) { return id, err }

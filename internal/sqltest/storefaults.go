@@ -116,11 +116,11 @@ func RunStoreFaults(t *testing.T, b StoreBackend) {
 	works(t)
 
 	t.Run("BatchCommit", func(t *testing.T) {
-		batch, err := s.CreateBatch(ctx, uid, "history", records("a", 40), weave.Precondition{})
+		batch, _, err := s.CreateBatch(ctx, uid, "history", records("a", 40), weave.Precondition{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AppendBatch(ctx, uid, "history", batch, records("b", 40), weave.Precondition{}); err != nil {
+		if _, err := s.AppendBatch(ctx, uid, "history", batch, records("b", 40), weave.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
 		before, err := direct.CollectionModified(ctx, uid, "history")
@@ -162,7 +162,7 @@ func RunStoreFaults(t *testing.T, b StoreBackend) {
 	})
 
 	t.Run("BatchCommitCutAtCOMMIT", func(t *testing.T) {
-		batch, err := s.CreateBatch(ctx, uid, "forms", records("a", 30), weave.Precondition{})
+		batch, _, err := s.CreateBatch(ctx, uid, "forms", records("a", 30), weave.Precondition{})
 		if err != nil {
 			t.Fatal(err)
 		}
