@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/memcache"
 )
 
@@ -27,7 +28,7 @@ func users(n int) []int64 {
 // waitTrusted waits until a process uses its primary pool for every user.
 func waitTrusted(t *testing.T, p process) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the pool to be healthy and repaired", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the pool to be healthy and repaired", func() bool {
 		st := p.Status(memcache.Primary)
 		return st.Healthy && st.Trusted && st.DirtyUsers == 0
 	})
@@ -38,7 +39,7 @@ func waitTrusted(t *testing.T, p process) {
 func wantHits(t *testing.T, p process, uid int64) {
 	t.Helper()
 	ctx := t.Context()
-	waitFor(t, 10*time.Second, "reads to hit the cache again", func() bool {
+	testkit.Eventually(t, 10*time.Second, "reads to hit the cache again", func() bool {
 		hits := p.obs.get("primary", memcache.Hit)
 		for range 2 { // the first may be a miss that fills
 			if _, _, err := p.CollectionTimestamps(ctx, uid); err != nil {

@@ -1,16 +1,11 @@
 package memcache_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,128 +14,15 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/sqlite"
 )
 
-// mcServer is a memcached child process on a free 127.0.0.1 port, which a
-// test can stop and start again on the same port.
-type mcServer struct {
-	t    testing.TB
-	bin  string
-	port int
-	cmd  *exec.Cmd
-	exit chan struct{}
-}
+// startMemcached starts a memcached for the test (see testkit).
+func startMemcached(t testing.TB) *testkit.Memcached { return testkit.StartMemcached(t) }
 
-// startMemcached starts a memcached for the test, or skips the test when
-// the binary is missing (failing instead with WEAVE_REQUIRE_BACKENDS=1).
-func startMemcached(t testing.TB) *mcServer {
-	t.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		msg := "memcached not found in PATH (apt-get install memcached); skipping memcache tests"
-		if os.Getenv("WEAVE_REQUIRE_BACKENDS") == "1" {
-			t.Fatal(msg + " — WEAVE_REQUIRE_BACKENDS=1 makes this a failure")
-		}
-		t.Skip(msg)
-	}
-	m := &mcServer{t: t, bin: bin, port: freePort(t)}
-	m.Start()
-	t.Cleanup(m.Stop)
-	return m
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (m *mcServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
-
-// Start starts the server (again) and waits until it answers.
-func (m *mcServer) Start() {
-	m.t.Helper()
-	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(m.port), "-U", "0", "-m", "64", "-t", "2", "-c", "1024"}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root") // memcached refuses root without it
-	}
-	var lastErr error
-	for attempt := 0; attempt < 50; attempt++ {
-		cmd := exec.Command(m.bin, args...)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			m.t.Fatalf("start memcached: %v", err)
-		}
-		exit := make(chan struct{})
-		go func() { cmd.Wait(); close(exit) }()
-		up := false
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			select {
-			case <-exit:
-				lastErr = fmt.Errorf("memcached exited (port %d busy?)", m.port)
-			default:
-				lastErr = ping(m.Addr())
-				up = lastErr == nil
-			}
-			if up || lastErr != nil && isClosed(exit) {
-				break
-			}
-		}
-		if up {
-			m.cmd, m.exit = cmd, exit
-			return
-		}
-		cmd.Process.Kill()
-		<-exit
-		time.Sleep(100 * time.Millisecond) // the port may still be held: try again
-	}
-	m.t.Fatalf("memcached on %s did not start: %v", m.Addr(), lastErr)
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// Stop kills the server, losing everything it held.
-func (m *mcServer) Stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	<-m.exit
-	m.cmd = nil
-}
-
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "version\r\n"); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if len(line) < 7 || line[:7] != "VERSION" {
-		return fmt.Errorf("unexpected answer %q", line)
-	}
-	return nil
-}
+func freePort(t testing.TB) int { return testkit.FreePort(t) }
 
 // proxyMode is how a faultProxy treats traffic.
 type proxyMode int32
@@ -509,18 +391,6 @@ func (o *observer) errors(pool string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.errs[pool]
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func upd(id, payload string) weave.Update {

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 func tcpPair(t *testing.T) (client, server net.Conn) {
@@ -28,16 +30,6 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal(what)
-}
-
 func TestSocketAlive(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no socket peek here")
@@ -47,13 +39,13 @@ func TestSocketAlive(t *testing.T) {
 		t.Fatal("idle open connection reported dead")
 	}
 	s.Close()
-	eventually(t, "connection closed by the peer still reported alive", func() bool { return !socketAlive(c) })
+	testkit.Eventually(t, 2*time.Second, "connection closed by the peer still reported alive", func() bool { return !socketAlive(c) })
 
 	c, s = tcpPair(t)
 	if _, err := s.Write([]byte("E")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "connection with unexpected data reported alive", func() bool { return !socketAlive(c) })
+	testkit.Eventually(t, 2*time.Second, "connection with unexpected data reported alive", func() bool { return !socketAlive(c) })
 	// The peek leaves the data in place.
 	buf := make([]byte, 1)
 	if _, err := c.Read(buf); err != nil || buf[0] != 'E' {

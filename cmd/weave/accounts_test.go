@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weave-sync/weave/accounts"
 	"github.com/weave-sync/weave/accounts/fxaclient"
 	"github.com/weave-sync/weave/accounts/onepw"
 	"github.com/weave-sync/weave/fxa"
-
-	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 const firefoxDesktopClient = "5882386c6d801776"
@@ -146,7 +146,7 @@ func TestAccountsFlagsCheck(t *testing.T) {
 func TestServeAccountsCaptchaAndPages(t *testing.T) {
 	const secret = "automation-override-secret"
 	t.Setenv("WEAVE_ACCOUNTS_CAPTCHA_OVERRIDE", secret)
-	addr := freePort(t)
+	addr := testkit.FreeAddr(t)
 	pub := "http://" + addr + "/sync"
 	serveAt(t, addr, "--public-url", pub, "--accounts", "--accounts-signup", "captcha")
 	for _, p := range []string{"/sync", "/sync/", "/sync/signin?service=sync", "/sync/_accounts/app.js"} {

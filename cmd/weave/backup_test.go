@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,45 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/hawk"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/sqlite"
 )
 
 // try is syncClient.do for requests that may fail at the transport (the
 // server being killed): it returns the error instead of failing the test.
 func (c *syncClient) try(client *http.Client, method, path string, body any) (response, error) {
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			return response{}, err
-		}
-	}
-	url := c.token.APIEndpoint + path
-	req, err := http.NewRequest(method, url, bytes.NewReader(raw))
-	if err != nil {
-		return response{}, err
-	}
-	ct := ""
-	if body != nil {
-		ct = "application/json"
-		req.Header.Set("Content-Type", ct)
-	}
-	auth, err := hawk.Sign(c.token.Key, c.token.ID, method, url, ct, raw, time.Now(), "")
-	if err != nil {
-		return response{}, err
-	}
-	req.Header.Set("Authorization", auth)
-	resp, err := client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{resp.StatusCode, resp.Header, b}, nil
+	r, err := testkit.HawkDo(client, c.token.Key, c.token.ID, method, c.token.APIEndpoint+path, body)
+	return response{r.Status, r.Header, r.Body}, err
 }
 
 // collectionIDs reads every id of a collection.

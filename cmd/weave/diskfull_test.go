@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/sqlite"
 )
 
@@ -53,7 +54,7 @@ func TestServeDiskFull(t *testing.T) {
 	if refused.status != 503 || refused.header.Get("Retry-After") == "" || string(refused.body) != "0" {
 		t.Fatalf("write on a full disk: %d %q (Retry-After %q), want 503 0 with Retry-After", refused.status, refused.body, refused.header.Get("Retry-After"))
 	}
-	waitFor(t, 2*time.Second, func() bool { return strings.Contains(srv.out.String(), "database storage full") })
+	testkit.Eventually(t, 2*time.Second, "the disk-full log line", func() bool { return strings.Contains(srv.out.String(), "database storage full") })
 	t.Logf("log: %s", strings.TrimSpace(srv.out.String()))
 
 	// Reads go on, with every acknowledged record.

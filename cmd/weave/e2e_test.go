@@ -6,21 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/weave-sync/weave/fxa/fxatest"
-	"github.com/weave-sync/weave/hawk"
 	"github.com/weave-sync/weave/internal/dbtest"
-
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/tokenserver"
 )
 
@@ -41,36 +37,8 @@ func backendCases() []backendCase {
 		{"mysql", func(t *testing.T) string { return dbtest.MySQL(t) }, none},
 		{"postgres", func(t *testing.T) string { return dbtest.Postgres(t) }, none},
 		{"mysql+memcache", func(t *testing.T) string { return dbtest.MySQL(t) },
-			func(t *testing.T) []string { return []string{"--memcache", startMemcached(t)} }},
+			func(t *testing.T) []string { return []string{"--memcache", testkit.StartMemcached(t).Addr()} }},
 	}
-}
-
-// startMemcached runs a memcached on a free loopback port for the test.
-func startMemcached(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		if dbtest.Required() {
-			t.Fatalf("memcached not on PATH and WEAVE_REQUIRE_BACKENDS is set: apt-get install memcached")
-		}
-		t.Skip("memcached not on PATH: install it (apt-get install memcached) to run the cache tests")
-	}
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-u", "nobody")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("memcached did not start on %s", addr)
-	return ""
 }
 
 type server struct {
@@ -97,16 +65,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startServer runs `weave serve` with extra flags until the test ends.
 func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 	t.Helper()
@@ -116,7 +74,7 @@ func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 	if err := os.WriteFile(jwks, iss.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := testkit.FreeAddr(t)
 	args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
 		"--fxa-jwks-file", jwks, "--fxa-oauth-url", "http://127.0.0.1:1", "--shutdown-grace", "0s", "--log-level", "warn"}
 	if databaseURL != "" {
@@ -213,38 +171,11 @@ func (r response) json(t *testing.T, v any) {
 
 func (c *syncClient) do(method, path string, body any, headers ...string) response {
 	c.t.Helper()
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	url := c.token.APIEndpoint + path
-	req, err := http.NewRequest(method, url, bytes.NewReader(raw))
+	r, err := testkit.HawkDo(nil, c.token.Key, c.token.ID, method, c.token.APIEndpoint+path, body, headers...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ct := ""
-	if body != nil {
-		ct = "application/json"
-		req.Header.Set("Content-Type", ct)
-	}
-	auth, err := hawk.Sign(c.token.Key, c.token.ID, method, url, ct, raw, time.Now(), "")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", auth)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, b}
+	return response{r.Status, r.Header, r.Body}
 }
 
 func (c *syncClient) must(status int, method, path string, body any, headers ...string) response {

@@ -10,13 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/weave-sync/weave/accounts/fxaclient"
-	"github.com/weave-sync/weave/hawk"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // The Firefox tests check what Firefox stored the way a command-line Sync
@@ -56,23 +55,14 @@ func signInAsCLI(t *testing.T, base string, hc *http.Client, email, password str
 // get fetches a storage path (below the user's endpoint) into out.
 func (c *cliClient) get(path string, out any) {
 	c.t.Helper()
-	u := c.token.APIEndpoint + path
-	req, _ := http.NewRequest("GET", u, nil)
-	auth, err := hawk.Sign(c.token.Key, c.token.ID, "GET", u, "", nil, time.Now(), "")
+	r, err := testkit.HawkDo(c.hc, c.token.Key, c.token.ID, "GET", c.token.APIEndpoint+path, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", auth)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
+	if r.Status != 200 {
+		c.t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(r.Body, out); err != nil {
 		c.t.Fatalf("GET %s: %v", path, err)
 	}
 }

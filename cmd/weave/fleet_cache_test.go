@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,8 +16,8 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/fxa/fxatest"
-	"github.com/weave-sync/weave/hawk"
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // TestFleetCacheMoveBackAndForth: two `weave serve` processes (one in this
@@ -94,36 +93,18 @@ func (c *moveClient) fetchToken() error {
 // do sends one request, fetching a new token on 401 and retrying on 503
 // (a locked user) for up to 20 s. It returns the node the answer came from.
 func (c *moveClient) do(method, path string, body any) (response, string, error) {
-	var raw []byte
-	if body != nil {
-		raw, _ = json.Marshal(body)
-	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		c.mu.Lock()
 		tok := c.token
 		c.mu.Unlock()
-		url := tok.APIEndpoint + path
-		req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
-		ct := ""
-		if body != nil {
-			ct = "application/json"
-			req.Header.Set("Content-Type", ct)
-		}
-		auth, err := hawk.Sign(tok.Key, tok.ID, method, url, ct, raw, time.Now(), "")
+		hr, err := testkit.HawkDo(c.http, tok.Key, tok.ID, method, tok.APIEndpoint+path, body)
 		if err != nil {
 			return response{}, "", err
 		}
-		req.Header.Set("Authorization", auth)
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return response{}, "", err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		r := response{resp.StatusCode, resp.Header, b}
+		r := response{hr.Status, hr.Header, hr.Body}
 		switch {
 		case time.Now().After(deadline):
-			return r, "", fmt.Errorf("%s %s: still %d after 20 s: %s", method, path, r.status, b)
+			return r, "", fmt.Errorf("%s %s: still %d after 20 s: %s", method, path, r.status, r.body)
 		case r.status == 401:
 			if err := c.fetchToken(); err != nil {
 				return r, "", err
@@ -145,9 +126,9 @@ type floor struct {
 
 func testFleetCacheMoves(t *testing.T, shard func(t *testing.T, dir string, i int) string) {
 	dir := t.TempDir()
-	mc := startMemcached(t)
-	e := &fleetEnv{t: t, dir: dir, addr: freePort(t)}
-	addrB := freePort(t)
+	mc := testkit.StartMemcached(t).Addr()
+	e := &fleetEnv{t: t, dir: dir, addr: testkit.FreeAddr(t)}
+	addrB := testkit.FreeAddr(t)
 	e.tokens = sqliteURL(filepath.Join(dir, "tokens.db"))
 	e.node1, e.node2 = "http://"+e.addr, "http://"+e.addr+"/n2"
 	node3 := "http://" + addrB

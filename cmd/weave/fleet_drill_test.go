@@ -19,6 +19,7 @@ import (
 
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/loadtest"
 )
 
@@ -117,7 +118,7 @@ func runDrill(t *testing.T, shard func(t *testing.T, dir string, i int) string) 
 		t.Fatal(err)
 	}
 	public := "http://" + proxyLn.Addr().String()
-	backend := freePort(t)
+	backend := testkit.FreeAddr(t)
 	target, _ := url.Parse("http://" + backend)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // weave is not up for the first requests

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/sqlite"
 )
 
@@ -45,7 +46,7 @@ func (e *fleetEnv) db() []string {
 
 func newFleetEnv(t *testing.T) *fleetEnv {
 	dir := t.TempDir()
-	e := &fleetEnv{t: t, dir: dir, addr: freePort(t)}
+	e := &fleetEnv{t: t, dir: dir, addr: testkit.FreeAddr(t)}
 	e.tokens = sqliteURL(filepath.Join(dir, "tokens.db"))
 	e.store = sqliteURL(filepath.Join(dir, "node1.db"))
 	e.shard2 = sqliteURL(filepath.Join(dir, "node2.db"))
@@ -99,20 +100,6 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	return e
 }
 
-// eventually retries fn for up to 5 s (states propagate within ~100 ms here).
-func eventually(t *testing.T, what string, fn func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 5*time.Second {
-		if fn() {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within 5s", what)
-	return 0
-}
-
 func TestFleetServe(t *testing.T) {
 	e := newFleetEnv(t)
 	a := e.srv.client(t, "aaaa0000000000000000000000000001")
@@ -130,19 +117,19 @@ func TestFleetServe(t *testing.T) {
 
 	t.Run("node states", func(t *testing.T) {
 		e.weave("node", "set-state", e.node1, "down", "--retry-after", "7", "--token-database-url", e.tokens)
-		took := eventually(t, "down takes effect", func() bool {
+		took := testkit.Eventually(t, 5*time.Second, "down takes effect", func() bool {
 			r := a.do("GET", "/info/collections", nil)
 			return r.status == 503 && r.header.Get("Retry-After") == "7"
 		})
 		t.Logf("down took effect in %s", took)
 		// The token server keeps handing out the node to its users.
 		e.weave("node", "set-state", e.node1, "backoff", "--backoff", "11", "--token-database-url", e.tokens)
-		eventually(t, "backoff takes effect", func() bool {
+		testkit.Eventually(t, 5*time.Second, "backoff takes effect", func() bool {
 			r := a.do("GET", "/info/collections", nil)
 			return r.status == 200 && r.header.Get("X-Weave-Backoff") == "11"
 		})
 		e.weave("node", "set-state", e.node1, "up", "--token-database-url", e.tokens)
-		eventually(t, "up takes effect", func() bool {
+		testkit.Eventually(t, 5*time.Second, "up takes effect", func() bool {
 			r := a.do("GET", "/info/collections", nil)
 			return r.status == 200 && r.header.Get("X-Weave-Backoff") == ""
 		})
@@ -185,7 +172,7 @@ func TestFleetServe(t *testing.T) {
 		}
 		t.Log(strings.TrimSpace(out))
 		// The old token now gets 401; a new token leads to node 2.
-		eventually(t, "old node answers 401", func() bool { return a.do("GET", "/info/collections", nil).status == 401 })
+		testkit.Eventually(t, 5*time.Second, "old node answers 401", func() bool { return a.do("GET", "/info/collections", nil).status == 401 })
 		a.fetchToken()
 		if want := fmt.Sprintf("%s/1.5/%d", e.node2, a.token.UID); a.token.APIEndpoint != want {
 			t.Fatalf("after the move the token names %s, want %s", a.token.APIEndpoint, want)
@@ -223,13 +210,13 @@ func TestFleetServe(t *testing.T) {
 		}
 		// Node 2 has its own states.
 		e.weave("node", "set-state", e.node2, "down", "--retry-after", "9", "--token-database-url", e.tokens)
-		eventually(t, "node 2 down", func() bool {
+		testkit.Eventually(t, 5*time.Second, "node 2 down", func() bool {
 			r := a.do("GET", "/info/collections", nil)
 			return r.status == 503 && r.header.Get("Retry-After") == "9"
 		})
 		b.must(200, "GET", "/storage/meta/global", nil)
 		e.weave("node", "set-state", e.node2, "up", "--token-database-url", e.tokens)
-		eventually(t, "node 2 up", func() bool { return a.do("GET", "/info/collections", nil).status == 200 })
+		testkit.Eventually(t, 5*time.Second, "node 2 up", func() bool { return a.do("GET", "/info/collections", nil).status == 200 })
 	})
 
 	t.Run("drain", func(t *testing.T) {
@@ -237,7 +224,7 @@ func TestFleetServe(t *testing.T) {
 		if !strings.Contains(out, "1 users moved, 0 failed") {
 			t.Fatalf("drain: %s", out)
 		}
-		eventually(t, "b gets 401 on node 1", func() bool { return b.do("GET", "/storage/meta/global", nil).status == 401 })
+		testkit.Eventually(t, 5*time.Second, "b gets 401 on node 1", func() bool { return b.do("GET", "/storage/meta/global", nil).status == 401 })
 		b.fetchToken()
 		if !strings.HasPrefix(b.token.APIEndpoint, e.node2+"/") {
 			t.Fatalf("b on %s after drain", b.token.APIEndpoint)
@@ -255,7 +242,7 @@ func TestFleetServe(t *testing.T) {
 
 	t.Run("delete", func(t *testing.T) {
 		e.weave(append([]string{"user", "delete", fmt.Sprint(b.token.UID), "--yes"}, e.db()...)...)
-		eventually(t, "deleted user gets 401", func() bool { return b.do("GET", "/info/collections", nil).status == 401 })
+		testkit.Eventually(t, 5*time.Second, "deleted user gets 401", func() bool { return b.do("GET", "/info/collections", nil).status == 401 })
 		old := b.token.UID
 		b.fetchToken()
 		if b.token.UID == old {
@@ -280,7 +267,7 @@ func TestFleetServeNewNode(t *testing.T) {
 	e.weave("node", "add", node3, "--database-url", shard3, "--capacity", "50", "--token-database-url", e.tokens)
 	// Its heartbeat under its prefix answers 200 only once the node's own
 	// server is routed (until then the process's own node gets the path).
-	eventually(t, "the new node is served", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the new node is served", func() bool {
 		resp, err := http.Get(node3 + "/__heartbeat__")
 		if err != nil {
 			return false
@@ -292,7 +279,7 @@ func TestFleetServeNewNode(t *testing.T) {
 	if !strings.Contains(out, "moved uid") {
 		t.Fatalf("migrate: %s", out)
 	}
-	eventually(t, "old node answers 401", func() bool { return a.do("GET", "/info/collections", nil).status == 401 })
+	testkit.Eventually(t, 5*time.Second, "old node answers 401", func() bool { return a.do("GET", "/info/collections", nil).status == 401 })
 	a.fetchToken()
 	if want := fmt.Sprintf("%s/1.5/%d", node3, a.token.UID); a.token.APIEndpoint != want {
 		t.Fatalf("after the move the token names %s, want %s", a.token.APIEndpoint, want)

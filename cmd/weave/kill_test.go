@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -235,11 +236,11 @@ func testKill9(t *testing.T, bc backendCase) {
 
 		switch cycle % 3 {
 		case 0: // mid batch commit
-			waitFor(t, 15*time.Second, committing.Load)
+			testkit.Eventually(t, 15*time.Second, "a batch commit in flight", committing.Load)
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		case 1: // mid move: journaled, somewhere between lock and purge
 			exited := false
-			waitFor(t, 15*time.Second, func() bool {
+			testkit.Eventually(t, 15*time.Second, "the move journaled (or its process gone)", func() bool {
 				select {
 				case <-move.exited:
 					exited = true
@@ -316,16 +317,6 @@ func testKill9(t *testing.T, bc backendCase) {
 		bc.name, cycles, time.Since(start).Round(time.Millisecond), len(attempts), acked, cutPosts, cutCommits, cutMoves, resumed)
 	if cycles >= 3 && (cutPosts == 0 || cutCommits == 0 || cutMoves == 0 || resumed == 0) {
 		t.Errorf("the kills missed a kind of work: %d POSTs, %d batch commits, %d moves cut, %d moves resumed", cutPosts, cutCommits, cutMoves, resumed)
-	}
-}
-
-// waitFor polls cond every millisecond until it holds.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s in vain", limit)
-		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 func get(t *testing.T, url, bearer string) (int, string) {
@@ -97,7 +99,7 @@ func TestServePprof(t *testing.T) {
 		checkProfiles(t, srv.base, token)
 	})
 	t.Run("separate metrics listener", func(t *testing.T) {
-		metricsAddr := freePort(t)
+		metricsAddr := testkit.FreeAddr(t)
 		srv := startServer(t, "", "--admin-token", token, "--metrics-listen", metricsAddr)
 		for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
 			if code, _ := get(t, srv.base+p, token); code != 404 {
@@ -110,7 +112,7 @@ func TestServePprof(t *testing.T) {
 		checkProfiles(t, "http://"+metricsAddr, token)
 	})
 	t.Run("separate metrics listener without admin token", func(t *testing.T) {
-		metricsAddr := freePort(t)
+		metricsAddr := testkit.FreeAddr(t)
 		startServer(t, "", "--metrics-listen", metricsAddr)
 		if code, _ := get(t, "http://"+metricsAddr+"/debug/pprof/heap", ""); code != 404 {
 			t.Errorf("/debug/pprof/heap on the metrics listener without --admin-token: %d, want 404", code)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // The fault tests run the real weave binary in processes of their own, so
@@ -115,7 +116,7 @@ type procEnv struct {
 func newProcEnv(t *testing.T, args ...string) *procEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &procEnv{t: t, dir: dir, addr: freePort(t), jwks: filepath.Join(dir, "jwks.json"), issuer: fxatest.NewIssuer(), args: args}
+	e := &procEnv{t: t, dir: dir, addr: testkit.FreeAddr(t), jwks: filepath.Join(dir, "jwks.json"), issuer: fxatest.NewIssuer(), args: args}
 	if err := os.WriteFile(e.jwks, e.issuer.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/push"
 )
 
@@ -98,8 +99,8 @@ func (b *pushBrowser) expect(chid, body string) {
 // TestServePush runs `weave serve --push` behind a path prefix: the prefs it
 // prints lead a browser to the service, and a push reaches it.
 func TestServePush(t *testing.T) {
-	addr := freePort(t)
-	metricsAddr := freePort(t)
+	addr := testkit.FreeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
 	out := servePushAt(t, addr, "--public-url", "http://"+addr+"/sync", "--push", "--metrics-listen", metricsAddr)
 	wsURL := "ws://" + addr + "/sync/"
 	for _, want := range []string{"dom.push.serverURL = " + wsURL + "\n", "dom.push.testing.allowInsecureServerURL = true\n"} {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/hawk"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // Short bounds so the real `weave serve` can be shown cutting slow clients
@@ -109,7 +110,7 @@ func expectAllClosed(t *testing.T, addr string, n int, kinds map[string]func(i i
 // slow upload that keeps moving succeeds.
 func TestServeCutsOffSlowClients(t *testing.T) {
 	t.Parallel()
-	metricsAddr := freePort(t)
+	metricsAddr := testkit.FreeAddr(t)
 	srv := startServer(t, "", append(slowFlags, "--metrics-listen", metricsAddr)...)
 	addr := hostOf(t, srv.base)
 	c := srv.client(t, "5a0c1c2d3e4f50617283940a1b2c3d4e")

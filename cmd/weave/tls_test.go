@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // certAuthority is a test CA that issues server certificates.
@@ -164,7 +166,7 @@ func TestServeTLSFiles(t *testing.T) {
 	c1, k := ca.issue(t, 1001, key)
 	writeFile(t, certFile, c1, 0o644)
 	writeFile(t, keyFile, k, 0o600)
-	addr, plain := freePort(t), freePort(t)
+	addr, plain := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	out, done := runServe(t, "--listen", addr, "--data-dir", filepath.Join(dir, "data"),
 		"--tls-cert", certFile, "--tls-key", keyFile, "--http-redirect-listen", plain)
 	hc := ca.client("")
@@ -347,14 +349,14 @@ func testACME(t *testing.T, pebble, challsrv, challenge string) {
 	writeFile(t, filepath.Join(dir, "pebble-key.pem"), k, 0o600)
 	writeFile(t, filepath.Join(dir, "ca.pem"), ca.pem, 0o600)
 
-	dnsAddr := freePort(t) // challtestsrv serves DNS on UDP and TCP
+	dnsAddr := testkit.FreeAddr(t) // challtestsrv serves DNS on UDP and TCP
 	startTool(t, challsrv, nil, "-dnsserver", dnsAddr, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-		"-management", freePort(t), "-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "")
+		"-management", testkit.FreeAddr(t), "-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "")
 
-	acmeAddr, mgmtAddr, tlsAddr, plainAddr := freePort(t), freePort(t), freePort(t), freePort(t)
+	acmeAddr, mgmtAddr, tlsAddr, plainAddr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	tlsPort := portOf(tlsAddr)
 	if challenge == "http-01" {
-		tlsPort = portOf(freePort(t)) // nothing listens: TLS-ALPN-01 fails
+		tlsPort = portOf(testkit.FreeAddr(t)) // nothing listens: TLS-ALPN-01 fails
 	}
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  acmeAddr,

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // echoServer answers every line with the line itself and records what it
@@ -134,7 +136,7 @@ func TestDropAll(t *testing.T) {
 	if _, err := c.roundTrip("after"); err == nil {
 		t.Fatal("connection survived DropAll")
 	}
-	waitFor(t, func() bool { return p.Conns() == 0 })
+	testkit.Eventually(t, 5*time.Second, "every proxied connection closed", func() bool { return p.Conns() == 0 })
 	// New connections work at once.
 	c2 := dial(t, p.Addr())
 	if got, err := c2.roundTrip("again"); err != nil || got != "again" {
@@ -304,14 +306,4 @@ func TestCloseEndsEverything(t *testing.T) {
 
 func isCut(err error) bool {
 	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset"))
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not reached in 5s")
 }
