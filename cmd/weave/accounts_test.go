@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/weave-sync/weave/accounts"
 	"github.com/weave-sync/weave/accounts/fxaclient"
@@ -188,35 +187,8 @@ func TestServeAccountsCaptchaAndPages(t *testing.T) {
 // which a --public-url with a path must name beforehand).
 func serveAt(t *testing.T, addr string, extra ...string) {
 	t.Helper()
-	args := append([]string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--fxa-oauth-url", "http://127.0.0.1:1",
-		"--shutdown-grace", "0s", "--log-level", "warn"}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(40 * time.Second):
-			t.Error("weave serve did not stop")
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/__heartbeat__"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("weave serve exited with %d", code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("weave serve not healthy after 30s")
-		}
-	}
+	serveMain(t, io.Discard, append([]string{"--listen", addr, "--data-dir", t.TempDir(), "--fxa-oauth-url", "http://127.0.0.1:1",
+		"--shutdown-grace", "0s", "--log-level", "warn"}, extra...)...)
 }
 
 // syncToken trades an OAuth access token and the oldsync key id for a Sync

@@ -82,26 +82,27 @@ func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 	}
 	args = append(args, extra...)
 	out := &syncBuffer{}
-	m := NewMain(out, io.Discard)
+	serveMain(t, out, args...)
+	return &server{base: "http://" + addr, issuer: iss, stdout: out}
+}
+
+// serveMain runs `weave serve` in this process with args (its flags)
+// until the test ends; it returns once the server answers.
+func serveMain(t *testing.T, stdout io.Writer, args ...string) *Main {
+	t.Helper()
+	m := NewMain(stdout, io.Discard)
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatalf("weave serve %q: %v", args, err)
 	}
-	s := &server{base: "http://" + addr, issuer: iss, stdout: out}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("weave serve: close: %v", err)
 		}
-	}
-	t.Cleanup(s.stop)
+	})
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatalf("weave serve: %v", err)
 	}
-	resp, err := http.Get(s.base + "/__heartbeat__")
+	resp, err := http.Get("http://" + m.Addr().String() + "/__heartbeat__")
 	if err != nil {
 		t.Fatalf("weave serve not answering: %v", err)
 	}
@@ -109,7 +110,7 @@ func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 	if resp.StatusCode != 200 {
 		t.Fatalf("weave serve not healthy: %d", resp.StatusCode)
 	}
-	return s
+	return m
 }
 
 // syncClient is what Firefox does: a token from the token server, then

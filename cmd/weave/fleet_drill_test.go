@@ -134,33 +134,11 @@ func runDrill(t *testing.T, shard func(t *testing.T, dir string, i int) string) 
 	for i, u := range node[1:] {
 		e.weave("node", "add", u, "--database-url", shard(t, dir, i+2), "--token-database-url", e.tokens)
 	}
-	args := []string{"serve", "--listen", backend, "--public-url", public, "--data-dir", filepath.Join(dir, "data"),
+	// A start migrates three shards: serveMain waits for it.
+	serveMain(t, io.Discard, "--listen", backend, "--public-url", public, "--data-dir", filepath.Join(dir, "data"),
 		"--fxa-jwks-file", jwksFile, "--fxa-oauth-url", "http://127.0.0.1:1", "--shutdown-grace", "0s", "--log-level", "warn",
 		"--database-url", shard(t, dir, 1), "--token-database-url", e.tokens,
-		"--nodes", "all", "--state-refresh", "100ms"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
-	t.Cleanup(func() { cancel(); <-done })
-	// As startServer: a start (migrations of three shards) may take many
-	// seconds on a loaded machine.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(30 * time.Millisecond) {
-		resp, err := http.Get(public + "/__heartbeat__")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("weave serve exited early with %d", code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weave serve not healthy after 30s: %v", err)
-		}
-	}
+		"--nodes", "all", "--state-refresh", "100ms")
 
 	cfg := loadtest.DefaultConfig()
 	cfg.Mode = loadtest.ModeTokenServer

@@ -64,39 +64,10 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	if err := os.WriteFile(jwks, iss.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"serve", "--listen", e.addr, "--data-dir", filepath.Join(dir, "data"),
+	serveMain(t, io.Discard, "--listen", e.addr, "--data-dir", filepath.Join(dir, "data"),
 		"--fxa-jwks-file", jwks, "--fxa-oauth-url", "http://127.0.0.1:1", "--shutdown-grace", "0s", "--log-level", "warn",
-		"--database-url", e.store, "--token-database-url", e.tokens, "--nodes", "all", "--state-refresh", "100ms"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
+		"--database-url", e.store, "--token-database-url", e.tokens, "--nodes", "all", "--state-refresh", "100ms")
 	e.srv = &server{base: e.node1, issuer: iss, stdout: &syncBuffer{}}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("weave serve did not stop")
-		}
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(e.node1 + "/__heartbeat__")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("weave serve exited with %d", code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("weave serve did not start")
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
 	return e
 }
 

@@ -183,39 +183,10 @@ func TestServePushTwoProcesses(t *testing.T) {
 // what it printed on start.
 func servePushAt(t *testing.T, addr string, extra ...string) string {
 	t.Helper()
-	args := append([]string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--fxa-oauth-url", "http://127.0.0.1:1",
-		"--shutdown-grace", "0s", "--log-level", "warn"}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, out, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("weave serve exited with %d", code)
-			}
-		case <-time.After(40 * time.Second):
-			t.Error("weave serve did not stop")
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/__heartbeat__"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Contains(out.String(), "listening") {
-				return out.String()
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("weave serve exited with %d", code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("weave serve not healthy after 30s")
-		}
-	}
+	serveMain(t, out, append([]string{"--listen", addr, "--data-dir", t.TempDir(), "--fxa-oauth-url", "http://127.0.0.1:1",
+		"--shutdown-grace", "0s", "--log-level", "warn"}, extra...)...)
+	return out.String()
 }
 
 func grepLines(text, sub string) string {
