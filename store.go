@@ -14,7 +14,8 @@ type Precondition struct {
 	IfUnmodifiedSince *Timestamp
 	// Quota, when non-nil with Bytes above zero, makes the writes that add
 	// payload (PutBSO, PostBSOs and the batch calls) keep the user within
-	// it; the others ignore it. The store sets Left.
+	// it; the others ignore it. The store sets Left. A write that fails
+	// IfUnmodifiedSince reports that failure, not the quota's.
 	Quota *Quota
 }
 
@@ -32,7 +33,8 @@ type Quota struct {
 	Bytes int64
 	// Left is set by a successful write: Bytes minus the user's live
 	// payload bytes after it (for CreateBatch and AppendBatch, minus the
-	// bytes they staged too). On failure it is the *OverQuotaError's Left.
+	// bytes they staged too). After an over-quota refusal it is the
+	// *OverQuotaError's Left.
 	Left int64
 }
 

@@ -311,10 +311,10 @@ func (w *wtx) checkCollection(pre weave.Precondition) error {
 	return pre.Check(w.collection)
 }
 
-// checkQuota enforces a write's quota (weave.Quota), after the write
-// changed the live records and before it stages staged payload bytes: the
-// usage is read under the user's lock, so it counts every write before
-// this one and none after.
+// checkQuota enforces a write's quota (weave.Quota). Writes to live
+// records call it after their changes; staging calls it before, with the
+// payload bytes it is about to stage. The usage is read under the user's
+// lock, so it counts every earlier write of the user and no later one.
 func (w *wtx) checkQuota(q *weave.Quota, staged int64) error {
 	if q == nil || q.Bytes <= 0 {
 		return nil
