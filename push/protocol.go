@@ -1,13 +1,34 @@
-// Package push holds the domain of weave's push service: the messages of the
-// autopush WebSocket protocol Firefox speaks to its push server, and the error
-// body the Web Push endpoint answers with.
+// Package push is weave's push service: the autopush WebSocket protocol
+// Firefox speaks to its push server (Service.Handler), the Web Push
+// endpoints application servers post to (Service.Routes: RFC 8030, VAPID
+// RFC 8292, aes128gcm bodies passed through untouched), and the messages
+// of that protocol, with the error body the endpoint answers with.
 //
 // Firefox (dom/push/PushServiceWebSocket) is the only client that matters and
 // autopush-rs is the server it is tested against, so the JSON here matches what
 // autopush sends byte for byte where Firefox could notice, and accepts what
 // Firefox sends. Where autopush is stricter than Firefox needs (it closes the
-// socket on a channelID that is not a lower-case dashed UUID) parsing here is
-// lenient and the policy is left to the server, which can use the validators.
+// socket on a channelID that is not a lower-case dashed UUID) the service is
+// lenient: such a register gets status 400 and the session goes on.
+//
+// State lives in the database (Store; sqlstore.PushStore on SQLite, MySQL
+// and PostgreSQL): UAIDs and channels, and every message with a TTL, stored
+// before the sender gets 201 and deleted when the browser acks it or it
+// expires. Delivery to a browser connected to another weave process goes
+// through the same database, not a side channel: the UAID's record names
+// the process (node) holding its connection; the process taking the POST
+// delivers directly when it holds the connection, and otherwise queues a
+// wake-up for the holder in the transaction that stores the message. Each
+// process polls its own queue (one indexed read per PollInterval, 100 ms by
+// default, skipped while it holds no connection). That works the same on
+// every backend, needs no port, address or trust between processes
+// (autopush's internal HTTP routing needs all three), and loses nothing
+// when a process dies: the message is stored and the browser, reconnecting
+// elsewhere, reads it. PostgreSQL's LISTEN/NOTIFY would shave the poll
+// delay, but needs a dedicated connection per process and the poll as a
+// fallback anyway, so it is not used. A TTL-0 message ("now or never") for
+// a browser connected to another process is stored with a few seconds'
+// expiry (RouteGrace) to travel the same way.
 //
 // Encryption (push/ece) and VAPID (push/vapid) live in their own packages.
 package push

@@ -2,24 +2,7 @@ package push
 
 // The service: the WebSocket side Firefox connects to (conn.go), the Web
 // Push endpoint application servers post to (webpush.go), and the routing
-// between them.
-//
-// Routing across processes goes through the database, not a side channel:
-// every message with a TTL is stored before it is answered 201, and the
-// user record names the process (node) holding the browser's connection.
-// The process that took the POST delivers directly when it holds the
-// connection itself; otherwise it queues a wake-up for the holder in the
-// same transaction as the message, and each process polls its own wake-up
-// queue (an indexed read, skipped while it holds no connection) every
-// PollInterval. This works the same on SQLite, MySQL and PostgreSQL, needs
-// no extra port, address or trust between processes (autopush's internal
-// HTTP routing needs all three), survives a process dying (the message is
-// stored; the browser reconnects elsewhere and reads it), and costs one
-// small query per PollInterval per process. PostgreSQL's LISTEN/NOTIFY
-// would shave the poll delay but needs a dedicated connection per process
-// and the poll as a fallback anyway, so it is not used. A TTL-0 message
-// ("now or never") for a browser connected to another process is stored
-// with a short RouteGrace expiry for the same path.
+// between them and between processes (see the package comment).
 
 import (
 	"context"
