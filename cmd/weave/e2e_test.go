@@ -45,7 +45,6 @@ type server struct {
 	base   string
 	issuer *fxatest.Issuer
 	stdout *syncBuffer
-	stop   func()
 }
 
 type syncBuffer struct {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -111,21 +110,6 @@ func (f *fleetDB) migrator(dir fleet.Directory) *fleet.Migrator {
 			return sqlstore.NewStore(db, sqlstore.StoreOptions{}), nil
 		},
 	}
-}
-
-// parseSeconds reads "30", "30s" or "5m".
-func parseSeconds(name, s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("--%s %q: want seconds, e.g. 30 or 5m", name, s)
-	}
-	return d.Round(time.Second), nil
 }
 
 // deleter is the user deletion protocol over the token database; nodes,

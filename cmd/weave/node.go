@@ -49,6 +49,8 @@ func (a *app) nodeCommand() *cli.Command {
 			return err
 		}
 		defer tokens.Close()
+		adm := &fleet.Admin{Migrator: f.migrator(tokens), Out: a.stdout, Progress: a.stderr}
+		defer adm.Migrator.Close()
 		switch args[0] {
 		case "add":
 			if len(args) != 2 {
@@ -78,48 +80,12 @@ func (a *app) nodeCommand() *cli.Command {
 			if len(args) != 3 {
 				return errors.New("usage: weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]")
 			}
-			st, err := weave.ParseNodeState(args[2])
-			if err != nil {
-				return err
-			}
-			ra, err := parseSeconds("retry-after", f.retryAfter)
-			if err != nil {
-				return err
-			}
-			bo, err := parseSeconds("backoff", f.backoff)
-			if err != nil {
-				return err
-			}
-			n, err := tokens.NodeByURL(ctx, weave.CleanNodeURL(args[1]))
-			if err != nil {
-				return fmt.Errorf("node %s: %w", args[1], err)
-			}
-			if f.retryAfter == "" {
-				ra = n.RetryAfter
-			}
-			if f.backoff == "" {
-				bo = n.Backoff
-			}
-			if err := tokens.SetNodeState(ctx, n.ID, st, ra, bo); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "node %s: %s → %s (retry-after %ds, backoff %ds); serving processes apply it within seconds\n",
-				n.URL, n.State, st, int(ra.Seconds()), int(bo.Seconds()))
-			return nil
+			return adm.SetState(ctx, args[1], args[2], f.retryAfter, f.backoff)
 		case "drain":
 			if len(args) != 2 {
 				return errors.New("usage: weave node drain URL [--to URL,...] [--parallel N]")
 			}
-			m := f.migrator(tokens)
-			defer m.Close()
-			p, err := m.Drain(ctx, weave.CleanNodeURL(args[1]), fleet.DrainOptions{
-				To:       cli.List(f.to),
-				Parallel: f.parallel,
-				Progress: func(p fleet.DrainProgress) { fmt.Fprint(a.stderr, p.Line()) },
-			})
-			fmt.Fprintf(a.stderr, "\n")
-			fmt.Fprintf(a.stdout, "drained %s: %d users moved, %d failed, in %s\n", args[1], p.Done-p.Failed, p.Failed, p.Elapsed.Round(time.Millisecond))
-			return err
+			return adm.Drain(ctx, args[1], cli.List(f.to), f.parallel)
 		}
 		return fmt.Errorf("unknown node command %q: want add, list, set-state or drain", args[0])
 	}
