@@ -22,11 +22,12 @@ import (
 
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 )
 
 // Key generation is slow, so tests share two issuers.
-var issuers = sync.OnceValue(func() [2]*fxatest.Issuer {
-	return [2]*fxatest.Issuer{fxatest.NewIssuer(), fxatest.NewIssuer()}
+var issuers = sync.OnceValue(func() [2]*issuer.Issuer {
+	return [2]*issuer.Issuer{issuer.New(), issuer.New()}
 })
 
 const uid = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -44,7 +45,7 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func staticVerifier(t *testing.T, iss *fxatest.Issuer, o fxa.Options) *fxa.Verifier {
+func staticVerifier(t *testing.T, iss *issuer.Issuer, o fxa.Options) *fxa.Verifier {
 	t.Helper()
 	ks, err := fxa.ParseJWKS(iss.JWKS())
 	if err != nil {
@@ -61,13 +62,13 @@ func staticVerifier(t *testing.T, iss *fxatest.Issuer, o fxa.Options) *fxa.Verif
 func TestValidToken(t *testing.T) {
 	iss := issuers()[0]
 	v := staticVerifier(t, iss, fxa.Options{})
-	tok := iss.Mint(fxatest.Token{Sub: uid, Generation: 1700000000000, ProfileChangedAt: 42,
+	tok := iss.Mint(issuer.Token{Sub: uid, Generation: 1700000000000, ProfileChangedAt: 42,
 		Scope: "profile https://identity.mozilla.com/apps/oldsync"})
 	c, err := v.Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fxa.Claims{FxAUID: uid, Generation: 1700000000000, ClientID: fxatest.DefaultClientID,
+	want := fxa.Claims{FxAUID: uid, Generation: 1700000000000, ClientID: issuer.DefaultClientID,
 		Scopes: []string{"profile", fxa.OldSyncScope}, ProfileChangedAt: 42}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("claims = %+v, want %+v", c, want)
@@ -94,7 +95,7 @@ func TestClaimVariants(t *testing.T) {
 		{"unknown claims", map[string]any{"fxa-foo": map[string]any{"a": 1}}, func(c fxa.Claims) bool { return true }},
 	}
 	for _, c := range ok {
-		got, err := v.Verify(ctx, iss.Mint(fxatest.Token{Sub: uid, Extra: c.extra}))
+		got, err := v.Verify(ctx, iss.Mint(issuer.Token{Sub: uid, Extra: c.extra}))
 		if err != nil || !c.check(got) {
 			t.Errorf("%s: %+v, %v", c.name, got, err)
 		}
@@ -120,7 +121,7 @@ func TestClaimVariants(t *testing.T) {
 		{"future nbf", map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}},
 	}
 	for _, c := range bad {
-		if got, err := v.Verify(ctx, iss.Mint(fxatest.Token{Sub: uid, Extra: c.extra})); !errors.Is(err, fxa.ErrInvalidToken) {
+		if got, err := v.Verify(ctx, iss.Mint(issuer.Token{Sub: uid, Extra: c.extra})); !errors.Is(err, fxa.ErrInvalidToken) {
 			t.Errorf("%s: %+v, %v", c.name, got, err)
 		}
 	}
@@ -131,7 +132,7 @@ func TestExpiry(t *testing.T) {
 	clk := &clock{t: time.Unix(1700000000, 0)}
 	v := staticVerifier(t, iss, fxa.Options{Now: clk.now})
 	ctx := context.Background()
-	tok := iss.Mint(fxatest.Token{Sub: uid, IssuedAt: clk.t.Add(-time.Hour), Exp: clk.t.Add(time.Second)})
+	tok := iss.Mint(issuer.Token{Sub: uid, IssuedAt: clk.t.Add(-time.Hour), Exp: clk.t.Add(time.Second)})
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Errorf("1s before exp: %v", err)
 	}
@@ -153,7 +154,7 @@ func TestHeaderRules(t *testing.T) {
 	iss := issuers()[0]
 	v := staticVerifier(t, iss, fxa.Options{})
 	ctx := context.Background()
-	claims := fxatest.Token{Sub: uid}.Claims()
+	claims := issuer.Token{Sub: uid}.Claims()
 	for _, c := range []struct {
 		header map[string]any
 		ok     bool
@@ -181,7 +182,7 @@ func TestHeaderRules(t *testing.T) {
 
 func TestWrongAlgorithms(t *testing.T) {
 	iss := issuers()[0]
-	srv := iss.Serve()
+	srv := fxatest.Serve(iss)
 	defer srv.Close()
 	ks, _ := fxa.ParseJWKS(iss.JWKS())
 	// With a server configured too, to prove JWT-shaped tokens never go to /v1/verify.
@@ -190,7 +191,7 @@ func TestWrongAlgorithms(t *testing.T) {
 		t.Fatal(err)
 	}
 	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
-	claims := seg(fxatest.Token{Sub: uid}.Claims())
+	claims := seg(issuer.Token{Sub: uid}.Claims())
 	// HS256 keyed with the public key material: the classic confusion attack.
 	for _, secret := range [][]byte{iss.PublicKey().N.Bytes(), iss.JWKS()} {
 		in := seg(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": iss.KID()}) + "." + claims
@@ -220,10 +221,10 @@ func TestWrongAlgorithms(t *testing.T) {
 func TestTamperedSignature(t *testing.T) {
 	iss := issuers()[0]
 	v := staticVerifier(t, iss, fxa.Options{})
-	tok := iss.Mint(fxatest.Token{Sub: uid})
+	tok := iss.Mint(issuer.Token{Sub: uid})
 	parts := strings.Split(tok, ".")
 	// Swap in claims that grant the same scope to another user.
-	other := iss.Mint(fxatest.Token{Sub: "ffffffffffffffffffffffffffffffff"})
+	other := iss.Mint(issuer.Token{Sub: "ffffffffffffffffffffffffffffffff"})
 	forged := parts[0] + "." + strings.Split(other, ".")[1] + "." + parts[2]
 	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
 	sig[10] ^= 1
@@ -234,7 +235,7 @@ func TestTamperedSignature(t *testing.T) {
 		}
 	}
 	// A token from an untrusted issuer with the same kid.
-	foreign := issuers()[1].Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": iss.KID()}, fxatest.Token{Sub: uid}.Claims())
+	foreign := issuers()[1].Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": iss.KID()}, issuer.Token{Sub: uid}.Claims())
 	if _, err := v.Verify(context.Background(), foreign); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("foreign issuer: %v", err)
 	}
@@ -242,7 +243,7 @@ func TestTamperedSignature(t *testing.T) {
 
 func TestJWKSFetchAndRotation(t *testing.T) {
 	a, b := issuers()[0], issuers()[1]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	defer srv.Close()
 	clk := &clock{t: time.Now()}
 	v, err := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL + "/", Now: clk.now})
@@ -254,7 +255,7 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 		t.Fatal("NewVerifier fetched keys")
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid})); err != nil {
+		if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -264,8 +265,8 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 
 	// FxA starts publishing b's key. A b token right after the last fetch
 	// is rejected (refetch rate-limited), and costs no fetch.
-	srv.SetJWKS(fxatest.JWKS(a, b))
-	if _, err := v.Verify(ctx, b.Mint(fxatest.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
+	srv.SetJWKS(issuer.JWKS(a, b))
+	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("unknown kid within rate limit: %v", err)
 	}
 	if n := srv.JWKSFetches(); n != 1 {
@@ -273,20 +274,20 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 	}
 	// After the interval an unknown kid triggers a refetch.
 	clk.add(fxa.DefaultRefreshInterval)
-	if _, err := v.Verify(ctx, b.Mint(fxatest.Token{Sub: uid})); err != nil {
+	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid})); err != nil {
 		t.Errorf("new kid after rotation: %v", err)
 	}
 	if n := srv.JWKSFetches(); n != 2 {
 		t.Errorf("fetches = %d, want 2", n)
 	}
-	if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid})); err != nil {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); err != nil {
 		t.Errorf("old key still published: %v", err)
 	}
 
 	// FxA retires a's key; once refreshed, a's tokens are rejected.
 	srv.SetJWKS(b.JWKS())
 	clk.add(fxa.DefaultRefreshInterval)
-	hostile := b.Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": "unknown"}, fxatest.Token{Sub: uid}.Claims())
+	hostile := b.Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": "unknown"}, issuer.Token{Sub: uid}.Claims())
 	if _, err := v.Verify(ctx, hostile); err != nil {
 		// kid "unknown" matches no key, so it is rejected even though b signed it.
 		if !errors.Is(err, fxa.ErrInvalidToken) {
@@ -298,12 +299,12 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 	if n := srv.JWKSFetches(); n != 3 {
 		t.Errorf("fetches = %d, want 3", n)
 	}
-	if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("retired key: %v", err)
 	}
 	// Hostile tokens with fresh kids cannot force more fetches.
 	for i := 0; i < 5; i++ {
-		tok := b.Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": fmt.Sprint("k", i)}, fxatest.Token{Sub: uid}.Claims())
+		tok := b.Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": fmt.Sprint("k", i)}, issuer.Token{Sub: uid}.Claims())
 		v.Verify(ctx, tok)
 	}
 	if n := srv.JWKSFetches(); n != 3 {
@@ -313,14 +314,14 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 
 func TestJWKSConcurrentFetch(t *testing.T) {
 	a := issuers()[0]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	defer srv.Close()
 	srv.SetDelay(50 * time.Millisecond)
 	v, err := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := a.Mint(fxatest.Token{Sub: uid})
+	tok := a.Mint(issuer.Token{Sub: uid})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -339,7 +340,7 @@ func TestJWKSConcurrentFetch(t *testing.T) {
 
 func TestRemoteVerify(t *testing.T) {
 	a := issuers()[0]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	defer srv.Close()
 	srv.AddOpaque("opaque-token-1", fxatest.VerifyResponse{User: uid, ClientID: "abc", Scope: []string{"profile", fxa.OldSyncScope}, Generation: 17, ProfileChangedAt: 3})
 	srv.AddOpaque("opaque-no-sync", fxatest.VerifyResponse{User: uid, ClientID: "abc", Scope: []string{"profile"}})
@@ -413,7 +414,7 @@ func TestRemoteResponses(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	a := issuers()[0]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	url := srv.URL
 	srv.Close()
 	v, _ := fxa.NewVerifier(fxa.Options{ServerURL: url})
@@ -421,35 +422,35 @@ func TestServerDown(t *testing.T) {
 	if _, err := v.Verify(ctx, "opaque"); !errors.Is(err, fxa.ErrUnavailable) || errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("opaque, server down: %v", err)
 	}
-	if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid})); !errors.Is(err, fxa.ErrUnavailable) {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); !errors.Is(err, fxa.ErrUnavailable) {
 		t.Errorf("JWT, no keys, server down: %v", err)
 	}
 }
 
 func TestKeysKeptWhenServerDown(t *testing.T) {
 	a, b := issuers()[0], issuers()[1]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	clk := &clock{t: time.Now()}
 	v, _ := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL, Now: clk.now})
 	ctx := context.Background()
-	if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid})); err != nil {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 	clk.add(time.Hour)
 	// Unknown kid and FxA unreachable: we cannot know, so 503.
-	if _, err := v.Verify(ctx, b.Mint(fxatest.Token{Sub: uid, IssuedAt: clk.now()})); !errors.Is(err, fxa.ErrUnavailable) {
+	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid, IssuedAt: clk.now()})); !errors.Is(err, fxa.ErrUnavailable) {
 		t.Errorf("unknown kid, server down: %v", err)
 	}
 	// Cached keys still verify.
-	if _, err := v.Verify(ctx, a.Mint(fxatest.Token{Sub: uid, IssuedAt: clk.now()})); err != nil {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid, IssuedAt: clk.now()})); err != nil {
 		t.Errorf("cached key after failed refresh: %v", err)
 	}
 }
 
 func TestSlowServer(t *testing.T) {
 	a := issuers()[0]
-	srv := a.Serve()
+	srv := fxatest.Serve(a)
 	defer srv.Close()
 	srv.AddOpaque("opaque", fxatest.VerifyResponse{User: uid, Scope: []string{fxa.OldSyncScope}})
 	srv.SetDelay(5 * time.Second)
@@ -458,7 +459,7 @@ func TestSlowServer(t *testing.T) {
 	if _, err := v.Verify(context.Background(), "opaque"); !errors.Is(err, fxa.ErrUnavailable) {
 		t.Errorf("client timeout: %v", err)
 	}
-	if _, err := v.Verify(context.Background(), a.Mint(fxatest.Token{Sub: uid})); !errors.Is(err, fxa.ErrUnavailable) {
+	if _, err := v.Verify(context.Background(), a.Mint(issuer.Token{Sub: uid})); !errors.Is(err, fxa.ErrUnavailable) {
 		t.Errorf("JWKS timeout: %v", err)
 	}
 	// A context deadline works as well as the client timeout.
@@ -495,10 +496,10 @@ func TestNewVerifierOptions(t *testing.T) {
 func TestCustomScope(t *testing.T) {
 	iss := issuers()[0]
 	v := staticVerifier(t, iss, fxa.Options{Scope: "profile:email"})
-	if _, err := v.Verify(context.Background(), iss.Mint(fxatest.Token{Sub: uid, Scope: "profile"})); err != nil {
+	if _, err := v.Verify(context.Background(), iss.Mint(issuer.Token{Sub: uid, Scope: "profile"})); err != nil {
 		t.Error(err)
 	}
-	if _, err := v.Verify(context.Background(), iss.Mint(fxatest.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
+	if _, err := v.Verify(context.Background(), iss.Mint(issuer.Token{Sub: uid})); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Error(err)
 	}
 }
@@ -597,7 +598,7 @@ func TestParseJWKS(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, fxatest.JWKS(issuers()[0], issuers()[1]), 0o600); err != nil {
+	if err := os.WriteFile(path, issuer.JWKS(issuers()[0], issuers()[1]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ks, err := fxa.LoadJWKSFile(path)
@@ -606,7 +607,7 @@ func TestParseJWKS(t *testing.T) {
 	}
 	v, _ := fxa.NewVerifier(fxa.Options{Keys: ks})
 	for _, i := range issuers() {
-		if _, err := v.Verify(context.Background(), i.Mint(fxatest.Token{Sub: uid})); err != nil {
+		if _, err := v.Verify(context.Background(), i.Mint(issuer.Token{Sub: uid})); err != nil {
 			t.Errorf("key from file: %v", err)
 		}
 	}
@@ -617,7 +618,7 @@ func TestParseJWKS(t *testing.T) {
 
 func TestIssuerPEMRoundTrip(t *testing.T) {
 	a := issuers()[0]
-	b, err := fxatest.IssuerFromPEM(a.PrivateKeyPEM())
+	b, err := issuer.FromPEM(a.PrivateKeyPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -625,10 +626,10 @@ func TestIssuerPEMRoundTrip(t *testing.T) {
 		t.Error("kid changed across PEM round trip")
 	}
 	v := staticVerifier(t, a, fxa.Options{})
-	if _, err := v.Verify(context.Background(), b.Mint(fxatest.Token{})); err != nil {
+	if _, err := v.Verify(context.Background(), b.Mint(issuer.Token{})); err != nil {
 		t.Errorf("token from reloaded key: %v", err)
 	}
-	if _, err := fxatest.IssuerFromPEM([]byte("junk")); err == nil {
+	if _, err := issuer.FromPEM([]byte("junk")); err == nil {
 		t.Error("junk PEM accepted")
 	}
 }
@@ -637,7 +638,7 @@ func BenchmarkVerifyJWT(b *testing.B) {
 	iss := issuers()[0]
 	ks, _ := fxa.ParseJWKS(iss.JWKS())
 	v, _ := fxa.NewVerifier(fxa.Options{Keys: ks})
-	tok := iss.Mint(fxatest.Token{Sub: uid, Generation: 1})
+	tok := iss.Mint(issuer.Token{Sub: uid, Generation: 1})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

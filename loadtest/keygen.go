@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/privfile"
 )
 
@@ -23,13 +23,13 @@ const (
 // (PEM, mode 0600) and the JWKS document the token server must trust, e.g.
 // as its pinned FxA keys. It refuses to overwrite existing files.
 func Keygen(dir string) (keyFile, jwksFile string, err error) {
-	iss := fxatest.NewIssuer()
+	iss := issuer.New()
 	return writeKeyFiles(dir, iss.PrivateKeyPEM(), iss.JWKS())
 }
 
 // jwtSigner mints the FxA OAuth access tokens of ModeTokenServer.
 type jwtSigner struct {
-	iss *fxatest.Issuer
+	iss *issuer.Issuer
 }
 
 // loadSigner reads the private key written by Keygen.
@@ -38,7 +38,7 @@ func loadSigner(path string) (*jwtSigner, error) {
 	if err != nil {
 		return nil, err
 	}
-	iss, err := fxatest.IssuerFromPEM(b)
+	iss, err := issuer.FromPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %v", path, err)
 	}
@@ -48,7 +48,7 @@ func loadSigner(path string) (*jwtSigner, error) {
 // mint returns an RS256 access token as FxA issues them (typ at+jwt, the
 // oldsync scope, Firefox's client id) for account sub.
 func (s *jwtSigner) mint(sub string, generation int64, iat, exp time.Time) string {
-	return s.iss.Mint(fxatest.Token{Sub: sub, Generation: generation, IssuedAt: iat, Exp: exp})
+	return s.iss.Mint(issuer.Token{Sub: sub, Generation: generation, IssuedAt: iat, Exp: exp})
 }
 
 // writeKeyFiles stores a new key pair in dir (created if missing). It never

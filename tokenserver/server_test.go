@@ -19,6 +19,7 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenlib"
@@ -47,21 +48,21 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 type env struct {
 	t     *testing.T
 	db    *sqlstore.TokenDB
-	iss   *fxatest.Issuer
+	iss   *issuer.Issuer
 	fxa   *fxatest.Server
 	srv   *tokenserver.Server
 	clock *clock
 	cfg   tokenserver.Config
 }
 
-// issuer is shared: generating an RSA key costs tens of milliseconds.
+// testIssuer is shared: generating an RSA key costs tens of milliseconds.
 var (
 	issuerOnce   sync.Once
-	sharedIssuer *fxatest.Issuer
+	sharedIssuer *issuer.Issuer
 )
 
-func issuer() *fxatest.Issuer {
-	issuerOnce.Do(func() { sharedIssuer = fxatest.NewIssuer() })
+func testIssuer() *issuer.Issuer {
+	issuerOnce.Do(func() { sharedIssuer = issuer.New() })
 	return sharedIssuer
 }
 
@@ -70,7 +71,7 @@ func issuer() *fxatest.Issuer {
 func newEnv(t *testing.T, edit func(*tokenserver.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, iss: issuer(), clock: &clock{}}
+	e := &env{t: t, iss: testIssuer(), clock: &clock{}}
 	db, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"),
 		sqlite.TokenDBOptions{Migrate: true, TokenDB: sqlstore.TokenDBOptions{Now: e.clock.Now}})
 	if err != nil {
@@ -78,7 +79,7 @@ func newEnv(t *testing.T, edit func(*tokenserver.Config)) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e.db = db
-	e.fxa = e.iss.Serve()
+	e.fxa = fxatest.Serve(e.iss)
 	t.Cleanup(e.fxa.Close)
 	v, err := fxa.NewVerifier(fxa.Options{ServerURL: e.fxa.URL})
 	if err != nil {
@@ -151,7 +152,7 @@ func keyID(kca int64, cs string) string {
 // bearer mints an access token for uid with the given generation (0: no
 // fxa-generation claim).
 func (e *env) bearer(uid string, generation int64) string {
-	return "Bearer " + e.iss.Mint(fxatest.Token{Sub: uid, Generation: generation})
+	return "Bearer " + e.iss.Mint(issuer.Token{Sub: uid, Generation: generation})
 }
 
 // get is a well-formed token request.
@@ -267,7 +268,7 @@ func TestTokenServerFirstRequest(t *testing.T) {
 		t.Errorf("second request: uid %d (want %d), same token %v", r2.UID, r.UID, r2.ID == r.ID)
 	}
 	// Lower-case scheme works too.
-	r3 := okResponse(t, e.do(request{auth: "bearer " + e.iss.Mint(fxatest.Token{Sub: fxaUID, Generation: 1700000000500}),
+	r3 := okResponse(t, e.do(request{auth: "bearer " + e.iss.Mint(issuer.Token{Sub: fxaUID, Generation: 1700000000500}),
 		keyID: keyID(1700000000000, csA)}))
 	if r3.UID != r.UID {
 		t.Errorf("lower-case bearer: uid %d", r3.UID)
@@ -451,16 +452,16 @@ func TestTokenServerErrors(t *testing.T) {
 			}},
 		{name: "token with a forged signature", req: with(func(e *env, r *request) {
 			// Claims of one token under the signature of another.
-			a := strings.Split(e.iss.Mint(fxatest.Token{Sub: known}), ".")
-			b := strings.Split(e.iss.Mint(fxatest.Token{Sub: uidHex(7)}), ".")
+			a := strings.Split(e.iss.Mint(issuer.Token{Sub: known}), ".")
+			b := strings.Split(e.iss.Mint(issuer.Token{Sub: uidHex(7)}), ".")
 			r.auth = "Bearer " + a[0] + "." + b[1] + "." + a[2]
 		}),
 			code: 401, status: "invalid-credentials", loc: "body", desc: "Unauthorized"},
 		{name: "expired token", req: with(func(e *env, r *request) {
-			r.auth = "Bearer " + e.iss.Mint(fxatest.Token{Sub: known, IssuedAt: time.Now().Add(-2 * time.Hour), Exp: time.Now().Add(-time.Hour)})
+			r.auth = "Bearer " + e.iss.Mint(issuer.Token{Sub: known, IssuedAt: time.Now().Add(-2 * time.Hour), Exp: time.Now().Add(-time.Hour)})
 		}), code: 401, status: "invalid-credentials"},
 		{name: "token without oldsync scope", req: with(func(e *env, r *request) {
-			r.auth = "Bearer " + e.iss.Mint(fxatest.Token{Sub: known, Scope: "profile"})
+			r.auth = "Bearer " + e.iss.Mint(issuer.Token{Sub: known, Scope: "profile"})
 		}), code: 401, status: "invalid-credentials"},
 		{name: "opaque token rejected by FxA", req: with(func(e *env, r *request) { r.auth = "Bearer not-a-jwt" }),
 			code: 401, status: "invalid-credentials"},
@@ -521,7 +522,7 @@ func TestTokenServerErrors(t *testing.T) {
 			}
 		}},
 		{name: "opaque token verified by FxA", setup: func(e *env) {
-			e.fxa.AddOpaque("opaque-ok", fxatest.VerifyResponse{User: known, Scope: []string{fxatest.OldSyncScope}, Generation: 200})
+			e.fxa.AddOpaque("opaque-ok", fxatest.VerifyResponse{User: known, Scope: []string{issuer.OldSyncScope}, Generation: 200})
 		}, req: func(e *env) request { return request{auth: "Bearer opaque-ok", keyID: keyID(150, csB)} }, code: 200},
 	}
 	for _, c := range cases {

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/tokenserver"
@@ -43,7 +43,7 @@ func backendCases() []backendCase {
 
 type server struct {
 	base   string
-	issuer *fxatest.Issuer
+	issuer *issuer.Issuer
 	stdout *syncBuffer
 }
 
@@ -68,7 +68,7 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, databaseURL string, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
-	iss := fxatest.NewIssuer()
+	iss := issuer.New()
 	jwks := filepath.Join(dir, "jwks.json")
 	if err := os.WriteFile(jwks, iss.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func (s *server) client(t *testing.T, fxaUID string) *syncClient {
 func (c *syncClient) fetchToken() {
 	c.t.Helper()
 	req, _ := http.NewRequest("GET", c.srv.base+"/1.0/sync/1.5", nil)
-	req.Header.Set("Authorization", "Bearer "+c.srv.issuer.Mint(fxatest.Token{Sub: c.fxaUID, Generation: 1}))
+	req.Header.Set("Authorization", "Bearer "+c.srv.issuer.Mint(issuer.Token{Sub: c.fxaUID, Generation: 1}))
 	req.Header.Set("X-KeyID", "1700000000000-ASNFZ4mrze8BI0VniavN7w")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

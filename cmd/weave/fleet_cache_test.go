@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/testkit"
 )
@@ -50,7 +50,7 @@ func TestFleetCacheMoveBackAndForth(t *testing.T) {
 // moveClient is a Sync client of one user, safe for concurrent use, that
 // reaches every node URL through the process listening at dial.
 type moveClient struct {
-	iss    *fxatest.Issuer
+	iss    *issuer.Issuer
 	tokens string // token server URL
 	fxaUID string
 	http   *http.Client
@@ -59,7 +59,7 @@ type moveClient struct {
 	token tokenResponse
 }
 
-func newMoveClient(iss *fxatest.Issuer, tokens, fxaUID, dial string) *moveClient {
+func newMoveClient(iss *issuer.Issuer, tokens, fxaUID, dial string) *moveClient {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, network, dial)
@@ -69,7 +69,7 @@ func newMoveClient(iss *fxatest.Issuer, tokens, fxaUID, dial string) *moveClient
 
 func (c *moveClient) fetchToken() error {
 	req, _ := http.NewRequest("GET", c.tokens+"/1.0/sync/1.5", nil)
-	req.Header.Set("Authorization", "Bearer "+c.iss.Mint(fxatest.Token{Sub: c.fxaUID, Generation: 1}))
+	req.Header.Set("Authorization", "Bearer "+c.iss.Mint(issuer.Token{Sub: c.fxaUID, Generation: 1}))
 	req.Header.Set("X-KeyID", "1700000000000-ASNFZ4mrze8BI0VniavN7w")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -138,7 +138,7 @@ func testFleetCacheMoves(t *testing.T, shard func(t *testing.T, dir string, i in
 		// New users go to node 1.
 		e.weave("node", "set-state", n.url, "draining", "--token-database-url", e.tokens)
 	}
-	iss := fxatest.NewIssuer()
+	iss := issuer.New()
 	jwks := filepath.Join(dir, "jwks.json")
 	if err := os.WriteFile(jwks, iss.JWKS(), 0o600); err != nil {
 		t.Fatal(err)

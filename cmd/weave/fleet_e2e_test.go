@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/sqlite"
 )
@@ -59,7 +59,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	// New users go to node 1 until node 2 is opened.
 	e.weave("node", "set-state", e.node2, "draining", "--token-database-url", e.tokens)
 
-	iss := fxatest.NewIssuer()
+	iss := issuer.New()
 	jwks := filepath.Join(dir, "jwks.json")
 	if err := os.WriteFile(jwks, iss.JWKS(), 0o600); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/fxa/fxatest"
+	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/testkit"
 )
 
@@ -109,14 +109,14 @@ type procEnv struct {
 	dir    string
 	addr   string
 	jwks   string
-	issuer *fxatest.Issuer
+	issuer *issuer.Issuer
 	args   []string // more serve flags: databases, nodes
 }
 
 func newProcEnv(t *testing.T, args ...string) *procEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &procEnv{t: t, dir: dir, addr: testkit.FreeAddr(t), jwks: filepath.Join(dir, "jwks.json"), issuer: fxatest.NewIssuer(), args: args}
+	e := &procEnv{t: t, dir: dir, addr: testkit.FreeAddr(t), jwks: filepath.Join(dir, "jwks.json"), issuer: issuer.New(), args: args}
 	if err := os.WriteFile(e.jwks, e.issuer.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}

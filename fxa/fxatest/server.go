@@ -1,3 +1,7 @@
+// Package fxatest fakes the parts of Firefox Accounts the token server talks
+// to: a Server on 127.0.0.1 serving /v1/jwks and /v1/verify, for the keys of
+// an issuer.Issuer (which mints the tokens). Tests only: production code
+// must not import it.
 package fxatest
 
 import (
@@ -7,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/weave-sync/weave/fxa/issuer"
 )
 
 // VerifyResponse is what the fake /v1/verify returns for a known opaque
@@ -51,9 +57,9 @@ func NewServer(jwks []byte) (*Server, error) {
 	return s, nil
 }
 
-// Serve starts a fake server publishing this issuer's key. It panics if it
-// cannot listen on 127.0.0.1 (use NewServer to get the error instead).
-func (i *Issuer) Serve() *Server {
+// Serve starts a fake server publishing i's key. It panics if it cannot
+// listen on 127.0.0.1 (use NewServer to get the error instead).
+func Serve(i *issuer.Issuer) *Server {
 	s, err := NewServer(i.JWKS())
 	if err != nil {
 		panic("fxatest: " + err.Error())

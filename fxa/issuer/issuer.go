@@ -1,16 +1,14 @@
-// Package fxatest fakes the parts of Firefox Accounts the token server talks
-// to: an Issuer that mints RS256 access tokens like FxA's, and a Server on
-// 127.0.0.1 serving /v1/jwks and /v1/verify. It does not depend on package
-// testing, so commands such as the load generator can use it too.
+// Package issuer mints access tokens as Firefox Accounts' OAuth server
+// does: RS256 JWTs (typ at+jwt) with a key published as a JWKS. The load
+// generator signs its tokens with it; tests use it with the fake FxA server
+// of package fxatest.
 //
-// Typical use in a test:
-//
-//	iss := fxatest.NewIssuer()
-//	srv := iss.Serve() // or pin the keys: fxa.ParseJWKS(iss.JWKS())
+//	iss := issuer.New()
+//	srv := fxatest.Serve(iss) // or pin the keys: fxa.ParseJWKS(iss.JWKS())
 //	defer srv.Close()
 //	v, _ := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL})
-//	tok := iss.Mint(fxatest.Token{Sub: "0123456789abcdef0123456789abcdef", Generation: 1700000000000})
-package fxatest
+//	tok := iss.Mint(issuer.Token{Sub: "0123456789abcdef0123456789abcdef", Generation: 1700000000000})
+package issuer
 
 import (
 	"crypto"
@@ -41,34 +39,34 @@ type Issuer struct {
 	kid string
 }
 
-// NewIssuer generates a fresh 2048-bit key (tens of milliseconds). It
+// New generates a fresh 2048-bit key (tens of milliseconds). It
 // panics only if the system random source fails, which Go treats as fatal
 // anyway.
-func NewIssuer() *Issuer {
+func New() *Issuer {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		panic("fxatest: generating RSA key: " + err.Error())
+		panic("issuer: generating RSA key: " + err.Error())
 	}
 	return newIssuer(k)
 }
 
-// IssuerFromPEM loads an issuer from a PKCS#8 or PKCS#1 PEM private key
+// FromPEM loads an issuer from a PKCS#8 or PKCS#1 PEM private key
 // (as written by PrivateKeyPEM), so a key can persist across runs.
-func IssuerFromPEM(data []byte) (*Issuer, error) {
+func FromPEM(data []byte) (*Issuer, error) {
 	blk, _ := pem.Decode(data)
 	if blk == nil {
-		return nil, errors.New("fxatest: no PEM block")
+		return nil, errors.New("issuer: no PEM block")
 	}
 	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
 		return newIssuer(k), nil
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("fxatest: %w", err)
+		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	rk, ok := k.(*rsa.PrivateKey)
 	if !ok {
-		return nil, errors.New("fxatest: not an RSA key")
+		return nil, errors.New("issuer: not an RSA key")
 	}
 	return newIssuer(rk), nil
 }
@@ -89,7 +87,7 @@ func (i *Issuer) PublicKey() *rsa.PublicKey { return &i.key.PublicKey }
 func (i *Issuer) PrivateKeyPEM() []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(i.key)
 	if err != nil {
-		panic("fxatest: " + err.Error()) // cannot happen for an RSA key
+		panic("issuer: " + err.Error()) // cannot happen for an RSA key
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
@@ -186,7 +184,7 @@ func (i *Issuer) Sign(header, claims any) string {
 	sum := sha256.Sum256([]byte(in))
 	sig, err := rsa.SignPKCS1v15(nil, i.key, crypto.SHA256, sum[:])
 	if err != nil {
-		panic("fxatest: signing: " + err.Error()) // cannot happen for a valid key
+		panic("issuer: signing: " + err.Error()) // cannot happen for a valid key
 	}
 	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
@@ -198,7 +196,7 @@ func segment(v any) string {
 	if !ok {
 		var err error
 		if b, err = json.Marshal(v); err != nil {
-			panic("fxatest: " + err.Error())
+			panic("issuer: " + err.Error())
 		}
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
