@@ -268,6 +268,30 @@ const (
 // maxDepth bounds nesting so that a hostile body cannot exhaust the stack.
 const maxDepth = 64
 
+// skipElements skips the comma-separated elements of an object or array,
+// from its opening byte to its closing one, each with elem.
+func (s *scanner) skipElements(closing byte, elem func() error) error {
+	s.i++
+	if s.peek() == closing {
+		s.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case closing:
+			s.i++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
 // skipValue validates and skips any JSON value.
 func (s *scanner) skipValue(depth int) (valueKind, error) {
 	if depth > maxDepth {
@@ -278,51 +302,21 @@ func (s *scanner) skipValue(depth int) (valueKind, error) {
 		_, err := s.skipString()
 		return kindString, err
 	case '{':
-		s.i++
-		if s.peek() == '}' {
-			s.i++
-			return kindObject, nil
-		}
-		for {
+		return kindObject, s.skipElements('}', func() error {
 			if _, err := s.skipString(); err != nil {
-				return 0, err
+				return err
 			}
 			if err := s.expect(':'); err != nil {
-				return 0, err
+				return err
 			}
-			if _, err := s.skipValue(depth + 1); err != nil {
-				return 0, err
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return kindObject, nil
-			default:
-				return 0, errSyntax
-			}
-		}
+			_, err := s.skipValue(depth + 1)
+			return err
+		})
 	case '[':
-		s.i++
-		if s.peek() == ']' {
-			s.i++
-			return kindArray, nil
-		}
-		for {
-			if _, err := s.skipValue(depth + 1); err != nil {
-				return 0, err
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return kindArray, nil
-			default:
-				return 0, errSyntax
-			}
-		}
+		return kindArray, s.skipElements(']', func() error {
+			_, err := s.skipValue(depth + 1)
+			return err
+		})
 	case 't':
 		return kindBool, s.literal("true")
 	case 'f':
