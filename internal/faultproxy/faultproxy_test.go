@@ -98,6 +98,19 @@ func (c *client) roundTrip(line string) (string, error) {
 	return strings.TrimSpace(got), err
 }
 
+// connected is an echo server behind a proxy and one connection through
+// it that has made a round trip.
+func connected(t *testing.T) (*Proxy, *client) {
+	t.Helper()
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	if _, err := c.roundTrip("before"); err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
 func TestForwards(t *testing.T) {
 	e := newEcho(t)
 	p := newProxy(t, e.ln.Addr().String())
@@ -126,12 +139,7 @@ func TestRejectsNonLoopbackTarget(t *testing.T) {
 }
 
 func TestDropAll(t *testing.T) {
-	e := newEcho(t)
-	p := newProxy(t, e.ln.Addr().String())
-	c := dial(t, p.Addr())
-	if _, err := c.roundTrip("before"); err != nil {
-		t.Fatal(err)
-	}
+	p, c := connected(t)
 	p.DropAll()
 	if _, err := c.roundTrip("after"); err == nil {
 		t.Fatal("connection survived DropAll")
@@ -145,12 +153,7 @@ func TestDropAll(t *testing.T) {
 }
 
 func TestRefuseResume(t *testing.T) {
-	e := newEcho(t)
-	p := newProxy(t, e.ln.Addr().String())
-	c := dial(t, p.Addr())
-	if _, err := c.roundTrip("before"); err != nil {
-		t.Fatal(err)
-	}
+	p, c := connected(t)
 	p.Refuse()
 	if _, err := c.roundTrip("after"); err == nil {
 		t.Fatal("connection survived Refuse")
@@ -206,12 +209,7 @@ func TestCutOn(t *testing.T) {
 }
 
 func TestStall(t *testing.T) {
-	e := newEcho(t)
-	p := newProxy(t, e.ln.Addr().String())
-	c := dial(t, p.Addr())
-	if _, err := c.roundTrip("before"); err != nil {
-		t.Fatal(err)
-	}
+	p, c := connected(t)
 	p.Stall()
 	p.Stall() // idempotent
 	_ = c.c.SetDeadline(time.Now().Add(200 * time.Millisecond))
