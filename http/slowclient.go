@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -409,4 +410,38 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.key, c.perClient) })
 	return err
+}
+
+// Listen opens addr with l's caps. Unless l.Refused is set, refused
+// connections are logged at most once a minute, with how many there were,
+// so a flood cannot flood the log.
+func Listen(addr string, l ConnLimits, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if l.Refused == nil {
+		l.Refused = refusalLogger(addr, log)
+	}
+	return LimitListener(ln, l), nil
+}
+
+func refusalLogger(addr string, log *slog.Logger) func(netip.Prefix, bool) {
+	var mu sync.Mutex
+	var last time.Time
+	var perClient, total int
+	return func(client netip.Prefix, per bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if per {
+			perClient++
+		} else {
+			total++
+		}
+		if now := time.Now(); now.Sub(last) >= time.Minute {
+			log.Warn("refusing connections over the caps (behind a reverse proxy? list it in --trusted-proxies)",
+				"listener", addr, "last_client", client, "over_per_client_cap", perClient, "over_total_cap", total)
+			last, perClient, total = now, 0, 0
+		}
+	}
 }

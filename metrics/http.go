@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -172,3 +173,25 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	return n, err
 }
+
+// HTTPObserver is what the storage API reports (weavehttp.Observer),
+// counted here.
+func (m *Metrics) HTTPObserver() weavehttp.Observer { return httpObserver{m} }
+
+type httpObserver struct{ m *Metrics }
+
+func (o httpObserver) AuthFailed(err error) {
+	switch {
+	case errors.Is(err, weavehttp.ErrMissingAuthorization):
+		o.m.HawkFailed(HawkMissing)
+	case errors.Is(err, weavehttp.ErrUIDMismatch):
+		o.m.HawkFailed(HawkUIDMismatch)
+	default:
+		o.m.HawkFailed(HawkReason(err))
+	}
+}
+func (o httpObserver) BatchOpened()                  { o.m.BatchOpened() }
+func (o httpObserver) BatchCommitted(n int, b int64) { o.m.BatchCommitted(n, b) }
+func (o httpObserver) RecordsWritten(n int, b int64) { o.m.RecordsWritten(n, b) }
+func (o httpObserver) RecordsRead(n int, b int64)    { o.m.RecordsRead(n, b) }
+func (o httpObserver) Conflict(status int)           { o.m.Conflict(status) }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	weavehttp "github.com/weave-sync/weave/http"
@@ -46,42 +45,11 @@ func (f *listenFlags) register(c *cli.Command) {
 // the per-client cap (they still count towards --max-conns); cap clients at
 // the proxy then.
 func (f *listenFlags) listen(addr string, trusted []netip.Prefix, log *slog.Logger) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return weavehttp.LimitListener(ln, weavehttp.ConnLimits{
-		PerClient: f.perClient,
-		Total:     f.total,
-		Exempt:    trusted,
-		Refused:   refusalLogger(addr, log),
-	}), nil
+	return weavehttp.Listen(addr, weavehttp.ConnLimits{PerClient: f.perClient, Total: f.total, Exempt: trusted}, log)
 }
 
 // server is the http.Server of every weave listener: per-request deadlines,
 // header, idle and header-size bounds (see weavehttp.Timeouts).
 func (f *listenFlags) server(h http.Handler, log *slog.Logger) *http.Server {
 	return weavehttp.NewHTTPServer(h, f.timeouts, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
-}
-
-// refusalLogger logs refused connections at most once a minute, with how
-// many there were, so a flood cannot flood the log.
-func refusalLogger(addr string, log *slog.Logger) func(netip.Prefix, bool) {
-	var mu sync.Mutex
-	var last time.Time
-	var perClient, total int
-	return func(client netip.Prefix, per bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if per {
-			perClient++
-		} else {
-			total++
-		}
-		if now := time.Now(); now.Sub(last) >= time.Minute {
-			log.Warn("refusing connections over the caps (behind a reverse proxy? list it in --trusted-proxies)",
-				"listener", addr, "last_client", client, "over_per_client_cap", perClient, "over_total_cap", total)
-			last, perClient, total = now, 0, 0
-		}
-	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/dashboard"
-	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlite"
@@ -102,22 +101,3 @@ func (o *observability) serveMetrics(ctx context.Context, lf *listenFlags) (func
 		_ = hs.Shutdown(c)
 	}, nil
 }
-
-// httpObserver adapts the storage API's observations to metrics.
-type httpObserver struct{ m *metrics.Metrics }
-
-func (o httpObserver) AuthFailed(err error) {
-	switch {
-	case errors.Is(err, weavehttp.ErrMissingAuthorization):
-		o.m.HawkFailed(metrics.HawkMissing)
-	case errors.Is(err, weavehttp.ErrUIDMismatch):
-		o.m.HawkFailed(metrics.HawkUIDMismatch)
-	default:
-		o.m.HawkFailed(metrics.HawkReason(err))
-	}
-}
-func (o httpObserver) BatchOpened()                  { o.m.BatchOpened() }
-func (o httpObserver) BatchCommitted(n int, b int64) { o.m.BatchCommitted(n, b) }
-func (o httpObserver) RecordsWritten(n int, b int64) { o.m.RecordsWritten(n, b) }
-func (o httpObserver) RecordsRead(n int, b int64)    { o.m.RecordsRead(n, b) }
-func (o httpObserver) Conflict(status int)           { o.m.Conflict(status) }

@@ -335,7 +335,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Version:        version,
 			Commit:         commit,
 			Node:           n.Status,
-			Observer:       httpObserver{obs.m},
+			Observer:       obs.m.HTTPObserver(),
 			CORSOrigins:    strings.Split(f.corsOrigins, ","),
 		}
 		rn := routes.Node{URL: n.URL}
