@@ -143,20 +143,7 @@ func (s *AccountStore) ListAccounts(ctx context.Context, afterUID string, limit 
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+accountCols+` FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?`), afterUID, limit)
-	if err != nil {
-		return nil, s.db.Classify(err)
-	}
-	defer rows.Close()
-	var out []weave.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, s.db.Classify(rows.Err())
+	return readAll(ctx, s.db, scanAccount, `SELECT `+accountCols+` FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?`, afterUID, limit)
 }
 
 // UpdateCredentials implements weave.AccountStore.
@@ -291,20 +278,7 @@ func (s *AccountStore) TouchToken(ctx context.Context, id string, lastUsed int64
 func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]weave.AccountToken, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+tokenCols+` FROM accounts_tokens WHERE uid = ? AND kind = ? ORDER BY created_at, id`), uid, kind)
-	if err != nil {
-		return nil, s.db.Classify(err)
-	}
-	defer rows.Close()
-	var out []weave.AccountToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, s.db.Classify(rows.Err())
+	return readAll(ctx, s.db, scanToken, `SELECT `+tokenCols+` FROM accounts_tokens WHERE uid = ? AND kind = ? ORDER BY created_at, id`, uid, kind)
 }
 
 // PurgeExpired implements weave.AccountStore.

@@ -178,20 +178,7 @@ func (s *LegacyUserStore) ListLegacyUsers(ctx context.Context, after string, lim
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT `+legacyUserCols+` FROM legacy_users WHERE username > ? ORDER BY username LIMIT ?`), after, limit)
-	if err != nil {
-		return nil, s.db.Classify(err)
-	}
-	defer rows.Close()
-	var out []weave.LegacyUser
-	for rows.Next() {
-		u, err := scanLegacyUser(rows)
-		if err != nil {
-			return nil, s.db.Classify(err)
-		}
-		out = append(out, u)
-	}
-	return out, s.db.Classify(rows.Err())
+	return readAll(ctx, s.db, scanLegacyUser, `SELECT `+legacyUserCols+` FROM legacy_users WHERE username > ? ORDER BY username LIMIT ?`, after, limit)
 }
 
 // CountLegacyUsers implements weave.LegacyUserStore.

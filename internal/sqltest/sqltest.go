@@ -346,6 +346,15 @@ func testReadSnapshot(t *testing.T, b Backend, url string) {
 // proxied opens the database of url through a fault proxy, and directly.
 func proxied(t *testing.T, b Backend, url string, o Opts) (*sqlstore.DB, *faultproxy.Proxy, *sqlstore.DB) {
 	t.Helper()
+	p, purl := proxyURL(t, url)
+	direct := open(t, b, url, Opts{})
+	return open(t, b, purl, o), p, direct
+}
+
+// proxyURL puts a fault proxy, closed when t ends, in front of the
+// database server of url and returns it with the URL through it.
+func proxyURL(t *testing.T, url string) (*faultproxy.Proxy, string) {
+	t.Helper()
 	addr, err := dbtest.Addr(url)
 	if err != nil {
 		t.Fatal(err)
@@ -359,8 +368,7 @@ func proxied(t *testing.T, b Backend, url string, o Opts) (*sqlstore.DB, *faultp
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := open(t, b, url, Opts{})
-	return open(t, b, purl, o), p, direct
+	return p, purl
 }
 
 func count(t *testing.T, db *sqlstore.DB, table string) int {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/internal/faultproxy"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -52,19 +50,7 @@ func BinaryMarker(uid int64) string {
 func RunStoreFaults(t *testing.T, b StoreBackend) {
 	ctx := context.Background()
 	url := b.Fresh(t)
-	addr, err := dbtest.Addr(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.New(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	purl, err := dbtest.WithHost(url, p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, purl := proxyURL(t, url)
 	const timeout = 2 * time.Second
 	direct, err := b.OpenStore(ctx, url, timeout)
 	if err != nil {
