@@ -82,10 +82,7 @@ func (s *Store) AppendBatch(ctx context.Context, uid int64, collection, batch st
 	us = mergeUpdates(us)
 	var modified weave.Timestamp
 	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		if err := w.openBatch(cid, id); err != nil {
-			return err
-		}
-		if err := w.checkCollection(pre); err != nil {
+		if err := w.openBatch(cid, id, pre); err != nil {
 			return err
 		}
 		if err := w.checkQuota(pre.Quota, payloadBytes(us)); err != nil {
@@ -114,10 +111,7 @@ func (s *Store) CommitBatch(ctx context.Context, uid int64, collection, batch st
 	us = mergeUpdates(us)
 	var t weave.Timestamp
 	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		if err := w.openBatch(cid, id); err != nil {
-			return err
-		}
-		if err := w.checkCollection(pre); err != nil {
+		if err := w.openBatch(cid, id, pre); err != nil {
 			return err
 		}
 		if err := w.stage(id, us); err != nil {
@@ -163,14 +157,17 @@ func (s *Store) batchTarget(ctx context.Context, collection, batch string) (cid,
 }
 
 // openBatch checks that the batch exists, belongs to the collection and has
-// not expired.
-func (w *wtx) openBatch(cid, id int64) error {
+// not expired, and that the collection meets pre.
+func (w *wtx) openBatch(cid, id int64, pre weave.Precondition) error {
 	var bcid, expiry int64
 	err := w.queryRow(w.s.q.getBatch, w.uid, id).Scan(&bcid, &expiry)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (bcid != cid || expiry <= w.now)) {
 		return weave.ErrBatchNotFound
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.checkCollection(pre)
 }
 
 // stage merges updates (ids unique) into the batch's staged rows: a field an
