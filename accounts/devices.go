@@ -113,10 +113,20 @@ func (s *Service) deviceUpdate(r *request) (any, error) {
 		}
 	}
 	created := d == nil
-	if created {
-		if b.ID != nil {
-			return nil, errUnknownDevice
+	if created && b.ID != nil {
+		return nil, errUnknownDevice
+	}
+	if created && b.PushCallback != nil && *b.PushCallback != "" {
+		// A push endpoint belongs to one browser: a new session bringing a
+		// known one is that browser registering again (Firefox does after
+		// a password change), not a new device to announce.
+		for _, t := range devs {
+			if dd := parseDevice(t); dd.PushCallback == *b.PushCallback {
+				d, old, created = &dd, t, false
+			}
 		}
+	}
+	if created {
 		d = &deviceData{ID: randomHex(16), Type: "desktop"}
 	}
 	d.SessionTokenID = r.token.ID
@@ -292,6 +302,90 @@ func (s *Service) removeDevice(ctx context.Context, uid string, d deviceData, te
 	return nil
 }
 
+// attachedClientDestroy is FxA's POST /v1/account/attached_client/destroy
+// {clientId?, deviceId?, sessionTokenId?, refreshTokenId?}, what the
+// devices page's "Disconnect" sends for one entry of attached_clients: a
+// device goes with its session (device_disconnected reaches it and the
+// others), a session without a device is ended, a refresh token revoked.
+// Ids that name nothing of the account are errno 123 (device) or 110.
+func (s *Service) attachedClientDestroy(r *request) (any, error) {
+	var b struct {
+		ClientID       *string `json:"clientId"`
+		DeviceID       *string `json:"deviceId"`
+		SessionTokenID *string `json:"sessionTokenId"`
+		RefreshTokenID *string `json:"refreshTokenId"`
+	}
+	if err := strictDecode(r, &b); err != nil {
+		return nil, err
+	}
+	ctx := r.r.Context()
+	get := func(p *string, n int) (string, error) {
+		if p == nil {
+			return "", nil
+		}
+		v := strings.ToLower(*p)
+		if len(v) != n || !isLowerHex(v) {
+			return "", errInvalid("id")
+		}
+		return v, nil
+	}
+	dev, err := get(b.DeviceID, 32)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := get(b.SessionTokenID, 64)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := get(b.RefreshTokenID, 64)
+	if err != nil {
+		return nil, err
+	}
+	own := func(id, kind string) (Token, error) {
+		t, err := s.store.Token(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && (t.Kind != kind || t.UID != r.account.UID)) {
+			return t, ErrNotFound
+		}
+		return t, err
+	}
+	switch {
+	case dev != "":
+		t, err := own(dev, KindDevice)
+		if errors.Is(err, ErrNotFound) {
+			return nil, errUnknownDevice
+		} else if err != nil {
+			return nil, err
+		}
+		if err := s.removeDevice(ctx, r.account.UID, parseDevice(t), true); err != nil {
+			return nil, err
+		}
+	case sess != "":
+		if _, err := own(sess, KindSession); errors.Is(err, ErrNotFound) {
+			return nil, errInvalidToken.with("message", "Invalid session token")
+		} else if err != nil {
+			return nil, err
+		}
+		if err := s.dropSession(ctx, r.account.UID, sess, sess != r.token.ID); err != nil {
+			return nil, err
+		}
+	case refresh != "":
+		if _, err := own(refresh, KindRefresh); errors.Is(err, ErrNotFound) {
+			return nil, errUnknownRefresh
+		} else if err != nil {
+			return nil, err
+		}
+		if err := s.revokeGrant(ctx, r.account.UID, refresh); err != nil {
+			return nil, err
+		}
+		if err := s.store.DeleteToken(ctx, refresh); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errMissing("deviceId")
+	}
+	return map[string]any{}, nil
+}
+
 // attachedClients lists sessions (with their devices) and OAuth refresh
 // tokens, the shape Firefox's "connected services" page reads.
 func (s *Service) attachedClients(r *request) (any, error) {
@@ -321,6 +415,20 @@ func (s *Service) attachedClients(r *request) (any, error) {
 			c["deviceId"], c["deviceType"], c["name"] = d.ID, d.Type, d.Name
 		}
 		out = append(out, c)
+	}
+	// Devices outlive their session across a password change until the
+	// browser registers again: listed on their own, so they can be
+	// disconnected.
+	live := map[string]bool{}
+	for _, t := range sessions {
+		live[t.ID] = true
+	}
+	for _, t := range devs {
+		if d := parseDevice(t); !live[d.SessionTokenID] {
+			out = append(out, map[string]any{"clientId": nil, "deviceId": d.ID, "sessionTokenId": nil, "refreshTokenId": nil,
+				"isCurrentSession": false, "deviceType": d.Type, "name": d.Name, "scope": nil, "createdTime": t.CreatedAt,
+				"lastAccessTime": t.LastUsed, "location": map[string]any{}, "userAgent": "", "os": nil})
+		}
 	}
 	refresh, err := s.store.Tokens(ctx, r.account.UID, KindRefresh)
 	if err != nil {

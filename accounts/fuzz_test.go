@@ -29,7 +29,7 @@ var fuzzPaths = []string{
 	"/v1/account/devices/notify", "/v1/account/scoped-key-data", "/v1/oauth/authorization", "/v1/authorization",
 	"/v1/oauth/token", "/v1/token", "/v1/oauth/destroy", "/v1/destroy", "/v1/jwks", "/v1/verify", "/v1/profile",
 	"/.well-known/fxa-client-configuration", "/.well-known/openid-configuration", "/v1/client/5882386c6d801776",
-	"/v1/client/%zz", "/v1/nope",
+	"/v1/client/%zz", "/v1/nope", "/v1/account/devices/invoke_command", "/v1/account/attached_client/destroy",
 }
 
 // FuzzAPI sends arbitrary requests — route, method, query, Content-Type,

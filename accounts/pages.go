@@ -32,12 +32,13 @@ import (
 var webFiles embed.FS
 
 // pageViews are the page paths and what each shows: "auth" is the sign-in
-// and sign-up page, "info" a short note (account management, pairing and
-// the like are not in the browser yet).
+// and sign-up page, "settings" the account page behind Firefox's "Manage
+// account" (devices and sessions, password, deletion; web/settings.js),
+// "info" a short note (pairing and the like are not in the browser).
 var pageViews = map[string]string{
 	"/": "auth", "/signin": "auth", "/signup": "auth", "/force_auth": "auth",
 	"/oauth": "auth", "/oauth/signin": "auth", "/oauth/signup": "auth", "/authorization": "auth",
-	"/settings": "info", "/connect_another_device": "info", "/pair": "info",
+	"/settings": "settings", "/connect_another_device": "info", "/pair": "info",
 }
 
 // assetPrefix is where the embedded files are served.
@@ -139,8 +140,12 @@ func (s *Service) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := pageViews[p]
-	if view == "" {
-		view = "info" // /settings/…, /oauth/…
+	switch {
+	case view != "":
+	case strings.HasPrefix(p, "/settings/"): // …/clients, Firefox's "Manage devices"
+		view = "settings"
+	default:
+		view = "info" // /oauth/…
 	}
 	signup := "open"
 	switch {

@@ -174,9 +174,20 @@ func (s *Service) passwordChangeFinish(r *request) (any, error) {
 	var b struct {
 		AuthPW string `json:"authPW"`
 		WrapKb string `json:"wrapKb"`
+		// SessionToken is the id of the session the change comes from (a
+		// Firefox handing its session to the account page): its device
+		// gets the new session through the WebChannel, not a push.
+		SessionToken *string `json:"sessionToken"`
 	}
 	if err := decode(r, &b); err != nil {
 		return nil, err
+	}
+	origin := ""
+	if b.SessionToken != nil {
+		if len(*b.SessionToken) != 64 || !isLowerHex(*b.SessionToken) {
+			return nil, errInvalid("sessionToken")
+		}
+		origin = *b.SessionToken
 	}
 	authPW, err := hexParam("authPW", b.AuthPW, onepw.KeyLen)
 	if err != nil {
@@ -201,8 +212,17 @@ func (s *Service) passwordChangeFinish(r *request) (any, error) {
 	}
 	// Every old session is gone: the devices learn it now (Firefox checks
 	// its session and asks the user to sign in again) instead of at their
-	// next sync. The change came from a page or a client holding no
-	// device, so none is left out.
-	s.notifyAccount(r.r.Context(), a.UID, "", newNotice(pushPasswordChanged, nil), ttlPasswordChanged)
+	// next sync, all but the one the change came from.
+	except := ""
+	if origin != "" {
+		if devs, err := s.deviceList(r.r.Context(), a.UID); err == nil {
+			for _, d := range devs {
+				if d.SessionTokenID == origin {
+					except = d.ID
+				}
+			}
+		}
+	}
+	s.notifyAccount(r.r.Context(), a.UID, except, newNotice(pushPasswordChanged, nil), ttlPasswordChanged)
 	return out, nil
 }

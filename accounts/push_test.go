@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -564,4 +566,86 @@ func TestDevicesNotifyValidation(t *testing.T) {
 	if e.Body["retryAfter"] == nil {
 		t.Fatalf("429 without retryAfter: %v", e.Body)
 	}
+}
+
+// TestAttachedClientDestroy: FxA's attached_client/destroy ends a device
+// (with its session), a session or a refresh token of the caller's
+// account, and refuses ids of other accounts or of nothing.
+func TestAttachedClientDestroy(t *testing.T) {
+	w, ps := pushWorld(t, "sqlite")
+	ctx, c := w.ctx, w.client
+	for _, e := range []string{"one@example.org", "two@example.org"} {
+		if _, err := c.SignUp(ctx, e, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := register(t, w, ps, "one@example.org", "a", nil)
+	b := register(t, w, ps, "one@example.org", "b", nil)
+	stranger := register(t, w, ps, "two@example.org", "x", nil)
+	tr, err := c.TokenWithSession(ctx, a.s, testClient.ID, "profile", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroy := func(body map[string]any) error {
+		return c.Do(ctx, "POST", "/v1/account/attached_client/destroy", a.s.Cred(), body, nil)
+	}
+	wantErrno(t, destroy(map[string]any{"deviceId": stranger.id}), 400, 123)
+	wantErrno(t, destroy(map[string]any{"sessionTokenId": strings.Repeat("a", 64)}), 401, 110)
+	wantErrno(t, destroy(map[string]any{"refreshTokenId": strings.Repeat("a", 64)}), 400, 182)
+	wantErrno(t, destroy(map[string]any{"deviceId": "zz"}), 400, 107)
+	wantErrno(t, destroy(map[string]any{}), 400, 108)
+	if err := destroy(map[string]any{"deviceId": b.id, "clientId": nil}); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, ps, 0, "fxaccounts:device_disconnected", map[string]any{"id": b.id}, 5*3600)
+	wantErrno(t, c.Do(ctx, "GET", "/v1/session/status", b.s.Cred(), nil, nil), 401, 110)
+	refresh := sha256Hex(tr.RefreshToken)
+	if err := destroy(map[string]any{"refreshTokenId": refresh}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refresh(ctx, testClient.ID, tr.RefreshToken, "profile"); err == nil {
+		t.Fatal("refresh token still works")
+	}
+	if _, err := w.store.Token(ctx, stranger.id); err != nil {
+		t.Fatalf("the other account's device: %v", err)
+	}
+}
+
+// TestDeviceAdoptedByPushCallback: a new session registering the push
+// endpoint of a known device is that browser again (Firefox after a
+// password change): it keeps the device's id and nobody is told of a new
+// device.
+func TestDeviceAdoptedByPushCallback(t *testing.T) {
+	w, ps := pushWorld(t, "sqlite")
+	ctx, c := w.ctx, w.client
+	if _, err := c.SignUp(ctx, "again@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	a := register(t, w, ps, "again@example.org", "a", nil)
+	b := register(t, w, ps, "again@example.org", "b", nil)
+	ps.wait(a.path, 0)
+	s2, err := c.SignIn(ctx, "again@example.org", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp map[string]any
+	if err := c.Do(ctx, "POST", "/v1/account/device", s2.Cred(), map[string]any{"name": "b again", "type": "desktop",
+		"pushCallback": ps.srv.URL + b.path, "pushPublicKey": b64u(b.priv.PublicKey().Bytes()), "pushAuthKey": b64u(b.auth)}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp["id"] != b.id {
+		t.Fatalf("new id %v for a known push endpoint (was %s)", resp["id"], b.id)
+	}
+	accounts.WaitPushes(w.svc)
+	if n := ps.count(a.path); n != 1 {
+		t.Fatalf("a got %d pushes, want 1 (only b's first connection)", n)
+	}
+	if l := deviceList(t, w, s2); len(l) != 2 || l[b.id]["name"] != "b again" || l[b.id]["isCurrentDevice"] != true {
+		t.Fatalf("devices: %v", l)
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -270,6 +270,7 @@ var routes = map[string]route{
 	"/v1/account/devices":                   {"GET", KindSession, (*Service).devices},
 	"/v1/account/device/destroy":            {"POST", KindSession, (*Service).deviceDestroy},
 	"/v1/account/attached_clients":          {"GET", KindSession, (*Service).attachedClients},
+	"/v1/account/attached_client/destroy":   {"POST", KindSession, (*Service).attachedClientDestroy},
 	"/v1/account/device/commands":           {"GET", KindSession, (*Service).deviceCommands},
 	"/v1/account/devices/notify":            {"POST", KindSession, (*Service).devicesNotify},
 	"/v1/account/devices/invoke_command":    {"POST", KindSession, (*Service).invokeCommand},

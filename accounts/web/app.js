@@ -488,6 +488,7 @@
 
   async function start() {
     body.dataset.mode = firefox ? 'firefox' : 'plain';
+    if (body.dataset.view === 'settings') return; // settings.js
     if (body.dataset.view === 'info') {
       infoView();
       return;
