@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -186,24 +185,4 @@ func mergeJWKS(doc []byte, file string) ([]byte, error) {
 	}
 	a.Keys = append(a.Keys, b.Keys...)
 	return json.Marshal(a)
-}
-
-// PurgeEvery drops expired tokens and codes every interval until ctx ends
-// (never for a zero interval).
-func (s *Service) PurgeEvery(ctx context.Context, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.Purge(ctx); err != nil {
-				log.Warn("purge of expired account tokens failed; will retry", "err", err)
-			}
-		}
-	}
 }

@@ -364,7 +364,11 @@ func (m *Main) Run(ctx context.Context) error {
 	surfaces := routes.Process{PublicURL: f.publicURL, Nodes: handler, Metrics: obs.m, Admin: obs.admin(fleetCtx, false)}
 	if acc != nil {
 		surfaces.Accounts = acc.Handler()
-		go acc.PurgeEvery(fleetCtx, f.purgeInterval, log)
+		go fleet.Every(fleetCtx, f.purgeInterval, func() { // expired tokens and codes
+			if _, err := acc.Purge(fleetCtx); err != nil {
+				log.Warn("purge of expired account tokens failed; will retry", "err", err)
+			}
+		})
 		m.onClose(func() { closeAccounts(acc) })
 	}
 	var ps *builtinPush
