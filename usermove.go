@@ -85,8 +85,8 @@ type UserBSO struct {
 	SortIndex *int64
 	Payload   string
 	Modified  Timestamp
-	// Expiry is the absolute expiry in ms since the epoch; 0 means never.
-	Expiry int64
+	// Expires is the absolute expiry time, as in BSO; 0 means never.
+	Expires Timestamp
 	// ParentID and PredecessorID are the Sync 1.1 fields, "" when unset.
 	ParentID, PredecessorID string
 }
@@ -210,7 +210,7 @@ func DigestUserData(d UserData) map[string]CollectionDigest {
 			field(h, b.ID)
 			field(h, strconv.FormatInt(int64(b.Modified), 10))
 			field(h, opt(b.SortIndex))
-			field(h, strconv.FormatInt(b.Expiry, 10))
+			field(h, strconv.FormatInt(int64(b.Expires), 10))
 			field(h, b.Payload)
 			field(h, b.ParentID)
 			field(h, b.PredecessorID)

@@ -87,7 +87,7 @@ func (s *Source) readLegacyBSOs(ctx context.Context, tx *sql.Tx, b *userBuilder,
 			r.SortIndex = &sortIndex.Int64
 		}
 		r.Modified = weave.Timestamp(mod)
-		r.Expiry = s.expiry(ttl, mod)
+		r.Expires = weave.Timestamp(s.expiry(ttl, mod))
 		if err := b.addBSO(cid, r); err != nil {
 			return err
 		}

@@ -32,10 +32,10 @@ func (s *Source) readRSPostgres(ctx context.Context, tx *sql.Tx, b *userBuilder,
 		return fmt.Errorf("bsos: %w", err)
 	}
 	for rows.Next() {
-		var cid, mod int64
+		var cid, mod, expiry int64
 		var r weave.UserBSO
 		var sortIndex sql.NullInt64
-		if err := rows.Scan(&cid, &r.ID, &sortIndex, &r.Payload, &mod, &r.Expiry); err != nil {
+		if err := rows.Scan(&cid, &r.ID, &sortIndex, &r.Payload, &mod, &expiry); err != nil {
 			rows.Close()
 			return fmt.Errorf("bsos: %w", err)
 		}
@@ -43,7 +43,7 @@ func (s *Source) readRSPostgres(ctx context.Context, tx *sql.Tx, b *userBuilder,
 			r.SortIndex = &sortIndex.Int64
 		}
 		r.Modified = weave.Timestamp(mod)
-		r.Expiry = rsExpiry(r.Expiry, mod)
+		r.Expires = weave.Timestamp(rsExpiry(expiry, mod))
 		if err := b.addBSO(cid, r); err != nil {
 			rows.Close()
 			return err

@@ -369,7 +369,7 @@ func (s *legacySource) readServerStorage(ctx context.Context, tx *sql.Tx, a lega
 		}
 		r.Payload, r.Modified = payload.String, weave.Timestamp(modified.Int64*10)
 		if ttl.Valid && ttl.Int64 != serverStorageMaxTTL {
-			r.Expiry = ttl.Int64 * 1000
+			r.Expires = weave.Timestamp(ttl.Int64 * 1000)
 		}
 		add(name, r)
 	}

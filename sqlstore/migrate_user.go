@@ -242,14 +242,14 @@ func (s *Store) ExportUser(ctx context.Context, uid int64) (weave.UserData, erro
 			var b weave.UserBSO
 			var si sql.NullInt64
 			var parent, pred sql.NullString
-			if err := rows.Scan(&cid, &b.ID, &si, &b.Payload, &b.Modified, &b.Expiry, &parent, &pred); err != nil {
+			if err := rows.Scan(&cid, &b.ID, &si, &b.Payload, &b.Modified, &b.Expires, &parent, &pred); err != nil {
 				rows.Close()
 				return err
 			}
 			b.SortIndex = intPtr(si)
 			b.ParentID, b.PredecessorID = parent.String, pred.String
-			if b.Expiry == neverExpires {
-				b.Expiry = 0
+			if int64(b.Expires) == neverExpires {
+				b.Expires = 0
 			}
 			i, ok := byID[cid]
 			if !ok {
@@ -395,7 +395,7 @@ func (s *Store) ImportUser(ctx context.Context, d weave.UserData) error {
 		for _, c := range d.Collections {
 			cid := cids[c.Name]
 			for _, b := range c.BSOs {
-				exp := b.Expiry
+				exp := int64(b.Expires)
 				if exp == 0 {
 					exp = neverExpires
 				}

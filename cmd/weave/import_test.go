@@ -178,8 +178,8 @@ func TestImport(t *testing.T) {
 			}
 			for _, c := range mobile.Collections {
 				for _, b := range c.BSOs {
-					if b.ID == "mobile" && b.Expiry != int64(commit.Modified*1000+0.5)+3600*1000 {
-						t.Errorf("mobile expires at %d, want an hour after the commit at %v", b.Expiry, commit.Modified)
+					if b.ID == "mobile" && int64(b.Expires) != int64(commit.Modified*1000+0.5)+3600*1000 {
+						t.Errorf("mobile expires at %d, want an hour after the commit at %v", b.Expires, commit.Modified)
 					}
 				}
 			}

@@ -313,8 +313,8 @@ func (c Case) fill(t testing.TB, s *Source, now time.Time) {
 		for _, b := range bsos[uid] {
 			mod := T - b.modified
 			want := weave.UserBSO{ID: b.id, SortIndex: b.sortIndex, Payload: b.payload, Modified: weave.Timestamp(mod)}
-			var stored int64 // the source's expiry column
-			want.Expiry, stored = c.storedExpiry(b, T, mod)
+			expires, stored := c.storedExpiry(b, T, mod) // stored: the source's expiry column
+			want.Expires = weave.Timestamp(expires)
 			var si any
 			if b.sortIndex != nil {
 				si = *b.sortIndex
@@ -536,7 +536,7 @@ func Dump(d weave.UserData) string {
 	for _, c := range d.Collections {
 		fmt.Fprintf(&sb, " %s modified=%d\n", c.Name, c.Modified)
 		for _, b := range c.BSOs {
-			fmt.Fprintf(&sb, "  %s sortindex=%s modified=%d expiry=%d payload=%q", b.ID, opt(b.SortIndex), b.Modified, b.Expiry, b.Payload)
+			fmt.Fprintf(&sb, "  %s sortindex=%s modified=%d expiry=%d payload=%q", b.ID, opt(b.SortIndex), b.Modified, b.Expires, b.Payload)
 			if b.ParentID != "" || b.PredecessorID != "" {
 				fmt.Fprintf(&sb, " parentid=%q predecessorid=%q", b.ParentID, b.PredecessorID)
 			}

@@ -205,7 +205,7 @@ func (c LegacyCase) Open(t testing.TB, now time.Time) *LegacySource {
 			ttl := int64(2100000000) // MAX_TTL: never
 			if r.ttl != 0 {
 				ttl = s.T/1000 + r.ttl
-				want.Expiry = ttl * 1000
+				want.Expires = weave.Timestamp(ttl * 1000)
 			}
 			Exec(t, s.Storage, `INSERT INTO `+c.wboTable(a.id)+` (id, username, collection, parentid, predecessorid, sortindex, modified, payload, payload_size, ttl)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.id, a.id, cid, nullable(r.parent), nullable(r.pred), si, mod/10, r.payload, len(r.payload), ttl)
