@@ -89,6 +89,30 @@ func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []
 	return public
 }
 
+// e2eConfig is a short verified run of 6 users against target.
+func e2eConfig(mode Mode, target string, seed int64) Config {
+	c := DefaultConfig()
+	c.Mode = mode
+	c.Target = target
+	c.Users = 6
+	c.Concurrency = 3
+	c.Duration = 2 * time.Second
+	c.Seed = seed
+	c.Verify = true
+	return c
+}
+
+// runClean runs c and checks that the run was clean (checkCleanRun).
+func runClean(t *testing.T, c Config) *Report {
+	t.Helper()
+	rep, err := Run(t.Context(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanRun(t, rep)
+	return rep
+}
+
 func checkCleanRun(t *testing.T, rep *Report) {
 	t.Helper()
 	var b strings.Builder
@@ -111,20 +135,9 @@ func TestEndToEndDirect(t *testing.T) {
 		t.Skip("end-to-end load test")
 	}
 	public := startNode(t, "")
-	c := DefaultConfig()
-	c.Mode = ModeDirect
-	c.Target = public
+	c := e2eConfig(ModeDirect, public, 1)
 	c.MasterSecret = e2eSecret
-	c.Users = 6
-	c.Concurrency = 3
-	c.Duration = 2 * time.Second
-	c.Seed = 1
-	c.Verify = true
-	rep, err := Run(t.Context(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkCleanRun(t, rep)
+	runClean(t, c)
 }
 
 func TestEndToEndTokenServer(t *testing.T) {
@@ -136,20 +149,9 @@ func TestEndToEndTokenServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	public := startNode(t, jwksFile)
-	c := DefaultConfig()
-	c.Mode = ModeTokenServer
-	c.Target = public
+	c := e2eConfig(ModeTokenServer, public, 2)
 	c.KeyFile = keyFile
-	c.Users = 6
-	c.Concurrency = 3
-	c.Duration = 2 * time.Second
-	c.Seed = 2
-	c.Verify = true
-	rep, err := Run(t.Context(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkCleanRun(t, rep)
+	rep := runClean(t, c)
 	var tokens int64
 	for _, k := range rep.Requests {
 		if k.Kind == KindToken.String() {
