@@ -119,7 +119,7 @@ func TestRequestLog(t *testing.T) {
 	if first["bytes_in"].(float64) == 0 || first["bytes_out"].(float64) == 0 || first["duration"] == nil {
 		t.Errorf("log line lacks sizes or duration: %s", lines[0])
 	}
-	if !strings.Contains(lines[2], `"status":401`) || !strings.Contains(lines[2], `"error"`) {
+	if !strings.Contains(lines[2], `"status":401`) || !strings.Contains(lines[2], `"err":`) {
 		t.Errorf("401 line: %s", lines[2])
 	}
 }

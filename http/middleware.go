@@ -75,7 +75,7 @@ func attrMethod(r *http.Request) slog.Attr { return slog.String("method", r.Meth
 // batch ids) are not needed to follow a request and may be long.
 func attrPath(r *http.Request) slog.Attr { return slog.String("path", r.URL.Path) }
 
-func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }
+func attrErr(err error) slog.Attr { return slog.String("err", err.Error()) }
 
 // logRequest writes the one line per request. It never logs the
 // Authorization header or bodies.
@@ -100,7 +100,7 @@ func (s *Server) logRequest(rq *request, start time.Time) {
 		attrs = append(attrs, slog.Int64("uid", rq.uid))
 	}
 	if rq.errReason != "" {
-		attrs = append(attrs, slog.String("error", rq.errReason))
+		attrs = append(attrs, slog.String("err", rq.errReason))
 	}
 	s.log.LogAttrs(rq.r.Context(), slog.LevelInfo, "request", attrs...)
 }

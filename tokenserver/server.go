@@ -274,7 +274,7 @@ func (s *Server) logError(r *http.Request, e *apiError) {
 	}
 	attrs := []slog.Attr{slog.Int("code", e.code), slog.String("status", e.status), slog.String("description", e.description)}
 	if e.cause != nil {
-		attrs = append(attrs, slog.String("error", e.cause.Error()))
+		attrs = append(attrs, slog.String("err", e.cause.Error()))
 	}
 	s.log.LogAttrs(r.Context(), level, "token request failed", attrs...)
 }

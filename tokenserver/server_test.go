@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -812,5 +813,23 @@ func TestTokenServerVectorT1(t *testing.T) {
 	p2, _ := tokenserver.NewPayload(1, "n", "u", 1234, 0, "0123456789abcdef0123456789abcdef", "m", 0)
 	if p2.FxAKid != "0000000001234-ASNFZ4mrze8BI0VniavN7w" {
 		t.Errorf("fxa_kid without keys_changed_at: %s", p2.FxAKid)
+	}
+}
+
+// A failed request is logged with its cause under "err", the one key every
+// package logs errors with.
+func TestErrorLogKey(t *testing.T) {
+	var logs strings.Builder
+	e := newEnv(t, func(c *tokenserver.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	e.fxa.Close()
+	if w := e.do(request{auth: "Bearer opaque-token", keyID: keyID(150, csB)}); w.Code != 503 {
+		t.Fatalf("status %d with FxA down, want 503", w.Code)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(logs.String()), &line); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if s, _ := line["err"].(string); s == "" || line["error"] != nil {
+		t.Errorf("log line without its cause under \"err\": %s", logs.String())
 	}
 }
