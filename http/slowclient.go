@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -154,6 +155,7 @@ type exchange struct {
 	chunk int // largest single write, so each write can finish within the pause bound at MinRate
 
 	mu       sync.Mutex
+	hijacked bool // the connection belongs to the handler now (a WebSocket)
 	transfer bool
 	read     int64
 	readDL   time.Time // zero once the body is done
@@ -211,7 +213,7 @@ func moved(old, next time.Time, allowance time.Duration) bool {
 func (x *exchange) beforeRead() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.bodyDone || !x.transfer {
+	if x.bodyDone || !x.transfer || x.hijacked {
 		return // a small body's deadline was set once, at the start
 	}
 	dl := x.deadline(x.start, time.Now(), x.t.Body, x.read)
@@ -235,6 +237,9 @@ func (x *exchange) afterRead(n int, err error) {
 func (x *exchange) beforeWrite(n int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.hijacked {
+		return
+	}
 	now := time.Now()
 	if x.wstart.IsZero() {
 		x.wstart = now
@@ -295,6 +300,19 @@ func (w *deadlineWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection to the handler (a WebSocket, which may
+// outlive the handler by hours): net/http clears its deadlines, and none
+// is set again, not even when the handler returns.
+func (w *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.x.mu.Lock()
+		w.x.hijacked = true
+		w.x.mu.Unlock()
+	}
+	return c, rw, err
+}
 
 // ConnLimits bound concurrent connections on a listener (LimitListener).
 type ConnLimits struct {

@@ -579,3 +579,43 @@ func TestAuthenticationBeforeBody(t *testing.T) {
 		}
 	}
 }
+
+// TestHijackedConnectionKeepsNoDeadline: a handler that takes the
+// connection over (a WebSocket) and returns at once leaves a connection
+// with no deadline, however long it then lives.
+func TestHijackedConnectionKeepsNoDeadline(t *testing.T) {
+	short := Timeouts{Header: 100 * time.Millisecond, Body: 100 * time.Millisecond, Write: 100 * time.Millisecond, Idle: 100 * time.Millisecond}
+	got := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			got <- err
+			return
+		}
+		go func() { // outlives the handler, as a WebSocket session does
+			defer c.Close()
+			time.Sleep(400 * time.Millisecond)
+			if _, err := rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlater"); err != nil {
+				got <- err
+				return
+			}
+			got <- rw.Flush()
+		}()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewHTTPServer(h, short, nil)
+	go srv.Serve(ln)
+	defer srv.Close()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := <-got; err != nil || string(body) != "later" {
+		t.Fatalf("write on the hijacked connection after the deadlines: %v, body %q", err, body)
+	}
+}
