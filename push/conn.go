@@ -87,7 +87,6 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.leave(c)
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// Per-message deflate would cost tens of KB per idle connection
@@ -99,10 +98,23 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
+		s.leave(c)
 		return // Accept has answered
 	}
+	// The session runs on a goroutine of its own and the HTTP handler
+	// returns: the server's goroutine (with its deep stack), the request
+	// and the response buffers are freed rather than held for the hours a
+	// browser stays connected. That halves an idle connection's memory.
+	go func() {
+		defer s.leave(c)
+		c.run(ws)
+	}()
+}
+
+func (c *conn) run(ws *websocket.Conn) {
+	s := c.s
 	ws.SetReadLimit(MaxFrame)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.ws, c.ctx, c.cancel = ws, ctx, cancel
 	closed := c.closed

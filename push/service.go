@@ -292,12 +292,26 @@ func (s *Service) Connections() int {
 // Run polls this node's wake-ups and purges expired messages until ctx
 // ends.
 func (s *Service) Run(ctx context.Context) {
+	// Pings wait for answers; they must not hold up the wake-ups.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ping := time.NewTicker(s.cfg.PingInterval / 4)
+		defer ping.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ping.C:
+				s.pingIdle()
+			}
+		}
+	}()
+	defer func() { <-done }()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	purge := time.NewTicker(s.cfg.PurgeInterval)
 	defer purge.Stop()
-	ping := time.NewTicker(s.cfg.PingInterval / 4)
-	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -306,8 +320,6 @@ func (s *Service) Run(ctx context.Context) {
 			s.pollWakeups(ctx)
 		case <-purge.C:
 			s.purge(ctx)
-		case <-ping.C:
-			s.pingIdle()
 		}
 	}
 }
@@ -373,13 +385,16 @@ func (s *Service) pingIdle() {
 	s.mu.Unlock()
 	// Bounded concurrency: each ping waits up to PongTimeout.
 	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
 	for _, c := range idle {
 		sem <- struct{}{}
+		wg.Add(1)
 		go func() {
-			defer func() { <-sem }()
+			defer func() { <-sem; wg.Done() }()
 			c.ping()
 		}()
 	}
+	wg.Wait()
 }
 
 // Close ends every connection (Firefox reconnects, to another process
