@@ -148,15 +148,11 @@ func (a *app) accountCommand() *cli.Command {
 		if len(args) == 0 {
 			return (&accounts.Admin{}).Run(a.ctx, args) // its usage error, before a database is opened
 		}
-		dbs, err := openDatabases(a.ctx, db)
+		dbs, tokenDB, err := openTokenDatabase(a.ctx, db)
 		if err != nil {
 			return err
 		}
 		defer dbs.Close()
-		if err := dbs.prepare(a.ctx, true, nil); err != nil {
-			return err
-		}
-		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
 			PublicURL:      publicURL,
 			DeleteSyncData: deleteSyncData((&fleetDB{db: *db}).deleter(tokenDB, nil)),
@@ -171,6 +167,20 @@ func (a *app) accountCommand() *cli.Command {
 		return adm.Run(a.ctx, args)
 	}
 	return c
+}
+
+// openTokenDatabase opens the databases of an account command, their
+// schemas current, and the token database among them.
+func openTokenDatabase(ctx context.Context, db *dbFlags) (*databases, *sqlstore.TokenDB, error) {
+	dbs, err := openDatabases(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := dbs.prepare(ctx, true, nil); err != nil {
+		dbs.Close()
+		return nil, nil, err
+	}
+	return dbs, sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true}), nil
 }
 
 // readPassword is the password of an account command: the flag's value, or

@@ -102,15 +102,11 @@ func (a *app) legacyUserCommand() *cli.Command {
 		if len(args) == 0 {
 			return adm.Run(a.ctx, args) // its usage error, before a database is opened
 		}
-		dbs, err := openDatabases(a.ctx, db)
+		dbs, tokenDB, err := openTokenDatabase(a.ctx, db)
 		if err != nil {
 			return err
 		}
 		defer dbs.Close()
-		if err := dbs.prepare(a.ctx, true, nil); err != nil {
-			return err
-		}
-		tokenDB := sqlstore.NewTokenDB(dbs.tokens, sqlstore.TokenDBOptions{KeepOpen: true})
 		adm.Tokens, adm.Users = tokenDB, sqlstore.NewLegacyUserStore(dbs.tokens)
 		adm.DeleteSyncData = (&fleetDB{db: *db}).deleter(tokenDB, nil).ReplaceAccount
 		return adm.Run(a.ctx, args)
