@@ -242,7 +242,7 @@ func (s *NodeSet) AddNodes(ctx context.Context, dir weave.TokenDB, spec string) 
 			if u = strings.TrimSpace(u); u == "" {
 				continue
 			}
-			n, err := dir.NodeByURL(ctx, strings.TrimRight(u, "/"))
+			n, err := dir.NodeByURL(ctx, weave.CleanNodeURL(u))
 			if err != nil {
 				return false, fmt.Errorf("--nodes: node %s: %w (add it with `weave node add`)", u, err)
 			}
