@@ -18,10 +18,40 @@ import (
 // each subtest on a fresh database migrated to the "push" set.
 func TestPushStore(t *testing.T) {
 	ctx := context.Background()
-	for _, b := range []struct {
-		name string
-		open func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error)
-	}{
+	for _, b := range pushBackends(ctx) {
+		t.Run(b.name, func(t *testing.T) {
+			pushtest.Run(t, func(t *testing.T) push.Store { return b.store(t) })
+		})
+	}
+}
+
+type pushBackend struct {
+	name string
+	open func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error)
+}
+
+// store opens a fresh database migrated to the "push" set.
+func (b pushBackend) store(t *testing.T) *sqlstore.PushStore {
+	ctx := context.Background()
+	db, ms, err := b.open(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if len(ms) != 1 {
+		t.Fatalf("%d push migrations", len(ms))
+	}
+	if err := db.Migrate(ctx, sqlstore.SetPush, ms, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CheckSchema(ctx, sqlstore.SetPush, ms); err != nil {
+		t.Fatal(err)
+	}
+	return sqlstore.NewPushStore(db)
+}
+
+func pushBackends(ctx context.Context) []pushBackend {
+	return []pushBackend{
 		{"sqlite", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
 			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "push.db"), sqlite.Options{})
 			ms, _ := sqlite.Migrations(sqlstore.SetPush)
@@ -37,25 +67,5 @@ func TestPushStore(t *testing.T) {
 			ms, _ := postgres.Migrations(sqlstore.SetPush)
 			return db, ms, err
 		}},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			pushtest.Run(t, func(t *testing.T) push.Store {
-				db, ms, err := b.open(t)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
-				if len(ms) != 1 {
-					t.Fatalf("%d push migrations", len(ms))
-				}
-				if err := db.Migrate(ctx, sqlstore.SetPush, ms, nil); err != nil {
-					t.Fatal(err)
-				}
-				if err := db.CheckSchema(ctx, sqlstore.SetPush, ms); err != nil {
-					t.Fatal(err)
-				}
-				return sqlstore.NewPushStore(db)
-			})
-		})
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/weave-sync/weave/loadtest"
 
@@ -15,8 +17,12 @@ func (a *app) loadtestCommand() *cli.Command {
 	var mode, keyDir string
 	var asJSON bool
 	var legacyPercent int
-	c := cli.New("loadtest", "[keygen] [flags]",
+	var pc loadtest.PushConfig
+	var pushSources string
+	var pushRate int
+	c := cli.New("loadtest", "[keygen|push] [flags]",
 		"Replay the realistic Firefox sync session mix against a Sync 1.5 server and report latency per request kind.\n"+
+			"`weave loadtest push` instead holds --push-conns idle push WebSockets (weave serve --push) and posts --push-rate messages/s to their endpoints, reporting POST-to-notification latency.\n"+
 			"`weave loadtest keygen --dir D` writes an FxA-style signing key and the JWKS a server must trust (weave serve --fxa-jwks-file D/"+loadtest.JWKSFileName+").\n"+
 			"Only loopback targets are allowed unless --allow-remote is given.")
 	c.EnvPrefix = "WEAVE_LOADTEST_"
@@ -48,6 +54,12 @@ func (a *app) loadtestCommand() *cli.Command {
 	c.Secret(&cfg.LegacySecret, "legacy-secret", "", "X-Weave-Secret for creating the 1.1 accounts (the server's --legacy-weave-secret); not needed with --legacy-signup open")
 	c.Bool(&asJSON, "json", false, "print the report as JSON")
 	c.Duration(&cfg.ProgressInterval, "progress-interval", cfg.ProgressInterval, "how often the progress line (totals, rates, p99 overall and of the interval) goes to stderr")
+	c.Int(&pc.Conns, "push-conns", 1000, "push mode: simulated browsers, each with one WebSocket and one channel (the server's --max-conns and --max-conns-per-client must allow them)").Min(1)
+	c.Int(&pc.DialConcurrency, "push-dial-concurrency", 64, "push mode: connections opened at once").Min(1)
+	c.Int(&pushRate, "push-rate", 0, "push mode: messages per second posted to the endpoints once all connections are up (0: idle only)").Min(0)
+	c.Duration(&pc.PingInterval, "push-ping-interval", time.Minute, "push mode: how often each connection sends a ping frame")
+	c.Int(&pc.TTL, "push-ttl", 60, "push mode: TTL of the posted messages in seconds").Min(1)
+	c.String(&pushSources, "push-sources", "", "push mode: comma-separated local addresses (e.g. 127.0.0.2,127.0.0.3) to spread connections over when one runs out of ephemeral ports")
 	c.String(&keyDir, "dir", ".", "directory for `keygen` output")
 	c.Run = func(args []string) error {
 		if len(args) == 1 && args[0] == "keygen" {
@@ -58,8 +70,21 @@ func (a *app) loadtestCommand() *cli.Command {
 			fmt.Fprintf(a.stdout, "wrote %s (private key, keep it secret)\nwrote %s: start the server with --fxa-jwks-file %s\n", key, jwks, jwks)
 			return nil
 		}
+		if len(args) == 1 && args[0] == "push" {
+			pc.Target, pc.AllowRemote, pc.Duration = cfg.Target, cfg.AllowRemote, cfg.Duration
+			pc.ServerPID, pc.ProgressInterval = cfg.ServerPID, cfg.ProgressInterval
+			pc.Rate = float64(pushRate)
+			if pushSources != "" {
+				pc.Sources = strings.Split(pushSources, ",")
+			}
+			rep, err := loadtest.RunPush(a.ctx, pc, a.stderr)
+			if err != nil {
+				return fmt.Errorf("%w\n(see `weave loadtest --help`)", err)
+			}
+			return writeReport(a, rep, asJSON)
+		}
 		if len(args) != 0 {
-			return fmt.Errorf("unexpected arguments %q (only `keygen` is a subcommand)", args)
+			return fmt.Errorf("unexpected arguments %q (`keygen` and `push` are the subcommands)", args)
 		}
 		cfg.Mode = loadtest.Mode(mode)
 		cfg.LegacyShare = float64(legacyPercent) / 100
@@ -70,18 +95,27 @@ func (a *app) loadtestCommand() *cli.Command {
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			err = rep.WriteJSON(a.stdout)
-		} else {
-			err = rep.WriteTable(a.stdout)
-		}
-		if err != nil {
-			return err
-		}
-		if !rep.OK() {
-			return errors.New("the run had errors (see the report)")
-		}
-		return nil
+		return writeReport(a, rep, asJSON)
 	}
 	return c
+}
+
+func writeReport(a *app, rep interface {
+	WriteJSON(io.Writer) error
+	WriteTable(io.Writer) error
+	OK() bool
+}, asJSON bool) error {
+	var err error
+	if asJSON {
+		err = rep.WriteJSON(a.stdout)
+	} else {
+		err = rep.WriteTable(a.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return errors.New("the run had errors (see the report)")
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ func (a *app) commands() []*cli.Command {
 		a.accountCommand(),
 		a.legacyUserCommand(),
 		a.importCommand(),
+		a.pushCommand(),
 		a.loadtestCommand(),
 		a.versionCommand(),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,4 +96,47 @@ func (p *builtinPush) printPrefs(w io.Writer) {
 	if strings.HasPrefix(u, "ws://") {
 		fmt.Fprintf(w, "  dom.push.testing.allowInsecureServerURL = true\n")
 	}
+}
+
+// pushCommand is `weave push stats`: the push store's state, read from the
+// token database (the printing is push.Stats').
+func (a *app) pushCommand() *cli.Command {
+	f := &fleetDB{}
+	var asJSON bool
+	c := cli.New("push", "stats [flags]", `Inspect the push service of `+"`weave serve --push`"+` (in the token database).
+  weave push stats    UAIDs, channels, messages waiting by age and expired, connections recorded per process`)
+	f.register(c)
+	c.Bool(&asJSON, "json", false, "print as JSON")
+	c.Run = func(args []string) error {
+		if len(args) != 1 || args[0] != "stats" {
+			return errors.New("want stats (see `weave push --help`)")
+		}
+		url := f.db.tokenURL
+		if url == "" {
+			var err error
+			if url, err = f.defaultStorageURL(); err != nil {
+				return err
+			}
+		}
+		be, err := backendFor(url)
+		if err != nil {
+			return err
+		}
+		// Opened with the push schema checked, never migrated: a read-only
+		// command must not create the push tables of a server without --push.
+		db, err := sqlstore.OpenSet(a.ctx, func() (*sqlstore.DB, error) { return be.open(a.ctx, url, &f.db) }, be.migrations, sqlstore.SetPush, false)
+		if err != nil {
+			return fmt.Errorf("push database %s: %w (has `weave serve --push` run on it?)", be.redact(url), err)
+		}
+		defer db.Close()
+		st, err := sqlstore.NewPushStore(db).Stats(a.ctx, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return st.WriteJSON(a.stdout)
+		}
+		return st.WriteText(a.stdout)
+	}
+	return c
 }
