@@ -110,13 +110,15 @@ type PushReport struct {
 	Dropped   int64   `json:"dropped"`   // closed by the server during the run
 	ConnectS  float64 `json:"connect_s"` // time to open all of them
 	Sent      int64   `json:"sent"`      // messages accepted (201)
-	Errors    int64   `json:"errors"`    // POSTs that failed
-	Delivered int64   `json:"delivered"` // notification frames received
-	Lost      int64   `json:"lost"`      // accepted but not delivered by the end
-	P50ms     float64 `json:"p50_ms"`
-	P99ms     float64 `json:"p99_ms"`
-	MaxMs     float64 `json:"max_ms"`
-	RateS     float64 `json:"rate_per_s"` // messages sent per second of load
+	Errors    int64   `json:"errors"`    // POSTs that failed or could not start
+	// FirstError describes the first failure (connect or POST).
+	FirstError string  `json:"first_error,omitempty"`
+	Delivered  int64   `json:"delivered"` // notification frames received
+	Lost       int64   `json:"lost"`      // accepted but not delivered by the end
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	RateS      float64 `json:"rate_per_s"` // messages sent per second of load
 	// ServerRSSMB is the server's resident memory once every connection
 	// was up, and its peak over the run (0 without ServerPID).
 	ServerRSSMB     float64 `json:"server_rss_mb,omitempty"`
@@ -134,6 +136,9 @@ func (r *PushReport) WriteTable(w io.Writer) error {
 	if err == nil && (r.Sent > 0 || r.Errors > 0) {
 		_, err = fmt.Fprintf(w, "messages     %d sent (%.1f/s), %d errors, %d delivered, %d lost\nlatency      POST to notification: p50 %.1fms  p99 %.1fms  max %.1fms\n",
 			r.Sent, r.RateS, r.Errors, r.Delivered, r.Lost, r.P50ms, r.P99ms, r.MaxMs)
+	}
+	if err == nil && r.FirstError != "" {
+		_, err = fmt.Fprintf(w, "first error  %s\n", r.FirstError)
 	}
 	if err == nil && r.ServerRSSMB > 0 {
 		_, err = fmt.Fprintf(w, "server RSS   %.1f MB with all connections up, peak %.1f MB\n", r.ServerRSSMB, r.ServerPeakRSSMB)
@@ -203,9 +208,15 @@ type pushRun struct {
 	connected, failed, dropped atomic.Int64
 	sent, errors, delivered    atomic.Int64
 	closing                    atomic.Bool
+	firstErr                   atomic.Pointer[string]
 	peakRSS                    atomic.Int64
 	mu                         sync.Mutex
 	hist                       *histogram
+}
+
+func (r *pushRun) fail(err error) {
+	msg := err.Error()
+	r.firstErr.CompareAndSwap(nil, &msg)
 }
 
 func (r *pushRun) record(d time.Duration) {
@@ -215,14 +226,15 @@ func (r *pushRun) record(d time.Duration) {
 }
 
 // sourceClient returns an HTTP client whose connections leave from addr.
-func sourceClient(addr string, maxIdle int) *http.Client {
+func sourceClient(addr string, maxConns int) *http.Client {
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	if addr != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(addr)}
 	}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:         d.DialContext,
-		MaxIdleConnsPerHost: maxIdle,
+		MaxIdleConnsPerHost: maxConns,
+		MaxConnsPerHost:     maxConns,
 		IdleConnTimeout:     90 * time.Second,
 	}}
 }
@@ -250,7 +262,10 @@ func RunPush(ctx context.Context, cfg PushConfig, progress io.Writer) (*PushRepo
 	for _, s := range sources {
 		r.dialer = append(r.dialer, sourceClient(s, 0))
 	}
-	r.post = sourceClient(sources[0], 256)
+	// The sender's connections are few and reused, as an application
+	// server's would be, and stay under the server's per-client cap
+	// (--max-conns-per-client, 64 by default) beside the WebSockets.
+	r.post = sourceClient(sources[len(sources)-1], 16)
 	defer r.post.CloseIdleConnections()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -276,6 +291,7 @@ func RunPush(ctx context.Context, cfg PushConfig, progress io.Writer) (*PushRepo
 			pc, err := r.connect(ctx, r.dialer[i%len(r.dialer)])
 			if err != nil {
 				r.failed.Add(1)
+				r.fail(fmt.Errorf("connect: %w", err))
 				return
 			}
 			clients[i] = pc
@@ -337,6 +353,9 @@ func RunPush(ctx context.Context, cfg PushConfig, progress io.Writer) (*PushRepo
 	rep.P50ms, rep.P99ms, rep.MaxMs = ms(r.hist.quantile(0.5)), ms(r.hist.quantile(0.99)), ms(r.hist.maximum())
 	r.mu.Unlock()
 	rep.ServerPeakRSSMB = float64(r.peakRSS.Load()) / (1 << 20)
+	if e := r.firstErr.Load(); e != nil {
+		rep.FirstError = *e
+	}
 	return rep, nil
 }
 
@@ -369,6 +388,7 @@ func (r *pushRun) sendLoop(ctx context.Context, clients []*pushClient, done <-ch
 		case inflight <- struct{}{}:
 		default:
 			r.errors.Add(1) // the server is not keeping up; count, do not queue
+			r.fail(errors.New("512 POSTs in flight: the server is not keeping up with the rate"))
 			continue
 		}
 		pc := clients[i%len(clients)]
@@ -395,6 +415,7 @@ func (r *pushRun) send(ctx context.Context, pc *pushClient) {
 	if err != nil {
 		pc.forget(&t)
 		r.errors.Add(1)
+		r.fail(err)
 		return
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -402,6 +423,7 @@ func (r *pushRun) send(ctx context.Context, pc *pushClient) {
 	if resp.StatusCode != http.StatusCreated {
 		pc.forget(&t)
 		r.errors.Add(1)
+		r.fail(fmt.Errorf("POST: %s", resp.Status))
 		return
 	}
 	r.sent.Add(1)
