@@ -112,6 +112,11 @@ type AccountStore interface {
 	TakeToken(ctx context.Context, id string) (AccountToken, error)
 	DeleteToken(ctx context.Context, id string) error
 	TouchToken(ctx context.Context, id string, lastUsed int64) error
+	// SwapTokenData replaces a token's Data with next if it still is
+	// prev, and reports whether it did: a change computed from a read
+	// (a device marked pushEndpointExpired) never revives a token deleted
+	// meanwhile nor undoes a newer write.
+	SwapTokenData(ctx context.Context, id string, prev, next []byte) (bool, error)
 	// Tokens lists an account's tokens of one kind.
 	Tokens(ctx context.Context, uid, kind string) ([]AccountToken, error)
 	// PurgeExpired deletes tokens and commands whose ExpiresAt is before

@@ -224,8 +224,11 @@ func (p *pusher) markExpired(ctx context.Context, uid string, d deviceData) erro
 		return nil
 	}
 	cur.PushEndpointExpired = true
-	t.Data, _ = json.Marshal(cur)
-	return p.s.store.PutToken(ctx, t)
+	next, _ := json.Marshal(cur)
+	// Changed meanwhile (re-registered, renamed, destroyed): the next push
+	// finds out again.
+	_, err = p.s.store.SwapTokenData(ctx, d.ID, t.Data, next)
+	return err
 }
 
 // notify sends payload to each of devs in the background.

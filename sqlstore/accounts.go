@@ -274,6 +274,18 @@ func (s *AccountStore) TouchToken(ctx context.Context, id string, lastUsed int64
 	return s.db.Classify(err)
 }
 
+// SwapTokenData implements weave.AccountStore.
+func (s *AccountStore) SwapTokenData(ctx context.Context, id string, prev, next []byte) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	res, err := s.db.Write.ExecContext(ctx, s.db.Q(`UPDATE accounts_tokens SET data = ? WHERE id = ? AND data = ?`), string(next), id, string(prev))
+	if err != nil {
+		return false, s.db.Classify(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // Tokens implements weave.AccountStore.
 func (s *AccountStore) Tokens(ctx context.Context, uid, kind string) ([]weave.AccountToken, error) {
 	ctx, cancel := s.ctx(ctx)

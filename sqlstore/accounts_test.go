@@ -193,6 +193,28 @@ func TestAccountCommands(t *testing.T) {
 			}
 			return idx
 		}
+		// SwapTokenData: only over the data it was computed from, never a
+		// deleted token.
+		tok := accounts.Token{ID: dev, Kind: accounts.KindDevice, UID: uid, Data: []byte(`{"v":1}`), CreatedAt: 1}
+		if err := s.PutToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.SwapTokenData(ctx, dev, []byte(`{"v":0}`), []byte(`{"v":2}`)); ok || err != nil {
+			t.Fatalf("swap over stale data: %v %v", ok, err)
+		}
+		if ok, err := s.SwapTokenData(ctx, dev, []byte(`{"v":1}`), []byte(`{"v":2}`)); !ok || err != nil {
+			t.Fatalf("swap: %v %v", ok, err)
+		}
+		if got, _ := s.Token(ctx, dev); string(got.Data) != `{"v":2}` || got.ID != dev {
+			t.Fatalf("after swap: %+v", got)
+		}
+		s.DeleteToken(ctx, dev)
+		if ok, err := s.SwapTokenData(ctx, dev, []byte(`{"v":2}`), []byte(`{"v":3}`)); ok || err != nil {
+			t.Fatalf("swap revived a deleted token: %v %v", ok, err)
+		}
+		if _, err := s.Token(ctx, dev); err == nil {
+			t.Fatal("deleted token is back")
+		}
 		i1 := put(dev, `{"n":1}`, 1000)
 		i2 := put(dev, `{"n":2}`, 1000)
 		io := put(other, `{"n":"other"}`, 1000)
