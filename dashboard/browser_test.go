@@ -146,7 +146,7 @@ func TestBrowser(t *testing.T) {
 	for _, m := range regexp.MustCompile(`data-chart="([^"]+)"[^>]*data-points="(\d+)"`).FindAllStringSubmatch(dom, -1) {
 		points[m[1]], _ = strconv.Atoi(m[2])
 	}
-	for _, c := range []string{"traffic.requests", "traffic.latency", "traffic.errors", "sync.records", "nodes.users", "cache.hit", "db.storage.size"} {
+	for _, c := range []string{"traffic.requests", "traffic.latency", "traffic.errors", "sync.records", "nodes.users", "cache.hit", "db.storage.size", "push.messages"} {
 		if points[c] < 5 {
 			t.Errorf("chart %s drawn with %d points, want ≥ 5 (all: %v)", c, points[c], points)
 		}

@@ -233,6 +233,20 @@ func newFleet(t *testing.T, interval time.Duration) *fleet {
 		legacy.RecordsWritten(3, 300)
 		w.Write([]byte("1700000000.00"))
 	})
+	// A stand-in for the push endpoint: each POST is a message stored and
+	// delivered over one of three open connections.
+	push := m.PushObserver()
+	var pushOnce sync.Once
+	mux.HandleFunc("/wpush/", func(w http.ResponseWriter, r *http.Request) {
+		pushOnce.Do(func() {
+			push.Connections(3)
+			push.Registration("register")
+		})
+		push.Message("stored", 1)
+		push.Message("delivered", 1)
+		push.Delivered(time.Duration(5+rand.IntN(20)) * time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+	})
 	mux.HandleFunc("GET /1.0/sync/1.5", func(w http.ResponseWriter, r *http.Request) {
 		m.TokenIssued(rand.IntN(10) == 0)
 		w.Write([]byte("{}"))
@@ -273,6 +287,8 @@ func (f *fleet) traffic(workers int) {
 					resp, err = http.Get(f.srv.URL + "/1.0/sync/1.5")
 				case r == 4:
 					resp, err = http.Post(f.srv.URL+"/1.1/joe/storage/history", "application/json", strings.NewReader("[]"))
+				case r == 5:
+					resp, err = http.Post(f.srv.URL+"/wpush/v1/token", "", nil)
 				default:
 					resp, err = http.Get(fmt.Sprintf(f.srv.URL+paths[rand.IntN(len(paths))], uid))
 				}
@@ -382,6 +398,7 @@ func TestSeriesAfterTraffic(t *testing.T) {
 		{"sync.records", "written"}, {"sync.batches", "committed"}, {"sync.auth", "tokens issued"},
 		{"sync.conflicts", "503"}, {"cache.hit", "hit"}, {"nodes.users", "https://sync-1.example.net"},
 		{"db.storage.size", "database"}, {"sync.legacy", "requests"}, {"sync.legacy", "written"},
+		{"push.connections", "open"}, {"push.messages", "stored"}, {"push.messages", "delivered"}, {"push.latency", "p99"},
 	}
 	var s seriesResponse
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -411,6 +428,12 @@ func TestSeriesAfterTraffic(t *testing.T) {
 	}
 	for _, w := range wanted {
 		positive(w[0], w[1])
+	}
+	if open, _ := s.line("push.connections", "open"); len(open) == 0 || open[len(open)-1] != 3 {
+		t.Errorf("push connections %v, want 3 at the end", open)
+	}
+	if p99, _ := s.line("push.latency", "p99"); len(p99) > 0 && p99[len(p99)-1] > 50 {
+		t.Errorf("push p99 %v ms: every delivery took < 25 ms", p99[len(p99)-1])
 	}
 	if p99, _ := s.line("traffic.latency", "p99"); len(p99) > 0 && p99[len(p99)-1] > 1000 {
 		t.Errorf("p99 %v ms: implausible for handlers sleeping < 8 ms", p99[len(p99)-1])
@@ -446,5 +469,56 @@ func TestSeriesAfterTraffic(t *testing.T) {
 	}
 	if len(s.Databases) != 1 || s.Databases[0].Kind != "sqlite" || s.Databases[0].Up == nil || !*s.Databases[0].Up {
 		t.Errorf("databases table: %+v", s.Databases)
+	}
+}
+
+// TestPushSectionOnlyWithPush: a process that never served push (its
+// weave_push_* families exist all the same) shows no Push section; the
+// first connection brings it.
+func TestPushSectionOnlyWithPush(t *testing.T) {
+	f := newFleet(t, 20*time.Millisecond)
+	fetch := func() seriesResponse {
+		t.Helper()
+		req, _ := http.NewRequest("GET", f.srv.URL+"/__dashboard__/api/series", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s seriesResponse
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hasPush := func(s seriesResponse) bool {
+		return slices.ContainsFunc(s.Sections, func(sec struct {
+			Title  string `json:"title"`
+			Charts []struct {
+				ID    string `json:"id"`
+				Unit  string `json:"unit"`
+				Lines []struct {
+					Name   string     `json:"name"`
+					Values []*float64 `json:"values"`
+				} `json:"lines"`
+			} `json:"charts"`
+		}) bool {
+			return sec.Title == "Push"
+		})
+	}
+	var s seriesResponse
+	for deadline := time.Now().Add(10 * time.Second); len(s.T) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s = fetch()
+	}
+	if len(s.T) < 3 || hasPush(s) {
+		t.Fatalf("%d samples, push section %v before any push", len(s.T), hasPush(s))
+	}
+	f.m.PushObserver().Connections(1)
+	for deadline := time.Now().Add(10 * time.Second); !hasPush(s) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s = fetch()
+	}
+	if open, _ := s.line("push.connections", "open"); len(open) == 0 || open[len(open)-1] != 1 {
+		t.Fatalf("push connections %v after one connection", open)
 	}
 }

@@ -147,6 +147,7 @@ const (
 	secSync    = "Sync"
 	secNodes   = "Nodes"
 	secCache   = "Cache"
+	secPush    = "Push"
 )
 
 // notSelf leaves out the dashboard's own polling and Prometheus scrapes,
@@ -359,10 +360,52 @@ func (s *sampler) derive(p *point, cur, prev, lag *snap) {
 		s.put(p, c, "errors", zeroNaN(rate(cur, prev, "weave_cache_roundtrip_errors_total", all), true))
 	}
 
+	// Push, once the service has had a connection or a message (its
+	// families exist in every process, with or without --push).
+	if s.charts["push.connections"] != nil || pushActive(cur) {
+		s.put(p, chart{"push.connections", secPush, "Push connections", ""}, "open", gaugeOr0(cur, "weave_push_connections"))
+		r := chart{"push.registrations", secPush, "Push registrations", "/s"}
+		regs := ratesBy(cur, prev, "weave_push_registrations_total", all, byLabel("op"))
+		for _, op := range []string{"register", "unregister"} {
+			s.put(p, r, op, regs[op])
+		}
+		m := chart{"push.messages", secPush, "Push messages", "/s"}
+		msgs := ratesBy(cur, prev, "weave_push_messages_total", all, byLabel("event"))
+		for _, e := range []string{"stored", "direct", "delivered", "expired", "dropped"} {
+			s.put(p, m, e, msgs[e])
+		}
+		if cur.has("weave_push_delivery_seconds") {
+			h := cur.hist("weave_push_delivery_seconds", all).minus(lag.hist("weave_push_delivery_seconds", all))
+			c := chart{"push.latency", secPush, "Push delivery latency (acceptance to ack)", "ms"}
+			s.put(p, c, "p50", 1000*h.quantile(.5))
+			s.put(p, c, "p99", 1000*h.quantile(.99))
+		}
+	}
+
 	// Databases.
 	for _, db := range databases(cur) {
 		s.deriveDB(p, cur, prev, db)
 	}
+}
+
+// pushActive reports whether the push service has done anything: an open
+// connection or any registration or message counted.
+func pushActive(cur *snap) bool {
+	if v, ok := cur.sum("weave_push_connections", all); ok && v > 0 {
+		return true
+	}
+	for _, name := range []string{"weave_push_registrations_total", "weave_push_messages_total"} {
+		if v, ok := cur.sum(name, all); ok && v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// gaugeOr0 is a gauge's value, 0 if absent.
+func gaugeOr0(cur *snap, name string) float64 {
+	v, _ := cur.sum(name, all)
+	return v
 }
 
 // zeroNaN turns "no series yet" into 0 for families that exist but have
