@@ -25,8 +25,8 @@ func newPushMetrics(f factory) *pushMetrics {
 		registrations: f.counterVec("weave_push_registrations_total",
 			"Push channels registered and unregistered by browsers, by op: register, unregister.", "op"),
 		messages: f.counterVec("weave_push_messages_total",
-			"Push messages by event: stored (accepted with a TTL, kept until acked or expired), direct (TTL 0, handed to a connected browser), "+
-				"dropped (TTL 0, no browser connected), delivered (acked by the browser), expired (purged unacked).", "event"),
+			"Push messages by event: stored (kept until acked or expired), direct (handed straight to a browser connected to this process), "+
+				"dropped (TTL 0 with no browser connected), delivered (acked by the browser), expired (purged unacked).", "event"),
 		latency: f.histogram("weave_push_delivery_seconds",
 			"Time from a push message's acceptance to the browser's ack (stored messages include the time the browser was away).",
 			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60, 600, 3600, 86400}),

@@ -62,6 +62,9 @@ type inflight struct {
 	chid    string
 	created int64 // ms, for the delivery latency
 	stored  bool  // in the database: delete on ack
+	// keep is a message handed over directly, unstored, with a TTL: it is
+	// stored if the session ends before the ack.
+	keep *Message
 }
 
 type conn struct {
@@ -141,6 +144,7 @@ func (c *conn) run(ws *websocket.Conn) {
 		return
 	}
 	defer s.detach(c)
+	defer c.saveUnacked()
 	s.obs.Connections(1)
 	defer s.obs.Connections(-1) // before detach: Connections() then agrees
 	if !c.send(HelloReply{UAID: c.uaid}) {
@@ -442,6 +446,7 @@ func notification(m Message) Notification {
 // deliver hands m to the browser now. It reports false when the session
 // cannot take it (not ready, closing, or too many unacknowledged
 // messages); a stored message is then picked up by the next storage check.
+// An unstored message with a TTL is stored if the session ends unacked.
 func (c *conn) deliver(m Message, stored bool) bool {
 	c.mu.Lock()
 	if !c.ready || c.closed || len(c.inflight) >= maxInflight {
@@ -455,7 +460,11 @@ func (c *conn) deliver(m Message, stored bool) bool {
 		c.mu.Unlock()
 		return true
 	}
-	c.inflight[m.ID] = inflight{chid: m.ChannelID, created: m.Created, stored: stored}
+	f := inflight{chid: m.ChannelID, created: m.Created, stored: stored}
+	if !stored && m.Expires > m.Created {
+		f.keep = &m
+	}
+	c.inflight[m.ID] = f
 	c.mu.Unlock()
 	// Written from its own goroutine so a browser that stopped reading
 	// stalls neither the sender's POST nor anybody else; maxInflight
@@ -491,6 +500,39 @@ func (c *conn) ping() {
 		return
 	}
 	c.touch()
+}
+
+// saveUnacked stores the messages handed over directly and never acked,
+// for the browser's next connection (autopush does the same). A process
+// that dies loses them, as autopush's would.
+func (c *conn) saveUnacked() {
+	c.mu.Lock()
+	c.closed = true // deliver refuses from now on
+	var keep []Message
+	for _, f := range c.inflight {
+		if f.keep != nil {
+			keep = append(keep, *f.keep)
+		}
+	}
+	c.inflight = map[string]inflight{}
+	c.mu.Unlock()
+	if len(keep) == 0 {
+		return
+	}
+	s := c.s
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	for _, m := range keep {
+		if m.Expires <= s.now() {
+			continue
+		}
+		if err := s.store.Save(ctx, m, ""); err != nil {
+			s.log.Warn("push: storing an unacknowledged message failed; it is lost", "err", err)
+			s.obs.Message("dropped", 1)
+			continue
+		}
+		s.obs.Message("stored", 1)
+	}
 }
 
 // close ends the session with a close frame (once).

@@ -30,9 +30,10 @@ type Observer interface {
 	// Registration counts a channel registered ("register") or dropped
 	// ("unregister").
 	Registration(op string)
-	// Message counts push messages by event: "stored" (accepted and kept
-	// until acknowledged or expired), "direct" (TTL 0, handed to a
-	// connected browser), "dropped" (TTL 0 with no browser connected),
+	// Message counts push messages by event: "stored" (kept until
+	// acknowledged or expired), "direct" (handed straight to a browser
+	// connected here), "dropped" (TTL 0 with no browser connected, or an
+	// unacked direct message that could not be stored),
 	// "delivered" (acknowledged by the browser), "expired" (purged
 	// unacknowledged).
 	Message(event string, n int)

@@ -388,15 +388,28 @@ func TestHelloRegisterNotifyAck(t *testing.T) {
 	if strings.Contains(raw, "ttl") {
 		t.Fatalf("notification carries a ttl: %s", raw)
 	}
-	// Stored until acked, then gone.
+	// Handed over directly, not stored; acked, it is done with.
 	ctx := context.Background()
-	if got, _ := s.store.Pending(ctx, uaid, time.Now().UnixMilli(), 10); len(got) != 1 {
-		t.Fatalf("%d stored before the ack", len(got))
-	}
 	c.ack(chidA, n.Version, push.AckDelivered)
 	c.quiet()
 	if got, _ := s.store.Pending(ctx, uaid, time.Now().UnixMilli(), 10); len(got) != 0 {
 		t.Fatalf("%d stored after the ack", len(got))
+	}
+	// One the browser leaves unacked is stored when the session ends, and
+	// comes again on the next.
+	mustPush(t, ep, payload("unacked"))
+	unacked := expectNotification(t, c, chidA, "unacked")
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	waitDisconnected(t, s)
+	c = s.dial(t)
+	c.hello(uaid)
+	if v := expectNotification(t, c, chidA, "unacked"); v != unacked {
+		t.Fatalf("redelivered as version %s, want %s", v, unacked)
+	}
+	c.ack(chidA, unacked, push.AckDelivered)
+	c.quiet()
+	if got, _ := s.store.Pending(ctx, uaid, time.Now().UnixMilli(), 10); len(got) != 0 {
+		t.Fatalf("%d stored after its ack", len(got))
 	}
 	// A push without a body: no data, no headers.
 	mustPush(t, ep, pushReq{ttl: "10"})
@@ -414,7 +427,7 @@ func TestHelloRegisterNotifyAck(t *testing.T) {
 	}
 	c.ws.Close(websocket.StatusNormalClosure, "")
 	waitDisconnected(t, s)
-	for k, want := range map[string]int{"connections": 0, "register": 1, "unregister": 1, "stored": 2, "delivered": 2, "latencies": 2} {
+	for k, want := range map[string]int{"connections": 0, "register": 1, "unregister": 1, "direct": 3, "stored": 1, "delivered": 3, "latencies": 3} {
 		if got := obs.get(k); got != want {
 			t.Errorf("observer %s = %d, want %d", k, got, want)
 		}

@@ -185,30 +185,27 @@ func (s *Service) stamp() int64 {
 	}
 }
 
-// route stores and/or delivers m (see the package comment of service.go).
+// route delivers or stores m (see the package comment). A browser
+// connected here gets it straight away, unstored, as autopush does: it is
+// stored only if the session ends before the ack, which spares the
+// database two writes per message in the common case.
 func (s *Service) route(ctx context.Context, m Message, user User) error {
 	c := s.local(m.UAID)
-	if m.Expires == m.Created { // TTL 0: now or never
-		switch {
-		case c != nil:
-			if c.deliver(m, false) {
-				s.obs.Message("direct", 1)
-				return nil
-			}
-		case user.Node != "" && user.Node != s.node:
-			m.Expires = m.Created + s.cfg.RouteGrace.Milliseconds()
-			if err := s.store.Save(ctx, m, user.Node); err != nil {
-				return err
-			}
-			s.obs.Message("stored", 1)
-			return nil
-		}
-		// Answered 201 all the same, as autopush does.
-		s.obs.Message("dropped", 1)
+	if c != nil && c.deliver(m, false) {
+		s.obs.Message("direct", 1)
 		return nil
 	}
+	remote := user.Node != "" && user.Node != s.node
+	if m.Expires == m.Created { // TTL 0: now or never
+		if !remote {
+			// Answered 201 all the same, as autopush does.
+			s.obs.Message("dropped", 1)
+			return nil
+		}
+		m.Expires = m.Created + s.cfg.RouteGrace.Milliseconds()
+	}
 	wake := ""
-	if c == nil && user.Node != "" && user.Node != s.node {
+	if remote {
 		wake = user.Node
 	}
 	if err := s.store.Save(ctx, m, wake); err != nil {
@@ -216,7 +213,9 @@ func (s *Service) route(ctx context.Context, m Message, user User) error {
 	}
 	s.obs.Message("stored", 1)
 	if c != nil {
-		c.deliver(m, true)
+		// Connected here but not taking it now (mid-hello, or too many
+		// unacked): a storage check finds it once the session can.
+		go c.checkStorage()
 	}
 	return nil
 }
