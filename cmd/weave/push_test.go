@@ -20,8 +20,9 @@ import (
 
 // pushBrowser is a minimal Firefox push client over a real WebSocket.
 type pushBrowser struct {
-	t  *testing.T
-	ws *websocket.Conn
+	t    *testing.T
+	ws   *websocket.Conn
+	uaid string // from the hello reply of subscribe
 }
 
 func dialPush(t *testing.T, serverURL string) *pushBrowser {
@@ -59,10 +60,12 @@ func (b *pushBrowser) roundTrip(send string) map[string]any {
 // subscribe says hello and registers one channel, returning the endpoint.
 func (b *pushBrowser) subscribe(chid string) string {
 	b.t.Helper()
-	if m := b.roundTrip(`{"messageType":"hello","broadcasts":{},"use_webpush":true}`); m["status"] != float64(200) || m["use_webpush"] != true {
+	m := b.roundTrip(`{"messageType":"hello","broadcasts":{},"use_webpush":true}`)
+	if m["status"] != float64(200) || m["use_webpush"] != true {
 		b.t.Fatalf("hello reply %v", m)
 	}
-	m := b.roundTrip(`{"channelID":"` + chid + `","messageType":"register"}`)
+	b.uaid, _ = m["uaid"].(string)
+	m = b.roundTrip(`{"channelID":"` + chid + `","messageType":"register"}`)
 	if m["status"] != float64(200) {
 		b.t.Fatalf("register reply %v", m)
 	}
@@ -148,7 +151,7 @@ func TestServePush(t *testing.T) {
 		resp.Body.Close()
 		text := string(body)
 		if strings.Contains(text, `weave_push_messages_total{event="delivered"} 1`) {
-			for _, want := range []string{"weave_push_connections 1", `weave_push_registrations_total{op="register"} 1`, `weave_push_messages_total{event="stored"} 1`, "weave_push_delivery_seconds_count 1",
+			for _, want := range []string{"weave_push_connections 1", `weave_push_registrations_total{op="register"} 1`, `weave_push_messages_total{event="direct"} 1`, "weave_push_delivery_seconds_count 1",
 				`weave_http_requests_total{endpoint="/sync/wpush/{version}/{token}",method="POST",status="201"} 1`} {
 				if !strings.Contains(text, want) {
 					t.Errorf("metrics lack %q in\n%s", want, grepLines(text, "wpush"))

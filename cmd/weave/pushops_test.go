@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/weave-sync/weave/internal/testkit"
 )
@@ -24,11 +27,35 @@ func TestPushOperations(t *testing.T) {
 		return code, out.String(), errb.String()
 	}
 
-	// One browser with a message it has not acknowledged.
+	// One browser with a message it has not acknowledged. Handed to it
+	// directly, the message is stored when its session ends unacked; the
+	// browser comes back, gets it again and still does not ack.
 	const chid = "5b0a8c2e-7d1f-4e5a-9c3b-2f6e8d4a1b7c"
 	b := dialPush(t, "ws://"+addr+"/")
-	postPush(t, b.subscribe(chid), "waiting")
-	code, out, errs := weave("push", "stats", "--data-dir", dir)
+	ep := b.subscribe(chid)
+	uaid := b.uaid
+	postPush(t, ep, "waiting")
+	b.roundTrip("") // the notification, not acked
+	b.ws.Close(websocket.StatusNormalClosure, "")
+	var code int
+	var out, errs string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out, errs = weave("push", "stats", "--data-dir", dir)
+		if code != 0 {
+			t.Fatalf("push stats: exit %d: %s", code, errs)
+		}
+		if regexp.MustCompile(`(?m)^messages waiting +1$`).MatchString(out) || time.Now().After(deadline) {
+			break
+		}
+	}
+	b = dialPush(t, "ws://"+addr+"/")
+	if m := b.roundTrip(`{"messageType":"hello","uaid":"` + uaid + `","use_webpush":true}`); m["uaid"] != uaid {
+		t.Fatalf("hello again: %v", m)
+	}
+	if m := b.roundTrip(""); m["messageType"] != "notification" {
+		t.Fatalf("stored message not redelivered: %v", m)
+	}
+	code, out, errs = weave("push", "stats", "--data-dir", dir)
 	if code != 0 {
 		t.Fatalf("push stats: exit %d: %s", code, errs)
 	}
