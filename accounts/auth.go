@@ -188,31 +188,29 @@ func (s *Service) setPassword(ctx context.Context, a *Account, authPW, wrapKb []
 // lockout; it returns the account and its unwrapped wrapKb.
 func (s *Service) checkPassword(ctx context.Context, email string, authPW []byte) (Account, []byte, error) {
 	norm := NormalizeEmail(email)
-	release, err := s.limits.reserveAttempt(norm)
+	done, err := s.limits.reserveAttempt(ctx, norm)
 	if err != nil {
 		return Account{}, nil, err
 	}
+	failed := false
+	defer func() { done(failed) }()
 	a, err := s.store.AccountByEmail(ctx, norm)
 	if errors.Is(err, ErrNotFound) {
-		release()
 		return a, nil, errUnknownAccount.with("email", email)
 	} else if err != nil {
-		release()
 		return a, nil, err
 	}
 	sk, err := s.stretch(ctx, authPW, a.AuthSalt, onepw.ScryptParams{N: a.ScryptN, R: 8, P: 1})
 	if err != nil {
-		release()
 		return a, nil, err
 	}
 	if subtle.ConstantTimeCompare(sk.VerifyHash, a.VerifyHash) != 1 {
-		// The reserved attempt stays counted.
+		failed = true
 		if email != a.Email {
 			return a, nil, newErr(400, ErrnoIncorrectEmailCase, "Incorrect email case").with("email", a.Email)
 		}
 		return a, nil, errBadPassword.with("email", a.Email)
 	}
-	release()
 	return a, onepw.XOR(a.WrapWrapKb, sk.WrapWrapKey), nil
 }
 

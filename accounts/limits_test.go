@@ -84,6 +84,34 @@ func TestLockoutCountsFailuresOnly(t *testing.T) {
 	}
 }
 
+// TestLockoutConcurrentRightPasswords: more concurrent sign-ins with the
+// right password than the failure budget all succeed; the checks beyond
+// the budget wait for running ones instead of getting 429.
+func TestLockoutConcurrentRightPasswords(t *testing.T) {
+	w := newWorld(t, func(c *accounts.Config) {
+		c.Limits = accounts.Limits{EmailFailures: 2, PerIP: 1000, GrantBurst: 100, StretchQueue: 100}
+	})
+	ctx, c := w.ctx, w.client
+	if _, err := w.svc.CreateAccount(ctx, "many@example.org", "right"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	start := make(chan struct{})
+	for i := 0; i < 10; i++ {
+		go func() {
+			<-start
+			_, err := c.SignIn(ctx, "many@example.org", "right")
+			errs <- err
+		}()
+	}
+	close(start)
+	for i := 0; i < 10; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent right password: %v", err)
+		}
+	}
+}
+
 // TestGrantLimitsAndCaps (issue 12, finding 9): grants per account are
 // rate limited (429 errno 114 with Retry-After), and an account holds at
 // most MaxSessions sessions and MaxRefreshTokens refresh tokens, the least

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -55,6 +56,10 @@ type Limits struct {
 type counter struct {
 	n     int
 	start time.Time
+	// For a lockout counter: password checks running now, and a channel
+	// closed when one of them ends (nil while nobody waits).
+	inflight int
+	wake     chan struct{}
 }
 
 type limiter struct {
@@ -176,7 +181,7 @@ func (l *limiter) hit(key string, max int, window time.Duration) (ok bool, retry
 func (l *limiter) sweep(now time.Time) {
 	longest := max(l.l.Window, l.l.Lockout)
 	for k, c := range l.m {
-		if now.Sub(c.start) >= longest {
+		if now.Sub(c.start) >= longest && c.inflight == 0 {
 			delete(l.m, k)
 		}
 	}
@@ -202,37 +207,69 @@ func (l *limiter) commands(uid string) error {
 	return nil
 }
 
-// reserveAttempt counts a password check of the account (by normalised
+// attemptWait bounds how long a password check waits for the checks of
+// the same account already running.
+const attemptWait = 30 * time.Second
+
+// reserveAttempt admits a password check of the account (by normalised
 // email) against its failure budget before the check runs, atomically, so
 // that concurrent guesses cannot all pass a lockout test made before any
-// of them failed. It fails when the account is locked. The caller calls
-// release if the password was right (or the check did not happen): only
-// failures stay counted.
-func (l *limiter) reserveAttempt(email string) (release func(), err error) {
+// of them failed: failures counted plus checks running never exceed the
+// budget. A check that would exceed it waits for a running one to end
+// rather than being refused, so that concurrent right passwords (several
+// devices signing in at once) are not locked out by each other. It fails
+// when the account is locked. The caller calls done once with whether the
+// password was wrong; only failures stay counted.
+func (l *limiter) reserveAttempt(ctx context.Context, email string) (done func(failed bool), err error) {
 	key := "fail|" + email
-	now := l.now()
+	timeout := time.NewTimer(attemptWait)
+	defer timeout.Stop()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) > 100_000 {
-		l.sweep(now)
+	for {
+		now := l.now()
+		if len(l.m) > 100_000 {
+			l.sweep(now)
+		}
+		c := l.m[key]
+		if c == nil || now.Sub(c.start) >= l.l.Lockout {
+			c = &counter{start: now}
+			l.m[key] = c
+		}
+		if c.n >= l.l.EmailFailures {
+			l.mu.Unlock()
+			return nil, errThrottled(int((l.l.Lockout-now.Sub(c.start))/time.Second) + 1)
+		}
+		if c.n+c.inflight < l.l.EmailFailures {
+			c.inflight++
+			l.mu.Unlock()
+			var once sync.Once
+			return func(failed bool) {
+				once.Do(func() {
+					l.mu.Lock()
+					defer l.mu.Unlock()
+					c.inflight--
+					if failed {
+						c.n++
+					}
+					if c.wake != nil {
+						close(c.wake)
+						c.wake = nil
+					}
+				})
+			}, nil
+		}
+		if c.wake == nil {
+			c.wake = make(chan struct{})
+		}
+		wake := c.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, errThrottled(1)
+		case <-timeout.C:
+			return nil, errThrottled(1)
+		}
+		l.mu.Lock()
 	}
-	c := l.m[key]
-	if c == nil || now.Sub(c.start) >= l.l.Lockout {
-		c = &counter{start: now}
-		l.m[key] = c
-	}
-	if c.n >= l.l.EmailFailures {
-		return nil, errThrottled(int((l.l.Lockout-now.Sub(c.start))/time.Second) + 1)
-	}
-	c.n++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if l.m[key] == c && c.n > 0 {
-				c.n--
-			}
-		})
-	}, nil
 }
