@@ -18,6 +18,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/dashboard"
+	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlite"
@@ -194,8 +195,10 @@ func newFleet(t *testing.T, interval time.Duration) *fleet {
 
 	cache := m.CacheObserver()
 	mux := http.NewServeMux()
-	// A stand-in for the storage server: it routes by itself under /1.5/.
+	// A stand-in for the storage server: it routes by itself under /1.5/
+	// and names the route it served, as the real one does.
 	mux.HandleFunc("/1.5/", func(w http.ResponseWriter, r *http.Request) {
+		weavehttp.NoteRoute(r, "/1.5/{uid}/storage/{collection}")
 		cache.Lookup("primary", "CollectionTimestamps", []memcache.Outcome{memcache.Hit, memcache.Hit, memcache.Hit, memcache.Miss}[rand.IntN(4)])
 		cache.RoundTrip("primary", "get", time.Duration(200+rand.IntN(400))*time.Microsecond, nil)
 		time.Sleep(time.Duration(rand.IntN(8)) * time.Millisecond)
@@ -230,6 +233,7 @@ func newFleet(t *testing.T, interval time.Duration) *fleet {
 	// A stand-in for the 1.1 front end.
 	legacy := m.LegacyObserver()
 	mux.HandleFunc("/1.1/", func(w http.ResponseWriter, r *http.Request) {
+		weavehttp.NoteRoute(r, "/1.1/{user}/storage/{collection}")
 		legacy.RecordsWritten(3, 300)
 		w.Write([]byte("1700000000.00"))
 	})
