@@ -76,13 +76,13 @@ func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *wo
 	var err error
 	switch backend {
 	case "sqlite":
-		adb, err = sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlite.Options{})
+		adb, err = sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlstore.PoolOptions{})
 		ms, _ = sqlite.Migrations(sqlstore.SetAccounts)
 	case "mysql":
-		adb, err = mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{})
+		adb, err = mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{})
 		ms, _ = mysql.Migrations(sqlstore.SetAccounts)
 	case "postgres":
-		adb, err = postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{})
+		adb, err = postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{})
 		ms, _ = postgres.Migrations(sqlstore.SetAccounts)
 	default:
 		t.Fatalf("unknown backend %q", backend)
@@ -108,7 +108,7 @@ func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *wo
 		t.Fatal(err)
 	}
 
-	tdb, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(dir, "tokens.db"), sqlite.TokenDBOptions{Migrate: true})
+	tdb, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(dir, "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *wo
 	if err := ts.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "storage.db"), sqlite.Options{})
+	st, err := sqlstore.OpenStore(ctx, "sqlite://"+filepath.Join(dir, "storage.db"), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

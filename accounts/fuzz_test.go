@@ -49,7 +49,7 @@ func FuzzAPI(f *testing.F) {
 	var svcs [2]svc
 	for i, captcha := range []bool{false, true} {
 		dir := f.TempDir()
-		db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlite.Options{})
+		db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlstore.PoolOptions{})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -43,9 +43,9 @@ func optionalServerDB(t *testing.T, kind string) *sqlstore.DB {
 		if perr != nil {
 			return nil
 		}
-		db, err = mysql.OpenConfig(ctx, cfg, mysql.Options{MaxOpenConns: 2, Timeout: 2 * time.Second})
+		db, err = mysql.OpenConfig(ctx, cfg, sqlstore.PoolOptions{MaxOpenConns: 2, Timeout: 2 * time.Second})
 	case "postgres":
-		db, err = postgres.Open(ctx, dbtest.ServerURL("postgres"), postgres.Options{MaxOpenConns: 2, Timeout: 2 * time.Second})
+		db, err = postgres.Open(ctx, dbtest.ServerURL("postgres"), sqlstore.PoolOptions{MaxOpenConns: 2, Timeout: 2 * time.Second})
 	}
 	if err != nil {
 		t.Logf("no %s server for the screenshot (%v); its section is left out", kind, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 const token = "test-admin-token-0123456789"
@@ -172,7 +173,7 @@ func newFleet(t *testing.T, interval time.Duration) *fleet {
 	t.Helper()
 	m := metrics.New(metrics.Options{PollInterval: interval, NodePollInterval: interval})
 	path := filepath.Join(t.TempDir(), "storage.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -43,11 +43,11 @@ func backends() []backend {
 func openShard(ctx context.Context, dsn string) (fleet.Shard, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		return sqlite.OpenStore(ctx, dsn, sqlite.Options{})
+		return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	case strings.HasPrefix(dsn, "mysql:"):
-		return mysql.OpenStore(ctx, dsn, mysql.Options{})
+		return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	case strings.HasPrefix(dsn, "postgres"):
-		return postgres.OpenStore(ctx, dsn, postgres.Options{})
+		return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	}
 	return nil, fmt.Errorf("unknown DSN %q", dsn)
 }
@@ -64,7 +64,7 @@ type world struct {
 func newWorld(t *testing.T, b backend, n int) *world {
 	t.Helper()
 	ctx := context.Background()
-	tdb, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "tokens.db")), sqlite.TokenDBOptions{Migrate: true})
+	tdb, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "tokens.db")), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -31,8 +31,7 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 // openStore opens a fresh SQLite store in a temporary directory.
 func openStore(t testing.TB, now func() time.Time) weave.Store {
 	t.Helper()
-	st, err := sqlite.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"),
-		sqlite.Options{Store: sqlstore.StoreOptions{Now: now}})
+	st, err := sqlstore.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

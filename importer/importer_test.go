@@ -15,7 +15,7 @@ import (
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -30,13 +30,13 @@ func TestImportUserRecords(t *testing.T) {
 		open func(t *testing.T) (*sqlstore.TokenDB, error)
 	}{
 		{"sqlite", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "tokens.db")), sqlite.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "tokens.db")), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 		{"mysql", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return mysql.OpenTokenDB(ctx, dbtest.MySQL(t), mysql.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 		{"postgres", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return postgres.OpenTokenDB(ctx, dbtest.Postgres(t), postgres.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 	}
 	for _, tc := range cases {
@@ -97,7 +97,7 @@ func weaveDest(t *testing.T) (*sqlstore.TokenDB, weave.Node, *sqlstore.Store) {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
-	tokens, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "tokens.db")), sqlite.TokenDBOptions{Migrate: true})
+	tokens, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "tokens.db")), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func weaveDest(t *testing.T) (*sqlstore.TokenDB, weave.Node, *sqlstore.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.OpenStore(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "shard.db")), sqlite.Options{})
+	store, err := sqlstore.OpenStore(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "shard.db")), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +301,9 @@ func TestOpenSourceRefuses(t *testing.T) {
 		var db *sqlstore.DB
 		var err error
 		if kind == "mysql" {
-			db, err = mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{MaxOpenConns: 2})
+			db, err = mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{MaxOpenConns: 2})
 		} else {
-			db, err = postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{MaxOpenConns: 2})
+			db, err = postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{MaxOpenConns: 2})
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -20,8 +20,8 @@ import (
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -54,16 +54,16 @@ func TestImportLegacyLogin(t *testing.T) {
 			switch into[c.Name] {
 			case "mysql":
 				u := dbtest.MySQL(t)
-				tokens, err = mysql.OpenTokenDB(ctx, u, mysql.TokenDBOptions{Migrate: true})
-				store, err2 = mysql.OpenStore(ctx, u, mysql.Options{})
+				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 			case "postgres":
 				u := dbtest.Postgres(t)
-				tokens, err = postgres.OpenTokenDB(ctx, u, postgres.TokenDBOptions{Migrate: true})
-				store, err2 = postgres.OpenStore(ctx, u, postgres.Options{})
+				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 			default:
 				u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "weave.db"))
-				tokens, err = sqlite.OpenTokenDB(ctx, u, sqlite.TokenDBOptions{Migrate: true})
-				store, err2 = sqlite.OpenStore(ctx, u, sqlite.Options{})
+				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 			}
 			if err != nil || err2 != nil {
 				t.Fatal(err, err2)

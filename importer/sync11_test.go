@@ -175,7 +175,7 @@ func TestRunLegacyRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			mk := func(name string, stmts []string) *sqlstore.DB {
-				db, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, name)), sqlite.Options{})
+				db, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(dir, name)), sqlstore.PoolOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -208,7 +208,7 @@ func TestRunLegacyRefusedAccounts(t *testing.T) {
 	ctx := t.Context()
 	tokens, node, store := weaveDest(t)
 	accounts := sqlstore.NewLegacyUserStore(tokens.DB())
-	src, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "weave_db")), sqlite.Options{})
+	src, err := sqlite.Open(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "weave_db")), sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,9 @@ func TestReadAccountsOlderTokenservers(t *testing.T) {
 				var db *sqlstore.DB
 				var err error
 				if kind == "mysql" {
-					db, err = mysql.Open(t.Context(), dbtest.MySQL(t), mysql.Options{MaxOpenConns: 2})
+					db, err = mysql.Open(t.Context(), dbtest.MySQL(t), sqlstore.PoolOptions{MaxOpenConns: 2})
 				} else {
-					db, err = postgres.Open(t.Context(), dbtest.Postgres(t), postgres.Options{MaxOpenConns: 2})
+					db, err = postgres.Open(t.Context(), dbtest.Postgres(t), sqlstore.PoolOptions{MaxOpenConns: 2})
 				}
 				if err != nil {
 					t.Fatal(err)

@@ -24,9 +24,9 @@ import (
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -45,24 +45,24 @@ var backends = []backend{
 			return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "db.sqlite"))
 		},
 		func(ctx context.Context, dsn string) (fleet.Shard, error) {
-			return sqlite.OpenStore(ctx, dsn, sqlite.Options{})
+			return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 		},
 		func(ctx context.Context, dsn string) (*sqlstore.TokenDB, error) {
-			return sqlite.OpenTokenDB(ctx, dsn, sqlite.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 	{"mysql", dbtest.MySQL,
 		func(ctx context.Context, dsn string) (fleet.Shard, error) {
-			return mysql.OpenStore(ctx, dsn, mysql.Options{})
+			return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 		},
 		func(ctx context.Context, dsn string) (*sqlstore.TokenDB, error) {
-			return mysql.OpenTokenDB(ctx, dsn, mysql.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 	{"postgres", dbtest.Postgres,
 		func(ctx context.Context, dsn string) (fleet.Shard, error) {
-			return postgres.OpenStore(ctx, dsn, postgres.Options{})
+			return sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 		},
 		func(ctx context.Context, dsn string) (*sqlstore.TokenDB, error) {
-			return postgres.OpenTokenDB(ctx, dsn, postgres.TokenDBOptions{Migrate: true})
+			return sqlstore.OpenTokenDB(ctx, dsn, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		}},
 }
 

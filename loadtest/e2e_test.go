@@ -14,7 +14,8 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/routes"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenlib"
 	"github.com/weave-sync/weave/tokenserver"
 )
@@ -24,7 +25,7 @@ const e2eSecret = "loadtest-e2e-node-secret"
 // openSQLiteStore opens a fresh SQLite store in a temporary directory.
 func openSQLiteStore(t *testing.T) weave.Store {
 	t.Helper()
-	st, err := sqlite.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlite.Options{})
+	st, err := sqlstore.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []
 		if err != nil {
 			t.Fatal(err)
 		}
-		db, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlite.TokenDBOptions{Migrate: true})
+		db, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

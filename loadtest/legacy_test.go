@@ -13,7 +13,7 @@ import (
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/routes"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
 	"net/http"
@@ -36,7 +36,7 @@ func startLegacyNode(t *testing.T, jwksFile, secret string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlite.TokenDBOptions{Migrate: true})
+	db, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

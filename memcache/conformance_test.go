@@ -7,7 +7,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/memcache"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/storagetest"
 )
@@ -31,8 +31,7 @@ func runConformance(t *testing.T, cfg memcache.Config) {
 	})
 	storagetest.Run(t, func(*testing.T) weave.Store { return s },
 		storagetest.WithBatchLifetime(func(t *testing.T, lifetime time.Duration) weave.Store {
-			inner, err := sqlite.OpenStore(context.Background(), "sqlite://"+dbPath,
-				sqlite.Options{Store: sqlstore.StoreOptions{BatchLifetime: lifetime}})
+			inner, err := sqlstore.OpenStore(context.Background(), "sqlite://"+dbPath, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{BatchLifetime: lifetime})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,8 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/memcache"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // startMemcached starts a memcached for the test (see testkit).
@@ -160,7 +161,7 @@ func (p *faultProxy) Close() {
 // openSQLite opens (creating) the SQLite store at path.
 func openSQLite(t testing.TB, path string) weave.Store {
 	t.Helper()
-	s, err := sqlite.OpenStore(context.Background(), "sqlite://"+path, sqlite.Options{})
+	s, err := sqlstore.OpenStore(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func exercise(t testing.TB, db *sqlstore.DB, rows int) {
 
 func TestSQLiteStats(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "weave.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestSQLiteStats(t *testing.T) {
 
 func TestMySQLStats(t *testing.T) {
 	url := dbtest.MySQL(t)
-	db, err := mysql.Open(context.Background(), url, mysql.Options{MaxOpenConns: 2})
+	db, err := mysql.Open(context.Background(), url, sqlstore.PoolOptions{MaxOpenConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +145,13 @@ func TestPostgresStats(t *testing.T) {
 	// Idle backends flush their statistics only every 10 s; one that
 	// exits flushes at once, so the writes go through a pool of their own
 	// that is closed before the scrape.
-	w, err := postgres.Open(ctx, url, postgres.Options{MaxOpenConns: 2})
+	w, err := postgres.Open(ctx, url, sqlstore.PoolOptions{MaxOpenConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	exercise(t, w, 200)
 	w.Close()
-	db, err := postgres.Open(ctx, url, postgres.Options{MaxOpenConns: 2})
+	db, err := postgres.Open(ctx, url, sqlstore.PoolOptions{MaxOpenConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -18,7 +18,7 @@ func TestStoreFaults(t *testing.T) {
 	sqltest.RunStoreFaults(t, sqltest.StoreBackend{
 		Fresh: dbtest.MySQL,
 		OpenStore: func(ctx context.Context, url string, timeout time.Duration) (*sqlstore.Store, error) {
-			return mysql.OpenStore(ctx, url, mysql.Options{Timeout: timeout})
+			return sqlstore.OpenStore(ctx, url, sqlstore.PoolOptions{Timeout: timeout}, true, sqlstore.StoreOptions{})
 		},
 		UIDMarker: sqltest.DecimalMarker,
 	})

@@ -17,6 +17,9 @@
 // collection timestamp and its records agree). (With binary logging on,
 // READ COMMITTED writes need binlog_format ROW or MIXED, the defaults of
 // MySQL 8 and MariaDB.)
+//
+// Importing the package registers the backend of mysql:// and mariadb://
+// URLs with sqlstore.
 package mysql
 
 import (
@@ -27,10 +30,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/url"
-	"runtime"
 	"strings"
 	"time"
 
@@ -42,68 +45,30 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Migrations returns the MariaDB/MySQL migrations of a schema set
-// (sqlstore.SetStorage or sqlstore.SetTokens).
+func init() {
+	sqlstore.Register(&sqlstore.Backend{
+		Name:        "mysql",
+		Schemes:     []string{"mysql", "mariadb"},
+		Form:        "mysql://USER:PASS@HOST:PORT/DB",
+		DefaultPort: "3306",
+		Open:        Open,
+		Migrations:  migrationFS(),
+		BackupTool:  "mysqldump --single-transaction",
+	})
+}
+
+// migrationFS is the tree of migrations, a directory per schema set.
+func migrationFS() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded
+	}
+	return sub
+}
+
+// Migrations returns the MariaDB/MySQL migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
-}
-
-// Options tune the connection pools. Zero values take the defaults.
-type Options struct {
-	// MaxOpenConns bounds each of the two pools, read and write
-	// (default 4×GOMAXPROCS, at least 8, at most 16).
-	MaxOpenConns int
-	// MaxIdleConns is how many connections each pool keeps open when idle
-	// (default MaxOpenConns).
-	MaxIdleConns int
-	// ConnMaxLifetime closes connections after this age, so that they
-	// follow failovers and server restarts (default 30 min).
-	ConnMaxLifetime time.Duration
-	// ConnMaxIdleTime closes connections unused for this long (default 5 min).
-	ConnMaxIdleTime time.Duration
-	// Timeout is the default deadline of every database call (default 10 s).
-	Timeout time.Duration
-	// LockTimeout is how long a statement waits for a row lock before the
-	// transaction is retried (innodb_lock_wait_timeout, whole seconds,
-	// default 5 s).
-	LockTimeout time.Duration
-	// MaxRetries bounds the retries of a transaction the server rolled back
-	// for a deadlock or lock wait timeout (default 3; negative: none).
-	MaxRetries int
-
-	// For OpenStore:
-	// NoMigrate makes OpenStore check that the storage schema is current
-	// instead of migrating it.
-	NoMigrate bool
-	// Store tunes the store (batch lifetime, clock).
-	Store sqlstore.StoreOptions
-}
-
-func (o *Options) defaults() {
-	if o.MaxOpenConns <= 0 {
-		o.MaxOpenConns = min(16, max(8, 4*runtime.GOMAXPROCS(0)))
-	}
-	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = o.MaxOpenConns
-	}
-	if o.ConnMaxLifetime <= 0 {
-		o.ConnMaxLifetime = 30 * time.Minute
-	}
-	if o.ConnMaxIdleTime <= 0 {
-		o.ConnMaxIdleTime = 5 * time.Minute
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = 5 * time.Second
-	}
-	switch {
-	case o.MaxRetries == 0:
-		o.MaxRetries = 3
-	case o.MaxRetries < 0:
-		o.MaxRetries = 0
-	}
+	return sqlstore.LoadMigrations(migrationFS(), set)
 }
 
 // strictMode is the session sql_mode: errors instead of silent truncation
@@ -122,7 +87,7 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 		return nil, fmt.Errorf("mysql: bad URL: %w", urlErr(err))
 	}
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
-		return nil, fmt.Errorf("mysql: %s is not a mysql:// URL (want mysql://USER:PASS@HOST:PORT/DB)", Redact(rawURL))
+		return nil, fmt.Errorf("mysql: %s is not a mysql:// URL (want mysql://USER:PASS@HOST:PORT/DB)", sqlstore.RedactURL(rawURL))
 	}
 	q := u.Query()
 	host, port := u.Hostname(), u.Port()
@@ -138,7 +103,7 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	// that way.
 	cfg, err := mysqldrv.ParseDSN("tcp(" + net.JoinHostPort(host, port) + ")/?" + u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: URL %s: %w", Redact(rawURL), err)
+		return nil, fmt.Errorf("mysql: URL %s: %w", sqlstore.RedactURL(rawURL), err)
 	}
 	if u.User != nil {
 		cfg.User = u.User.Username()
@@ -146,7 +111,7 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	}
 	cfg.DBName = strings.TrimPrefix(u.Path, "/")
 	if strings.Contains(cfg.DBName, "/") {
-		return nil, fmt.Errorf("mysql: URL %s: database name may not contain /", Redact(rawURL))
+		return nil, fmt.Errorf("mysql: URL %s: database name may not contain /", sqlstore.RedactURL(rawURL))
 	}
 
 	if !q.Has("interpolateParams") {
@@ -171,15 +136,6 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	return cfg, nil
 }
 
-// Redact hides the password of a database URL, for messages and logs.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // urlErr drops the URL, password included, that url.Parse quotes in its
 // errors.
 func urlErr(err error) error {
@@ -193,21 +149,21 @@ func urlErr(err error) error {
 // Open connects to the MariaDB/MySQL database of a mysql:// URL and checks
 // that it answers. The database must exist; its schema is applied with
 // sqlstore.DB.Migrate and Migrations.
-func Open(ctx context.Context, rawURL string, opts Options) (*sqlstore.DB, error) {
+func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	cfg, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.DBName == "" {
-		return nil, fmt.Errorf("mysql: URL %s names no database (want mysql://USER:PASS@HOST:PORT/DB)", Redact(rawURL))
+		return nil, fmt.Errorf("mysql: URL %s names no database (want mysql://USER:PASS@HOST:PORT/DB)", sqlstore.RedactURL(rawURL))
 	}
 	return OpenConfig(ctx, cfg, opts)
 }
 
 // OpenConfig is Open with a driver configuration, e.g. from ParseURL with
 // TLS settings added. cfg is not modified.
-func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts Options) (*sqlstore.DB, error) {
-	opts.defaults()
+func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
+	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockWait := int64(math.Ceil(opts.LockTimeout.Seconds()))
 	write, err := openPool(cfg, opts,
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
@@ -230,14 +186,14 @@ func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts Options) (*sqlst
 	return db, nil
 }
 
-func openPool(cfg *mysqldrv.Config, opts Options, session ...string) (*sql.DB, error) {
+func openPool(cfg *mysqldrv.Config, opts sqlstore.PoolOptions, session ...string) (*sql.DB, error) {
 	c, err := mysqldrv.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
 	pool := sql.OpenDB(sessionConnector{Connector: c, session: session})
 	pool.SetMaxOpenConns(opts.MaxOpenConns)
-	pool.SetMaxIdleConns(min(opts.MaxIdleConns, opts.MaxOpenConns))
+	pool.SetMaxIdleConns(opts.MaxIdleConns)
 	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
 	pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
 	return pool, nil
@@ -393,3 +349,21 @@ func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), erro
 		_, _ = conn.ExecContext(ctx, "DO RELEASE_LOCK("+migrationLock+")")
 	}, nil
 }
+
+// CacheStatements implements sqlstore.Dialect: the driver interpolates
+// parameters client-side, and statements prepared on every connection
+// would only use up the server's statement limit.
+func (Dialect) CacheStatements() bool { return false }
+
+// ReadTxOptions implements sqlstore.Dialect: the read pool's sessions run
+// REPEATABLE READ already, and naming it would cost a round trip per
+// transaction.
+func (Dialect) ReadTxOptions() *sql.TxOptions { return &sql.TxOptions{ReadOnly: true} }
+
+// Returning implements sqlstore.Dialect: MySQL 8 has no INSERT ...
+// RETURNING; the driver reports LastInsertId.
+func (Dialect) Returning(string) string { return "" }
+
+// SyncIdentity implements sqlstore.Dialect: AUTO_INCREMENT continues after
+// the largest value.
+func (Dialect) SyncIdentity(string, string) string { return "" }

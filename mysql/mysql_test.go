@@ -59,7 +59,7 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) error shows the password: %v", bad, err)
 		}
 	}
-	if _, err := mysql.Open(context.Background(), "mysql://u:secret@127.0.0.1/", mysql.Options{}); err == nil || !strings.Contains(err.Error(), "names no database") {
+	if _, err := mysql.Open(context.Background(), "mysql://u:secret@127.0.0.1/", sqlstore.PoolOptions{}); err == nil || !strings.Contains(err.Error(), "names no database") {
 		t.Errorf("Open without a database: %v", err)
 	}
 }
@@ -113,7 +113,7 @@ func backend() sqltest.Backend {
 	return sqltest.Backend{
 		Fresh: dbtest.MySQL,
 		Open: func(ctx context.Context, url string, o sqltest.Opts) (*sqlstore.DB, error) {
-			return mysql.Open(ctx, url, mysql.Options{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
+			return mysql.Open(ctx, url, sqlstore.PoolOptions{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
 		},
 	}
 }
@@ -122,7 +122,7 @@ func TestDB(t *testing.T) { sqltest.Run(t, backend()) }
 
 // TestSession checks the settings every connection gets.
 func TestSession(t *testing.T) {
-	db, err := mysql.Open(context.Background(), dbtest.MySQL(t), mysql.Options{LockTimeout: 3 * time.Second})
+	db, err := mysql.Open(context.Background(), dbtest.MySQL(t), sqlstore.PoolOptions{LockTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestSession(t *testing.T) {
 // statements (prepare, execute, close) on a primary-key read and an upsert.
 func BenchmarkInterpolateParams(b *testing.B) {
 	url := dbtest.MySQL(b)
-	setup, err := mysql.Open(context.Background(), url, mysql.Options{})
+	setup, err := mysql.Open(context.Background(), url, sqlstore.PoolOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func BenchmarkInterpolateParams(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, interp := range []bool{true, false} {
-		db, err := mysql.Open(context.Background(), fmt.Sprintf("%s?interpolateParams=%v", url, interp), mysql.Options{})
+		db, err := mysql.Open(context.Background(), fmt.Sprintf("%s?interpolateParams=%v", url, interp), sqlstore.PoolOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/mysql"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestQueryPlans loads a shard's worth of records and checks with EXPLAIN
@@ -20,7 +21,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Skip("loads 120,000 records")
 	}
 	ctx := context.Background()
-	s := openStore(t, dbtest.MySQL(t), mysql.Options{})
+	s := openStore(t, dbtest.MySQL(t), sqlstore.StoreOptions{})
 	db := s.DB()
 	d := sqltest.DefaultPlanData()
 	sqltest.LoadPlanData(t, db, d)

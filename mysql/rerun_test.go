@@ -15,7 +15,7 @@ import (
 func TestStorageMigrationsRerun(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.MySQL(t)
-	s, err := mysql.OpenStore(ctx, url, mysql.Options{})
+	s, err := sqlstore.OpenStore(ctx, url, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,15 +8,15 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/storagetest"
 )
 
 // openStore opens a migrated store on url, closed when t ends.
-func openStore(t testing.TB, url string, opts mysql.Options) *sqlstore.Store {
+func openStore(t testing.TB, url string, opts sqlstore.StoreOptions) *sqlstore.Store {
 	t.Helper()
-	s, err := mysql.OpenStore(context.Background(), url, opts)
+	s, err := sqlstore.OpenStore(context.Background(), url, sqlstore.PoolOptions{}, true, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,26 +26,17 @@ func openStore(t testing.TB, url string, opts mysql.Options) *sqlstore.Store {
 
 func TestStorage(t *testing.T) {
 	url := dbtest.MySQL(t)
-	s := openStore(t, url, mysql.Options{})
+	s := openStore(t, url, sqlstore.StoreOptions{})
 	storagetest.Run(t, func(*testing.T) weave.Store { return s },
 		storagetest.WithBatchLifetime(func(t *testing.T, lifetime time.Duration) weave.Store {
-			return openStore(t, url, mysql.Options{Store: sqlstore.StoreOptions{BatchLifetime: lifetime}})
+			return openStore(t, url, sqlstore.StoreOptions{BatchLifetime: lifetime})
 		}))
 }
 
 func TestOpenStoreMigrates(t *testing.T) {
-	sqltest.RunOpenStore(t, sqltest.Opener{
-		Fresh: dbtest.MySQL,
-		OpenStore: func(ctx context.Context, url string, noMigrate bool) (*sqlstore.Store, error) {
-			return mysql.OpenStore(ctx, url, mysql.Options{NoMigrate: noMigrate})
-		},
-		OpenTokenDB: func(ctx context.Context, url string, migrate bool) (*sqlstore.TokenDB, error) {
-			return mysql.OpenTokenDB(ctx, url, mysql.TokenDBOptions{Migrate: migrate})
-		},
-		Migrations: mysql.Migrations,
-	})
+	sqltest.RunOpenStore(t, dbtest.MySQL)
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Bench(b, openStore(b, dbtest.MySQL(b), mysql.Options{}))
+	storagetest.Bench(b, openStore(b, dbtest.MySQL(b), sqlstore.StoreOptions{}))
 }

@@ -6,12 +6,12 @@ import (
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
 func TestTokenDB(t *testing.T) {
 	sqltest.RunTokenDB(t, dbtest.MySQL, func(ctx context.Context, url string) (*sqlstore.TokenDB, error) {
-		return mysql.OpenTokenDB(ctx, url, mysql.TokenDBOptions{Migrate: true})
+		return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	})
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -18,7 +18,7 @@ func TestStoreFaults(t *testing.T) {
 	sqltest.RunStoreFaults(t, sqltest.StoreBackend{
 		Fresh: dbtest.Postgres,
 		OpenStore: func(ctx context.Context, url string, timeout time.Duration) (*sqlstore.Store, error) {
-			return postgres.OpenStore(ctx, url, postgres.Options{Timeout: timeout})
+			return sqlstore.OpenStore(ctx, url, sqlstore.PoolOptions{Timeout: timeout}, true, sqlstore.StoreOptions{})
 		},
 		UIDMarker: sqltest.BinaryMarker,
 	})

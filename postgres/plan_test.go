@@ -10,7 +10,8 @@ import (
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/postgres"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestQueryPlans loads a shard's worth of records and checks with EXPLAIN
@@ -20,7 +21,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Skip("loads 120,000 records")
 	}
 	ctx := context.Background()
-	s := openStore(t, dbtest.Postgres(t), postgres.Options{})
+	s := openStore(t, dbtest.Postgres(t), sqlstore.StoreOptions{})
 	db := s.DB()
 	d := sqltest.DefaultPlanData()
 	sqltest.LoadPlanData(t, db, d)

@@ -7,6 +7,9 @@
 // read pool runs REPEATABLE READ, so that a read-only transaction sees one
 // snapshot (the collection timestamp and its records agree); read-only
 // REPEATABLE READ transactions never fail to serialise.
+//
+// Importing the package registers the backend of postgres:// and
+// postgresql:// URLs with sqlstore.
 package postgres
 
 import (
@@ -17,9 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -34,69 +37,30 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Migrations returns the PostgreSQL migrations of a schema set
-// (sqlstore.SetStorage or sqlstore.SetTokens).
+func init() {
+	sqlstore.Register(&sqlstore.Backend{
+		Name:        "postgres",
+		Schemes:     []string{"postgres", "postgresql"},
+		Form:        "postgres://USER:PASS@HOST:PORT/DB?sslmode=disable",
+		DefaultPort: "5432",
+		Open:        Open,
+		Migrations:  migrationFS(),
+		BackupTool:  "pg_dump",
+	})
+}
+
+// migrationFS is the tree of migrations, a directory per schema set.
+func migrationFS() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded
+	}
+	return sub
+}
+
+// Migrations returns the PostgreSQL migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
-}
-
-// Options tune the connection pools. Zero values take the defaults.
-type Options struct {
-	// MaxOpenConns bounds each of the two pools, read and write
-	// (default 4×GOMAXPROCS, at least 8, at most 16). PostgreSQL allows
-	// 100 connections by default, shared by every pool of every process.
-	MaxOpenConns int
-	// MaxIdleConns is how many connections each pool keeps open when idle
-	// (default MaxOpenConns).
-	MaxIdleConns int
-	// ConnMaxLifetime closes connections after this age, so that they
-	// follow failovers and server restarts (default 30 min).
-	ConnMaxLifetime time.Duration
-	// ConnMaxIdleTime closes connections unused for this long (default 5 min).
-	ConnMaxIdleTime time.Duration
-	// Timeout is the default deadline of every database call (default 10 s).
-	Timeout time.Duration
-	// LockTimeout is how long a statement waits for a row lock before the
-	// transaction is retried (lock_timeout, default 5 s).
-	LockTimeout time.Duration
-	// MaxRetries bounds the retries of a transaction the server rolled back
-	// for a deadlock, serialisation failure or lock timeout (default 3;
-	// negative: none).
-	MaxRetries int
-
-	// For OpenStore:
-	// NoMigrate makes OpenStore check that the storage schema is current
-	// instead of migrating it.
-	NoMigrate bool
-	// Store tunes the store (batch lifetime, clock).
-	Store sqlstore.StoreOptions
-}
-
-func (o *Options) defaults() {
-	if o.MaxOpenConns <= 0 {
-		o.MaxOpenConns = min(16, max(8, 4*runtime.GOMAXPROCS(0)))
-	}
-	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = o.MaxOpenConns
-	}
-	if o.ConnMaxLifetime <= 0 {
-		o.ConnMaxLifetime = 30 * time.Minute
-	}
-	if o.ConnMaxIdleTime <= 0 {
-		o.ConnMaxIdleTime = 5 * time.Minute
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = 5 * time.Second
-	}
-	switch {
-	case o.MaxRetries == 0:
-		o.MaxRetries = 3
-	case o.MaxRetries < 0:
-		o.MaxRetries = 0
-	}
+	return sqlstore.LoadMigrations(migrationFS(), set)
 }
 
 // ParseURL turns a postgres://USER:PASS@HOST:PORT/DB?sslmode=... URL
@@ -110,7 +74,7 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("postgres: bad URL: %w", urlErr(err))
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return nil, fmt.Errorf("postgres: %s is not a postgres:// URL (want postgres://USER:PASS@HOST:PORT/DB?sslmode=disable)", Redact(rawURL))
+		return nil, fmt.Errorf("postgres: %s is not a postgres:// URL (want postgres://USER:PASS@HOST:PORT/DB?sslmode=disable)", sqlstore.RedactURL(rawURL))
 	}
 	q := u.Query()
 	if !q.Has("connect_timeout") {
@@ -127,15 +91,6 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// Redact hides the password of a database URL, for messages and logs.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // urlErr drops the URL, password included, that url.Parse quotes in its
 // errors.
 func urlErr(err error) error {
@@ -149,7 +104,7 @@ func urlErr(err error) error {
 // Open connects to the PostgreSQL database of a postgres:// URL and checks
 // that it answers. The database must exist; its schema is applied with
 // sqlstore.DB.Migrate and Migrations.
-func Open(ctx context.Context, rawURL string, opts Options) (*sqlstore.DB, error) {
+func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	cfg, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -159,8 +114,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*sqlstore.DB, error
 
 // OpenConfig is Open with a pgx configuration, e.g. from ParseURL with TLS
 // settings added. cfg is not modified.
-func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (*sqlstore.DB, error) {
-	opts.defaults()
+func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
+	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockMS := strconv.FormatInt(max(1, opts.LockTimeout.Milliseconds()), 10)
 	write := openPool(cfg, opts, map[string]string{
 		"default_transaction_isolation": "read committed",
@@ -183,7 +138,7 @@ func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (*sqlsto
 	return db, nil
 }
 
-func openPool(cfg *pgx.ConnConfig, opts Options, params map[string]string) *sql.DB {
+func openPool(cfg *pgx.ConnConfig, opts sqlstore.PoolOptions, params map[string]string) *sql.DB {
 	c := cfg.Copy()
 	for k, v := range params {
 		if _, set := c.RuntimeParams[k]; !set {
@@ -192,7 +147,7 @@ func openPool(cfg *pgx.ConnConfig, opts Options, params map[string]string) *sql.
 	}
 	pool := stdlib.OpenDB(*c, stdlib.OptionShouldPing(shouldPing))
 	pool.SetMaxOpenConns(opts.MaxOpenConns)
-	pool.SetMaxIdleConns(min(opts.MaxIdleConns, opts.MaxOpenConns))
+	pool.SetMaxIdleConns(opts.MaxIdleConns)
 	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
 	pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
 	return pool
@@ -336,4 +291,25 @@ func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), erro
 		// If the connection broke, the server released the lock already.
 		_, _ = conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", migrationLockKey)
 	}, nil
+}
+
+// CacheStatements implements sqlstore.Dialect: the driver interpolates
+// parameters client-side, and statements prepared on every connection
+// would only use up the server's statement limit.
+func (Dialect) CacheStatements() bool { return false }
+
+// ReadTxOptions implements sqlstore.Dialect: READ COMMITTED would take a
+// new snapshot per statement; REPEATABLE READ keeps one for the
+// transaction and never fails a read-only transaction.
+func (Dialect) ReadTxOptions() *sql.TxOptions {
+	return &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+}
+
+// Returning implements sqlstore.Dialect: pgx has no LastInsertId.
+func (Dialect) Returning(column string) string { return " RETURNING " + column }
+
+// SyncIdentity implements sqlstore.Dialect: an identity column does not see
+// explicit values; its sequence is moved past them.
+func (Dialect) SyncIdentity(table, column string) string {
+	return "SELECT setval(pg_get_serial_sequence('" + table + "', '" + column + "'), (SELECT MAX(" + column + ") FROM " + table + "))"
 }

@@ -119,7 +119,7 @@ func backend() sqltest.Backend {
 	return sqltest.Backend{
 		Fresh: dbtest.Postgres,
 		Open: func(ctx context.Context, url string, o sqltest.Opts) (*sqlstore.DB, error) {
-			return postgres.Open(ctx, url, postgres.Options{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
+			return postgres.Open(ctx, url, sqlstore.PoolOptions{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
 		},
 	}
 }
@@ -128,7 +128,7 @@ func TestDB(t *testing.T) { sqltest.Run(t, backend()) }
 
 // TestSession checks the settings every connection gets.
 func TestSession(t *testing.T) {
-	db, err := postgres.Open(context.Background(), dbtest.Postgres(t), postgres.Options{LockTimeout: 3 * time.Second})
+	db, err := postgres.Open(context.Background(), dbtest.Postgres(t), sqlstore.PoolOptions{LockTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,15 +8,15 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/storagetest"
 )
 
 // openStore opens a migrated store on url, closed when t ends.
-func openStore(t testing.TB, url string, opts postgres.Options) *sqlstore.Store {
+func openStore(t testing.TB, url string, opts sqlstore.StoreOptions) *sqlstore.Store {
 	t.Helper()
-	s, err := postgres.OpenStore(context.Background(), url, opts)
+	s, err := sqlstore.OpenStore(context.Background(), url, sqlstore.PoolOptions{}, true, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,26 +26,17 @@ func openStore(t testing.TB, url string, opts postgres.Options) *sqlstore.Store 
 
 func TestStorage(t *testing.T) {
 	url := dbtest.Postgres(t)
-	s := openStore(t, url, postgres.Options{})
+	s := openStore(t, url, sqlstore.StoreOptions{})
 	storagetest.Run(t, func(*testing.T) weave.Store { return s },
 		storagetest.WithBatchLifetime(func(t *testing.T, lifetime time.Duration) weave.Store {
-			return openStore(t, url, postgres.Options{Store: sqlstore.StoreOptions{BatchLifetime: lifetime}})
+			return openStore(t, url, sqlstore.StoreOptions{BatchLifetime: lifetime})
 		}))
 }
 
 func TestOpenStoreMigrates(t *testing.T) {
-	sqltest.RunOpenStore(t, sqltest.Opener{
-		Fresh: dbtest.Postgres,
-		OpenStore: func(ctx context.Context, url string, noMigrate bool) (*sqlstore.Store, error) {
-			return postgres.OpenStore(ctx, url, postgres.Options{NoMigrate: noMigrate})
-		},
-		OpenTokenDB: func(ctx context.Context, url string, migrate bool) (*sqlstore.TokenDB, error) {
-			return postgres.OpenTokenDB(ctx, url, postgres.TokenDBOptions{Migrate: migrate})
-		},
-		Migrations: postgres.Migrations,
-	})
+	sqltest.RunOpenStore(t, dbtest.Postgres)
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Bench(b, openStore(b, dbtest.Postgres(b), postgres.Options{}))
+	storagetest.Bench(b, openStore(b, dbtest.Postgres(b), sqlstore.StoreOptions{}))
 }

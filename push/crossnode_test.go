@@ -30,7 +30,7 @@ func TestCrossNode(t *testing.T) {
 			url := "sqlite://" + filepath.Join(t.TempDir(), "push.db")
 			var dbs [2]*sqlstore.DB
 			for i := range dbs {
-				db, err := sqlite.Open(ctx, url, sqlite.Options{})
+				db, err := sqlite.Open(ctx, url, sqlstore.PoolOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -44,7 +44,7 @@ func TestCrossNode(t *testing.T) {
 			url := dbtest.MySQL(t)
 			var dbs [2]*sqlstore.DB
 			for i := range dbs {
-				db, err := mysql.Open(ctx, url, mysql.Options{})
+				db, err := mysql.Open(ctx, url, sqlstore.PoolOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -58,7 +58,7 @@ func TestCrossNode(t *testing.T) {
 			url := dbtest.Postgres(t)
 			var dbs [2]*sqlstore.DB
 			for i := range dbs {
-				db, err := postgres.Open(ctx, url, postgres.Options{})
+				db, err := postgres.Open(ctx, url, sqlstore.PoolOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -41,7 +41,7 @@ var testKey = bytes.Repeat([]byte{7}, 32)
 func openSQLite(t *testing.T) *sqlstore.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "push.db"), sqlite.Options{})
+	db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "push.db"), sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

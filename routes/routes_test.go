@@ -14,7 +14,8 @@ import (
 	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/push"
 	"github.com/weave-sync/weave/routes"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 const public = "http://127.0.0.1:8000/sync"
@@ -31,7 +32,7 @@ func stub(name string) http.Handler {
 func process(t *testing.T) http.Handler {
 	t.Helper()
 	node := func(url string, own bool) http.Handler {
-		st, err := sqlite.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlite.Options{})
+		st, err := sqlstore.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

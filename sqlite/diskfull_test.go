@@ -12,7 +12,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -90,7 +90,7 @@ func resumes(t *testing.T, s weave.Store, uid int64, coll string, us []weave.Upd
 // succeed again by themselves once space is freed.
 func TestDiskFull(t *testing.T) {
 	dir := dbtest.SmallDisk(t, "6m")
-	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlite.Options{Timeout: 5 * time.Second})
+	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlstore.PoolOptions{Timeout: 5 * time.Second}, true, sqlstore.StoreOptions{})
 	const uid = 1
 	if _, err := s.PostBSOs(t.Context(), uid, "history", records("before", 20, 1000), weave.Precondition{}); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestDiskFull(t *testing.T) {
 // make room).
 func TestWALFullBehindLongReader(t *testing.T) {
 	dir := dbtest.SmallDisk(t, "8m")
-	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlite.Options{Timeout: 5 * time.Second})
+	s := openStore(t, "sqlite://"+filepath.Join(dir, "weave.db"), sqlstore.PoolOptions{Timeout: 5 * time.Second}, true, sqlstore.StoreOptions{})
 	const uid = 1
 	// The records are rewritten in place with payloads of the same size, so
 	// the database file needs no more room once the WAL is checkpointed.

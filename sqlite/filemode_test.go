@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // withUmask runs the rest of the test under a umask. The umask is
@@ -40,7 +41,7 @@ func TestFilesPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "weave.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestFilesPrivateNewDir(t *testing.T) {
 	withUmask(t, 0)
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	path := filepath.Join(dir, "weave.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestFilesTightened(t *testing.T) {
 	withUmask(t, 0o022)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "weave.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestFilesTightened(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err = sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
+	db, err = sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

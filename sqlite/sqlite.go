@@ -1,5 +1,7 @@
 // Package sqlite is weave's embedded default database: a pure-Go SQLite
 // (modernc.org/sqlite), so the weave binary stays static and cgo-free.
+// Importing the package registers the backend of sqlite:// URLs with
+// sqlstore.
 package sqlite
 
 import (
@@ -13,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -25,29 +26,36 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Migrations returns the SQLite migrations of a schema set
-// (sqlstore.SetStorage or sqlstore.SetTokens).
+func init() {
+	sqlstore.Register(&sqlstore.Backend{
+		Name:       "sqlite",
+		Schemes:    []string{"sqlite"},
+		Form:       "sqlite:///abs/path.db",
+		Open:       Open,
+		Migrations: migrationFS(),
+		OpenForeign: func(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
+			return OpenReadOnly(ctx, dsn, opts.Timeout)
+		},
+	})
+}
+
+// migrationFS is the tree of migrations, a directory per schema set.
+func migrationFS() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded
+	}
+	return sub
+}
+
+// Migrations returns the SQLite migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
+	return sqlstore.LoadMigrations(migrationFS(), set)
 }
 
-// Options tune the connection pools.
-type Options struct {
-	// ReadConns is the size of the read pool (default 2×GOMAXPROCS, at least 4).
-	ReadConns int
-	// BusyTimeout is how long SQLite waits for a lock held by another
-	// process (default 5 s).
-	BusyTimeout time.Duration
-	// Timeout is the default deadline of every database call (default 10 s).
-	Timeout time.Duration
-
-	// For OpenStore:
-	// NoMigrate makes OpenStore check that the storage schema is current
-	// instead of migrating it.
-	NoMigrate bool
-	// Store tunes the store (batch lifetime, clock).
-	Store sqlstore.StoreOptions
-}
+// DefaultReadConns is the default size of the read pool: 2×GOMAXPROCS, at
+// least 4.
+func DefaultReadConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // PathFromURL returns the file path of a sqlite:///abs/path.db URL.
 // sqlite://relative/path.db and a bare path are accepted too.
@@ -70,8 +78,10 @@ func PathFromURL(dsn string) (string, error) {
 }
 
 // Open opens (creating if needed) the SQLite database of a sqlite:// URL,
-// in WAL mode, with a single-connection write pool and a read pool.
-func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
+// in WAL mode, with a single-connection write pool and a read pool of
+// opts.MaxOpenConns (default DefaultReadConns). opts.LockTimeout is the
+// busy timeout: how long SQLite waits for a lock another process holds.
+func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	path, err := PathFromURL(dsn)
 	if err != nil {
 		return nil, err
@@ -79,19 +89,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 	if err := prepareFiles(path); err != nil {
 		return nil, err
 	}
-	if opts.ReadConns <= 0 {
-		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
-	}
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = 5 * time.Second
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
-	}
+	opts = opts.WithDefaults(DefaultReadConns())
 	// synchronous=FULL: a commit's WAL frames reach the disk before it is
 	// acknowledged (NORMAL can lose the last commits on a power cut).
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)",
-		opts.BusyTimeout.Milliseconds())
+		opts.LockTimeout.Milliseconds())
 	fileURL := "file:" + (&url.URL{Path: path}).EscapedPath()
 
 	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_txlock=immediate")
@@ -111,9 +113,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	read.SetMaxOpenConns(opts.ReadConns)
-	read.SetMaxIdleConns(opts.ReadConns)
-	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: 3, Timeout: opts.Timeout}
+	read.SetMaxOpenConns(opts.MaxOpenConns)
+	read.SetMaxIdleConns(opts.MaxIdleConns)
+	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
 	db.Reclaim = func(ctx context.Context) error {
 		// PASSIVE neither waits for readers nor blocks them: it copies
 		// what no reader still needs into the database, and once all of
@@ -152,18 +154,6 @@ func prepareFiles(path string) error {
 		}
 	}
 	return nil
-}
-
-// OpenStore opens the database of a sqlite:// URL, brings its storage
-// schema up to date (or, with opts.NoMigrate, checks that it is) and returns
-// a Store on it. Closing the Store closes the database.
-func OpenStore(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
-	open := func() (*sqlstore.DB, error) { return Open(ctx, dsn, opts) }
-	db, err := sqlstore.OpenSet(ctx, open, Migrations, sqlstore.SetStorage, !opts.NoMigrate)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return sqlstore.NewStore(db, opts.Store), nil
 }
 
 // Dialect is SQLite's sqlstore.Dialect.
@@ -232,3 +222,18 @@ func (Dialect) ForUpdate() string { return "" }
 
 // LockingJoins implements sqlstore.Dialect.
 func (Dialect) LockingJoins() bool { return true }
+
+// ReadTxOptions implements sqlstore.Dialect: a WAL read transaction is a
+// snapshot already, and the driver takes no options.
+func (Dialect) ReadTxOptions() *sql.TxOptions { return nil }
+
+// CacheStatements implements sqlstore.Dialect: SQLite parses every
+// statement it is given, in process.
+func (Dialect) CacheStatements() bool { return true }
+
+// Returning implements sqlstore.Dialect: the driver reports LastInsertId.
+func (Dialect) Returning(string) string { return "" }
+
+// SyncIdentity implements sqlstore.Dialect: an INTEGER PRIMARY KEY
+// continues after its largest value.
+func (Dialect) SyncIdentity(string, string) string { return "" }

@@ -15,9 +15,9 @@ import (
 	"github.com/weave-sync/weave/storagetest"
 )
 
-func openStore(t testing.TB, dsn string, opts sqlite.Options) *sqlstore.Store {
+func openStore(t testing.TB, dsn string, pool sqlstore.PoolOptions, migrate bool, opts sqlstore.StoreOptions) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlite.OpenStore(context.Background(), dsn, opts)
+	s, err := sqlstore.OpenStore(context.Background(), dsn, pool, migrate, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,27 +37,27 @@ func tempDSN(t testing.TB) string {
 // subtests, as a node's shard is shared by its users.
 func TestStore(t *testing.T) {
 	dsn := tempDSN(t)
-	s := openStore(t, dsn, sqlite.Options{})
+	s := openStore(t, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	storagetest.Run(t,
 		func(*testing.T) weave.Store { return s },
 		storagetest.WithBatchLifetime(func(t *testing.T, d time.Duration) weave.Store {
-			return openStore(t, dsn, sqlite.Options{NoMigrate: true, Store: sqlstore.StoreOptions{BatchLifetime: d}})
+			return openStore(t, dsn, sqlstore.PoolOptions{}, false, sqlstore.StoreOptions{BatchLifetime: d})
 		}))
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Bench(b, openStore(b, tempDSN(b), sqlite.Options{}))
+	storagetest.Bench(b, openStore(b, tempDSN(b), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{}))
 }
 
 func TestMigrations(t *testing.T) {
 	ctx := t.Context()
 	dsn := tempDSN(t)
-	if _, err := sqlite.OpenStore(ctx, dsn, sqlite.Options{NoMigrate: true}); err == nil {
+	if _, err := sqlstore.OpenStore(ctx, dsn, sqlstore.PoolOptions{}, false, sqlstore.StoreOptions{}); err == nil {
 		t.Fatal("OpenStore with NoMigrate accepted an empty database")
 	}
-	openStore(t, dsn, sqlite.Options{})
+	openStore(t, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	// Migrating again is a no-op; the schema is current.
-	s := openStore(t, dsn, sqlite.Options{})
+	s := openStore(t, dsn, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	ms, err := sqlite.Migrations(sqlstore.SetStorage)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil || st.Pending() || st.Current != len(ms) {
 		t.Fatalf("status %+v, %v", st, err)
 	}
-	openStore(t, dsn, sqlite.Options{NoMigrate: true})
+	openStore(t, dsn, sqlstore.PoolOptions{}, false, sqlstore.StoreOptions{})
 }
 
 // clock is a settable clock for StoreOptions.Now.
@@ -96,7 +96,7 @@ func count(t *testing.T, s *sqlstore.Store, table string) int {
 func TestPurgeExpired(t *testing.T) {
 	ctx := t.Context()
 	c := newClock()
-	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now, BatchLifetime: time.Hour}})
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{Now: c.now, BatchLifetime: time.Hour})
 	var us []weave.Update
 	for i := range 1500 {
 		u := weave.Update{ID: "r" + strconv.Itoa(i), Payload: weave.Some("x"), TTL: weave.Some[int64](60)}
@@ -165,7 +165,7 @@ func TestPurgeExpired(t *testing.T) {
 // (they would be invisible, so only the tables tell).
 func TestBatchRowsRemoved(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, tempDSN(t), sqlite.Options{})
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	us := []weave.Update{{ID: "a", Payload: weave.Some("a")}, {ID: "b", SortIndex: weave.Some[int64](1)}}
 	var pre weave.Precondition
 	b1, _, err := s.CreateBatch(ctx, 1, "tabs", us, pre)
@@ -208,7 +208,7 @@ func TestBatchRowsRemoved(t *testing.T) {
 func TestClockSkew(t *testing.T) {
 	ctx := t.Context()
 	c := newClock()
-	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now}})
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{Now: c.now})
 	var last weave.Timestamp
 	for i := range 20 {
 		if i == 10 {
@@ -232,7 +232,7 @@ func TestClockSkew(t *testing.T) {
 
 // TestQueryPlans guards the indexes the hot statements rely on.
 func TestQueryPlans(t *testing.T) {
-	s := openStore(t, tempDSN(t), sqlite.Options{})
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	for _, tc := range []struct{ query, want string }{
 		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 AND modified > 4 ORDER BY modified DESC, id DESC LIMIT 10`, "bsos_modified"},
 		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 ORDER BY modified ASC, id ASC`, "bsos_modified"},
@@ -268,7 +268,7 @@ func TestQueryPlans(t *testing.T) {
 func TestTTLFromClock(t *testing.T) {
 	ctx := t.Context()
 	c := newClock()
-	s := openStore(t, tempDSN(t), sqlite.Options{Store: sqlstore.StoreOptions{Now: c.now}})
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{Now: c.now})
 	ttl := func(id string) weave.Update {
 		return weave.Update{ID: id, Payload: weave.Some("x"), TTL: weave.Some[int64](60)}
 	}

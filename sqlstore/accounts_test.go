@@ -25,17 +25,17 @@ func forEachAccountBackend(t *testing.T, test func(t *testing.T, s *sqlstore.Acc
 	}
 	for _, b := range []backend{
 		{"sqlite", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "accounts.db"), sqlite.Options{})
+			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "accounts.db"), sqlstore.PoolOptions{})
 			ms, _ := sqlite.Migrations(sqlstore.SetAccounts)
 			return db, ms, err
 		}},
 		{"mysql", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{})
+			db, err := mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{})
 			ms, _ := mysql.Migrations(sqlstore.SetAccounts)
 			return db, ms, err
 		}},
 		{"postgres", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{})
+			db, err := postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{})
 			ms, _ := postgres.Migrations(sqlstore.SetAccounts)
 			return db, ms, err
 		}},

@@ -64,6 +64,19 @@ type Dialect interface {
 	// false for PostgreSQL, whose FOR UPDATE re-reads only the locked rows
 	// and takes the others from a snapshot that may predate the lock.
 	LockingJoins() bool
+	// ReadTxOptions are the options of a read-only snapshot transaction
+	// (nil: the driver's defaults are one already).
+	ReadTxOptions() *sql.TxOptions
+	// CacheStatements reports whether statements pay off prepared once per
+	// pool connection (see stmtCache).
+	CacheStatements() bool
+	// Returning is the clause that makes an INSERT return the generated key
+	// of column, or "" when the driver reports it as LastInsertId.
+	Returning(column string) string
+	// SyncIdentity is the statement that moves the generator of an identity
+	// column past values inserted explicitly, or "" when the database does
+	// that itself.
+	SyncIdentity(table, column string) string
 }
 
 // DB is a pair of connection pools on one database: Write for transactions
@@ -120,25 +133,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // ReadTx runs fn in a read-only snapshot on the Read pool: every statement
 // of fn sees the same committed state.
 func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return db.runTx(ctx, db.Read, db.readTxOptions(), fn)
-}
-
-func (db *DB) readTxOptions() *sql.TxOptions {
-	switch db.Dialect.Name() {
-	case "sqlite":
-		// A WAL read transaction is a snapshot already; the driver takes
-		// no options.
-		return nil
-	case "postgres":
-		// PostgreSQL's default READ COMMITTED takes a new snapshot per
-		// statement; REPEATABLE READ keeps one for the transaction and never
-		// fails a read-only transaction.
-		return &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
-	default:
-		// MySQL's default is REPEATABLE READ; naming it would cost a round
-		// trip per transaction.
-		return &sql.TxOptions{ReadOnly: true}
-	}
+	return db.runTx(ctx, db.Read, db.Dialect.ReadTxOptions(), fn)
 }
 
 func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {

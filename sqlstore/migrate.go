@@ -203,22 +203,3 @@ func (db *DB) Prepare(ctx context.Context, set string, ms []Migration, migrate b
 	}
 	return db.CheckSchema(ctx, set, ms)
 }
-
-// OpenSet opens a database with open and brings one schema set up to date
-// (migrate) or checks that it is current; on failure the database is
-// closed. It is what every adapter's OpenStore and OpenTokenDB do.
-func OpenSet(ctx context.Context, open func() (*DB, error), migrations func(set string) ([]Migration, error), set string, migrate bool) (*DB, error) {
-	ms, err := migrations(set)
-	if err != nil {
-		return nil, err
-	}
-	db, err := open()
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Prepare(ctx, set, ms, migrate, nil); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-}

@@ -53,17 +53,17 @@ func (b pushBackend) store(t *testing.T) *sqlstore.PushStore {
 func pushBackends(ctx context.Context) []pushBackend {
 	return []pushBackend{
 		{"sqlite", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "push.db"), sqlite.Options{})
+			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "push.db"), sqlstore.PoolOptions{})
 			ms, _ := sqlite.Migrations(sqlstore.SetPush)
 			return db, ms, err
 		}},
 		{"mysql", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := mysql.Open(ctx, dbtest.MySQL(t), mysql.Options{})
+			db, err := mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{})
 			ms, _ := mysql.Migrations(sqlstore.SetPush)
 			return db, ms, err
 		}},
 		{"postgres", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := postgres.Open(ctx, dbtest.Postgres(t), postgres.Options{})
+			db, err := postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{})
 			ms, _ := postgres.Migrations(sqlstore.SetPush)
 			return db, ms, err
 		}},

@@ -112,7 +112,7 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 	}
 	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime}
 	s.q = newQueries(db)
-	prepare := db.Dialect.Name() == "sqlite" // see stmtCache
+	prepare := db.Dialect.CacheStatements()
 	s.ws = newStmtCache(db.Write, prepare)
 	s.rs = newStmtCache(db.Read, prepare)
 	s.colls.byName = make(map[string]int64)

@@ -114,12 +114,10 @@ func (t *TokenDB) DB() *DB { return t.db }
 func (t *TokenDB) nowMS() int64 { return t.opts.Now().UnixMilli() }
 
 // insertID runs an INSERT and returns the generated key of column col.
-// PostgreSQL's driver has no LastInsertId, so it gets RETURNING; MySQL 8
-// has no INSERT ... RETURNING, so the others use LastInsertId.
 func (t *TokenDB) insertID(ctx context.Context, tx *sql.Tx, col, query string, args ...any) (int64, error) {
-	if t.db.Dialect.Name() == "postgres" {
+	if r := t.db.Dialect.Returning(col); r != "" {
 		var id int64
-		err := tx.QueryRowContext(ctx, t.db.Q(query+" RETURNING "+col), args...).Scan(&id)
+		err := tx.QueryRowContext(ctx, t.db.Q(query+r), args...).Scan(&id)
 		return id, err
 	}
 	res, err := tx.ExecContext(ctx, t.db.Q(query), args...)

@@ -57,11 +57,9 @@ func (t *TokenDB) ImportUserRecords(ctx context.Context, nodeID int64, recs []we
 				return err
 			}
 		}
-		if inserted > 0 && t.db.Dialect.Name() == "postgres" {
-			// An identity column does not see explicit values: move its
-			// sequence past them so that new users never reuse a uid.
-			if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('token_users', 'uid'),
-				(SELECT MAX(uid) FROM token_users))`); err != nil {
+		if q := t.db.Dialect.SyncIdentity("token_users", "uid"); inserted > 0 && q != "" {
+			// New users must never reuse an imported uid.
+			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
 		}

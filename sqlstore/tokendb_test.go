@@ -12,8 +12,8 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -43,15 +43,15 @@ var tokenBackends = []tokenBackend{
 	{"sqlite",
 		func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "tokens.db") },
 		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return sqlite.OpenTokenDB(ctx, url, sqlite.TokenDBOptions{Migrate: true, TokenDB: opts})
+			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
 		}},
 	{"mysql", dbtest.MySQL,
 		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return mysql.OpenTokenDB(ctx, url, mysql.TokenDBOptions{Migrate: true, TokenDB: opts})
+			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
 		}},
 	{"postgres", dbtest.Postgres,
 		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return postgres.OpenTokenDB(ctx, url, postgres.TokenDBOptions{Migrate: true, TokenDB: opts})
+			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
 		}},
 }
 
@@ -131,14 +131,14 @@ func TestTokenDBSchemaCheck(t *testing.T) {
 	ctx := context.Background()
 	b := tokenBackends[0]
 	url := b.fresh(t)
-	if _, err := sqlite.OpenTokenDB(ctx, url, sqlite.TokenDBOptions{}); err == nil {
+	if _, err := sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, false, sqlstore.TokenDBOptions{}); err == nil {
 		t.Fatal("OpenTokenDB without Migrate on an empty database succeeded")
 	}
 	tdb := b.openAt(t, url, sqlstore.TokenDBOptions{})
 	if err := tdb.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	again, err := sqlite.OpenTokenDB(ctx, url, sqlite.TokenDBOptions{})
+	again, err := sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, false, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatalf("reopen migrated database: %v", err)
 	}
@@ -726,7 +726,7 @@ func testTokenDBConcurrentFirstRequests(t *testing.T, b tokenBackend) {
 
 func TestTokenDBKeepOpen(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, tokenBackends[0].fresh(t), sqlite.Options{})
+	db, err := sqlite.Open(ctx, tokenBackends[0].fresh(t), sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

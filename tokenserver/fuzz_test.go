@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/fxa"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenlib"
 	"github.com/weave-sync/weave/tokenserver"
 )
@@ -40,7 +41,7 @@ func (stubVerifier) Verify(_ context.Context, token string) (fxa.Claims, error) 
 // a 5xx; a token is issued only for a bearer the verifier accepted, and it
 // carries the client state X-KeyID named.
 func FuzzTokenRequest(f *testing.F) {
-	db, err := sqlite.OpenTokenDB(context.Background(), "sqlite://"+filepath.Join(f.TempDir(), "tokens.db"), sqlite.TokenDBOptions{Migrate: true})
+	db, err := sqlstore.OpenTokenDB(context.Background(), "sqlite://"+filepath.Join(f.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/fxa/fxatest"
 	"github.com/weave-sync/weave/fxa/issuer"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenlib"
 	"github.com/weave-sync/weave/tokenserver"
@@ -73,8 +73,7 @@ func newEnv(t *testing.T, edit func(*tokenserver.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, iss: testIssuer(), clock: &clock{}}
-	db, err := sqlite.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"),
-		sqlite.TokenDBOptions{Migrate: true, TokenDB: sqlstore.TokenDBOptions{Now: e.clock.Now}})
+	db, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (f *accountsFlags) check() error {
 // openAccounts migrates the accounts schema (it lives with the token
 // database) and builds the service.
 func openAccounts(ctx context.Context, dbs *databases, migrate bool, cfg accounts.Config) (*accounts.Service, error) {
-	ms, err := dbs.tokensBE.migrations(sqlstore.SetAccounts)
+	ms, err := dbs.tokensBE.MigrationsOf(sqlstore.SetAccounts)
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
+	// The backends weave runs on register themselves with sqlstore.
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -53,63 +53,16 @@ func (f *dbFlags) tokenDatabaseURL() (string, error) {
 	return f.storageURL()
 }
 
-// backend is one SQL technology weave can run on.
-type backend struct {
-	name       string
-	open       func(ctx context.Context, url string, f *dbFlags) (*sqlstore.DB, error)
-	migrations func(set string) ([]sqlstore.Migration, error)
-	redact     func(url string) string
-}
-
-func backendFor(url string) (backend, error) {
-	scheme, _, _ := strings.Cut(url, ":")
-	switch scheme {
-	case "sqlite":
-		return backend{
-			name: "sqlite",
-			open: func(ctx context.Context, url string, f *dbFlags) (*sqlstore.DB, error) {
-				return sqlite.Open(ctx, url, sqlite.Options{ReadConns: f.maxConns, Timeout: f.timeout})
-			},
-			migrations: sqlite.Migrations,
-			redact:     func(u string) string { return u },
-		}, nil
-	case "mysql":
-		return backend{
-			name: "mysql",
-			open: func(ctx context.Context, url string, f *dbFlags) (*sqlstore.DB, error) {
-				return mysql.Open(ctx, url, mysql.Options{MaxOpenConns: f.maxConns, ConnMaxLifetime: f.connMaxLifetime, Timeout: f.timeout})
-			},
-			migrations: mysql.Migrations,
-			redact:     mysql.Redact,
-		}, nil
-	case "postgres", "postgresql":
-		return backend{
-			name: "postgres",
-			open: func(ctx context.Context, url string, f *dbFlags) (*sqlstore.DB, error) {
-				return postgres.Open(ctx, url, postgres.Options{MaxOpenConns: f.maxConns, ConnMaxLifetime: f.connMaxLifetime, Timeout: f.timeout})
-			},
-			migrations: postgres.Migrations,
-			redact:     postgres.Redact,
-		}, nil
-	}
-	return backend{}, fmt.Errorf("unsupported database URL %q: use sqlite:///abs/path.db, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB", redactAny(url))
-}
-
-// redactAny hides a password in a URL we could not even classify.
-func redactAny(url string) string {
-	if at := strings.LastIndex(url, "@"); at > 0 {
-		if i := strings.Index(url, "://"); i >= 0 && i < at {
-			return url[:i+3] + "…@" + url[at+1:]
-		}
-	}
-	return url
+// pool is the connection pool settings of the flags.
+func (f *dbFlags) pool() sqlstore.PoolOptions {
+	return sqlstore.PoolOptions{MaxOpenConns: f.maxConns, ConnMaxLifetime: f.connMaxLifetime, Timeout: f.timeout}
 }
 
 // databases are the storage and token databases of a process; when both
 // URLs are the same they share one DB (one SQLite writer, one pool).
 type databases struct {
 	storage, tokens     *sqlstore.DB
-	storageBE, tokensBE backend
+	storageBE, tokensBE *sqlstore.Backend
 	storageURL          string
 	tokenURL            string
 }
@@ -123,22 +76,22 @@ func openDatabases(ctx context.Context, f *dbFlags) (*databases, error) {
 	if d.tokenURL, err = f.tokenDatabaseURL(); err != nil {
 		return nil, err
 	}
-	if d.storageBE, err = backendFor(d.storageURL); err != nil {
+	if d.storageBE, err = sqlstore.Lookup(d.storageURL); err != nil {
 		return nil, err
 	}
-	if d.tokensBE, err = backendFor(d.tokenURL); err != nil {
+	if d.tokensBE, err = sqlstore.Lookup(d.tokenURL); err != nil {
 		return nil, err
 	}
-	if d.storage, err = d.storageBE.open(ctx, d.storageURL, f); err != nil {
-		return nil, fmt.Errorf("open storage database %s: %w", d.storageBE.redact(d.storageURL), err)
+	if d.storage, err = d.storageBE.Open(ctx, d.storageURL, f.pool()); err != nil {
+		return nil, fmt.Errorf("open storage database %s: %w", sqlstore.RedactURL(d.storageURL), err)
 	}
 	if d.tokenURL == d.storageURL {
 		d.tokens = d.storage
 		return d, nil
 	}
-	if d.tokens, err = d.tokensBE.open(ctx, d.tokenURL, f); err != nil {
+	if d.tokens, err = d.tokensBE.Open(ctx, d.tokenURL, f.pool()); err != nil {
 		d.storage.Close()
-		return nil, fmt.Errorf("open token database %s: %w", d.tokensBE.redact(d.tokenURL), err)
+		return nil, fmt.Errorf("open token database %s: %w", sqlstore.RedactURL(d.tokenURL), err)
 	}
 	return d, nil
 }
@@ -153,18 +106,27 @@ func (d *databases) Close() error {
 	return err
 }
 
-// schema runs fn for each schema set with its database and migrations.
+// dbSets are the schema sets `weave db migrate|status` and `weave serve`
+// prepare, and whether each lives in the token database (else the storage
+// database). A set needed only with a feature (accounts) is prepared where
+// the feature is wired.
+var dbSets = []struct {
+	set    string
+	tokens bool
+}{{sqlstore.SetStorage, false}, {sqlstore.SetTokens, true}}
+
+// eachSet runs fn for each of dbSets with its database and migrations.
 func (d *databases) eachSet(fn func(set string, db *sqlstore.DB, ms []sqlstore.Migration) error) error {
-	for _, s := range []struct {
-		set string
-		db  *sqlstore.DB
-		be  backend
-	}{{sqlstore.SetStorage, d.storage, d.storageBE}, {sqlstore.SetTokens, d.tokens, d.tokensBE}} {
-		ms, err := s.be.migrations(s.set)
+	for _, s := range dbSets {
+		db, be := d.storage, d.storageBE
+		if s.tokens {
+			db, be = d.tokens, d.tokensBE
+		}
+		ms, err := be.MigrationsOf(s.set)
 		if err != nil {
 			return err
 		}
-		if err := fn(s.set, s.db, ms); err != nil {
+		if err := fn(s.set, db, ms); err != nil {
 			return err
 		}
 	}

@@ -80,16 +80,12 @@ func (a *app) dbBackupRestore(f *dbFlags, verb, file string) error {
 	if err != nil {
 		return err
 	}
-	be, err := backendFor(url)
+	be, err := sqlstore.Lookup(url)
 	if err != nil {
 		return err
 	}
-	if be.name != "sqlite" {
-		tool := "mysqldump --single-transaction"
-		if be.name == "postgres" {
-			tool = "pg_dump"
-		}
-		return fmt.Errorf("weave db %s works on SQLite; back up %s with %s (see docs/operations.md, \"Backups\")", verb, be.redact(url), tool)
+	if be.BackupTool != "" {
+		return fmt.Errorf("weave db %s works on SQLite; back up %s with %s (see docs/operations.md, \"Backups\")", verb, sqlstore.RedactURL(url), be.BackupTool)
 	}
 	if file == "" {
 		return fmt.Errorf("weave db %s: want a file name", verb)

@@ -51,36 +51,35 @@ func (f *fleetDB) openTokenDB(ctx context.Context) (*sqlstore.TokenDB, error) {
 			return nil, err
 		}
 	}
-	be, err := backendFor(url)
+	be, err := sqlstore.Lookup(url)
 	if err != nil {
 		return nil, err
 	}
-	db, err := be.open(ctx, url, &f.db)
+	db, err := be.Open(ctx, url, f.db.pool())
 	if err != nil {
-		return nil, fmt.Errorf("open token database %s: %w", be.redact(url), err)
+		return nil, fmt.Errorf("open token database %s: %w", sqlstore.RedactURL(url), err)
 	}
-	ms, err := be.migrations(sqlstore.SetTokens)
+	ms, err := be.MigrationsOf(sqlstore.SetTokens)
 	if err == nil {
 		err = db.Migrate(ctx, sqlstore.SetTokens, ms, nil)
 	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("token database %s: %w", be.redact(url), err)
+		return nil, fmt.Errorf("token database %s: %w", sqlstore.RedactURL(url), err)
 	}
 	return sqlstore.NewTokenDB(db, sqlstore.TokenDBOptions{}), nil
 }
 
 // openShardDB opens a node's shard database and brings its storage schema
 // up to date (or, with migrate false, checks it).
-func openShardDB(ctx context.Context, dsn string, f *dbFlags, migrate bool) (*sqlstore.DB, backend, error) {
-	be, err := backendFor(dsn)
+func openShardDB(ctx context.Context, dsn string, f *dbFlags, migrate bool) (*sqlstore.DB, *sqlstore.Backend, error) {
+	be, err := sqlstore.Lookup(dsn)
 	if err != nil {
-		return nil, be, err
+		return nil, nil, err
 	}
-	open := func() (*sqlstore.DB, error) { return be.open(ctx, dsn, f) }
-	db, err := sqlstore.OpenSet(ctx, open, be.migrations, sqlstore.SetStorage, migrate)
+	db, err := sqlstore.OpenSet(ctx, dsn, f.pool(), sqlstore.SetStorage, migrate)
 	if err != nil {
-		return nil, be, fmt.Errorf("shard %s: %w", be.redact(dsn), err)
+		return nil, nil, fmt.Errorf("shard %s: %w", sqlstore.RedactURL(dsn), err)
 	}
 	return db, be, nil
 }
@@ -170,7 +169,7 @@ func (fs *fleetServe) serve(ctx context.Context, f *serveFlags, dbs *databases, 
 		}
 		if got != dbs.storageURL {
 			log.Warn("fleet: the token database names another database for this node; operator tools will use that one",
-				"node", own.URL, "recorded", dbs.storageBE.redact(got))
+				"node", own.URL, "recorded", sqlstore.RedactURL(got))
 		}
 	}
 	own, err := fs.set.ServeOwn(ctx, f.publicURL, shard)

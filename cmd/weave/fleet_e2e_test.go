@@ -14,7 +14,8 @@ import (
 
 	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/testkit"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // fleetEnv is one `weave serve` serving two nodes (its own at /, and /n2
@@ -114,7 +115,7 @@ func TestFleetServe(t *testing.T) {
 	})
 
 	t.Run("lock refuses only that user's writes", func(t *testing.T) {
-		st, err := sqlite.OpenStore(context.Background(), e.store, sqlite.Options{})
+		st, err := sqlstore.OpenStore(context.Background(), e.store, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,9 +10,6 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/importer"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -91,7 +88,7 @@ func (a *app) importCommand() *cli.Command {
 			return a.importLegacy(f, src, schema)
 		}
 		if src.Dialect.Name() == "sqlite" {
-			return fmt.Errorf("%s: SQLite sources are FSyncMS's and server-storage's; for a SQLite syncstorage, dump it into MySQL/MariaDB or PostgreSQL first", redactAny(f.fromStorage))
+			return fmt.Errorf("%s: SQLite sources are FSyncMS's and server-storage's; for a SQLite syncstorage, dump it into MySQL/MariaDB or PostgreSQL first", sqlstore.RedactURL(f.fromStorage))
 		}
 		if f.fromUsers != "" {
 			return errors.New("--from-users-url is for server-storage (Sync 1.1) sources; Sync 1.5 sources take --from-token-url")
@@ -233,16 +230,10 @@ func (a *app) importLegacy(f *importFlags, src *sqlstore.DB, schema importer.Sch
 // the import reads one user at a time. A SQLite file (FSyncMS's,
 // server-storage's) is opened read-only and left as it is.
 func openImportSource(ctx context.Context, url string, timeout time.Duration) (*sqlstore.DB, error) {
-	scheme, _, _ := strings.Cut(url, ":")
-	switch scheme {
-	case "mysql":
-		return mysql.Open(ctx, url, mysql.Options{MaxOpenConns: 4, Timeout: timeout})
-	case "postgres", "postgresql":
-		return postgres.Open(ctx, url, postgres.Options{MaxOpenConns: 4, Timeout: timeout})
-	case "sqlite":
-		return sqlite.OpenReadOnly(ctx, url, timeout)
+	if _, err := sqlstore.Lookup(url); err != nil {
+		return nil, fmt.Errorf("%s: the old server's databases are MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB), PostgreSQL (postgres://USER:PASS@HOST:PORT/DB) or, for FSyncMS and server-storage, SQLite (sqlite:///path/to/file)", sqlstore.RedactURL(url))
 	}
-	return nil, fmt.Errorf("%s: the old server's databases are MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB), PostgreSQL (postgres://USER:PASS@HOST:PORT/DB) or, for FSyncMS and server-storage, SQLite (sqlite:///path/to/file)", redactAny(url))
+	return sqlstore.OpenForeign(ctx, url, sqlstore.PoolOptions{MaxOpenConns: 4, Timeout: timeout})
 }
 
 // openDestination opens weave's token database and the shard of --to-node,

@@ -18,9 +18,9 @@ import (
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/importer/importertest"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -240,14 +240,14 @@ func openWeave(t *testing.T, u string) (*sqlstore.TokenDB, *sqlstore.Store) {
 	var err, err2 error
 	switch {
 	case strings.HasPrefix(u, "mysql:"):
-		tokens, err = mysql.OpenTokenDB(ctx, u, mysql.TokenDBOptions{Migrate: true})
-		store, err2 = mysql.OpenStore(ctx, u, mysql.Options{})
+		tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+		store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	case strings.HasPrefix(u, "postgres:"):
-		tokens, err = postgres.OpenTokenDB(ctx, u, postgres.TokenDBOptions{Migrate: true})
-		store, err2 = postgres.OpenStore(ctx, u, postgres.Options{})
+		tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+		store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	default:
-		tokens, err = sqlite.OpenTokenDB(ctx, u, sqlite.TokenDBOptions{Migrate: true})
-		store, err2 = sqlite.OpenStore(ctx, u, sqlite.Options{})
+		tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+		store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	}
 	if err != nil || err2 != nil {
 		t.Fatal(err, err2)

@@ -16,7 +16,8 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/legacy"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestServeLegacy runs `weave serve --legacy` next to the 1.5 token server
@@ -139,7 +140,7 @@ func TestServeLegacy(t *testing.T) {
 		t.Fatalf("deleted account = %d", st)
 	}
 	// Its records are gone from the node's database, not left to a purge.
-	store, err := sqlite.OpenStore(context.Background(), sqliteURL(filepath.Join(data, "weave.db")), sqlite.Options{})
+	store, err := sqlstore.OpenStore(context.Background(), sqliteURL(filepath.Join(data, "weave.db")), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

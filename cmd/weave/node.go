@@ -9,8 +9,8 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
-
 	"github.com/weave-sync/weave/internal/cli"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 type nodeFlags struct {
@@ -72,7 +72,7 @@ func (a *app) nodeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "added node %d %s (capacity %d, %s shard %s, state %s)\n", n.ID, n.URL, n.Capacity, be.name, be.redact(f.nodeDSN), n.State)
+			fmt.Fprintf(a.stdout, "added node %d %s (capacity %d, %s shard %s, state %s)\n", n.ID, n.URL, n.Capacity, be.Name, sqlstore.RedactURL(f.nodeDSN), n.State)
 			return nil
 		case "list":
 			return a.nodeList(ctx, f, tokens)
@@ -104,11 +104,7 @@ func (a *app) nodeList(ctx context.Context, f *nodeFlags, tokens interface {
 		if err != nil {
 			return "-", "no database URL recorded"
 		}
-		shown := dsn
-		if be, err := backendFor(dsn); err == nil {
-			shown = be.redact(dsn)
-		}
-		return shown, shardHealth(ctx, dsn, f)
+		return sqlstore.RedactURL(dsn), shardHealth(ctx, dsn, f)
 	})
 }
 

@@ -62,7 +62,7 @@ func pushEndpointKeys(secrets []string) ([][]byte, error) {
 // taken by one process reaches a browser connected to another) and builds
 // the service.
 func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate bool, publicURL string, secrets []string, m *metrics.Metrics, log *slog.Logger) (*builtinPush, error) {
-	ms, err := dbs.tokensBE.migrations(sqlstore.SetPush)
+	ms, err := dbs.tokensBE.MigrationsOf(sqlstore.SetPush)
 	if err != nil {
 		return nil, err
 	}
@@ -118,15 +118,14 @@ func (a *app) pushCommand() *cli.Command {
 				return err
 			}
 		}
-		be, err := backendFor(url)
-		if err != nil {
+		if _, err := sqlstore.Lookup(url); err != nil {
 			return err
 		}
 		// Opened with the push schema checked, never migrated: a read-only
 		// command must not create the push tables of a server without --push.
-		db, err := sqlstore.OpenSet(a.ctx, func() (*sqlstore.DB, error) { return be.open(a.ctx, url, &f.db) }, be.migrations, sqlstore.SetPush, false)
+		db, err := sqlstore.OpenSet(a.ctx, url, f.db.pool(), sqlstore.SetPush, false)
 		if err != nil {
-			return fmt.Errorf("push database %s: %w (has `weave serve --push` run on it?)", be.redact(url), err)
+			return fmt.Errorf("push database %s: %w (has `weave serve --push` run on it?)", sqlstore.RedactURL(url), err)
 		}
 		defer db.Close()
 		st, err := sqlstore.NewPushStore(db).Stats(a.ctx, time.Now().UnixMilli())

@@ -302,7 +302,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Secrets:             secrets,
 		TokenDuration:       f.tokenDuration,
 		NewUsersDisabled:    !f.newUsers,
-		NodeType:            dbs.storageBE.name,
+		NodeType:            dbs.storageBE.Name,
 		DefaultNodeURL:      f.publicURL,
 		DefaultNodeCapacity: f.nodeCapacity,
 		Logger:              log.With("component", "tokenserver"),
@@ -396,7 +396,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w (is another weave running? choose another --listen)", f.listen, err)
 	}
 	hs := f.conn.server(routes.Handler(surfaces), log)
-	fmt.Fprintf(m.Stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, dbs.storageBE.redact(dbs.storageURL))
+	fmt.Fprintf(m.Stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, sqlstore.RedactURL(dbs.storageURL))
 	if acc != nil {
 		// With built-in accounts one pref points all of Firefox's account
 		// services here; Firefox refuses a plain-http account server

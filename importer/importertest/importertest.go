@@ -106,9 +106,9 @@ func open(t testing.TB, url string) *sqlstore.DB {
 	var db *sqlstore.DB
 	var err error
 	if strings.HasPrefix(url, "mysql:") {
-		db, err = mysql.Open(t.Context(), url, mysql.Options{MaxOpenConns: 2})
+		db, err = mysql.Open(t.Context(), url, sqlstore.PoolOptions{MaxOpenConns: 2})
 	} else {
-		db, err = postgres.Open(t.Context(), url, postgres.Options{MaxOpenConns: 2})
+		db, err = postgres.Open(t.Context(), url, sqlstore.PoolOptions{MaxOpenConns: 2})
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/mysql" // the backends of the servers
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -57,10 +57,13 @@ type backend struct {
 	name     string // for messages: "MariaDB/MySQL"
 	env, def string
 	form     string // the URL form, for messages
-	open     func(ctx context.Context, rawURL string) (*sqlstore.DB, error)
-	list     string // lists database names
-	create   func(name string) string
-	drop     func(name string) string
+	// adminDB is the database administrative connections name when the
+	// server URL names none: MySQL URLs must name one, and every user may
+	// use information_schema.
+	adminDB string
+	list    string // lists database names
+	create  func(name string) string
+	drop    func(name string) string
 
 	mu     sync.Mutex
 	probed map[string]error // server URL → why it is unreachable (nil: it answers)
@@ -70,14 +73,8 @@ type backend struct {
 var (
 	mysqlBackend = &backend{
 		name: "MariaDB/MySQL", env: EnvMySQL, def: DefaultMySQL, form: "mysql://USER:PASS@HOST:PORT/",
-		open: func(ctx context.Context, u string) (*sqlstore.DB, error) {
-			cfg, err := mysql.ParseURL(u)
-			if err != nil {
-				return nil, err
-			}
-			return mysql.OpenConfig(ctx, cfg, mysql.Options{MaxOpenConns: 2, MaxRetries: -1})
-		},
-		list: "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'weavetest\\_%'",
+		adminDB: "information_schema",
+		list:    "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'weavetest\\_%'",
 		create: func(n string) string {
 			// The usual server default, case-insensitive: tables that
 			// need exact comparisons must say so themselves.
@@ -87,15 +84,26 @@ var (
 	}
 	postgresBackend = &backend{
 		name: "PostgreSQL", env: EnvPostgres, def: DefaultPostgres, form: "postgres://USER:PASS@HOST:PORT/?sslmode=disable",
-		open: func(ctx context.Context, u string) (*sqlstore.DB, error) {
-			return postgres.Open(ctx, u, postgres.Options{MaxOpenConns: 2, MaxRetries: -1})
-		},
 		list:   "SELECT datname FROM pg_database WHERE datname LIKE 'weavetest\\_%'",
 		create: func(n string) string { return "CREATE DATABASE " + n + " ENCODING 'UTF8' TEMPLATE template0" },
 		// WITH (FORCE) ends sessions a failed test left behind (PG 13+).
 		drop: func(n string) string { return "DROP DATABASE IF EXISTS " + n + " WITH (FORCE)" },
 	}
+	servers = map[string]*backend{"mysql": mysqlBackend, "postgres": postgresBackend}
 )
+
+// open makes an administrative connection to the server, through the
+// registered backend of its URL.
+func (b *backend) open(ctx context.Context, server string) (*sqlstore.DB, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return nil, fmt.Errorf("dbtest: bad server URL %s: %w", sqlstore.RedactURL(server), err)
+	}
+	if b.adminDB != "" && strings.Trim(u.Path, "/") == "" {
+		u.Path = "/" + b.adminDB
+	}
+	return sqlstore.Open(ctx, u.String(), sqlstore.PoolOptions{MaxOpenConns: 2, MaxRetries: -1})
+}
 
 // MySQL creates an empty database on the MariaDB/MySQL server for t and
 // returns its mysql:// URL. The database is dropped when t ends.
@@ -108,13 +116,11 @@ func Postgres(t testing.TB) string { return postgresBackend.fresh(t) }
 // ServerURL returns the URL of the MariaDB/MySQL ("mysql") or PostgreSQL
 // ("postgres") test server, from the environment or the default.
 func ServerURL(kind string) string {
-	switch kind {
-	case "mysql":
-		return mysqlBackend.serverURL()
-	case "postgres":
-		return postgresBackend.serverURL()
+	b := servers[kind]
+	if b == nil {
+		panic("dbtest: unknown backend " + kind)
 	}
-	panic("dbtest: unknown backend " + kind)
+	return b.serverURL()
 }
 
 func (b *backend) serverURL() string {
@@ -136,7 +142,7 @@ func (b *backend) fresh(t testing.TB) string {
 	server := b.serverURL()
 	if reach := b.reachable(server); reach != nil {
 		msg := fmt.Sprintf("%s tests skipped: no server at %s (%v). To run them, start %s there or set %s=%s (a user that may create databases). %s=1 turns this skip into a failure.",
-			b.name, mysql.Redact(server), reach, b.name, b.env, b.form, EnvRequire)
+			b.name, sqlstore.RedactURL(server), reach, b.name, b.env, b.form, EnvRequire)
 		if Required() {
 			t.Fatal(msg)
 		}
@@ -252,7 +258,7 @@ func NewName() string {
 func WithDatabase(server, name string) (string, error) {
 	u, err := url.Parse(server)
 	if err != nil {
-		return "", fmt.Errorf("dbtest: bad server URL %s: %w", mysql.Redact(server), err)
+		return "", fmt.Errorf("dbtest: bad server URL %s: %w", sqlstore.RedactURL(server), err)
 	}
 	u.Path = "/" + name
 	return u.String(), nil
@@ -263,7 +269,7 @@ func WithDatabase(server, name string) (string, error) {
 func WithHost(rawURL, hostport string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", fmt.Errorf("dbtest: bad URL %s: %w", mysql.Redact(rawURL), err)
+		return "", fmt.Errorf("dbtest: bad URL %s: %w", sqlstore.RedactURL(rawURL), err)
 	}
 	u.Host = hostport
 	return u.String(), nil
@@ -274,19 +280,18 @@ func WithHost(rawURL, hostport string) (string, error) {
 func Addr(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", fmt.Errorf("dbtest: bad URL %s: %w", mysql.Redact(rawURL), err)
+		return "", fmt.Errorf("dbtest: bad URL %s: %w", sqlstore.RedactURL(rawURL), err)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	if port == "" {
-		switch u.Scheme {
-		case "mysql", "mariadb":
-			port = "3306"
-		default:
-			port = "5432"
+		b, err := sqlstore.Lookup(rawURL)
+		if err != nil {
+			return "", fmt.Errorf("dbtest: %w", err)
 		}
+		port = b.DefaultPort
 	}
 	return net.JoinHostPort(host, port), nil
 }

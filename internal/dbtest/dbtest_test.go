@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -148,10 +146,10 @@ func TestFreshDatabase(t *testing.T) {
 		list  string
 	}{
 		{"mysql", MySQL, mysqlBackend, func(ctx context.Context, u string) (*sqlstore.DB, error) {
-			return mysql.Open(ctx, u, mysql.Options{})
+			return sqlstore.Open(ctx, u, sqlstore.PoolOptions{})
 		}, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"},
 		{"postgres", Postgres, postgresBackend, func(ctx context.Context, u string) (*sqlstore.DB, error) {
-			return postgres.Open(ctx, u, postgres.Options{})
+			return sqlstore.Open(ctx, u, sqlstore.PoolOptions{})
 		}, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,7 +207,7 @@ func TestServers(t *testing.T) {
 	}{{"MariaDB/MySQL", MySQL}, {"PostgreSQL", Postgres}} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := tc.fresh(t)
-			t.Logf("%s tests run against %s", tc.name, mysql.Redact(url))
+			t.Logf("%s tests run against %s", tc.name, sqlstore.RedactURL(url))
 		})
 	}
 }

@@ -7,31 +7,28 @@ import (
 	"github.com/weave-sync/weave/sqlstore"
 )
 
-// Opener is an adapter's OpenStore and OpenTokenDB, reduced to what
-// RunOpenStore varies.
-type Opener struct {
-	Fresh       func(t testing.TB) string
-	OpenStore   func(ctx context.Context, url string, noMigrate bool) (*sqlstore.Store, error)
-	OpenTokenDB func(ctx context.Context, url string, migrate bool) (*sqlstore.TokenDB, error)
-	Migrations  func(set string) ([]sqlstore.Migration, error)
-}
-
-// RunOpenStore checks that OpenStore migrates an empty database (and with
-// NoMigrate refuses it), that a second process finds the schema current,
-// and that the token schema is a set of its own.
-func RunOpenStore(t *testing.T, o Opener) {
+// RunOpenStore checks, on a fresh database of a registered backend, that
+// sqlstore.OpenStore migrates an empty database (and without migrate
+// refuses it), that a second process finds the schema current, and that
+// the token schema is a set of its own.
+func RunOpenStore(t *testing.T, fresh func(t testing.TB) string) {
 	ctx := context.Background()
-	url := o.Fresh(t)
-	if s, err := o.OpenStore(ctx, url, true); err == nil {
+	url := fresh(t)
+	var pool sqlstore.PoolOptions
+	if s, err := sqlstore.OpenStore(ctx, url, pool, false, sqlstore.StoreOptions{}); err == nil {
 		s.Close()
-		t.Fatal("OpenStore with NoMigrate accepted an empty database")
+		t.Fatal("OpenStore without migrate accepted an empty database")
 	}
-	s, err := o.OpenStore(ctx, url, false)
+	s, err := sqlstore.OpenStore(ctx, url, pool, true, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ms, err := o.Migrations(sqlstore.SetStorage)
+	be, err := sqlstore.Lookup(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := be.MigrationsOf(sqlstore.SetStorage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,16 +36,16 @@ func RunOpenStore(t *testing.T, o Opener) {
 	if err != nil || st.Pending() || st.Current == 0 {
 		t.Fatalf("after OpenStore: %+v, %v", st, err)
 	}
-	second, err := o.OpenStore(ctx, url, true)
+	second, err := sqlstore.OpenStore(ctx, url, pool, false, sqlstore.StoreOptions{})
 	if err != nil {
 		t.Fatalf("a second process does not find the schema current: %v", err)
 	}
 	second.Close()
-	if tok, err := o.OpenTokenDB(ctx, url, false); err == nil {
+	if tok, err := sqlstore.OpenTokenDB(ctx, url, pool, false, sqlstore.TokenDBOptions{}); err == nil {
 		tok.Close()
-		t.Fatal("OpenTokenDB without Migrate accepted a database without the token schema")
+		t.Fatal("OpenTokenDB without migrate accepted a database without the token schema")
 	}
-	tok, err := o.OpenTokenDB(ctx, url, true)
+	tok, err := sqlstore.OpenTokenDB(ctx, url, pool, true, sqlstore.TokenDBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
