@@ -250,11 +250,7 @@ func tableFamily(base string, plain bool, shards int) []string {
 // listColumns returns the tables of db's current database (or schema)
 // with their columns, names in lower case.
 func listColumns(ctx context.Context, db *sqlstore.DB) (map[string]map[string]bool, error) {
-	q := `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = DATABASE()`
-	if db.Dialect.Name() == "postgres" {
-		q = `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()`
-	}
-	rows, err := db.Read.QueryContext(ctx, q)
+	rows, err := db.Read.QueryContext(ctx, db.Dialect.ColumnsQuery())
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ type legacyAccount struct {
 // DetectLegacySchema tells whether db holds the tables of a 1.1 source,
 // and which.
 func DetectLegacySchema(ctx context.Context, db *sqlstore.DB) (Schema, error) {
-	tables, err := listColumnsAny(ctx, db)
+	tables, err := listColumns(ctx, db)
 	if err != nil {
 		return "", fmt.Errorf("importer: list the source tables: %w", err)
 	}
@@ -104,7 +104,7 @@ func has(tables map[string]map[string]bool, table string, cols ...string) bool {
 // openLegacySource recognises the 1.1 source in storage (and users, the
 // separate user database of server-storage, or nil).
 func openLegacySource(ctx context.Context, storage, users *sqlstore.DB, want Schema) (*legacySource, error) {
-	tables, err := listColumnsAny(ctx, storage)
+	tables, err := listColumns(ctx, storage)
 	if err != nil {
 		return nil, fmt.Errorf("importer: list the source tables: %w", err)
 	}
@@ -159,7 +159,7 @@ func openLegacySource(ctx context.Context, storage, users *sqlstore.DB, want Sch
 	}
 	if users != nil {
 		s.user = users
-		if tables, err = listColumnsAny(ctx, users); err != nil {
+		if tables, err = listColumns(ctx, users); err != nil {
 			return nil, fmt.Errorf("importer: list the user database's tables: %w", err)
 		}
 	}
@@ -385,29 +385,4 @@ func sync11ID(v sql.NullString) string {
 		return ""
 	}
 	return v.String
-}
-
-// listColumnsAny is listColumns for every dialect, SQLite included.
-func listColumnsAny(ctx context.Context, db *sqlstore.DB) (map[string]map[string]bool, error) {
-	if db.Dialect.Name() != "sqlite" {
-		return listColumns(ctx, db)
-	}
-	rows, err := db.Read.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table'`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]map[string]bool{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		t, c = strings.ToLower(t), strings.ToLower(c)
-		if out[t] == nil {
-			out[t] = map[string]bool{}
-		}
-		out[t][c] = true
-	}
-	return out, rows.Err()
 }

@@ -367,3 +367,8 @@ func (Dialect) Returning(string) string { return "" }
 // SyncIdentity implements sqlstore.Dialect: AUTO_INCREMENT continues after
 // the largest value.
 func (Dialect) SyncIdentity(string, string) string { return "" }
+
+// ColumnsQuery implements sqlstore.Dialect.
+func (Dialect) ColumnsQuery() string {
+	return `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = DATABASE()`
+}

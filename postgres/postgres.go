@@ -313,3 +313,8 @@ func (Dialect) Returning(column string) string { return " RETURNING " + column }
 func (Dialect) SyncIdentity(table, column string) string {
 	return "SELECT setval(pg_get_serial_sequence('" + table + "', '" + column + "'), (SELECT MAX(" + column + ") FROM " + table + "))"
 }
+
+// ColumnsQuery implements sqlstore.Dialect.
+func (Dialect) ColumnsQuery() string {
+	return `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()`
+}

@@ -237,3 +237,8 @@ func (Dialect) Returning(string) string { return "" }
 // SyncIdentity implements sqlstore.Dialect: an INTEGER PRIMARY KEY
 // continues after its largest value.
 func (Dialect) SyncIdentity(string, string) string { return "" }
+
+// ColumnsQuery implements sqlstore.Dialect.
+func (Dialect) ColumnsQuery() string {
+	return `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table'`
+}

@@ -77,6 +77,9 @@ type Dialect interface {
 	// column past values inserted explicitly, or "" when the database does
 	// that itself.
 	SyncIdentity(table, column string) string
+	// ColumnsQuery is a query whose rows are (table, column) for every
+	// column of every table of the current database (or schema).
+	ColumnsQuery() string
 }
 
 // DB is a pair of connection pools on one database: Write for transactions
