@@ -33,8 +33,8 @@ func (s *AccountStore) PutCommand(ctx context.Context, c weave.DeviceCommand, ma
 		}
 		const q = `INSERT INTO accounts_commands (uid, device_id, data, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`
 		args := []any{c.UID, c.DeviceID, string(c.Data), c.CreatedAt, c.ExpiresAt}
-		if s.db.Dialect.Name() == "postgres" { // its driver has no LastInsertId
-			return tx.QueryRowContext(ctx, s.db.Q(q+` RETURNING idx`), args...).Scan(&idx)
+		if r := s.db.Dialect.Returning("idx"); r != "" {
+			return tx.QueryRowContext(ctx, s.db.Q(q+r), args...).Scan(&idx)
 		}
 		res, err := tx.ExecContext(ctx, s.db.Q(q), args...)
 		if err != nil {
