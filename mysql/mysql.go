@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"net"
 	"net/url"
@@ -52,23 +51,14 @@ func init() {
 		Form:        "mysql://USER:PASS@HOST:PORT/DB",
 		DefaultPort: "3306",
 		Open:        Open,
-		Migrations:  migrationFS(),
+		Migrations:  migrations,
 		BackupTool:  "mysqldump --single-transaction",
 	})
 }
 
-// migrationFS is the tree of migrations, a directory per schema set.
-func migrationFS() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded
-	}
-	return sub
-}
-
 // Migrations returns the MariaDB/MySQL migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrationFS(), set)
+	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
 }
 
 // strictMode is the session sql_mode: errors instead of silent truncation

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/url"
 	"strconv"
@@ -44,23 +43,14 @@ func init() {
 		Form:        "postgres://USER:PASS@HOST:PORT/DB?sslmode=disable",
 		DefaultPort: "5432",
 		Open:        Open,
-		Migrations:  migrationFS(),
+		Migrations:  migrations,
 		BackupTool:  "pg_dump",
 	})
 }
 
-// migrationFS is the tree of migrations, a directory per schema set.
-func migrationFS() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded
-	}
-	return sub
-}
-
 // Migrations returns the PostgreSQL migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrationFS(), set)
+	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
 }
 
 // ParseURL turns a postgres://USER:PASS@HOST:PORT/DB?sslmode=... URL

@@ -32,25 +32,16 @@ func init() {
 		Schemes:    []string{"sqlite"},
 		Form:       "sqlite:///abs/path.db",
 		Open:       Open,
-		Migrations: migrationFS(),
+		Migrations: migrations,
 		OpenForeign: func(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 			return OpenReadOnly(ctx, dsn, opts.Timeout)
 		},
 	})
 }
 
-// migrationFS is the tree of migrations, a directory per schema set.
-func migrationFS() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded
-	}
-	return sub
-}
-
 // Migrations returns the SQLite migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrationFS(), set)
+	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
 }
 
 // DefaultReadConns is the default size of the read pool: 2×GOMAXPROCS, at

@@ -38,8 +38,9 @@ type Backend struct {
 	// import from) for reading, changing nothing about it. Nil: Open does
 	// that already.
 	OpenForeign func(ctx context.Context, url string, opts PoolOptions) (*DB, error)
-	// Migrations is the tree of migration files: one directory per schema
-	// set (storage/, tokens/, accounts/), files NNNN_description.sql.
+	// Migrations holds the migration files: a directory migrations/<set>/
+	// per schema set (storage, tokens, accounts, ...), files
+	// NNNN_description.sql.
 	Migrations fs.FS
 	// BackupTool is the tool that backs up its databases, named in
 	// messages; "" when `weave db backup` does.
@@ -114,7 +115,7 @@ func Lookup(rawURL string) (*Backend, error) {
 // MigrationsOf returns the backend's migrations of one schema set, in
 // order.
 func (b *Backend) MigrationsOf(set string) ([]Migration, error) {
-	ms, err := LoadMigrations(b.Migrations, set)
+	ms, err := LoadMigrations(b.Migrations, "migrations/"+set)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name, err)
 	}

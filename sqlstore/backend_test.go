@@ -75,7 +75,7 @@ func TestRedactURL(t *testing.T) {
 func TestMigrationSets(t *testing.T) {
 	// migrations maps each set (a directory) to its migrations' names.
 	migrations := func(b *sqlstore.Backend) map[string][]string {
-		dirs, err := fs.ReadDir(b.Migrations, ".")
+		dirs, err := fs.ReadDir(b.Migrations, "migrations")
 		if err != nil {
 			t.Fatalf("%s: %v", b.Name, err)
 		}
