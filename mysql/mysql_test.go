@@ -15,7 +15,6 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -108,17 +107,6 @@ func TestClassify(t *testing.T) {
 		t.Errorf("Upsert = %q", got)
 	}
 }
-
-func backend() sqltest.Backend {
-	return sqltest.Backend{
-		Fresh: dbtest.MySQL,
-		Open: func(ctx context.Context, url string, o sqltest.Opts) (*sqlstore.DB, error) {
-			return mysql.Open(ctx, url, sqlstore.PoolOptions{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
-		},
-	}
-}
-
-func TestDB(t *testing.T) { sqltest.Run(t, backend()) }
 
 // TestSession checks the settings every connection gets.
 func TestSession(t *testing.T) {

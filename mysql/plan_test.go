@@ -21,7 +21,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Skip("loads 120,000 records")
 	}
 	ctx := context.Background()
-	s := openStore(t, dbtest.MySQL(t), sqlstore.StoreOptions{})
+	s := sqltest.OpenStore(t, dbtest.MySQL(t), sqlstore.StoreOptions{})
 	db := s.DB()
 	d := sqltest.DefaultPlanData()
 	sqltest.LoadPlanData(t, db, d)

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -114,17 +113,6 @@ func TestClassify(t *testing.T) {
 		t.Errorf("Upsert = %q", got)
 	}
 }
-
-func backend() sqltest.Backend {
-	return sqltest.Backend{
-		Fresh: dbtest.Postgres,
-		Open: func(ctx context.Context, url string, o sqltest.Opts) (*sqlstore.DB, error) {
-			return postgres.Open(ctx, url, sqlstore.PoolOptions{Timeout: o.Timeout, LockTimeout: o.LockTimeout, MaxRetries: o.MaxRetries})
-		},
-	}
-}
-
-func TestDB(t *testing.T) { sqltest.Run(t, backend()) }
 
 // TestSession checks the settings every connection gets.
 func TestSession(t *testing.T) {

@@ -51,3 +51,15 @@ func RunOpenStore(t *testing.T, fresh func(t testing.TB) string) {
 	}
 	tok.Close()
 }
+
+// OpenStore opens a migrated store on url (of any registered backend),
+// closed when t ends.
+func OpenStore(t testing.TB, url string, opts sqlstore.StoreOptions) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenStore(context.Background(), url, sqlstore.PoolOptions{}, true, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
