@@ -2,17 +2,15 @@ package push_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/push"
-	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -21,56 +19,20 @@ import (
 // browser connected to the other, live and after a reconnect elsewhere.
 func TestCrossNode(t *testing.T) {
 	ctx := context.Background()
-	for _, b := range []struct {
-		name string
-		open func(t *testing.T) (a, b *sqlstore.DB)
-	}{
-		{"sqlite", func(t *testing.T) (*sqlstore.DB, *sqlstore.DB) {
-			// Two processes open the same file: two DBs here.
-			url := "sqlite://" + filepath.Join(t.TempDir(), "push.db")
+	for _, kind := range []string{"sqlite", "mysql", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			// Two processes open the same database: two DBs here.
+			url := dbtest.Fresh(t, kind)
 			var dbs [2]*sqlstore.DB
 			for i := range dbs {
-				db, err := sqlite.Open(ctx, url, sqlstore.PoolOptions{})
+				db, err := sqlstore.OpenSet(ctx, url, sqlstore.PoolOptions{}, sqlstore.SetPush, i == 0)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { db.Close() })
 				dbs[i] = db
 			}
-			migrate(t, dbs[0], sqlite.Migrations)
-			return dbs[0], dbs[1]
-		}},
-		{"mysql", func(t *testing.T) (*sqlstore.DB, *sqlstore.DB) {
-			url := dbtest.MySQL(t)
-			var dbs [2]*sqlstore.DB
-			for i := range dbs {
-				db, err := mysql.Open(ctx, url, sqlstore.PoolOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
-				dbs[i] = db
-			}
-			migrate(t, dbs[0], mysql.Migrations)
-			return dbs[0], dbs[1]
-		}},
-		{"postgres", func(t *testing.T) (*sqlstore.DB, *sqlstore.DB) {
-			url := dbtest.Postgres(t)
-			var dbs [2]*sqlstore.DB
-			for i := range dbs {
-				db, err := postgres.Open(ctx, url, sqlstore.PoolOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
-				dbs[i] = db
-			}
-			migrate(t, dbs[0], postgres.Migrations)
-			return dbs[0], dbs[1]
-		}},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			dbA, dbB := b.open(t)
+			dbA, dbB := dbs[0], dbs[1]
 			a := newServer(t, dbA, nil)
 			bs := newServer(t, dbB, nil)
 			if a.svc.Node() == bs.svc.Node() {

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,28 @@ func MySQL(t testing.TB) string { return mysqlBackend.fresh(t) }
 // Postgres creates an empty database on the PostgreSQL server for t and
 // returns its postgres:// URL. The database is dropped when t ends.
 func Postgres(t testing.TB) string { return postgresBackend.fresh(t) }
+
+// SQLite returns the sqlite:// URL of a new database file in t's temporary
+// directory.
+func SQLite(t testing.TB) string {
+	return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "weave.db"))
+}
+
+// Fresh returns an empty database of kind ("sqlite", "mysql" or
+// "postgres") for t.
+func Fresh(t testing.TB, kind string) string {
+	t.Helper()
+	switch kind {
+	case "mysql":
+		return MySQL(t)
+	case "postgres":
+		return Postgres(t)
+	case "sqlite":
+		return SQLite(t)
+	}
+	t.Fatalf("dbtest: no backend %q", kind)
+	return ""
+}
 
 // ServerURL returns the URL of the MariaDB/MySQL ("mysql") or PostgreSQL
 // ("postgres") test server, from the environment or the default.
