@@ -4,58 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/weave-sync/weave/accounts"
-	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
-// openAccountStores yields a migrated AccountStore on every backend.
+// forEachAccountBackend yields a migrated AccountStore on every backend.
 func forEachAccountBackend(t *testing.T, test func(t *testing.T, s *sqlstore.AccountStore)) {
-	ctx := context.Background()
-	type backend struct {
-		name string
-		open func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error)
-	}
-	for _, b := range []backend{
-		{"sqlite", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "accounts.db"), sqlstore.PoolOptions{})
-			ms, _ := sqlite.Migrations(sqlstore.SetAccounts)
-			return db, ms, err
-		}},
-		{"mysql", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{})
-			ms, _ := mysql.Migrations(sqlstore.SetAccounts)
-			return db, ms, err
-		}},
-		{"postgres", func(t *testing.T) (*sqlstore.DB, []sqlstore.Migration, error) {
-			db, err := postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{})
-			ms, _ := postgres.Migrations(sqlstore.SetAccounts)
-			return db, ms, err
-		}},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			db, ms, err := b.open(t)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if len(ms) != 2 {
-				t.Fatalf("%d accounts migrations", len(ms))
-			}
-			if err := db.Migrate(ctx, sqlstore.SetAccounts, ms, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.CheckSchema(ctx, sqlstore.SetAccounts, ms); err != nil {
-				t.Fatal(err)
-			}
-			test(t, sqlstore.NewAccountStore(db))
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			test(t, sqlstore.NewAccountStore(migratedDB(t, kind, sqlstore.SetAccounts, 2)))
 		})
 	}
 }

@@ -17,9 +17,9 @@ func TestPushStats(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixMilli()
 	const day = 24 * time.Hour
-	for _, b := range pushBackends(ctx) {
-		t.Run(b.name, func(t *testing.T) {
-			s := b.store(t)
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			s := pushStore(t, kind)
 			empty, err := s.Stats(ctx, now)
 			if err != nil {
 				t.Fatal(err)

@@ -27,6 +27,40 @@ var servers = []struct {
 	{"postgres", dbtest.Postgres, sqltest.BinaryMarker},
 }
 
+// kinds are every backend, for the tests of a schema set.
+var kinds = []string{"sqlite", "mysql", "postgres"}
+
+// migratedDB opens a fresh database of kind, migrated to set, which must
+// have want migrations; it checks that the schema is then current.
+func migratedDB(t *testing.T, kind, set string, want int) *sqlstore.DB {
+	t.Helper()
+	ctx := context.Background()
+	url := dbtest.Fresh(t, kind)
+	be, err := sqlstore.Lookup(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := be.MigrationsOf(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != want {
+		t.Fatalf("%d %s migrations, want %d", len(ms), set, want)
+	}
+	db, err := sqlstore.Open(ctx, url, sqlstore.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, set, ms, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CheckSchema(ctx, set, ms); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func eachServer(t *testing.T, fn func(t *testing.T, fresh func(testing.TB) string, uidMarker func(int64) string)) {
 	for _, s := range servers {
 		t.Run(s.name, func(t *testing.T) { fn(t, s.fresh, s.uidMarker) })
