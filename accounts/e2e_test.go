@@ -21,10 +21,10 @@ import (
 	"github.com/weave-sync/weave/hawk"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/postgres"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/routes"
-	"github.com/weave-sync/weave/sqlite"
+	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
 )
@@ -71,29 +71,11 @@ func newWorldOn(t *testing.T, backend string, mod ...func(*accounts.Config)) *wo
 	srv := httptest.NewUnstartedServer(nil) // listens on 127.0.0.1
 	base := "http://" + srv.Listener.Addr().String()
 
-	var adb *sqlstore.DB
-	var ms []sqlstore.Migration
-	var err error
-	switch backend {
-	case "sqlite":
-		adb, err = sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "accounts.db"), sqlstore.PoolOptions{})
-		ms, _ = sqlite.Migrations(sqlstore.SetAccounts)
-	case "mysql":
-		adb, err = mysql.Open(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{})
-		ms, _ = mysql.Migrations(sqlstore.SetAccounts)
-	case "postgres":
-		adb, err = postgres.Open(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{})
-		ms, _ = postgres.Migrations(sqlstore.SetAccounts)
-	default:
-		t.Fatalf("unknown backend %q", backend)
-	}
+	adb, err := sqlstore.OpenSet(ctx, dbtest.Fresh(t, backend), sqlstore.PoolOptions{}, sqlstore.SetAccounts, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { adb.Close() })
-	if err := adb.Migrate(ctx, sqlstore.SetAccounts, ms, nil); err != nil {
-		t.Fatal(err)
-	}
 	store := sqlstore.NewAccountStore(adb)
 	cfg := accounts.Config{
 		Store: store, PublicURL: base,

@@ -25,24 +25,10 @@ import (
 // never reuse an imported one.
 func TestImportUserRecords(t *testing.T) {
 	ctx := context.Background()
-	cases := []struct {
-		name string
-		open func(t *testing.T) (*sqlstore.TokenDB, error)
-	}{
-		{"sqlite", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "tokens.db")), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-		}},
-		{"mysql", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, dbtest.MySQL(t), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-		}},
-		{"postgres", func(t *testing.T) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, dbtest.Postgres(t), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, kind := range []string{"sqlite", "mysql", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			tokens, err := tc.open(t)
+			tokens, err := sqlstore.OpenTokenDB(ctx, dbtest.Fresh(t, kind), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -48,23 +47,9 @@ func TestImportLegacyLogin(t *testing.T) {
 			defer hs.Close()
 
 			// weave: token database, 1.1 accounts and one node's shard.
-			var tokens *sqlstore.TokenDB
-			var store *sqlstore.Store
-			var err, err2 error
-			switch into[c.Name] {
-			case "mysql":
-				u := dbtest.MySQL(t)
-				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
-			case "postgres":
-				u := dbtest.Postgres(t)
-				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
-			default:
-				u := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "weave.db"))
-				tokens, err = sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-				store, err2 = sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
-			}
+			u := dbtest.Fresh(t, into[c.Name])
+			tokens, err := sqlstore.OpenTokenDB(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+			store, err2 := sqlstore.OpenStore(ctx, u, sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
 			if err != nil || err2 != nil {
 				t.Fatal(err, err2)
 			}

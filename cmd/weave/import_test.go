@@ -40,15 +40,7 @@ func TestImport(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			ctx := context.Background()
 			src := c.Open(t, time.Now())
-			var weaveURL string
-			switch into[c.Name] {
-			case "mysql":
-				weaveURL = dbtest.MySQL(t)
-			case "postgres":
-				weaveURL = dbtest.Postgres(t)
-			default:
-				weaveURL = "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "weave.db"))
-			}
+			weaveURL := dbtest.Fresh(t, into[c.Name])
 			srv := startServer(t, weaveURL)
 			importArgs := []string{"import", "--from-storage-url", src.StorageURL, "--from-token-url", src.TokenURL,
 				"--to-node", srv.base, "--token-database-url", weaveURL, "--data-dir", t.TempDir()}
@@ -267,15 +259,7 @@ func TestImportLegacy(t *testing.T) {
 				ctx := context.Background()
 				src := c.Open(t, time.Now())
 				dir := t.TempDir()
-				var weaveURL string
-				switch into {
-				case "mysql":
-					weaveURL = dbtest.MySQL(t)
-				case "postgres":
-					weaveURL = dbtest.Postgres(t)
-				default:
-					weaveURL = "sqlite://" + filepath.ToSlash(filepath.Join(dir, "weave.db"))
-				}
+				weaveURL := dbtest.Fresh(t, into)
 				tokens, store := openWeave(t, weaveURL)
 				node, err := tokens.AddNode(ctx, weave.Node{URL: "https://weave.example.net", Capacity: 10, DatabaseURL: weaveURL})
 				if err != nil {
@@ -332,15 +316,7 @@ func TestImportLegacyServe(t *testing.T) {
 		t.Run(c.Name+"/into-"+into[c.Name], func(t *testing.T) {
 			ctx := context.Background()
 			src := c.Open(t, time.Now())
-			var weaveURL string
-			switch into[c.Name] {
-			case "mysql":
-				weaveURL = dbtest.MySQL(t)
-			case "postgres":
-				weaveURL = dbtest.Postgres(t)
-			default:
-				weaveURL = "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "weave.db"))
-			}
+			weaveURL := dbtest.Fresh(t, into[c.Name])
 			srv := startServer(t, weaveURL, "--legacy")
 			args := []string{"import", "--from-storage-url", src.StorageURL, "--to-node", srv.base,
 				"--token-database-url", weaveURL, "--data-dir", t.TempDir()}
