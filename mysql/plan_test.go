@@ -1,37 +1,20 @@
 package mysql_test
 
 import (
-	"context"
 	"database/sql"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
 	_ "github.com/weave-sync/weave/mysql"
-	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestQueryPlans loads a shard's worth of records and checks with EXPLAIN
 // that the Store's hot statements read through the intended indexes.
 func TestQueryPlans(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 120,000 records")
-	}
-	ctx := context.Background()
-	s := sqltest.OpenStore(t, dbtest.MySQL(t), sqlstore.StoreOptions{})
-	db := s.DB()
-	d := sqltest.DefaultPlanData()
-	sqltest.LoadPlanData(t, db, d)
-	start := time.Now()
-	for _, tbl := range []string{"bsos", "user_collections", "user_storage"} {
-		if _, err := db.Write.ExecContext(ctx, "ANALYZE TABLE "+tbl); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("analyzed in %v", time.Since(start).Round(time.Millisecond))
+	db, d := sqltest.PlanDB(t, dbtest.MySQL(t), "ANALYZE TABLE bsos", "ANALYZE TABLE user_collections", "ANALYZE TABLE user_storage")
 
 	pk := func(string) string { return "PRIMARY" }
 	for _, q := range sqltest.PlanQueries(d, pk) {

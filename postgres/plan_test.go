@@ -1,35 +1,20 @@
 package postgres_test
 
 import (
-	"context"
 	"database/sql"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
 	_ "github.com/weave-sync/weave/postgres"
-	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestQueryPlans loads a shard's worth of records and checks with EXPLAIN
 // that the Store's hot statements read through the intended indexes.
 func TestQueryPlans(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 120,000 records")
-	}
-	ctx := context.Background()
-	s := sqltest.OpenStore(t, dbtest.Postgres(t), sqlstore.StoreOptions{})
-	db := s.DB()
-	d := sqltest.DefaultPlanData()
-	sqltest.LoadPlanData(t, db, d)
-	start := time.Now()
-	if _, err := db.Write.ExecContext(ctx, "VACUUM ANALYZE bsos, user_collections, user_storage"); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("analyzed in %v", time.Since(start).Round(time.Millisecond))
+	db, d := sqltest.PlanDB(t, dbtest.Postgres(t), "VACUUM ANALYZE bsos, user_collections, user_storage")
 
 	pk := func(table string) string { return table + "_pkey" }
 	for _, q := range sqltest.PlanQueries(d, pk) {

@@ -185,3 +185,24 @@ func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
 		},
 	}
 }
+
+// PlanDB opens a store on url, loads DefaultPlanData into it and runs the
+// analyze statements, so that EXPLAIN shows the plans of a real shard. It
+// skips the test with -short.
+func PlanDB(t *testing.T, url string, analyze ...string) (*sqlstore.DB, PlanData) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("loads 120,000 records")
+	}
+	db := OpenStore(t, url, sqlstore.StoreOptions{}).DB()
+	d := DefaultPlanData()
+	LoadPlanData(t, db, d)
+	start := time.Now()
+	for _, q := range analyze {
+		if _, err := db.Write.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("analyzed in %v", time.Since(start).Round(time.Millisecond))
+	return db, d
+}
