@@ -13,6 +13,7 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/routes"
 	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
@@ -46,7 +47,6 @@ func startNode(t *testing.T, jwksFile string) string {
 // public URL.
 func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []string) string {
 	t.Helper()
-	ctx := context.Background()
 	ts := httptest.NewUnstartedServer(nil)
 	public := "http://" + ts.Listener.Addr().String()
 	cfg := weavehttp.Config{
@@ -56,29 +56,7 @@ func startNodeWith(t *testing.T, jwksFile string, secrets func(public string) []
 	}
 	var tokens http.Handler // the token server, with a JWKS file
 	if jwksFile != "" {
-		keys, err := fxa.LoadJWKSFile(jwksFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		verifier, err := fxa.NewVerifier(fxa.Options{Keys: keys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		tsrv := tokenserver.New(tokenserver.Config{
-			DB:             db,
-			Verifier:       verifier,
-			Secrets:        []string{e2eSecret},
-			DefaultNodeURL: public,
-		})
-		if err := tsrv.Init(ctx); err != nil {
-			t.Fatal(err)
-		}
-		tokens = tsrv
+		tokens, _ = startTokenServer(t, jwksFile, public)
 	}
 	srv, err := weavehttp.New(cfg)
 	if err != nil {
@@ -112,6 +90,31 @@ func runClean(t *testing.T, c Config) *Report {
 	}
 	checkCleanRun(t, rep)
 	return rep
+}
+
+// startTokenServer is a token server trusting the keys of jwksFile, on a
+// new SQLite token database, assigning users to the node at public.
+func startTokenServer(t *testing.T, jwksFile, public string) (*tokenserver.Server, *sqlstore.TokenDB) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := fxa.LoadJWKSFile(jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := fxa.NewVerifier(fxa.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlstore.OpenTokenDB(ctx, dbtest.SQLite(t), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tsrv := tokenserver.New(tokenserver.Config{DB: db, Verifier: verifier, Secrets: []string{e2eSecret}, DefaultNodeURL: public})
+	if err := tsrv.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tsrv, db
 }
 
 func checkCleanRun(t *testing.T, rep *Report) {

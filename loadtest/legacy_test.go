@@ -1,22 +1,18 @@
 package loadtest
 
 import (
-	"context"
+	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/weave-sync/weave/fxa"
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
 	"github.com/weave-sync/weave/routes"
 	_ "github.com/weave-sync/weave/sqlite"
 	"github.com/weave-sync/weave/sqlstore"
-	"github.com/weave-sync/weave/tokenserver"
-	"net/http"
 )
 
 // startLegacyNode is startNode with the 1.1 front end too, as `weave serve
@@ -24,27 +20,10 @@ import (
 // node and one store.
 func startLegacyNode(t *testing.T, jwksFile, secret string) string {
 	t.Helper()
-	ctx := context.Background()
 	ts := httptest.NewUnstartedServer(nil)
 	public := "http://" + ts.Listener.Addr().String()
 	store := openSQLiteStore(t)
-	keys, err := fxa.LoadJWKSFile(jwksFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := fxa.NewVerifier(fxa.Options{Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlstore.OpenTokenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "tokens.db"), sqlstore.PoolOptions{}, true, sqlstore.TokenDBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tsrv := tokenserver.New(tokenserver.Config{DB: db, Verifier: verifier, Secrets: []string{e2eSecret}, DefaultNodeURL: public})
-	if err := tsrv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tsrv, db := startTokenServer(t, jwksFile, public)
 	srv, err := weavehttp.New(weavehttp.Config{Store: store, PublicURL: public, Secrets: []string{e2eSecret}})
 	if err != nil {
 		t.Fatal(err)
