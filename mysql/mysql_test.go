@@ -15,6 +15,7 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -85,21 +86,7 @@ func TestClassify(t *testing.T) {
 		&mysqldrv.MySQLError{Number: 1064, Message: "syntax"},
 		errors.New("boom"),
 	}
-	for _, err := range retry {
-		if !d.Retryable(err) || d.Unavailable(err) {
-			t.Errorf("%v: want retryable only", err)
-		}
-	}
-	for _, err := range down {
-		if d.Retryable(err) || !d.Unavailable(err) {
-			t.Errorf("%v: want unavailable only", err)
-		}
-	}
-	for _, err := range other {
-		if d.Retryable(err) || d.Unavailable(err) {
-			t.Errorf("%v: want neither", err)
-		}
-	}
+	sqltest.CheckClassify(t, d, retry, down, other)
 	if q := "SELECT ? FROM t WHERE a = '?'"; d.Rebind(q) != q {
 		t.Errorf("Rebind changed %q", q)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -94,21 +95,7 @@ func TestClassify(t *testing.T) {
 		&pgconn.PgError{Code: "42601"},
 		errors.New("boom"),
 	}
-	for _, err := range retry {
-		if !d.Retryable(err) || d.Unavailable(err) {
-			t.Errorf("%v: want retryable only", err)
-		}
-	}
-	for _, err := range down {
-		if d.Retryable(err) || !d.Unavailable(err) {
-			t.Errorf("%v: want unavailable only", err)
-		}
-	}
-	for _, err := range other {
-		if d.Retryable(err) || d.Unavailable(err) {
-			t.Errorf("%v: want neither", err)
-		}
-	}
+	sqltest.CheckClassify(t, d, retry, down, other)
 	if got := d.Upsert([]string{"uid", "id"}, []string{"v"}); got != " ON CONFLICT (uid, id) DO UPDATE SET v = excluded.v" {
 		t.Errorf("Upsert = %q", got)
 	}

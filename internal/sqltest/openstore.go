@@ -63,3 +63,30 @@ func OpenStore(t testing.TB, url string, opts sqlstore.StoreOptions) *sqlstore.S
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// Classifier is the part of a Dialect that sorts driver errors.
+type Classifier interface {
+	Retryable(error) bool
+	Unavailable(error) bool
+}
+
+// CheckClassify checks that d finds exactly the errors of retry retryable,
+// exactly those of down unavailable, and those of other neither.
+func CheckClassify(t *testing.T, d Classifier, retry, down, other []error) {
+	t.Helper()
+	for _, err := range retry {
+		if !d.Retryable(err) || d.Unavailable(err) {
+			t.Errorf("%v: want retryable only", err)
+		}
+	}
+	for _, err := range down {
+		if d.Retryable(err) || !d.Unavailable(err) {
+			t.Errorf("%v: want unavailable only", err)
+		}
+	}
+	for _, err := range other {
+		if d.Retryable(err) || d.Unavailable(err) {
+			t.Errorf("%v: want neither", err)
+		}
+	}
+}
