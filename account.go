@@ -133,6 +133,12 @@ type AccountStore interface {
 	Commands(ctx context.Context, uid, deviceID string, from int64, limit int, now int64) (cmds []DeviceCommand, last bool, err error)
 	// DeleteCommands drops a device's queue (the device is gone).
 	DeleteCommands(ctx context.Context, uid, deviceID string) error
+	// RemoveDevice deletes the account's device token deviceID, its
+	// session token sessionID (if not ""), and its command queue, and
+	// stores revoked (if not nil, replacing a token of its ID), atomically:
+	// a failure leaves a device with its session, queue and grants intact.
+	// Ids that name nothing of the account are no error.
+	RemoveDevice(ctx context.Context, uid, deviceID, sessionID string, revoked *AccountToken) error
 
 	SigningKeys(ctx context.Context) ([]OAuthSigningKey, error)
 	// AddSigningKey stores k unless a key with its KID exists.

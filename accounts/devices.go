@@ -281,18 +281,12 @@ func (s *Service) removeDevice(ctx context.Context, uid string, d deviceData, te
 	if err != nil {
 		return err
 	}
+	var revoked *Token
 	if d.SessionTokenID != "" {
-		if err := s.revokeGrant(ctx, uid, d.SessionTokenID); err != nil {
-			return err
-		}
-		if err := s.store.DeleteToken(ctx, d.SessionTokenID); err != nil {
-			return err
-		}
+		t := s.revokedGrant(uid, d.SessionTokenID)
+		revoked = &t
 	}
-	if err := s.store.DeleteToken(ctx, d.ID); err != nil {
-		return err
-	}
-	if err := s.store.DeleteCommands(ctx, uid, d.ID); err != nil {
+	if err := s.store.RemoveDevice(ctx, uid, d.ID, d.SessionTokenID, revoked); err != nil {
 		return err
 	}
 	if !tellItself {

@@ -146,9 +146,15 @@ func grantRef(sourceID string) string { return sha256Hex("grant:" + sourceID)[:3
 // revokeGrant revokes every access token issued through the session or
 // refresh token sourceID, until the last of them has expired.
 func (s *Service) revokeGrant(ctx context.Context, uid, sourceID string) error {
+	return s.store.PutToken(ctx, s.revokedGrant(uid, sourceID))
+}
+
+// revokedGrant is the token whose presence revokes the grant of sourceID;
+// it outlives every access token issued through it.
+func (s *Service) revokedGrant(uid, sourceID string) Token {
 	now := s.nowMS()
-	return s.store.PutToken(ctx, Token{ID: sha256Hex("revoked-grant:" + grantRef(sourceID)), Kind: KindRevoked, UID: uid,
-		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now + s.cfg.AccessTokenTTL.Milliseconds() + 60_000})
+	return Token{ID: sha256Hex("revoked-grant:" + grantRef(sourceID)), Kind: KindRevoked, UID: uid,
+		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now + s.cfg.AccessTokenTTL.Milliseconds() + 60_000}
 }
 
 func (s *Service) mintAccessToken(a Account, clientID string, scopes []string, sourceID string) (string, int64) {

@@ -89,3 +89,30 @@ func (s *AccountStore) DeleteCommands(ctx context.Context, uid, deviceID string)
 	_, err := s.db.Write.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_commands WHERE device_id = ? AND uid = ?`), deviceID, uid)
 	return s.db.Classify(err)
 }
+
+// RemoveDevice implements weave.AccountStore. The queue goes last so that
+// the statement most likely to meet a fault finds the others undone.
+func (s *AccountStore) RemoveDevice(ctx context.Context, uid, deviceID, sessionID string, revoked *weave.AccountToken) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		if revoked != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), revoked.ID); err != nil {
+				return err
+			}
+			if err := s.insertTokens(ctx, tx, []weave.AccountToken{*revoked}); err != nil {
+				return err
+			}
+		}
+		for _, id := range []string{sessionID, deviceID} {
+			if id == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ? AND uid = ?`), id, uid); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_commands WHERE device_id = ? AND uid = ?`), deviceID, uid)
+		return err
+	}))
+}

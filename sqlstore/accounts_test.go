@@ -237,3 +237,99 @@ func TestAccountCommands(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountRemoveDevice: RemoveDevice drops the device, its session and
+// its queue and stores the revocation together, leaves other devices and
+// other accounts alone, is a no-op for ids that name nothing of the account,
+// and on a fault in its last statement undoes the others.
+func TestAccountRemoveDevice(t *testing.T) {
+	forEachAccountBackend(t, func(t *testing.T, s *sqlstore.AccountStore) {
+		ctx := context.Background()
+		uid, uid2 := "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+		id64 := func(p string) string { return p + string(bytes.Repeat([]byte("0"), 64-len(p))) }
+		sess := accounts.Token{ID: id64("a1"), Kind: accounts.KindSession, UID: uid, Data: []byte(`{}`), CreatedAt: 1}
+		dev := accounts.Token{ID: "d1000000000000000000000000000000", Kind: accounts.KindDevice, UID: uid, Data: []byte(`{}`), CreatedAt: 2}
+		sess2 := accounts.Token{ID: id64("a2"), Kind: accounts.KindSession, UID: uid, Data: []byte(`{}`), CreatedAt: 3}
+		dev2 := accounts.Token{ID: "d2000000000000000000000000000000", Kind: accounts.KindDevice, UID: uid, Data: []byte(`{}`), CreatedAt: 4}
+		// Another account's session: RemoveDevice under uid must not touch it.
+		foreign := accounts.Token{ID: id64("a3"), Kind: accounts.KindSession, UID: uid2, Data: []byte(`{}`), CreatedAt: 5}
+		if err := s.CreateAccount(ctx, testAccount(uid, "rm@example.org"), []accounts.Token{sess, dev, sess2, dev2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateAccount(ctx, testAccount(uid2, "rm2@example.org"), []accounts.Token{foreign}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{dev.ID, dev2.ID} {
+			if _, err := s.PutCommand(ctx, accounts.Command{UID: uid, DeviceID: d, Data: []byte(`{}`), CreatedAt: 1, ExpiresAt: 1000}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		revoked := func(p string) *accounts.Token {
+			return &accounts.Token{ID: id64(p), Kind: accounts.KindRevoked, UID: uid, Data: []byte(`{}`), CreatedAt: 7, ExpiresAt: 1000}
+		}
+		exists := func(id string) bool {
+			t.Helper()
+			_, err := s.Token(ctx, id)
+			if err != nil && !errors.Is(err, accounts.ErrNotFound) {
+				t.Fatal(err)
+			}
+			return err == nil
+		}
+		queued := func(d string) int {
+			t.Helper()
+			cs, _, err := s.Commands(ctx, uid, d, 0, 100, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(cs)
+		}
+
+		if err := s.RemoveDevice(ctx, uid, dev.ID, sess.ID, revoked("e1")); err != nil {
+			t.Fatal(err)
+		}
+		if exists(dev.ID) || exists(sess.ID) || queued(dev.ID) != 0 {
+			t.Fatal("device, session or queue outlived RemoveDevice")
+		}
+		if got, err := s.Token(ctx, id64("e1")); err != nil || got.Kind != accounts.KindRevoked || got.UID != uid || got.ExpiresAt != 1000 {
+			t.Fatalf("revocation: %+v %v", got, err)
+		}
+		if !exists(dev2.ID) || !exists(sess2.ID) || queued(dev2.ID) != 1 {
+			t.Fatal("RemoveDevice touched another device")
+		}
+
+		// Nothing left to remove, another account's session named: no
+		// error, nothing of the other account goes, the revocation is
+		// still (re)written.
+		if err := s.RemoveDevice(ctx, uid, dev.ID, foreign.ID, revoked("e1")); err != nil {
+			t.Fatalf("removing a gone device: %v", err)
+		}
+		if !exists(foreign.ID) {
+			t.Fatal("RemoveDevice deleted another account's token")
+		}
+		if err := s.RemoveDevice(ctx, uid, "d3000000000000000000000000000000", "", nil); err != nil {
+			t.Fatalf("no session, no revocation: %v", err)
+		}
+
+		// A cancelled context changes nothing.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.RemoveDevice(cctx, uid, dev2.ID, sess2.ID, revoked("e2")); err == nil {
+			t.Fatal("cancelled RemoveDevice succeeded")
+		}
+		if !exists(dev2.ID) || !exists(sess2.ID) || exists(id64("e2")) {
+			t.Fatal("cancelled RemoveDevice wrote")
+		}
+
+		// A fault in the last statement (the queue's table is gone) rolls
+		// back the revocation and both deletions.
+		if _, err := s.DB().Write.ExecContext(ctx, `DROP TABLE accounts_commands`); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveDevice(ctx, uid, dev2.ID, sess2.ID, revoked("e2")); err == nil {
+			t.Fatal("RemoveDevice succeeded without its queue table")
+		}
+		if !exists(dev2.ID) || !exists(sess2.ID) || exists(id64("e2")) {
+			t.Fatal("failed RemoveDevice was not rolled back")
+		}
+	})
+}
