@@ -111,6 +111,20 @@ func (f *fleetDB) migrator(dir fleet.Directory) *fleet.Migrator {
 	}
 }
 
+// withAdmin runs do with the token database and a fleet.Admin over it,
+// as the node and user commands do, and closes both after.
+func (f *fleetDB) withAdmin(a *app, do func(ctx context.Context, tokens *sqlstore.TokenDB, adm *fleet.Admin) error) error {
+	ctx := a.ctx
+	tokens, err := f.openTokenDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer tokens.Close()
+	adm := &fleet.Admin{Migrator: f.migrator(tokens), Out: a.stdout, Progress: a.stderr}
+	defer adm.Migrator.Close()
+	return do(ctx, tokens, adm)
+}
+
 // deleter is the user deletion protocol over the token database; nodes,
 // when set, are the ones this process serves.
 func (f *fleetDB) deleter(tokens *sqlstore.TokenDB, nodes *fleet.NodeSet) *fleet.Deleter {

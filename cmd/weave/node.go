@@ -43,51 +43,45 @@ func (a *app) nodeCommand() *cli.Command {
 		if len(args) == 0 {
 			return errors.New("want add, list, set-state or drain (see `weave node --help`)")
 		}
-		ctx := a.ctx
-		tokens, err := f.openTokenDB(ctx)
-		if err != nil {
-			return err
-		}
-		defer tokens.Close()
-		adm := &fleet.Admin{Migrator: f.migrator(tokens), Out: a.stdout, Progress: a.stderr}
-		defer adm.Migrator.Close()
-		switch args[0] {
-		case "add":
-			if len(args) != 2 {
-				return errors.New("usage: weave node add URL --database-url DSN [--capacity N]")
+		return f.withAdmin(a, func(ctx context.Context, tokens *sqlstore.TokenDB, adm *fleet.Admin) error {
+			switch args[0] {
+			case "add":
+				if len(args) != 2 {
+					return errors.New("usage: weave node add URL --database-url DSN [--capacity N]")
+				}
+				nodeURL := weave.CleanNodeURL(args[1])
+				if u, err := url.Parse(nodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("node URL %q: want http(s)://HOST[:PORT][/PREFIX]", args[1])
+				}
+				if f.nodeDSN == "" {
+					return errors.New("--database-url is required: the node's shard database")
+				}
+				db, be, err := openShardDB(ctx, f.nodeDSN, &f.db, true)
+				if err != nil {
+					return err
+				}
+				db.Close()
+				n, err := tokens.AddNode(ctx, weave.Node{URL: nodeURL, Capacity: f.capacity, DatabaseURL: f.nodeDSN})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "added node %d %s (capacity %d, %s shard %s, state %s)\n", n.ID, n.URL, n.Capacity, be.Name, sqlstore.RedactURL(f.nodeDSN), n.State)
+				return nil
+			case "list":
+				return a.nodeList(ctx, f, tokens)
+			case "set-state":
+				if len(args) != 3 {
+					return errors.New("usage: weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]")
+				}
+				return adm.SetState(ctx, args[1], args[2], f.retryAfter, f.backoff)
+			case "drain":
+				if len(args) != 2 {
+					return errors.New("usage: weave node drain URL [--to URL,...] [--parallel N]")
+				}
+				return adm.Drain(ctx, args[1], cli.List(f.to), f.parallel)
 			}
-			nodeURL := weave.CleanNodeURL(args[1])
-			if u, err := url.Parse(nodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("node URL %q: want http(s)://HOST[:PORT][/PREFIX]", args[1])
-			}
-			if f.nodeDSN == "" {
-				return errors.New("--database-url is required: the node's shard database")
-			}
-			db, be, err := openShardDB(ctx, f.nodeDSN, &f.db, true)
-			if err != nil {
-				return err
-			}
-			db.Close()
-			n, err := tokens.AddNode(ctx, weave.Node{URL: nodeURL, Capacity: f.capacity, DatabaseURL: f.nodeDSN})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "added node %d %s (capacity %d, %s shard %s, state %s)\n", n.ID, n.URL, n.Capacity, be.Name, sqlstore.RedactURL(f.nodeDSN), n.State)
-			return nil
-		case "list":
-			return a.nodeList(ctx, f, tokens)
-		case "set-state":
-			if len(args) != 3 {
-				return errors.New("usage: weave node set-state URL up|backoff|draining|down [--retry-after S] [--backoff S]")
-			}
-			return adm.SetState(ctx, args[1], args[2], f.retryAfter, f.backoff)
-		case "drain":
-			if len(args) != 2 {
-				return errors.New("usage: weave node drain URL [--to URL,...] [--parallel N]")
-			}
-			return adm.Drain(ctx, args[1], cli.List(f.to), f.parallel)
-		}
-		return fmt.Errorf("unknown node command %q: want add, list, set-state or drain", args[0])
+			return fmt.Errorf("unknown node command %q: want add, list, set-state or drain", args[0])
+		})
 	}
 	return c
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/weave-sync/weave/fleet"
+	"github.com/weave-sync/weave/sqlstore"
 
 	"github.com/weave-sync/weave/internal/cli"
 )
@@ -30,23 +32,17 @@ func (a *app) userCommand() *cli.Command {
 		if len(args) != 2 {
 			return errors.New("want show EMAIL|UID, migrate UID --to URL or delete UID (see `weave user --help`)")
 		}
-		ctx := a.ctx
-		tokens, err := f.openTokenDB(ctx)
-		if err != nil {
-			return err
-		}
-		defer tokens.Close()
-		adm := &fleet.Admin{Migrator: f.migrator(tokens), Out: a.stdout, Progress: a.stderr}
-		defer adm.Migrator.Close()
-		switch args[0] {
-		case "show":
-			return adm.Migrator.ShowUser(ctx, a.stdout, args[1])
-		case "migrate":
-			return adm.MigrateUser(ctx, args[1], f.to)
-		case "delete":
-			return adm.DeleteUser(ctx, args[1], f.retire, f.yes)
-		}
-		return fmt.Errorf("unknown user command %q: want show, migrate or delete", args[0])
+		return f.withAdmin(a, func(ctx context.Context, _ *sqlstore.TokenDB, adm *fleet.Admin) error {
+			switch args[0] {
+			case "show":
+				return adm.Migrator.ShowUser(ctx, a.stdout, args[1])
+			case "migrate":
+				return adm.MigrateUser(ctx, args[1], f.to)
+			case "delete":
+				return adm.DeleteUser(ctx, args[1], f.retire, f.yes)
+			}
+			return fmt.Errorf("unknown user command %q: want show, migrate or delete", args[0])
+		})
 	}
 	return c
 }
