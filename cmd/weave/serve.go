@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -184,46 +183,11 @@ func registerTLS(c *cli.Command, f *tlsserve.Config) {
 	c.String(&f.RedirectListen, "http-redirect-listen", "", "also listen on this address (e.g. :80) with plain HTTP that only redirects to the HTTPS public URL (and answers ACME HTTP-01 challenges with --acme-domain)")
 }
 
-func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-func parsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(part); err == nil {
-			out = append(out, p)
-			continue
-		}
-		a, err := netip.ParseAddr(part)
-		if err != nil {
-			return nil, fmt.Errorf("--trusted-proxies: %q is neither an address nor a CIDR", part)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
 // Run builds the server from the flags and starts serving; it returns once
 // the listener is open. Call Close even when it fails.
 func (m *Main) Run(ctx context.Context) error {
 	f := m.f
-	log, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
+	log, err := cli.Logger(f.logFormat, f.logLevel, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -254,9 +218,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.onClose(tlsSrv.Stop)
 	}
-	trusted, err := parsePrefixes(f.trustedProxies)
+	trusted, err := cli.Prefixes(f.trustedProxies)
 	if err != nil {
-		return err
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	secretText, err := tokenserver.MasterSecret(f.masterSecret, f.db.dataDir)
 	if err != nil {
