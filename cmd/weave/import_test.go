@@ -312,65 +312,61 @@ func TestImportLegacyServe(t *testing.T) {
 		"server-storage/mysql":  "postgres",
 		"server-storage/sqlite": "mysql",
 	}
-	for _, c := range importertest.LegacyCases() {
-		t.Run(c.Name+"/into-"+into[c.Name], func(t *testing.T) {
-			ctx := context.Background()
-			src := c.Open(t, time.Now())
-			weaveURL := dbtest.Fresh(t, into[c.Name])
-			srv := startServer(t, weaveURL, "--legacy")
-			args := []string{"import", "--from-storage-url", src.StorageURL, "--to-node", srv.base,
-				"--token-database-url", weaveURL, "--data-dir", t.TempDir()}
-			if src.UsersURL != "" {
-				args = append(args, "--from-users-url", src.UsersURL)
+	importertest.RunLegacyInto(t, into, func(t *testing.T, _ importertest.LegacyCase, src *importertest.LegacySource, weaveURL string) {
+		ctx := context.Background()
+		srv := startServer(t, weaveURL, "--legacy")
+		args := []string{"import", "--from-storage-url", src.StorageURL, "--to-node", srv.base,
+			"--token-database-url", weaveURL, "--data-dir", t.TempDir()}
+		if src.UsersURL != "" {
+			args = append(args, "--from-users-url", src.UsersURL)
+		}
+		var out, errb bytes.Buffer
+		if code := run(ctx, args, &out, &errb); code != 0 {
+			t.Fatalf("weave import: %d\nstdout: %s\nstderr: %s", code, &out, &errb)
+		}
+		get := func(u, user, pw string) (int, string) {
+			t.Helper()
+			req, _ := http.NewRequest("GET", u, nil)
+			req.SetBasicAuth(user, pw)
+			req.Header.Set("Accept", "application/newlines")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-			var out, errb bytes.Buffer
-			if code := run(ctx, args, &out, &errb); code != 0 {
-				t.Fatalf("weave import: %d\nstdout: %s\nstderr: %s", code, &out, &errb)
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		for _, a := range src.Accounts {
+			if a.Disabled {
+				continue
 			}
-			get := func(u, user, pw string) (int, string) {
-				t.Helper()
-				req, _ := http.NewRequest("GET", u, nil)
-				req.SetBasicAuth(user, pw)
-				req.Header.Set("Accept", "application/newlines")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, string(b)
+			st, node := get(srv.base+"/user/1.0/"+a.Username+"/node/weave", a.Username, a.Password)
+			if st != 200 || node != srv.base+"/" {
+				t.Fatalf("%s: node/weave = %d %q, want %q", a.Username, st, node, srv.base+"/")
 			}
-			for _, a := range src.Accounts {
-				if a.Disabled {
-					continue
+			st, body := get(node+"1.1/"+a.Username+"/info/collections", a.Username, a.Password)
+			var colls map[string]json.RawMessage
+			want := src.Want[a.Username]
+			if st != 200 || json.Unmarshal([]byte(body), &colls) != nil || len(colls) != len(want.Collections) {
+				t.Fatalf("%s: info/collections = %d %q", a.Username, st, body)
+			}
+			for _, wc := range want.Collections {
+				if got := string(colls[wc.Name]); got != wc.Modified.String() {
+					t.Errorf("%s: %s modified %s, want %s", a.Username, wc.Name, got, wc.Modified)
 				}
-				st, node := get(srv.base+"/user/1.0/"+a.Username+"/node/weave", a.Username, a.Password)
-				if st != 200 || node != srv.base+"/" {
-					t.Fatalf("%s: node/weave = %d %q, want %q", a.Username, st, node, srv.base+"/")
+				st, body := get(node+"1.1/"+a.Username+"/storage/"+wc.Name+"?full=1", a.Username, a.Password)
+				lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+				if st != 200 || len(lines) != len(wc.BSOs) {
+					t.Fatalf("%s: storage/%s = %d %q, want %d records", a.Username, wc.Name, st, body, len(wc.BSOs))
 				}
-				st, body := get(node+"1.1/"+a.Username+"/info/collections", a.Username, a.Password)
-				var colls map[string]json.RawMessage
-				want := src.Want[a.Username]
-				if st != 200 || json.Unmarshal([]byte(body), &colls) != nil || len(colls) != len(want.Collections) {
-					t.Fatalf("%s: info/collections = %d %q", a.Username, st, body)
-				}
-				for _, wc := range want.Collections {
-					if got := string(colls[wc.Name]); got != wc.Modified.String() {
-						t.Errorf("%s: %s modified %s, want %s", a.Username, wc.Name, got, wc.Modified)
-					}
-					st, body := get(node+"1.1/"+a.Username+"/storage/"+wc.Name+"?full=1", a.Username, a.Password)
-					lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
-					if st != 200 || len(lines) != len(wc.BSOs) {
-						t.Fatalf("%s: storage/%s = %d %q, want %d records", a.Username, wc.Name, st, body, len(wc.BSOs))
-					}
-					for _, b := range wc.BSOs {
-						p, _ := json.Marshal(b.Payload)
-						if !strings.Contains(body, `"id":"`+b.ID+`"`) || !strings.Contains(body, `"payload":`+string(p)) || !strings.Contains(body, `"modified":`+b.Modified.String()) {
-							t.Errorf("%s: storage/%s lacks %s (modified %s, payload %s): %s", a.Username, wc.Name, b.ID, b.Modified, p, body)
-						}
+				for _, b := range wc.BSOs {
+					p, _ := json.Marshal(b.Payload)
+					if !strings.Contains(body, `"id":"`+b.ID+`"`) || !strings.Contains(body, `"payload":`+string(p)) || !strings.Contains(body, `"modified":`+b.Modified.String()) {
+						t.Errorf("%s: storage/%s lacks %s (modified %s, payload %s): %s", a.Username, wc.Name, b.ID, b.Modified, p, body)
 					}
 				}
 			}
-		})
-	}
+		}
+	})
 }

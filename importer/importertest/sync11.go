@@ -532,3 +532,15 @@ func (s *LegacySource) ChangePassword(t testing.TB, username, password string) {
 	}
 	t.Fatalf("no account %s", username)
 }
+
+// RunLegacyInto runs test once per 1.1 source, as the subtest
+// "SOURCE/into-DB": with the source filled as of now and a fresh weave
+// database (its URL) on into[SOURCE] ("sqlite", "mysql" or "postgres").
+func RunLegacyInto(t *testing.T, into map[string]string, test func(t *testing.T, c LegacyCase, src *LegacySource, weaveURL string)) {
+	for _, c := range LegacyCases() {
+		t.Run(c.Name+"/into-"+into[c.Name], func(t *testing.T) {
+			src := c.Open(t, time.Now())
+			test(t, c, src, dbtest.Fresh(t, into[c.Name]))
+		})
+	}
+}
