@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -87,15 +85,6 @@ func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate b
 		return nil, err
 	}
 	return &builtinPush{svc: svc}, nil
-}
-
-// printPrefs tells the operator how to point Firefox at the push service.
-func (p *builtinPush) printPrefs(w io.Writer) {
-	u := p.svc.ServerURL()
-	fmt.Fprintf(w, "Push is on. Point Firefox at it (before signing in: changing it later drops its subscriptions): in about:config set\n  dom.push.serverURL = %s\n", u)
-	if strings.HasPrefix(u, "ws://") {
-		fmt.Fprintf(w, "  dom.push.testing.allowInsecureServerURL = true\n")
-	}
 }
 
 // pushCommand is `weave push stats`: the push store's state, read from the

@@ -362,20 +362,12 @@ func (m *Main) Run(ctx context.Context) error {
 	hs := f.conn.server(routes.Handler(surfaces), log)
 	fmt.Fprintf(m.Stdout, "weave %s listening on %s (public URL %s, database %s)\n", version, ln.Addr(), f.publicURL, sqlstore.RedactURL(dbs.storageURL))
 	if acc != nil {
-		// With built-in accounts one pref points all of Firefox's account
-		// services here; Firefox refuses a plain-http account server
-		// unless allowHttp is set.
-		fmt.Fprintf(m.Stdout, "Built-in accounts are on. Point Firefox at them: in about:config set\n  identity.fxaccounts.autoconfig.uri = %s\n", f.publicURL)
-		if strings.HasPrefix(f.publicURL, "http://") {
-			fmt.Fprintf(m.Stdout, "  identity.fxaccounts.allowHttp = true\n")
-		}
-		fmt.Fprintf(m.Stdout, "then sign in to Sync: Firefox opens %s (the same page creates accounts in any browser).\n", f.publicURL)
+		accounts.WriteFirefoxPrefs(m.Stdout, f.publicURL)
 	} else {
-		fmt.Fprintf(m.Stdout, "Point Firefox at it: in about:config set\n  identity.sync.tokenserver.uri = %s/1.0/sync/1.5\n", f.publicURL)
+		tokenserver.WriteFirefoxPrefs(m.Stdout, f.publicURL)
 	}
-
 	if ps != nil {
-		ps.printPrefs(m.Stdout)
+		ps.svc.WriteFirefoxPrefs(m.Stdout)
 	}
 	if lg != nil {
 		fmt.Fprintf(m.Stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.signup, f.publicURL)
