@@ -41,20 +41,6 @@ func registerPushHosts(c *cli.Command, p *string) {
 	c.String(p, "accounts-push-hosts", "", "comma-separated push services the devices' push callbacks may point at, each [http(s)://]host[:port] (https and any port unless given; *.example.com for its subdomains); the accounts service posts Send Tab and device notices only there. Empty: the public URL's origin (weave's own push service) and Mozilla's ("+strings.Join(accounts.DefaultPushHosts, ", ")+")")
 }
 
-// pushHosts is Config.PushHosts for the --accounts-push-hosts value.
-func pushHosts(v string) []string {
-	if strings.TrimSpace(v) == "" {
-		return nil
-	}
-	var out []string
-	for h := range strings.SplitSeq(v, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // closeAccounts lets the notices still in flight go out (a password reset
 // or deletion by `weave account` pushes to the devices, then exits).
 func closeAccounts(svc *accounts.Service) {
@@ -121,7 +107,7 @@ func newBuiltinAccounts(ctx context.Context, f *accountsFlags, dbs *databases, m
 		SessionTTL:      f.sessionTTL,
 		SessionIdleTTL:  f.sessionIdle,
 		RefreshTokenTTL: f.refreshTTL,
-		PushHosts:       pushHosts(f.pushHosts),
+		PushHosts:       cli.List(f.pushHosts),
 		Logger:          log.With("component", "accounts"),
 	})
 }
@@ -156,7 +142,7 @@ func (a *app) accountCommand() *cli.Command {
 		svc, err := openAccounts(a.ctx, dbs, true, accounts.Config{
 			PublicURL:      publicURL,
 			DeleteSyncData: deleteSyncData((&fleetDB{db: *db}).deleter(tokenDB, nil)),
-			PushHosts:      pushHosts(hosts),
+			PushHosts:      cli.List(hosts),
 		})
 		if err != nil {
 			return err
