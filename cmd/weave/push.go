@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,24 +35,6 @@ func (f *pushFlags) register(c *cli.Command) {
 // builtinPush is the push service as wired into serve.
 type builtinPush struct{ svc *push.Service }
 
-// pushEndpointKeys derives the keys of push endpoint tokens from the
-// master secrets: the first mints, all are accepted, so rotating the master
-// secret the usual way (new first, old kept) keeps every endpoint valid.
-func pushEndpointKeys(secrets []string) ([][]byte, error) {
-	var keys [][]byte
-	for _, s := range secrets {
-		k, err := hkdf.Key(sha256.New, []byte(s), nil, "weave push endpoint token key", 32)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("push: no master secret")
-	}
-	return keys, nil
-}
-
 // newBuiltinPush migrates the push schema (it lives with the token
 // database, which every process of a fleet shares: that is how a message
 // taken by one process reaches a browser connected to another) and builds
@@ -67,7 +47,7 @@ func newBuiltinPush(ctx context.Context, f *pushFlags, dbs *databases, migrate b
 	if err := dbs.tokens.Prepare(ctx, sqlstore.SetPush, ms, migrate, nil); err != nil {
 		return nil, fmt.Errorf("push database: %w", err)
 	}
-	keys, err := pushEndpointKeys(secrets)
+	keys, err := push.EndpointKeys(secrets)
 	if err != nil {
 		return nil, err
 	}
