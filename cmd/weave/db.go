@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/weave-sync/weave/sqlite"
@@ -14,19 +15,28 @@ import (
 func (a *app) dbCommand() *cli.Command {
 	f := &dbFlags{}
 	var batch int
-	c := cli.New("db", "migrate|status|purge|backup FILE|restore FILE [flags]", `Manage the databases: apply schema migrations, show schema versions, purge expired records, back up and restore.
+	var seed sqlstore.SeedOptions
+	var seedCollections string
+	c := cli.New("db", "migrate|status|purge|seed|backup FILE|restore FILE [flags]", `Manage the databases: apply schema migrations, show schema versions, purge expired records, back up and restore.
+  weave db seed           write synthetic Firefox-like records for benchmarks (--seed-*); refuses a
+                          database that holds records unless --seed-append
   weave db backup FILE    consistent copy of the SQLite database (--database-url, default the
                           data dir's weave.db) taken while weave serves; FILE must not exist
   weave db restore FILE   put a backup in place of the database; stop weave serve first
 MySQL/MariaDB and PostgreSQL are backed up with their own tools: see docs/operations.md.`)
 	f.register(c)
 	c.Int(&batch, "purge-batch", 1000, "rows purged per transaction by `weave db purge`").Min(1)
+	c.Int(&seed.Users, "seed-users", 1000, "`weave db seed`: users to create (uids from --seed-first-uid)").Min(1)
+	c.Int64(&seed.FirstUID, "seed-first-uid", 1, "`weave db seed`: first uid").Min(1)
+	c.Int(&seed.RecordsPerUser, "seed-records-per-user", 1000, "`weave db seed`: records per user, spread over --seed-collections").Min(0)
+	c.String(&seedCollections, "seed-collections", "history", "`weave db seed`: comma-separated collections")
+	c.Bool(&seed.Append, "seed-append", false, "`weave db seed`: allow a database that already holds records (the uids must be new)")
 	c.Run = func(args []string) error {
 		if len(args) == 2 && (args[0] == "backup" || args[0] == "restore") {
 			return a.dbBackupRestore(f, args[0], args[1])
 		}
 		if len(args) != 1 {
-			return fmt.Errorf("want one of migrate, status, purge, backup FILE, restore FILE (see `weave db --help`)")
+			return fmt.Errorf("want one of migrate, status, purge, seed, backup FILE, restore FILE (see `weave db --help`)")
 		}
 		dbs, err := openDatabases(a.ctx, f)
 		if err != nil {
@@ -44,6 +54,22 @@ MySQL/MariaDB and PostgreSQL are backed up with their own tools: see docs/operat
 			return a.printStatus(dbs)
 		case "status":
 			return a.printStatus(dbs)
+		case "seed":
+			if err := dbs.prepare(a.ctx, true, nil); err != nil {
+				return err
+			}
+			seed.Collections = strings.Split(seedCollections, ",")
+			start := time.Now()
+			seed.Progress = func(n int64) {
+				fmt.Fprintf(a.stderr, "\rseeded %d records (%.0f/s)", n, float64(n)/time.Since(start).Seconds())
+			}
+			n, err := sqlstore.NewStore(dbs.storage, sqlstore.StoreOptions{}).Seed(a.ctx, seed)
+			fmt.Fprintf(a.stderr, "\n")
+			if err != nil {
+				return fmt.Errorf("seed stopped after %d records: %w", n, err)
+			}
+			fmt.Fprintf(a.stdout, "seeded %d records for %d users in %.1fs\n", n, seed.Users, time.Since(start).Seconds())
+			return nil
 		case "purge":
 			if err := dbs.prepare(a.ctx, false, nil); err != nil {
 				return err
@@ -66,7 +92,7 @@ MySQL/MariaDB and PostgreSQL are backed up with their own tools: see docs/operat
 			fmt.Fprintf(a.stdout, "purged %d expired records and batch rows\n", total)
 			return nil
 		}
-		return fmt.Errorf("unknown db command %q: want migrate, status, purge, backup FILE or restore FILE", args[0])
+		return fmt.Errorf("unknown db command %q: want migrate, status, purge, seed, backup FILE or restore FILE", args[0])
 	}
 	return c
 }
