@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +33,7 @@ type Proxy struct {
 	accepted int
 	closed   bool
 	wg       sync.WaitGroup
+	latency  atomic.Int64 // ns each way, for connections accepted after SetLatency
 }
 
 type pair struct {
@@ -121,19 +124,58 @@ func (p *Proxy) handle(client net.Conn) {
 		pr.close()
 	}()
 
+	lat := time.Duration(p.latency.Load())
 	done := make(chan struct{}, 2)
 	go func() {
-		p.pipe(pr, server, client, true)
+		p.pipe(pr, server, client, true, lat)
 		done <- struct{}{}
 	}()
-	p.pipe(pr, client, server, false)
+	p.pipe(pr, client, server, false, lat)
 	done <- struct{}{}
 	<-done
 }
 
-// pipe copies src to dst until either side fails; on the client-to-server
-// direction it watches for the trigger.
-func (p *Proxy) pipe(pr *pair, dst, src net.Conn, fromClient bool) {
+// SetLatency delays every chunk forwarded in either direction by d (so a
+// request and its answer take 2d more), on connections accepted from now
+// on; 0 forwards at once. Chunks are delayed, not throttled: a second chunk
+// read right after the first arrives right after it, as on a long link.
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(max(d, 0))) }
+
+// pipe copies src to dst until either side fails, each chunk lat after it
+// was read; on the client-to-server direction it watches for the trigger.
+func (p *Proxy) pipe(pr *pair, dst, src net.Conn, fromClient bool, lat time.Duration) {
+	defer pr.close()
+	forward := func(chunk []byte) bool { return p.forward(pr, dst, chunk) }
+	if lat > 0 {
+		// A delay line: the reader stamps each chunk, a writer sends it
+		// when due, so that chunks in flight overlap as on a real link.
+		type delayed struct {
+			chunk []byte
+			due   time.Time
+		}
+		line := make(chan delayed, 256)
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			for d := range line {
+				sleepUntil(d.due)
+				if !p.forward(pr, dst, d.chunk) {
+					pr.close()
+					return
+				}
+			}
+		}()
+		defer func() { <-written }()
+		defer close(line)
+		forward = func(chunk []byte) bool {
+			select {
+			case line <- delayed{bytes.Clone(chunk), time.Now().Add(lat)}:
+				return true
+			case <-pr.done:
+				return false
+			}
+		}
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -147,21 +189,38 @@ func (p *Proxy) pipe(pr *pair, dst, src net.Conn, fromClient bool) {
 					return
 				}
 			}
-			// While stalled, data waits here, as behind a hung server.
-			select {
-			case <-p.gate():
-			case <-pr.done:
+			if !forward(buf[:n]) {
 				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
 			}
 		}
 		if err != nil {
-			break
+			return
 		}
 	}
-	pr.close()
+}
+
+// sleepUntil waits until t in a system call of its own: the Go runtime's
+// timers wake at millisecond granularity, which would make a latency of
+// 0.5 ms one of 1–2 ms, while the kernel's high-resolution sleep is exact
+// to tens of microseconds. It holds an OS thread meanwhile, one per
+// connection direction with data in flight.
+func sleepUntil(t time.Time) {
+	for d := time.Until(t); d > 0; d = time.Until(t) {
+		ts := syscall.NsecToTimespec(int64(d))
+		_ = syscall.Nanosleep(&ts, nil)
+	}
+}
+
+// forward writes one chunk to dst and reports whether it could.
+func (p *Proxy) forward(pr *pair, dst net.Conn, chunk []byte) bool {
+	// While stalled, data waits here, as behind a hung server.
+	select {
+	case <-p.gate():
+	case <-pr.done:
+		return false
+	}
+	_, err := dst.Write(chunk)
+	return err == nil
 }
 
 // fire disarms the trigger and returns its channel if chunk holds it.

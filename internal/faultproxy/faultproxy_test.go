@@ -305,3 +305,65 @@ func TestCloseEndsEverything(t *testing.T) {
 func isCut(err error) bool {
 	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset"))
 }
+
+func TestLatency(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	const lat = 20 * time.Millisecond
+	p.SetLatency(lat)
+	c := dial(t, p.Addr())
+	start := time.Now()
+	if got, err := c.roundTrip("slow"); err != nil || got != "slow" {
+		t.Fatalf("roundTrip = %q, %v", got, err)
+	}
+	if d := time.Since(start); d < 2*lat {
+		t.Fatalf("round trip took %v, want at least %v (latency each way)", d, 2*lat)
+	}
+	// Chunks in flight overlap: ten lines sent at once come back about
+	// one round trip later, not ten.
+	start = time.Now()
+	for i := range 10 {
+		if _, err := c.c.Write([]byte(strings.Repeat("x", i+1) + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(lat / 10)
+	}
+	for i := range 10 {
+		got, err := c.r.ReadString('\n')
+		if err != nil || strings.TrimSpace(got) != strings.Repeat("x", i+1) {
+			t.Fatalf("line %d: %q, %v", i, got, err)
+		}
+	}
+	if d := time.Since(start); d > 8*lat {
+		t.Fatalf("ten overlapping round trips took %v: the delays add up", d)
+	}
+	// A connection accepted after SetLatency(0) is not delayed, and one
+	// closed by the client still delivers what it sent.
+	p.SetLatency(0)
+	c2 := dial(t, p.Addr())
+	if got, err := c2.roundTrip("fast"); err != nil || got != "fast" {
+		t.Fatalf("roundTrip = %q, %v", got, err)
+	}
+}
+
+// A trigger still cuts before the statement reaches the server when the
+// chunks go through the delay line.
+func TestLatencyCutOn(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	p.SetLatency(time.Millisecond)
+	c := dial(t, p.Addr())
+	if got, err := c.roundTrip("a"); err != nil || got != "a" {
+		t.Fatalf("roundTrip = %q, %v", got, err)
+	}
+	tripped := p.CutOn("COMMIT")
+	if _, err := c.roundTrip("commit"); !isCut(err) {
+		t.Fatalf("round trip through the trigger: %v, want the connection cut", err)
+	}
+	<-tripped
+	for _, s := range e.received() {
+		if s == "commit" {
+			t.Fatal("the server saw the cut statement")
+		}
+	}
+}
