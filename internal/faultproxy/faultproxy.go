@@ -34,6 +34,7 @@ type Proxy struct {
 	closed   bool
 	wg       sync.WaitGroup
 	latency  atomic.Int64 // ns each way, for connections accepted after SetLatency
+	requests atomic.Int64 // chunks read from clients
 }
 
 type pair struct {
@@ -181,6 +182,7 @@ func (p *Proxy) pipe(pr *pair, dst, src net.Conn, fromClient bool, lat time.Dura
 		n, err := src.Read(buf)
 		if n > 0 {
 			if fromClient {
+				p.requests.Add(1)
 				if tripped := p.fire(buf[:n]); tripped != nil {
 					// The server never sees the chunk; both sides see
 					// the connection die.
@@ -352,6 +354,12 @@ func (p *Proxy) Resume() error {
 	}
 	return fmt.Errorf("faultproxy: listen again on %s: %w", p.addr, err)
 }
+
+// Requests returns how many chunks clients have sent through the proxy so
+// far: a database driver writes each statement (or pipelined group of
+// protocol messages) at once and waits for its answer, so this counts the
+// round trips to the database.
+func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
 // Conns returns the number of connections open through the proxy.
 func (p *Proxy) Conns() int {

@@ -127,6 +127,9 @@ func TestForwards(t *testing.T) {
 	if n := p.Accepted(); n != 1 {
 		t.Errorf("Accepted = %d, want 1", n)
 	}
+	if n := p.Requests(); n != 2 {
+		t.Errorf("Requests = %d, want 2", n)
+	}
 }
 
 func TestRejectsNonLoopbackTarget(t *testing.T) {

@@ -5,7 +5,9 @@
 //	go run ./internal/faultproxy/cmd/faultproxy -target 127.0.0.1:3306 -latency 500us
 //
 // It prints the address to connect to (127.0.0.1:PORT) on the first line of
-// its output and forwards until it is interrupted or terminated.
+// its output and forwards until it is interrupted or terminated. On SIGUSR1
+// it prints "requests N": the chunks clients have sent so far, which is
+// the number of round trips to the database (see Proxy.Requests).
 package main
 
 import (
@@ -30,7 +32,12 @@ func main() {
 	p.SetLatency(*latency)
 	fmt.Println(p.Addr())
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	for s := range sig {
+		if s != syscall.SIGUSR1 {
+			break
+		}
+		fmt.Println("requests", p.Requests())
+	}
 	_ = p.Close()
 }
