@@ -1,9 +1,13 @@
 package push
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -79,6 +83,7 @@ type conn struct {
 	mu       sync.Mutex
 	ready    bool // hello answered: notifications may be sent
 	closed   bool
+	attached bool                // the session's UAID is attached here (start's goroutine sets it, before finish reads it)
 	inflight map[string]inflight // by version
 	checking bool                // a storage check is running
 	more     bool                // storage may hold messages not sent yet
@@ -90,7 +95,7 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// Per-message deflate would cost tens of KB per idle connection
 		// to shrink frames that are encrypted, so incompressible, anyway.
@@ -104,17 +109,62 @@ func (s *Service) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.leave(c)
 		return // Accept has answered
 	}
-	// The session runs on a goroutine of its own and the HTTP handler
-	// returns: the server's goroutine (with its deep stack), the request
-	// and the response buffers are freed rather than held for the hours a
-	// browser stays connected. That halves an idle connection's memory.
+	// The hello and its database work run here; then the session waits
+	// for frames on a goroutine of its own and the HTTP handler returns,
+	// so the server's goroutine (with its deep stack), the request and the
+	// response are freed rather than held for the hours a browser stays
+	// connected.
+	if !c.start(ws) {
+		c.finish()
+		s.leave(c)
+		return
+	}
 	go func() {
 		defer s.leave(c)
-		c.run(ws)
+		defer c.finish()
+		c.close(c.readLoop())
 	}()
 }
 
-func (c *conn) run(ws *websocket.Conn) {
+// smallBuffers hands websocket.Accept small read and write buffers instead
+// of the server's 4 KB pair: the library keeps whatever it gets for the
+// connection's life, and at 10,000 idle connections that pair alone was
+// 80 MB. Push frames are a few hundred bytes; larger ones bypass a bufio
+// buffer anyway.
+type smallBuffers struct{ http.ResponseWriter }
+
+const (
+	readBuffer  = 256
+	writeBuffer = 256
+)
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the server read past the upgrade request (the first frame of a
+	// client that did not wait for the 101, caught by the server's
+	// background read) must stay buffered: Accept takes what the reader
+	// has buffered and reads the rest from the connection itself.
+	n := brw.Reader.Buffered()
+	br := bufio.NewReaderSize(nc, readBuffer)
+	if n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc), max(n, readBuffer))
+		if _, err := br.Peek(n); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBuffer)), nil
+}
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// start runs the session up to its hello reply and the first storage
+// check; false when the session is over.
+func (c *conn) start(ws *websocket.Conn) bool {
 	s := c.s
 	ws.SetReadLimit(MaxFrame)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -123,39 +173,47 @@ func (c *conn) run(ws *websocket.Conn) {
 	closed := c.closed
 	c.mu.Unlock()
 	if closed { // Close came first
-		ws.CloseNow()
-		return
+		return false
 	}
 	c.touch()
-	defer cancel()
-	defer ws.CloseNow()
 
 	hello, code, reason := c.readHello()
 	if hello == nil {
 		c.close(code, reason)
-		return
+		return false
 	}
 	if code, reason := c.identify(hello); reason != "" {
 		c.close(code, reason)
-		return
+		return false
 	}
 	if !s.attach(c) {
 		c.close(closeGoingAway, "server shutting down")
-		return
+		return false
 	}
-	defer s.detach(c)
-	defer c.saveUnacked()
+	c.attached = true
 	s.obs.Connections(1)
-	defer s.obs.Connections(-1) // before detach: Connections() then agrees
 	if !c.send(HelloReply{UAID: c.uaid}) {
-		return
+		return false
 	}
 	c.mu.Lock()
 	c.ready = true
 	c.mu.Unlock()
 	c.checkStorage()
-	code, reason = c.readLoop()
-	c.close(code, reason)
+	return true
+}
+
+// finish releases what start and the session acquired.
+func (c *conn) finish() {
+	s := c.s
+	if c.attached {
+		s.obs.Connections(-1) // before detach: Connections() then agrees
+		c.saveUnacked()
+		s.detach(c)
+	}
+	if c.ws != nil {
+		c.ws.CloseNow()
+		c.cancel()
+	}
 }
 
 // readHello waits HelloTimeout for the first frame, which must be a hello.
@@ -212,7 +270,11 @@ func (c *conn) identify(h *Hello) (websocket.StatusCode, string) {
 func (c *conn) touch() { c.lastSeen.Store(c.s.cfg.Now().UnixNano()) }
 
 // readLoop serves the session's frames until it ends, returning how to
-// close it.
+// close it. It only reads: each frame is handled (parsed, and maybe
+// answered from the database) on a goroutine of its own, so the goroutine
+// that waits for the next frame, for hours, holds only the few KB of stack
+// that reading takes rather than the tens of KB a database call grows it
+// to (the runtime would shrink it back only over several collections).
 func (c *conn) readLoop() (websocket.StatusCode, string) {
 	for {
 		typ, frame, err := c.ws.Read(c.ctx)
@@ -226,44 +288,57 @@ func (c *conn) readLoop() (websocket.StatusCode, string) {
 		if typ != websocket.MessageText {
 			return closeBinary, "text frames only"
 		}
-		m, err := ParseClientMessage(frame)
-		if err != nil {
-			return closeProtocol, "malformed message"
-		}
-		switch m := m.(type) {
-		case *Hello:
-			return closeProtocol, "second hello"
-		case *Register:
-			if !c.send(c.register(m)) {
-				return 0, ""
-			}
-		case *Unregister:
-			if !c.send(c.unregister(m)) {
-				return 0, ""
-			}
-		case *Ack:
-			c.ack(m)
-		case *Nack:
-			// Informational (a web page's service worker failed); the ack
-			// that Firefox also sends settles the message.
-		case *BroadcastSubscribe:
-			// weave publishes no Megaphone broadcasts: every id is unknown,
-			// reported the way autopush reports missing ones.
-			if len(m.Broadcasts) > 0 {
-				errs := make(map[string]string, len(m.Broadcasts))
-				for id := range m.Broadcasts {
-					errs[id] = "Broadcast not found"
-				}
-				if !c.send(Broadcast{Errors: errs}) {
-					return 0, ""
-				}
-			}
-		case *Ping:
-			if !c.send(Pong{}) {
-				return 0, ""
-			}
+		var (
+			code   websocket.StatusCode
+			reason string
+			stop   bool
+			wg     sync.WaitGroup
+		)
+		wg.Go(func() { code, reason, stop = c.handle(frame) })
+		wg.Wait()
+		if stop {
+			return code, reason
 		}
 	}
+}
+
+// handle serves one client frame; stop ends the session, closed with code
+// and reason.
+func (c *conn) handle(frame []byte) (code websocket.StatusCode, reason string, stop bool) {
+	m, err := ParseClientMessage(frame)
+	if err != nil {
+		return closeProtocol, "malformed message", true
+	}
+	var reply any
+	switch m := m.(type) {
+	case *Hello:
+		return closeProtocol, "second hello", true
+	case *Register:
+		reply = c.register(m)
+	case *Unregister:
+		reply = c.unregister(m)
+	case *Ack:
+		c.ack(m)
+	case *Nack:
+		// Informational (a web page's service worker failed); the ack
+		// that Firefox also sends settles the message.
+	case *BroadcastSubscribe:
+		// weave publishes no Megaphone broadcasts: every id is unknown,
+		// reported the way autopush reports missing ones.
+		if len(m.Broadcasts) > 0 {
+			errs := make(map[string]string, len(m.Broadcasts))
+			for id := range m.Broadcasts {
+				errs[id] = "Broadcast not found"
+			}
+			reply = Broadcast{Errors: errs}
+		}
+	case *Ping:
+		reply = Pong{}
+	}
+	if reply != nil && !c.send(reply) {
+		return 0, "", true
+	}
+	return 0, "", false
 }
 
 // canonicalChannelID parses a UUID in any case and returns it lower-case
