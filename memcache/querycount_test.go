@@ -2,14 +2,23 @@ package memcache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/faultproxy"
+	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/memcache"
+	_ "github.com/weave-sync/weave/mysql"
+	_ "github.com/weave-sync/weave/postgres"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // device is one Firefox profile syncing a user's data.
@@ -178,3 +187,170 @@ func BenchmarkPostBSOs(b *testing.B) {
 		}
 	}, nil)
 }
+
+// step is one request of a Firefox-like sync, as the HTTP handlers call
+// the store for it.
+type step struct {
+	name string
+	do   func(ctx context.Context, s weave.Store, uid int64, st *syncState) error
+}
+
+// syncState is what a client remembers between its requests.
+type syncState struct {
+	colls map[string]weave.Timestamp // from the last info/collections
+	wrote weave.Timestamp            // of its last upload
+	n     int
+}
+
+// firefoxSteps are the requests of the firefox-reads mix (loadtest), in
+// the order a sync makes them, plus the reads that follow a client's own
+// upload.
+var firefoxSteps = []step{
+	{"GET info/collections", func(ctx context.Context, s weave.Store, uid int64, st *syncState) (err error) {
+		st.colls, _, err = s.CollectionTimestamps(ctx, uid)
+		return err
+	}},
+	{"GET meta/global", func(ctx context.Context, s weave.Store, uid int64, _ *syncState) error {
+		_, err := s.GetBSO(ctx, uid, "meta", "global")
+		return err
+	}},
+	{"GET ?newer (unchanged)", func(ctx context.Context, s weave.Store, uid int64, st *syncState) error {
+		p, err := s.GetBSOs(ctx, uid, "bookmarks", weave.Query{Newer: st.colls["bookmarks"]})
+		if err == nil && len(p.BSOs) != 0 {
+			err = fmt.Errorf("%d records newer than the collection's timestamp", len(p.BSOs))
+		}
+		return err
+	}},
+	{"GET ?full&newer (changed)", func(ctx context.Context, s weave.Store, uid int64, st *syncState) error {
+		p, err := s.GetBSOs(ctx, uid, "history", weave.Query{Newer: st.colls["history"] - 1})
+		if err == nil && len(p.BSOs) == 0 {
+			err = errors.New("no records read")
+		}
+		return err
+	}},
+	{"POST 3 records", func(ctx context.Context, s weave.Store, uid int64, st *syncState) (err error) {
+		st.n++
+		us := []weave.Update{upd(fmt.Sprintf("a%d", st.n), "x"), upd(fmt.Sprintf("b%d", st.n), "y"), upd(fmt.Sprintf("c%d", st.n), "z")}
+		st.wrote, err = s.PostBSOs(ctx, uid, "history", us, noPre)
+		return err
+	}},
+	{"GET info/collections after the POST", func(ctx context.Context, s weave.Store, uid int64, st *syncState) (err error) {
+		st.colls, _, err = s.CollectionTimestamps(ctx, uid)
+		if err == nil && st.colls["history"] != st.wrote {
+			err = fmt.Errorf("history at %v after a write at %v", st.colls["history"], st.wrote)
+		}
+		return err
+	}},
+	{"GET ?newer=own upload", func(ctx context.Context, s weave.Store, uid int64, st *syncState) error {
+		_, err := s.GetBSOs(ctx, uid, "history", weave.Query{Newer: st.wrote})
+		return err
+	}},
+}
+
+// roundTrips counts memcached round trips.
+type roundTrips struct {
+	memcache.NopObserver
+	n atomic.Int64
+}
+
+func (r *roundTrips) RoundTrip(string, string, time.Duration, error) { r.n.Add(1) }
+
+// TestRoundTripsPerRequest counts the round trips each request of a
+// Firefox-like sync makes to a real MariaDB and PostgreSQL (the chunks a
+// fault proxy in front of the server forwards) and to memcached, without
+// and with the cache. These counts, unlike timings, do not depend on the
+// machine's load; with a database a network hop away each database round
+// trip costs that hop (1 ms in issue 14), a memcached one about 0.1 ms.
+func TestRoundTripsPerRequest(t *testing.T) {
+	mc := startMemcached(t)
+	for _, kind := range []string{"mysql", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			url := dbtest.Fresh(t, kind)
+			addr, err := dbtest.Addr(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy, err := faultproxy.New(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { proxy.Close() })
+			purl, err := dbtest.WithHost(url, proxy.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			inner := sqltest.OpenStore(t, purl, sqlstore.StoreOptions{})
+			rts := new(roundTrips)
+			cached := newCache(t, nopClose{inner}, memcache.Config{Servers: []string{mc.Addr()}, Observer: rts})
+			// The fewest over the rounds: now and then the pool opens a
+			// connection (or PostgreSQL's driver prepares a statement on
+			// it), which adds its own round trips to whichever request
+			// needed it, with or without the cache.
+			const rounds = 5
+			var samples [2]map[string][2][]int64 // without/with → step → database/memcached
+			for i, s := range []weave.Store{inner, cached} {
+				samples[i] = map[string][2][]int64{}
+				uid := int64(100 + i)
+				ctx := t.Context()
+				for _, c := range []string{"bookmarks", "history"} {
+					mustTS(s.PostBSOs(ctx, uid, c, []weave.Update{upd("seed", "x")}, noPre))(t)
+				}
+				mustTS(s.PutBSO(ctx, uid, "meta", upd("global", `{"syncID":"abc","storageVersion":5}`), noPre))(t)
+				st := &syncState{}
+				for r := range rounds + 1 {
+					for _, stp := range firefoxSteps {
+						db0, mc0 := proxy.Requests(), rts.n.Load()
+						if err := stp.do(ctx, s, uid, st); err != nil {
+							t.Fatalf("%s: %v", stp.name, err)
+						}
+						if r == 0 {
+							continue // the first round fills the cache
+						}
+						v := samples[i][stp.name]
+						v[0] = append(v[0], proxy.Requests()-db0)
+						v[1] = append(v[1], rts.n.Load()-mc0)
+						samples[i][stp.name] = v
+					}
+				}
+			}
+			per := map[string][2][2]int64{} // step → without/with → database/memcached
+			for _, stp := range firefoxSteps {
+				var v [2][2]int64
+				for i := range samples {
+					for j, xs := range samples[i][stp.name] {
+						v[i][j] = slices.Min(xs)
+					}
+				}
+				per[stp.name] = v
+			}
+			t.Logf("round trips per request on %s: database without the cache → with it (+ memcached)", kind)
+			for _, stp := range firefoxSteps {
+				v := per[stp.name]
+				t.Logf("  %-38s %d → %d (+ %d)", stp.name, v[0][0], v[1][0], v[1][1])
+			}
+			// What the cache must do, per request.
+			for _, name := range []string{"GET info/collections", "GET meta/global", "GET ?newer (unchanged)",
+				"GET info/collections after the POST", "GET ?newer=own upload"} {
+				if v := per[name]; v[1][0] != 0 || v[1][1] != 1 {
+					t.Errorf("%s: %d database and %d memcached round trips with the cache, want 0 and 1", name, v[1][0], v[1][1])
+				}
+			}
+			for _, name := range []string{"GET ?full&newer (changed)", "POST 3 records"} {
+				if v := per[name]; v[1][0] > v[0][0] {
+					t.Errorf("%s: the cache adds database round trips: %d → %d", name, v[0][0], v[1][0])
+				}
+			}
+			if v := per["GET ?full&newer (changed)"]; v[1][1] != 1 {
+				t.Errorf("a read the cache cannot answer costs %d memcached round trips, want 1", v[1][1])
+			}
+			if v := per["POST 3 records"]; v[1][1] > 4 {
+				t.Errorf("a write costs %d memcached round trips, want at most 4 (mark: gets+cas, finish: gets+cas)", v[1][1])
+			}
+		})
+	}
+}
+
+// nopClose keeps the cache from closing a store the test closes.
+type nopClose struct{ weave.Store }
+
+func (nopClose) Close() error { return nil }
