@@ -44,21 +44,30 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-func init() {
-	sqlstore.Register(&sqlstore.Backend{
-		Name:        "mysql",
-		Schemes:     []string{"mysql", "mariadb"},
-		Form:        "mysql://USER:PASS@HOST:PORT/DB",
-		DefaultPort: "3306",
-		Open:        Open,
-		Migrations:  migrations,
-		BackupTool:  "mysqldump --single-transaction",
-	})
+var backend = &sqlstore.Backend{
+	Name:        "mysql",
+	Schemes:     []string{"mysql", "mariadb"},
+	Form:        "mysql://USER:PASS@HOST:PORT/DB",
+	DefaultPort: "3306",
+	Open:        Open,
+	Migrations:  migrations,
+	DDL: sqlstore.DDL{
+		Rerunnable:   true,
+		TableOptions: " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+		LongText:     "MEDIUMTEXT",
+		// InnoDB keeps the counter across restarts (MariaDB 10.2.4+,
+		// MySQL 8), so a number is never handed out twice.
+		Identity: "TYPE NOT NULL AUTO_INCREMENT PRIMARY KEY",
+		RowID:    "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+	},
+	BackupTool: "mysqldump --single-transaction",
 }
+
+func init() { sqlstore.Register(backend) }
 
 // Migrations returns the MariaDB/MySQL migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
+	return backend.MigrationsOf(set)
 }
 
 // strictMode is the session sql_mode: errors instead of silent truncation

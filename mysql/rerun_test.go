@@ -11,7 +11,8 @@ import (
 
 // TestStorageMigrationsRerun: MySQL commits DDL implicitly, so a migration
 // that stopped after its statements but before its version was recorded
-// runs again from its start; every statement must then be harmless.
+// runs again from its start; every statement must then be harmless. The
+// shared migrations (sqlstore/migrations) are rendered for that too.
 func TestStorageMigrationsRerun(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.MySQL(t)
@@ -20,19 +21,24 @@ func TestStorageMigrationsRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ms, err := mysql.Migrations(sqlstore.SetStorage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn, err := s.DB().Write.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, m := range ms {
-		for _, stmt := range sqlstore.SplitStatements(m.SQL) {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				t.Errorf("%s run again: %v\n%s", m.Name, err, stmt)
+	for _, set := range []string{sqlstore.SetStorage, sqlstore.SetTokens, sqlstore.SetAccounts, sqlstore.SetPush} {
+		ms, err := mysql.Migrations(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB().Migrate(ctx, set, ms, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			for _, stmt := range sqlstore.SplitStatements(m.SQL) {
+				if _, err := conn.ExecContext(ctx, stmt); err != nil {
+					t.Errorf("%s/%s run again: %v\n%s", set, m.Name, err, stmt)
+				}
 			}
 		}
 	}

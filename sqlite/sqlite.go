@@ -26,22 +26,27 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-func init() {
-	sqlstore.Register(&sqlstore.Backend{
-		Name:       "sqlite",
-		Schemes:    []string{"sqlite"},
-		Form:       "sqlite:///abs/path.db",
-		Open:       Open,
-		Migrations: migrations,
-		OpenForeign: func(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
-			return OpenReadOnly(ctx, dsn, opts.Timeout)
-		},
-	})
+var backend = &sqlstore.Backend{
+	Name:       "sqlite",
+	Schemes:    []string{"sqlite"},
+	Form:       "sqlite:///abs/path.db",
+	Open:       Open,
+	Migrations: migrations,
+	DDL: sqlstore.DDL{
+		LongText: "TEXT",
+		Identity: "INTEGER PRIMARY KEY AUTOINCREMENT",
+		RowID:    "INTEGER PRIMARY KEY",
+	},
+	OpenForeign: func(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
+		return OpenReadOnly(ctx, dsn, opts.Timeout)
+	},
 }
+
+func init() { sqlstore.Register(backend) }
 
 // Migrations returns the SQLite migrations of a schema set.
 func Migrations(set string) ([]sqlstore.Migration, error) {
-	return sqlstore.LoadMigrations(migrations, "migrations/"+set)
+	return backend.MigrationsOf(set)
 }
 
 // DefaultReadConns is the default size of the read pool: 2×GOMAXPROCS, at

@@ -1,9 +1,10 @@
 package sqlstore
 
 // Accounts database schema contract (schema set "accounts", used by the
-// built-in accounts service). The SQLite migration
-// sqlite/migrations/accounts/0001_accounts.sql is the reference; MySQL and
-// PostgreSQL mirror it. Hashes and keys are lower-case hex, times are ms.
+// built-in accounts service). Version 1 is written once for every backend
+// (sqlstore/migrations/accounts/0001_accounts.sql); the later ones in each
+// backend's migrations/accounts/ mirror each other. Hashes and keys are
+// lower-case hex, times are ms.
 //
 //	accounts          one row per account; norm_email (lower-cased) UNIQUE
 //	accounts_tokens   session and keyFetch tokens (id = Hawk token id),

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -38,10 +39,14 @@ type Backend struct {
 	// import from) for reading, changing nothing about it. Nil: Open does
 	// that already.
 	OpenForeign func(ctx context.Context, url string, opts PoolOptions) (*DB, error)
-	// Migrations holds the migration files: a directory migrations/<set>/
-	// per schema set (storage, tokens, accounts, ...), files
-	// NNNN_description.sql.
+	// Migrations holds the backend's own migration files: a directory
+	// migrations/<set>/ per schema set (storage, tokens, accounts, ...),
+	// files NNNN_description.sql, for the versions whose SQL differs beyond
+	// what DDL spells; the other versions are shared (sqlstore's
+	// migrations/<set>/).
 	Migrations fs.FS
+	// DDL spells the shared migrations for this backend.
+	DDL DDL
 	// BackupTool is the tool that backs up its databases, named in
 	// messages; "" when `weave db backup` does.
 	BackupTool string
@@ -113,10 +118,29 @@ func Lookup(rawURL string) (*Backend, error) {
 }
 
 // MigrationsOf returns the backend's migrations of one schema set, in
-// order.
+// order: its own files of the set and the shared ones (sqlstore's
+// migrations/<set>/) rendered with its DDL.
 func (b *Backend) MigrationsOf(set string) ([]Migration, error) {
-	ms, err := LoadMigrations(b.Migrations, "migrations/"+set)
-	if err != nil {
+	dir := "migrations/" + set
+	own, errOwn := readMigrations(b.Migrations, dir)
+	shared, errShared := readMigrations(sharedMigrations, dir)
+	switch {
+	case errOwn != nil && !errors.Is(errOwn, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: %w", b.Name, errOwn)
+	case errShared != nil && !errors.Is(errShared, fs.ErrNotExist):
+		return nil, errShared
+	case errOwn != nil && errShared != nil:
+		return nil, fmt.Errorf("%s: %w", b.Name, errOwn)
+	}
+	for i, m := range shared {
+		sql, err := renderMigration(m.Name, m.SQL, b.DDL)
+		if err != nil {
+			return nil, fmt.Errorf("%s: migration %s/%s: %w", b.Name, set, m.Name, err)
+		}
+		shared[i].SQL = sql
+	}
+	ms := append(own, shared...)
+	if err := checkVersions(ms, dir); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name, err)
 	}
 	return ms, nil

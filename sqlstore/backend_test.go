@@ -79,25 +79,29 @@ func TestMigrationSets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", b.Name, err)
 		}
-		out := map[string][]string{}
+		// The sets of the backend's own files and the shared ones.
+		sets := []string{sqlstore.SetStorage, sqlstore.SetTokens, sqlstore.SetAccounts, sqlstore.SetPush}
 		for _, d := range dirs {
-			if !d.IsDir() {
-				continue
+			if d.IsDir() {
+				sets = append(sets, d.Name())
 			}
-			ms, err := b.MigrationsOf(d.Name())
+		}
+		out := map[string][]string{}
+		for _, set := range sets {
+			ms, err := b.MigrationsOf(set)
 			if err != nil {
 				t.Fatalf("%s: %v", b.Name, err)
 			}
-			out[d.Name()] = nil
+			out[set] = nil
 			for _, m := range ms {
-				out[d.Name()] = append(out[d.Name()], m.Name)
+				out[set] = append(out[set], m.Name)
 			}
 		}
 		return out
 	}
 	all := sqlstore.Backends()
 	first := migrations(all[0])
-	for _, s := range []string{sqlstore.SetStorage, sqlstore.SetTokens, sqlstore.SetAccounts} {
+	for _, s := range []string{sqlstore.SetStorage, sqlstore.SetTokens, sqlstore.SetAccounts, sqlstore.SetPush} {
 		if len(first[s]) == 0 {
 			t.Errorf("%s has no migrations of set %s", all[0].Name, s)
 		}

@@ -32,6 +32,15 @@ type Migration struct {
 // LoadMigrations reads the migrations of one set from dir in fsys, sorted by
 // version. Versions must start at 1 and have no gaps.
 func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	ms, err := readMigrations(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	return ms, checkVersions(ms, dir)
+}
+
+// readMigrations reads the migration files of dir in fsys, unsorted.
+func readMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations %s: %w", dir, err)
@@ -52,13 +61,19 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 		}
 		ms = append(ms, Migration{Version: v, Name: e.Name(), SQL: string(b)})
 	}
+	return ms, nil
+}
+
+// checkVersions sorts migrations by version and checks that the versions
+// start at 1 and have no gaps or repeats.
+func checkVersions(ms []Migration, dir string) error {
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i, m := range ms {
 		if m.Version != i+1 {
-			return nil, fmt.Errorf("migrations in %s: expected version %d, found %s", dir, i+1, m.Name)
+			return fmt.Errorf("migrations in %s: expected version %d, found %s", dir, i+1, m.Name)
 		}
 	}
-	return ms, nil
+	return nil
 }
 
 // SchemaStatus is where a database stands against the binary's migrations.

@@ -2,9 +2,8 @@ package sqlstore
 
 // Push database schema contract (schema set "push", used by the push
 // service with `weave serve --push`; it lives in the token database, which
-// every weave process of a fleet shares). The SQLite migration
-// sqlite/migrations/push/0001_push.sql is the reference; MySQL and
-// PostgreSQL mirror it. Times are ms since the epoch.
+// every weave process of a fleet shares). Its migrations are shared by
+// every backend: sqlstore/migrations/push/. Times are ms since the epoch.
 //
 //	push_users     one row per UAID that registered a channel; node_id is
 //	               the push service instance holding its connection ("" if

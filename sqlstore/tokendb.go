@@ -1,9 +1,9 @@
 package sqlstore
 
-// Token database schema contract (schema set "tokens"). The SQLite migration
-// sqlite/migrations/tokens/0001_init.sql is the reference; the MySQL/MariaDB
-// and PostgreSQL migrations mirror it with the same table, column and index
-// names and these semantics:
+// Token database schema contract (schema set "tokens"). Version 1 is
+// written once for every backend (sqlstore/migrations/tokens/0001_init.sql);
+// the later ones, in each backend's migrations/tokens/, keep the same table,
+// column and index names and these semantics:
 //
 //	token_services
 //	  id            auto-increment integer primary key

@@ -1,11 +1,12 @@
 -- Built-in accounts (schema set "accounts"), used only with
 -- `weave serve --accounts`. Keys and hashes are lower-case hex; times are
 -- milliseconds since the epoch. The contract is at the top of
--- sqlstore/accounts.go.
+-- sqlstore/accounts.go. A template shared by every backend: see
+-- sqlstore/ddl.go.
 
-CREATE TABLE IF NOT EXISTS accounts (
+{{.Table "accounts"}} (
 	uid          CHAR(32) NOT NULL PRIMARY KEY,
-	norm_email   VARCHAR(255) NOT NULL UNIQUE,
+	norm_email   VARCHAR(255){{.Bytewise}} NOT NULL UNIQUE,
 	email        VARCHAR(255) NOT NULL,
 	auth_salt    CHAR(64) NOT NULL,
 	verify_hash  CHAR(64) NOT NULL,
@@ -16,9 +17,9 @@ CREATE TABLE IF NOT EXISTS accounts (
 	verifier_set BIGINT NOT NULL,
 	keys_changed BIGINT NOT NULL,
 	locale       VARCHAR(255) NOT NULL DEFAULT ''
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+){{.End}};
 
-CREATE TABLE IF NOT EXISTS accounts_tokens (
+{{.Table "accounts_tokens"}} (
 	id         CHAR(64) NOT NULL PRIMARY KEY,
 	kind       VARCHAR(16) NOT NULL,
 	uid        CHAR(32) NOT NULL,
@@ -26,13 +27,13 @@ CREATE TABLE IF NOT EXISTS accounts_tokens (
 	data       TEXT NOT NULL,
 	created_at BIGINT NOT NULL,
 	expires_at BIGINT NOT NULL DEFAULT 0,
-	last_used  BIGINT NOT NULL DEFAULT 0,
-	KEY accounts_tokens_uid (uid, kind),
-	KEY accounts_tokens_expiry (expires_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+	last_used  BIGINT NOT NULL DEFAULT 0
+	{{- .Index "accounts_tokens_uid" "uid, kind"}}
+	{{- .Index "accounts_tokens_expiry" "expires_at"}}
+){{.End}};
 
-CREATE TABLE IF NOT EXISTS accounts_keys (
+{{.Table "accounts_keys"}} (
 	kid         VARCHAR(64) NOT NULL PRIMARY KEY,
 	private_pem TEXT NOT NULL,
 	created_at  BIGINT NOT NULL
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+){{.End}};
