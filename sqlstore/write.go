@@ -500,24 +500,7 @@ func (s *Store) DeleteBSO(ctx context.Context, uid int64, collection, id string,
 
 // DeleteBSOs implements weave.Store.
 func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, ids []string, pre weave.Precondition) (weave.Timestamp, error) {
-	cid, ok, err := s.collectionID(ctx, collection, false)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		return s.LastModified(ctx, uid)
-	}
-	var t weave.Timestamp
-	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		ts := w.collection
-		if ts == 0 {
-			// Missing collection: nothing to do, nothing changes.
-			t = w.storage
-			return nil
-		}
-		if err := pre.Check(ts); err != nil {
-			return err
-		}
+	return s.deleteIn(ctx, uid, collection, pre, func(w *wtx, cid int64) error {
 		for len(ids) > 0 {
 			n := min(len(ids), maxRows)
 			// The expired-records statement with "expiry <= never" deletes
@@ -532,34 +515,13 @@ func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, id
 			}
 			ids = ids[n:]
 		}
-		t = w.t
 		return w.touch(cid)
 	})
-	if errors.Is(err, errNoUser) {
-		return 0, nil
-	}
-	return t, err
 }
 
 // DeleteCollection implements weave.Store.
 func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection string, pre weave.Precondition) (weave.Timestamp, error) {
-	cid, ok, err := s.collectionID(ctx, collection, false)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		return s.LastModified(ctx, uid)
-	}
-	var t weave.Timestamp
-	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
-		ts := w.collection
-		if ts == 0 {
-			t = w.storage
-			return nil
-		}
-		if err := pre.Check(ts); err != nil {
-			return err
-		}
+	return s.deleteIn(ctx, uid, collection, pre, func(w *wtx, cid int64) error {
 		for _, q := range []string{s.q.deleteCollectionBSOs, s.q.deleteCollection} {
 			if _, err := w.exec(q, uid, cid); err != nil {
 				return err
@@ -573,8 +535,34 @@ func (s *Store) DeleteCollection(ctx context.Context, uid int64, collection stri
 		}
 		// The storage keeps T although the collection is gone, so that the
 		// storage timestamp never goes back (spec §18 #23).
-		t = w.t
 		return w.setStorage()
+	})
+}
+
+// deleteIn runs del in a write transaction of one of the user's
+// collections once pre holds against the collection's timestamp, and
+// returns the write's timestamp. A collection that does not exist, or that
+// the user has nothing in, changes nothing: the storage timestamp is
+// returned (0 for a user without storage).
+func (s *Store) deleteIn(ctx context.Context, uid int64, collection string, pre weave.Precondition, del func(w *wtx, cid int64) error) (weave.Timestamp, error) {
+	cid, ok, err := s.collectionID(ctx, collection, false)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return s.LastModified(ctx, uid)
+	}
+	var t weave.Timestamp
+	err = s.write(ctx, uid, cid, false, func(w *wtx) error {
+		if w.collection == 0 {
+			t = w.storage
+			return nil
+		}
+		if err := pre.Check(w.collection); err != nil {
+			return err
+		}
+		t = w.t
+		return del(w, cid)
 	})
 	if errors.Is(err, errNoUser) {
 		return 0, nil
