@@ -539,7 +539,7 @@ func TestPagesServed(t *testing.T) {
 			t.Errorf("%s: headers %v", p, resp.Header)
 		}
 	}
-	for _, a := range []string{"app.js", "onepw.js", "settings.js", "style.css"} {
+	for _, a := range []string{"api.js", "app.js", "onepw.js", "settings.js", "style.css"} {
 		resp, body := get("/_accounts/" + a)
 		if resp.StatusCode != 200 || len(body) < 100 || resp.Header.Get("ETag") == "" {
 			t.Errorf("%s: %d", a, resp.StatusCode)

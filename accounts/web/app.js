@@ -7,7 +7,6 @@
   const P = window.WeaveOnepw;
   const body = document.body;
   const $ = id => document.getElementById(id);
-  const prefix = body.dataset.prefix || '';
   const signupMode = body.dataset.signup; // open | closed | captcha
   const base = body.dataset.base;
   const q = new URLSearchParams(location.search);
@@ -17,35 +16,7 @@
 
   // ---- small helpers ------------------------------------------------------
 
-  class ApiError extends Error {
-    constructor(status, b) {
-      super(b && b.message ? b.message : 'HTTP ' + status);
-      this.status = status;
-      this.errno = b && b.errno;
-      this.body = b || {};
-    }
-  }
-
-  async function api(method, path, data, bearer) {
-    const headers = {};
-    if (data !== undefined) headers['Content-Type'] = 'application/json';
-    if (bearer) headers.Authorization = 'Bearer ' + bearer;
-    let r;
-    try {
-      r = await fetch(prefix + '/v1' + path, {
-        method, headers, body: data === undefined ? undefined : JSON.stringify(data),
-        credentials: 'omit', cache: 'no-store',
-      });
-    } catch (e) {
-      throw new ApiError(0, { message: 'The server cannot be reached.' });
-    }
-    let b = {};
-    try {
-      b = await r.json();
-    } catch (e) { /* not JSON: keep {} */ }
-    if (!r.ok) throw new ApiError(r.status, b);
-    return b;
-  }
+  const { ApiError, api } = window.WeaveApi;
 
   // Bearer credentials of a token (FxA's typed prefixes, ADR-0050). weave
   // takes the token itself here, never its Hawk id: the id is sent in

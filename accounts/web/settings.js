@@ -10,40 +10,9 @@
   const P = window.WeaveOnepw;
   const body = document.body;
   const $ = id => document.getElementById(id);
-  const prefix = body.dataset.prefix || '';
   const q = new URLSearchParams(location.search);
 
-  class ApiError extends Error {
-    constructor(status, b) {
-      super(b && b.message ? b.message : 'HTTP ' + status);
-      this.status = status;
-      this.errno = b && b.errno;
-      this.body = b || {};
-    }
-  }
-
-  // api calls the accounts API with a typed Bearer token (the token
-  // itself, never its Hawk id; see bearerToken in accounts/service.go).
-  async function api(method, path, data, bearer) {
-    const headers = {};
-    if (data !== undefined) headers['Content-Type'] = 'application/json';
-    if (bearer) headers.Authorization = 'Bearer ' + bearer;
-    let r;
-    try {
-      r = await fetch(prefix + '/v1' + path, {
-        method, headers, body: data === undefined ? undefined : JSON.stringify(data),
-        credentials: 'omit', cache: 'no-store',
-      });
-    } catch (e) {
-      throw new ApiError(0, { message: 'The server cannot be reached.' });
-    }
-    let b = {};
-    try {
-      b = await r.json();
-    } catch (e) { /* not JSON */ }
-    if (!r.ok) throw new ApiError(r.status, b);
-    return b;
-  }
+  const { ApiError, api } = window.WeaveApi;
 
   function explain(e) {
     if (!(e instanceof ApiError)) return e && e.message ? e.message : String(e);
