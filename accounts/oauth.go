@@ -3,17 +3,13 @@ package accounts
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"mime"
 	"net/url"
 	"slices"
@@ -21,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave/accounts/onepw"
+	"github.com/weave-sync/weave/fxa/issuer"
 )
 
 // Scopes weave grants.
@@ -52,9 +49,10 @@ func parseScopes(s string) ([]string, error) {
 	return slices.Compact(fs), nil
 }
 
+// signer is one of the service's signing keys, under the id it was
+// stored with.
 type signer struct {
-	kid     string
-	key     *rsa.PrivateKey
+	*issuer.Issuer
 	created int64
 }
 
@@ -65,15 +63,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 		return fmt.Errorf("accounts: load signing keys: %w", err)
 	}
 	if len(ks) == 0 {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return err
-		}
-		sk := SigningKey{KID: "weave-" + randomHex(8), PrivatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), CreatedAt: s.nowMS()}
+		sk := SigningKey{KID: "weave-" + randomHex(8), PrivatePEM: string(issuer.New().PrivateKeyPEM()), CreatedAt: s.nowMS()}
 		if err := s.store.AddSigningKey(ctx, sk); err != nil {
 			return fmt.Errorf("accounts: store signing key: %w", err)
 		}
@@ -84,19 +74,11 @@ func (s *Service) loadKeys(ctx context.Context) error {
 	}
 	var out []signer
 	for _, k := range ks {
-		b, _ := pem.Decode([]byte(k.PrivatePEM))
-		if b == nil {
-			return fmt.Errorf("accounts: signing key %s: bad PEM", k.KID)
-		}
-		pk, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		iss, err := issuer.FromPEM([]byte(k.PrivatePEM))
 		if err != nil {
 			return fmt.Errorf("accounts: signing key %s: %w", k.KID, err)
 		}
-		rk, ok := pk.(*rsa.PrivateKey)
-		if !ok {
-			return fmt.Errorf("accounts: signing key %s is not RSA", k.KID)
-		}
-		out = append(out, signer{kid: k.KID, key: rk, created: k.CreatedAt})
+		out = append(out, signer{Issuer: iss.WithKID(k.KID), created: k.CreatedAt})
 	}
 	s.keyMu.Lock()
 	s.keys = out
@@ -113,8 +95,9 @@ func (s *Service) JWKS() []byte {
 	defer s.keyMu.RUnlock()
 	keys := []any{}
 	for _, k := range s.keys {
-		keys = append(keys, map[string]any{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": k.kid,
-			"n": b64(k.key.N.Bytes()), "e": b64(big.NewInt(int64(k.key.E)).Bytes()), "fxa-createdAt": k.created / 1000})
+		jwk := k.JWK()
+		jwk["fxa-createdAt"] = k.created / 1000
+		keys = append(keys, jwk)
 	}
 	b, _ := json.Marshal(map[string]any{"keys": keys})
 	return b
@@ -163,16 +146,10 @@ func (s *Service) mintAccessToken(a Account, clientID string, scopes []string, s
 	s.keyMu.RUnlock()
 	now := s.now()
 	ttl := int64(s.cfg.AccessTokenTTL / time.Second)
-	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "at+jwt", "kid": k.kid})
-	cl, _ := json.Marshal(accessClaims{Iss: s.base, Sub: a.UID, Aud: clientID, ClientID: clientID, Scope: strings.Join(scopes, " "),
-		Iat: now.Unix(), Exp: now.Unix() + ttl, Jti: randomHex(16), Generation: a.VerifierSet, Grant: grantRef(sourceID)})
-	in := b64(hdr) + "." + b64(cl)
-	d := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(nil, k.key, crypto.SHA256, d[:])
-	if err != nil {
-		panic(err)
-	}
-	return in + "." + b64(sig), ttl
+	tok := k.Sign(map[string]string{"alg": "RS256", "typ": "at+jwt", "kid": k.KID()},
+		accessClaims{Iss: s.base, Sub: a.UID, Aud: clientID, ClientID: clientID, Scope: strings.Join(scopes, " "),
+			Iat: now.Unix(), Exp: now.Unix() + ttl, Jti: randomHex(16), Generation: a.VerifierSet, Grant: grantRef(sourceID)})
+	return tok, ttl
 }
 
 // parseAccessToken verifies one of our own access tokens: signature,
@@ -206,7 +183,7 @@ func (s *Service) ownToken(tok string) (accessClaims, bool) {
 	s.keyMu.RLock()
 	defer s.keyMu.RUnlock()
 	for _, k := range s.keys {
-		if k.kid == hdr.Kid && rsa.VerifyPKCS1v15(&k.key.PublicKey, crypto.SHA256, d[:], sig) == nil {
+		if k.KID() == hdr.Kid && rsa.VerifyPKCS1v15(k.PublicKey(), crypto.SHA256, d[:], sig) == nil {
 			return c, true
 		}
 	}

@@ -1,7 +1,7 @@
 // Package issuer mints access tokens as Firefox Accounts' OAuth server
 // does: RS256 JWTs (typ at+jwt) with a key published as a JWKS. The load
-// generator signs its tokens with it; tests use it with the fake FxA server
-// of package fxatest.
+// generator and the built-in accounts (package accounts) sign their tokens
+// with it; tests use it with the fake FxA server of package fxatest.
 //
 //	iss := issuer.New()
 //	srv := fxatest.Serve(iss) // or pin the keys: fxa.ParseJWKS(iss.JWKS())
@@ -76,6 +76,10 @@ func newIssuer(k *rsa.PrivateKey) *Issuer {
 	sum := sha256.Sum256(x509.MarshalPKCS1PublicKey(&k.PublicKey))
 	return &Issuer{key: k, kid: hex.EncodeToString(sum[:8])}
 }
+
+// WithKID returns an issuer of the same key under another key id, for a
+// key whose id was chosen when it was stored.
+func (i *Issuer) WithKID(kid string) *Issuer { return &Issuer{key: i.key, kid: kid} }
 
 // KID is the key id put in minted token headers and in the JWK.
 func (i *Issuer) KID() string { return i.kid }
