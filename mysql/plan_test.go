@@ -30,7 +30,10 @@ func TestQueryPlans(t *testing.T) {
 					t.Errorf("%s reads %s by %s (type %s, rows %s, %s); want one of %v",
 						q.Name, q.Table, r["key"], r["type"], r["rows"], r["Extra"], q.Index)
 				}
-				if strings.Contains(r["Extra"], "filesort") && strings.Contains(q.SQL, "modified DESC") {
+				if q.Range && r["type"] != "range" {
+					t.Errorf("%s reads all of the user's collection (type %s, key_len %s), not a range of it", q.Name, r["type"], r["key_len"])
+				}
+				if strings.Contains(r["Extra"], "filesort") && q.InOrder {
 					t.Errorf("%s sorts (%s) instead of reading the index in order", q.Name, r["Extra"])
 				}
 			}

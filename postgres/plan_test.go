@@ -32,7 +32,10 @@ func TestQueryPlans(t *testing.T) {
 			if !used {
 				t.Errorf("%s does not read %s through any of %v", q.Name, q.Table, q.Index)
 			}
-			if strings.Contains(q.SQL, "modified DESC") && regexp.MustCompile(`\bSort\b`).MatchString(plan) {
+			if q.Range && !regexp.MustCompile(`Index Cond: \([^\n]*modified [<>]`).MatchString(plan) {
+				t.Errorf("%s reads all of the user's collection, not a range of it by modified", q.Name)
+			}
+			if q.InOrder && regexp.MustCompile(`\bSort\b`).MatchString(plan) {
 				t.Errorf("%s sorts instead of reading the index in order", q.Name)
 			}
 			if t.Failed() || testing.Verbose() {

@@ -180,18 +180,21 @@ func expiresOf(expiry int64) weave.Timestamp {
 type order struct {
 	key     string // the SQL sort key
 	orderBy string
-	after   string // keyset condition: (key, id) past the offset
+	after   string // keyset condition: (key, id) past the offset; its
+	// leading bound on the key alone lets every planner start the index
+	// range at the offset instead of filtering from the first record (a
+	// deep page would otherwise read every record before it)
 }
 
 // noSortIndex orders records without a sortindex after every real one.
 const noSortIndex = weave.MinSortIndex - 1
 
 var orders = [...]order{
-	weave.SortNewest: {"modified", "modified DESC, id DESC", "(modified < ? OR (modified = ? AND id < ?))"},
-	weave.SortOldest: {"modified", "modified ASC, id ASC", "(modified > ? OR (modified = ? AND id > ?))"},
+	weave.SortNewest: {"modified", "modified DESC, id DESC", "modified <= ? AND (modified < ? OR (modified = ? AND id < ?))"},
+	weave.SortOldest: {"modified", "modified ASC, id ASC", "modified >= ? AND (modified > ? OR (modified = ? AND id > ?))"},
 	weave.SortIndex: {"COALESCE(sortindex, -1000000000)",
 		"COALESCE(sortindex, -1000000000) DESC, id DESC",
-		"(COALESCE(sortindex, -1000000000) < ? OR (COALESCE(sortindex, -1000000000) = ? AND id < ?))"},
+		"COALESCE(sortindex, -1000000000) <= ? AND (COALESCE(sortindex, -1000000000) < ? OR (COALESCE(sortindex, -1000000000) = ? AND id < ?))"},
 }
 
 // readKey identifies the text of a GetBSOs statement without an ids list.
@@ -301,7 +304,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		args = append(args, id)
 	}
 	if k.offset {
-		args = append(args, off.key, off.key, off.id)
+		args = append(args, off.key, off.key, off.key, off.id)
 	}
 	if k.limit {
 		// One more than asked tells whether there is a next page.

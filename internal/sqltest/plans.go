@@ -127,6 +127,13 @@ type PlanQuery struct {
 	Args  []any
 	Table string   // the table whose access is checked
 	Index []string // acceptable indexes ("PRIMARY" for the primary key)
+	// InOrder: the plan must read the rows in the index's order, with no
+	// sort step (a LIMIT then stops after that many rows).
+	InOrder bool
+	// Range: the plan bounds the index range by modified too, not only by
+	// the user and collection (newer, older and offsets start where the
+	// records asked for start).
+	Range bool
 }
 
 // PlanQueries are the statements the plan tests check, as sqlstore issues
@@ -134,24 +141,82 @@ type PlanQuery struct {
 // primary key index.
 func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
 	newer := d.Now - 3*60_000 // the last few minutes
+	// Offsets of late pages: 90 % down the heavy user's records in each
+	// order, where starting the range at the offset matters most.
+	deep := d.Now - int64(d.HeavyRows*9/10)*60_000
+	shallow := d.Now - int64(d.HeavyRows/10)*60_000
+	// read is GetBSOs's statement (sqlstore/read.go, readText): the
+	// collection timestamp as a scalar subquery, then the records.
+	read := func(payload, where, order string) string {
+		return "SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, " +
+			"id, modified, sortindex, expiry, parentid, predecessorid" + payload +
+			" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ?" + where + " ORDER BY " + order
+	}
 	return []PlanQuery{
 		{
 			Name:  "GET ?newer (heavy user, newest first, limit)",
-			SQL:   "SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? AND modified > ? ORDER BY modified DESC, id DESC LIMIT ?",
-			Args:  []any{d.HeavyUID, 4, d.Now, newer, 101},
-			Table: "bsos", Index: []string{"bsos_modified"},
+			SQL:   read(", payload", " AND modified > ?", "modified DESC, id DESC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, newer, 101},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true, Range: true,
+		},
+		{
+			Name:  "GET ?newer ids (heavy user, no limit)",
+			SQL:   read("", " AND modified > ?", "modified DESC, id DESC"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, newer},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true, Range: true,
 		},
 		{
 			Name:  "GET ?newer (ordinary user, oldest first)",
-			SQL:   "SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? AND modified > ? ORDER BY modified ASC, id ASC",
-			Args:  []any{int64(7), 2, d.Now, newer},
+			SQL:   read(", payload", " AND modified > ?", "modified ASC, id ASC"),
+			Args:  []any{int64(7), 2, int64(7), 2, d.Now, newer},
+			Table: "bsos", Index: []string{"bsos_modified", pk("bsos")},
+		},
+		{
+			Name:  "GET ?full&limit=100 (heavy user, default order)",
+			SQL:   read(", payload", "", "modified DESC, id DESC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, 101},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true,
+		},
+		{
+			Name:  "GET ?full&limit=100&sort=oldest (heavy user)",
+			SQL:   read(", payload", "", "modified ASC, id ASC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, 101},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true,
+		},
+		{
+			// A later page: the offset token's keyset position.
+			Name:  "GET ?full&limit=100&offset (heavy user, default order)",
+			SQL:   read(", payload", " AND modified <= ? AND (modified < ? OR (modified = ? AND id < ?))", "modified DESC, id DESC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, deep, deep, deep, "id018000", 101},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true, Range: true,
+		},
+		{
+			Name:  "GET ?full&limit=100&sort=oldest&offset (heavy user)",
+			SQL:   read(", payload", " AND modified >= ? AND (modified > ? OR (modified = ? AND id > ?))", "modified ASC, id ASC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, shallow, shallow, shallow, "id002000", 101},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true, Range: true,
+		},
+		{
+			// No index orders by sortindex: the plan sorts, but only the
+			// rows of this user's collection (an index range on the
+			// user and collection, never the table).
+			Name:  "GET ?full&limit=100&sort=index (heavy user)",
+			SQL:   read(", payload", "", "COALESCE(sortindex, -1000000000) DESC, id DESC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, 101},
+			Table: "bsos", Index: []string{"bsos_modified", pk("bsos")},
+		},
+		{
+			Name: "GET ?full&limit=100&sort=index&offset (heavy user)",
+			SQL: read(", payload", " AND COALESCE(sortindex, -1000000000) <= ? AND (COALESCE(sortindex, -1000000000) < ? OR (COALESCE(sortindex, -1000000000) = ? AND id < ?))",
+				"COALESCE(sortindex, -1000000000) DESC, id DESC LIMIT ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, 500, 500, 500, "id010000", 101},
 			Table: "bsos", Index: []string{"bsos_modified", pk("bsos")},
 		},
 		{
 			Name:  "GET full collection (heavy user, newest first, limit)",
 			SQL:   "SELECT id, modified, sortindex, expiry FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? ORDER BY modified DESC, id DESC LIMIT ?",
 			Args:  []any{d.HeavyUID, 4, d.Now, 1001},
-			Table: "bsos", Index: []string{"bsos_modified"},
+			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true,
 		},
 		{
 			Name:  "info/collections",
