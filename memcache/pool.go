@@ -420,15 +420,20 @@ func (p *pool) cas(it *memcache.Item, r *record) (bool, error) {
 	return false, err
 }
 
-// view returns uid's record for a read that may fill it. An absent record
-// is first created empty, so that every fill is a compare-and-swap against
-// a version read before the database was: a fill can then never store data
-// older than a write that finished before the fill started, even if the
-// fill reaches the server late. rec is nil when the item cannot be decoded.
-func (p *pool) view(uid int64) (it *memcache.Item, rec *record, err error) {
+// view returns uid's record for a read. For a read that may fill it
+// (create), an absent record is first created empty, so that every fill is
+// a compare-and-swap against a version read before the database was: a
+// fill can then never store data older than a write that finished before
+// the fill started, even if the fill reaches the server late. Otherwise
+// it is nil when the record is absent. rec is nil when the item cannot be
+// decoded.
+func (p *pool) view(uid int64, create bool) (it *memcache.Item, rec *record, err error) {
 	key, it, err := p.load(uid)
 	if err != nil {
 		return nil, nil, err
+	}
+	if it == nil && !create {
+		return nil, nil, nil
 	}
 	if it == nil {
 		empty := &record{Seq: rand.Uint64()}

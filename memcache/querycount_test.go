@@ -340,8 +340,10 @@ func TestRoundTripsPerRequest(t *testing.T) {
 					t.Errorf("%s: the cache adds database round trips: %d → %d", name, v[0][0], v[1][0])
 				}
 			}
-			if v := per["GET ?full&newer (changed)"]; v[1][1] != 1 {
-				t.Errorf("a read the cache cannot answer costs %d memcached round trips, want 1", v[1][1])
+			// info/collections just showed the collection changed: the
+			// read goes straight to the database.
+			if v := per["GET ?full&newer (changed)"]; v[1][1] != 0 {
+				t.Errorf("a read the cache cannot answer costs %d memcached round trips, want 0", v[1][1])
 			}
 			if v := per["POST 3 records"]; v[1][1] > 4 {
 				t.Errorf("a write costs %d memcached round trips, want at most 4 (mark: gets+cas, finish: gets+cas)", v[1][1])
@@ -354,3 +356,87 @@ func TestRoundTripsPerRequest(t *testing.T) {
 type nopClose struct{ weave.Store }
 
 func (nopClose) Close() error { return nil }
+
+// TestReadWithoutFillCreatesNothing: a read the cache never fills (records
+// of a collection) costs one memcached round trip for a user with nothing
+// cached, not three (the empty record a fill needs is created by reads
+// that fill, and they still fill).
+func TestReadWithoutFillCreatesNothing(t *testing.T) {
+	mc := startMemcached(t)
+	rts := new(roundTrips)
+	s := newCache(t, openSQLite(t, tempDB(t)), memcache.Config{Servers: []string{mc.Addr()}, Observer: rts})
+	ctx := t.Context()
+	// Another user first: the pool's first use reads its epoch key.
+	if _, _, err := s.CollectionTimestamps(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	rts.n.Store(0)
+	if _, err := s.GetBSOs(ctx, 7, "history", weave.Query{Newer: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rts.n.Load(); n != 1 {
+		t.Fatalf("a read that does not fill took %d memcached round trips, want 1", n)
+	}
+	// info/collections fills (absent record: get, add, gets, cas) and is
+	// then a hit.
+	for range 2 {
+		if _, _, err := s.CollectionTimestamps(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rts.n.Load(); n != 1+4+1 {
+		t.Fatalf("fill and hit took %d memcached round trips, want 5", n-1)
+	}
+}
+
+// TestHintsOnlyRouteToTheDatabase: what a process remembers of collection
+// timestamps only sends reads to the database, so it cannot serve old data
+// even when it is out of date (a collection deleted, or written by another
+// process).
+func TestHintsOnlyRouteToTheDatabase(t *testing.T) {
+	mc := startMemcached(t)
+	path := tempDB(t)
+	inner := openSQLite(t, path)
+	t.Cleanup(func() { inner.Close() })
+	cfg := memcache.Config{Servers: []string{mc.Addr()}, Prefix: randomPrefix()}
+	rtsA := new(roundTrips)
+	cfgA := cfg
+	cfgA.Observer = rtsA
+	a := newCache(t, nopClose{inner}, cfgA)
+	b := newCache(t, nopClose{inner}, cfg) // another process on the same database
+	ctx := t.Context()
+	const uid = 5
+	t1 := mustTS(a.PostBSOs(ctx, uid, "history", []weave.Update{upd("h1", "x")}, noPre))(t)
+	if _, _, err := a.CollectionTimestamps(ctx, uid); err != nil {
+		t.Fatal(err)
+	}
+	check := func(newer weave.Timestamp, wantRTs int64) {
+		t.Helper()
+		rtsA.n.Store(0)
+		got, err := a.GetBSOs(ctx, uid, "history", weave.Query{Newer: newer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := inner.GetBSOs(ctx, uid, "history", weave.Query{Newer: newer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Modified != want.Modified || len(got.BSOs) != len(want.BSOs) {
+			t.Fatalf("newer=%v: %d records at %v, the database has %d at %v", newer, len(got.BSOs), got.Modified, len(want.BSOs), want.Modified)
+		}
+		if n := rtsA.n.Load(); n != wantRTs {
+			t.Fatalf("newer=%v: %d memcached round trips, want %d", newer, n, wantRTs)
+		}
+	}
+	check(t1-1, 0) // known changed: straight to the database
+	check(t1, 1)   // not known changed: the cache answers "nothing new"
+	// Another process writes: this one's hint is behind, and the cache
+	// (which b updated) answers.
+	t2 := mustTS(b.PostBSOs(ctx, uid, "history", []weave.Update{upd("h2", "y")}, noPre))(t)
+	check(t1, 1)
+	check(t2, 1)
+	// The collection is deleted: the hint says changed after t1-1, the
+	// database says there is nothing.
+	mustTS(b.DeleteCollection(ctx, uid, "history", noPre))(t)
+	check(t1-1, 0)
+}

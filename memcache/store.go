@@ -26,6 +26,7 @@ type Store struct {
 	cfg       Config
 	primary   *pool
 	mirror    *pool // nil without mirror servers
+	hints     hints
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -129,8 +130,14 @@ func (s *Store) cached(uid int64, op string, blocked, serve func(r *record, now 
 		s.cfg.Observer.Lookup(p.name, op, Bypass)
 		return direct()
 	}
-	it, rec, err := p.view(uid)
+	// A read that never fills does not create an absent record: that
+	// would cost two more round trips for nothing.
+	it, rec, err := p.view(uid, put != nil)
 	now := nowMs()
+	if err == nil && it == nil {
+		s.cfg.Observer.Lookup(p.name, op, Miss)
+		return direct()
+	}
 	if err != nil || rec == nil || blocked(rec, now) {
 		s.cfg.Observer.Lookup(p.name, op, Bypass)
 		return direct()
@@ -178,6 +185,7 @@ func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (colls map[
 	if err != nil {
 		return nil, 0, err
 	}
+	s.hints.seen(uid, colls)
 	return colls, storage, nil
 }
 
@@ -379,6 +387,11 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		// An offset must still be checked by the database.
 		return page, direct()
 	}
+	if s.hints.changedAfter(uid, collection, q.Newer) {
+		// The cache could only say "changed" too.
+		s.cfg.Observer.Lookup(s.primary.name, "GetBSOs", Miss)
+		return page, direct()
+	}
 	err = s.cached(uid, "GetBSOs",
 		func(r *record, now int64) bool { return r.busyColl(now, collection) },
 		func(r *record, now int64) bool {
@@ -452,6 +465,9 @@ func (s *Store) write(uid int64, coll string, stamps bool, f func() (weave.Times
 		eff.written = false
 	}
 	s.end(uid, ms, eff)
+	if eff.ts != 0 {
+		s.hints.wrote(uid, coll, eff.ts)
+	}
 	return ts, err
 }
 
@@ -527,5 +543,6 @@ func (s *Store) PurgeExpired(ctx context.Context, limit int) (int64, error) {
 // its data would. Callers use it when the user's data changed behind the
 // cache: a user moved onto or off this node's database by the fleet tools.
 func (s *Store) Forget(uid int64) {
+	s.hints.forget(uid)
 	_, _ = s.write(uid, "", false, func() (weave.Timestamp, error) { return 0, nil })
 }

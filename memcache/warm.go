@@ -108,7 +108,7 @@ func (s *Store) warmUser(ctx context.Context, p *pool, uid int64) (bool, error) 
 	if !p.readable(uid) {
 		return false, nil
 	}
-	it, rec, err := p.view(uid)
+	it, rec, err := p.view(uid, true)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrPoolUnavailable, err)
 	}
