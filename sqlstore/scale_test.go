@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -63,6 +64,19 @@ func BenchmarkScale(b *testing.B) {
 				b.Logf("%s: seeded %d records in %v (%.0f/s), %d in the shard", kind, n, d.Round(time.Millisecond), float64(n)/d.Seconds(), total)
 			}
 			label := fmt.Sprintf("%s/%s", kind, sizeLabel(size))
+			// The work each read does, which the machine's load does not
+			// change: rows or pages read, from the database's own account.
+			nowMs, newerMs := now.UnixMilli()-1, now.Add(-24*time.Hour).UnixMilli()
+			for _, w := range []struct {
+				name string
+				sql  string
+				args []any
+			}{
+				{"newer", sqltest.ReadSQL("", " AND modified > ?", "modified DESC, id DESC"), []any{uid, 4, uid, 4, nowMs, newerMs}},
+				{"full-limit100", sqltest.ReadSQL(", payload", "", "modified DESC, id DESC LIMIT ?"), []any{uid, 4, uid, 4, nowMs, 101}},
+			} {
+				b.Logf("%s/%s: %s", label, w.name, readWork(b, kind, s.DB(), w.sql, w.args))
+			}
 			newer := weave.Timestamp(now.Add(-24 * time.Hour).UnixMilli())
 			for _, r := range []struct {
 				name string
@@ -87,6 +101,48 @@ func BenchmarkScale(b *testing.B) {
 			}
 		}
 	}
+}
+
+// readWork is the database's account of what a read did: rows read
+// (MariaDB's ANALYZE), buffers and rows (PostgreSQL's EXPLAIN ANALYZE),
+// or the plan (SQLite).
+func readWork(b *testing.B, kind string, db *sqlstore.DB, query string, args []any) string {
+	prefix := map[string]string{"mysql": "ANALYZE ", "postgres": "EXPLAIN (ANALYZE, BUFFERS) ", "sqlite": "EXPLAIN QUERY PLAN "}[kind]
+	rows, err := db.Read.Query(db.Q(prefix+query), args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			b.Fatal(err)
+		}
+		m := map[string]string{}
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		switch kind {
+		case "mysql":
+			out = append(out, fmt.Sprintf("%s by %s: %s rows read (type %s)", m["table"], m["key"], m["r_rows"], m["type"]))
+		case "postgres":
+			if l := strings.TrimSpace(vals[0].String); strings.Contains(l, "actual") || strings.HasPrefix(l, "Buffers") {
+				out = append(out, l)
+			}
+		default:
+			out = append(out, m["detail"])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return strings.Join(out, "; ")
 }
 
 // parseSizes reads "10k,100k,1M,10M".

@@ -136,6 +136,17 @@ type PlanQuery struct {
 	Range bool
 }
 
+// ReadSQL is GetBSOs's statement (sqlstore/read.go, readText): the
+// collection timestamp as a scalar subquery, then the records. payload is
+// ", payload" or "" (ids only), where the conditions after expiry, order
+// the ORDER BY clause (with LIMIT ?). Its arguments start uid, collection,
+// uid, collection, now.
+func ReadSQL(payload, where, order string) string {
+	return "SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, " +
+		"id, modified, sortindex, expiry, parentid, predecessorid" + payload +
+		" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ?" + where + " ORDER BY " + order
+}
+
 // PlanQueries are the statements the plan tests check, as sqlstore issues
 // them (sqlstore/queries.go and read.go; keep in step). pk names a table's
 // primary key index.
@@ -145,13 +156,7 @@ func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
 	// order, where starting the range at the offset matters most.
 	deep := d.Now - int64(d.HeavyRows*9/10)*60_000
 	shallow := d.Now - int64(d.HeavyRows/10)*60_000
-	// read is GetBSOs's statement (sqlstore/read.go, readText): the
-	// collection timestamp as a scalar subquery, then the records.
-	read := func(payload, where, order string) string {
-		return "SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, " +
-			"id, modified, sortindex, expiry, parentid, predecessorid" + payload +
-			" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ?" + where + " ORDER BY " + order
-	}
+	read := ReadSQL
 	return []PlanQuery{
 		{
 			Name:  "GET ?newer (heavy user, newest first, limit)",
