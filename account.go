@@ -139,6 +139,11 @@ type AccountStore interface {
 	// a failure leaves a device with its session, queue and grants intact.
 	// Ids that name nothing of the account are no error.
 	RemoveDevice(ctx context.Context, uid, deviceID, sessionID string, revoked *AccountToken) error
+	// EndToken deletes the account's session or refresh token id and
+	// stores revoked (replacing a token of its ID) atomically: a sign-out
+	// never leaves the grant's access tokens valid without its token, or
+	// the reverse. An id that names nothing of the account is no error.
+	EndToken(ctx context.Context, uid, id string, revoked AccountToken) error
 
 	SigningKeys(ctx context.Context) ([]OAuthSigningKey, error)
 	// AddSigningKey stores k unless a key with its KID exists.

@@ -368,10 +368,7 @@ func (s *Service) attachedClientDestroy(r *request) (any, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		if err := s.revokeGrant(ctx, r.account.UID, refresh); err != nil {
-			return nil, err
-		}
-		if err := s.store.DeleteToken(ctx, refresh); err != nil {
+		if err := s.endGrant(ctx, r.account.UID, refresh); err != nil {
 			return nil, err
 		}
 	default:

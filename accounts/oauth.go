@@ -126,10 +126,10 @@ type accessClaims struct {
 // or refresh token with the given store id.
 func grantRef(sourceID string) string { return sha256Hex("grant:" + sourceID)[:32] }
 
-// revokeGrant revokes every access token issued through the session or
-// refresh token sourceID, until the last of them has expired.
-func (s *Service) revokeGrant(ctx context.Context, uid, sourceID string) error {
-	return s.store.PutToken(ctx, s.revokedGrant(uid, sourceID))
+// endGrant deletes a session or refresh token and revokes the access
+// tokens issued through it, in one transaction.
+func (s *Service) endGrant(ctx context.Context, uid, tokenID string) error {
+	return s.store.EndToken(ctx, uid, tokenID, s.revokedGrant(uid, tokenID))
 }
 
 // revokedGrant is the token whose presence revokes the grant of sourceID;
@@ -586,10 +586,7 @@ func (s *Service) destroy(r *request) (any, error) {
 		if err != nil || t.Kind != KindRefresh {
 			return nil, errUnknownRefresh
 		}
-		if err := s.revokeGrant(ctx, t.UID, t.ID); err != nil {
-			return nil, err
-		}
-		if err := s.store.DeleteToken(ctx, t.ID); err != nil {
+		if err := s.endGrant(ctx, t.UID, t.ID); err != nil {
 			return nil, err
 		}
 		return map[string]any{}, nil

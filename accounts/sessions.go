@@ -109,25 +109,29 @@ func (s *Service) sessionDestroy(r *request) (any, error) {
 }
 
 // dropSession deletes a session token and revokes the access tokens
-// issued through it; the device registered on it goes too (removeDevice:
-// the other devices hear device_disconnected, and the removed one as well
-// if tellItself).
+// issued through it, in one transaction; the device registered on it goes
+// in the same one (removeDevice: the other devices hear
+// device_disconnected, and the removed one as well if tellItself).
 func (s *Service) dropSession(ctx context.Context, uid, sessionID string, tellItself bool) error {
 	devs, err := s.deviceList(ctx, uid)
 	if err != nil {
 		return err
 	}
+	dropped := false
 	for _, d := range devs {
+		// One device per session; should a second claim it, it goes in a
+		// transaction of its own, the session being gone already.
 		if d.SessionTokenID == sessionID {
 			if err := s.removeDevice(ctx, uid, d, tellItself); err != nil {
 				return err
 			}
+			dropped = true
 		}
 	}
-	if err := s.revokeGrant(ctx, uid, sessionID); err != nil {
-		return err
+	if dropped {
+		return nil
 	}
-	return s.store.DeleteToken(ctx, sessionID)
+	return s.endGrant(ctx, uid, sessionID)
 }
 
 // SignOut ends one session of the account with the given email (by id, as
@@ -185,8 +189,8 @@ func (s *Service) putCapped(ctx context.Context, t Token) error {
 		}
 		if t.Kind == KindSession {
 			err = s.dropSession(ctx, t.UID, old.ID, true)
-		} else if err = s.revokeGrant(ctx, t.UID, old.ID); err == nil {
-			err = s.store.DeleteToken(ctx, old.ID)
+		} else {
+			err = s.endGrant(ctx, t.UID, old.ID)
 		}
 		if err != nil {
 			return err

@@ -96,23 +96,41 @@ func (s *AccountStore) RemoveDevice(ctx context.Context, uid, deviceID, sessionI
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		if revoked != nil {
-			if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), revoked.ID); err != nil {
-				return err
-			}
-			if err := s.insertTokens(ctx, tx, []weave.AccountToken{*revoked}); err != nil {
-				return err
-			}
-		}
-		for _, id := range []string{sessionID, deviceID} {
-			if id == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ? AND uid = ?`), id, uid); err != nil {
-				return err
-			}
+		if err := s.endTokens(ctx, tx, uid, revoked, sessionID, deviceID); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_commands WHERE device_id = ? AND uid = ?`), deviceID, uid)
 		return err
 	}))
+}
+
+// EndToken implements weave.AccountStore.
+func (s *AccountStore) EndToken(ctx context.Context, uid, id string, revoked weave.AccountToken) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.db.Classify(s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		return s.endTokens(ctx, tx, uid, &revoked, id)
+	}))
+}
+
+// endTokens stores revoked (if not nil) in place of a token of its ID and
+// deletes the account's tokens ids ("" skipped), in tx.
+func (s *AccountStore) endTokens(ctx context.Context, tx *sql.Tx, uid string, revoked *weave.AccountToken, ids ...string) error {
+	if revoked != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ?`), revoked.ID); err != nil {
+			return err
+		}
+		if err := s.insertTokens(ctx, tx, []weave.AccountToken{*revoked}); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM accounts_tokens WHERE id = ? AND uid = ?`), id, uid); err != nil {
+			return err
+		}
+	}
+	return nil
 }

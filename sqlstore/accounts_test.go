@@ -251,9 +251,10 @@ func TestAccountRemoveDevice(t *testing.T) {
 		dev := accounts.Token{ID: "d1000000000000000000000000000000", Kind: accounts.KindDevice, UID: uid, Data: []byte(`{}`), CreatedAt: 2}
 		sess2 := accounts.Token{ID: id64("a2"), Kind: accounts.KindSession, UID: uid, Data: []byte(`{}`), CreatedAt: 3}
 		dev2 := accounts.Token{ID: "d2000000000000000000000000000000", Kind: accounts.KindDevice, UID: uid, Data: []byte(`{}`), CreatedAt: 4}
+		sess4 := accounts.Token{ID: id64("a4"), Kind: accounts.KindSession, UID: uid, Data: []byte(`{}`), CreatedAt: 6}
 		// Another account's session: RemoveDevice under uid must not touch it.
 		foreign := accounts.Token{ID: id64("a3"), Kind: accounts.KindSession, UID: uid2, Data: []byte(`{}`), CreatedAt: 5}
-		if err := s.CreateAccount(ctx, testAccount(uid, "rm@example.org"), []accounts.Token{sess, dev, sess2, dev2}); err != nil {
+		if err := s.CreateAccount(ctx, testAccount(uid, "rm@example.org"), []accounts.Token{sess, dev, sess2, dev2, sess4}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateAccount(ctx, testAccount(uid2, "rm2@example.org"), []accounts.Token{foreign}); err != nil {
@@ -310,9 +311,24 @@ func TestAccountRemoveDevice(t *testing.T) {
 			t.Fatalf("no session, no revocation: %v", err)
 		}
 
-		// A cancelled context changes nothing.
+		// EndToken (a sign-out): the session goes and the revocation is
+		// stored, together; another account's token is left alone.
+		if err := s.EndToken(ctx, uid, sess4.ID, *revoked("e3")); err != nil {
+			t.Fatal(err)
+		}
+		if exists(sess4.ID) || !exists(id64("e3")) || !exists(dev2.ID) || queued(dev2.ID) != 1 {
+			t.Fatal("EndToken: session kept, revocation missing, or another device touched")
+		}
+		if err := s.EndToken(ctx, uid, foreign.ID, *revoked("e3")); err != nil || !exists(foreign.ID) {
+			t.Fatalf("EndToken of another account's token: %v", err)
+		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
+		if err := s.EndToken(cctx, uid, sess2.ID, *revoked("e4")); err == nil || !exists(sess2.ID) || exists(id64("e4")) {
+			t.Fatalf("cancelled EndToken: %v, or it wrote", err)
+		}
+
+		// A cancelled context changes nothing.
 		if err := s.RemoveDevice(cctx, uid, dev2.ID, sess2.ID, revoked("e2")); err == nil {
 			t.Fatal("cancelled RemoveDevice succeeded")
 		}
