@@ -32,6 +32,11 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  local name
+  while read -r name; do
+    if [ "$db" = mariadb ]; then mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $name" || true
+    else psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $name" || true; fi
+  done < <(cat "$work/databases" 2>/dev/null)
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,6 +80,7 @@ proxy_requests() {
 # print its URL.
 database() {
   local name="weavecache_$(date +%s)_$RANDOM"
+  echo "$name" >>"$work/databases"
   if [ "$db" = mariadb ]; then
     mysql -h127.0.0.1 -uroot -e "CREATE DATABASE $name"
     echo "mysql://root@127.0.0.1:$1/$name"
@@ -130,12 +136,14 @@ for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null && break; s
 serve nocache
 serve memcache --memcache "127.0.0.1:$mcport"
 
-# Cache lookups by outcome so far: "hit miss bypass".
+# Cache lookups by outcome and memcached round trips so far:
+# "hit miss bypass roundtrips".
 lookups() {
   curl -sf "http://127.0.0.1:$1/metrics" | awk '
     /^weave_cache_lookups_total\{/ && /pool="primary"/ {
       match($0, /outcome="[a-z]+"/); o = substr($0, RSTART + 9, RLENGTH - 10); n[o] += $NF }
-    END { printf "%d %d %d\n", n["hit"], n["miss"], n["bypass"] }'
+    /^weave_cache_roundtrip_duration_seconds_count\{/ && /pool="primary"/ { rt += $NF }
+    END { printf "%d %d %d %d\n", n["hit"], n["miss"], n["bypass"], rt }'
 }
 
 results="$work/results.tsv"
@@ -159,16 +167,16 @@ r = json.load(open(sys.argv[1]))
 name, mix = sys.argv[2], sys.argv[3]
 rt = int(sys.argv[5]) - int(sys.argv[4])
 l0, l1 = [list(map(int, a.split())) for a in sys.argv[6:8]]
-hit, miss, byp = (b - a for a, b in zip(l0, l1))
+hit, miss, byp, mcrt = (b - a for a, b in zip(l0, l1))
 se, t = r["sessions"], r["total"]
 done = max(1, se["completed"])
 cpu = (r.get("server_cpu") or {}).get("cpu_seconds_per_1000_sessions", float("nan"))
 ratio = hit / (hit + miss + byp) if hit + miss + byp else float("nan")
 print("\t".join(str(x) for x in [mix, name, f"{se['per_second']:.1f}", f"{t['p50_ms']:.2f}", f"{t['p99_ms']:.1f}",
       f"{se['p50_ms']:.1f}", f"{se['p99_ms']:.1f}", f"{cpu:.2f}", f"{rt / done:.2f}", f"{rt / max(1, t['count']):.2f}",
-      f"{ratio:.2f}", t["errors"], sys.argv[8]]))
+      f"{ratio:.2f}", f"{mcrt / done:.2f}", t["errors"], sys.argv[8]]))
 PY
-  tail -1 "$results" | awk -F'\t' '{printf "   %-13s %-8s %7s sessions/s  request p50 %6s ms p99 %6s ms  session p50 %6s ms p99 %6s ms  CPU %5s s/1k sessions  DB round trips %6s/session %5s/request  hit ratio %s  errors %s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13}'
+  tail -1 "$results" | awk -F'\t' '{printf "   %-13s %-8s %7s sessions/s  request p50 %6s ms p99 %6s ms  session p50 %6s ms p99 %6s ms  CPU %5s s/1k sessions  DB round trips %6s/session %5s/request  hit ratio %s  memcached round trips %s/session  errors %s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}'
 }
 
 echo "== weave on $db, ${latency} each way through the fault proxy (measured added round trip: $(rtt "$proxy_port_nocache") ms)"
@@ -176,7 +184,7 @@ echo "   $users users, concurrency $concurrency, closed loop, $pairs pairs of $d
 echo "-- filling the accounts: $fill of molotov on each server"
 run nocache molotov "$fill"
 run memcache molotov "$fill"
-printf 'mix\tconfig\tsessions_s\treq_p50\treq_p99\tsess_p50\tsess_p99\tcpu_1k\trt_session\trt_request\thit_ratio\terrors\tload\n' >"$results"
+printf 'mix\tconfig\tsessions_s\treq_p50\treq_p99\tsess_p50\tsess_p99\tcpu_1k\trt_session\trt_request\thit_ratio\tmc_session\terrors\tload\n' >"$results"
 for i in $(seq "$pairs"); do
   for mix in $mixes; do
     echo "-- pair $i, $mix"
@@ -189,9 +197,9 @@ echo "== medians over $pairs pairs (load average now $(cut -d' ' -f1-3 /proc/loa
 python3 - "$results" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-cols = ["sessions_s", "req_p50", "req_p99", "sess_p50", "sess_p99", "cpu_1k", "rt_session", "rt_request", "hit_ratio"]
-print("| mix | config | sessions/s | request p50 ms | request p99 ms | session p50 ms | session p99 ms | weave CPU s / 1,000 sessions | DB round trips / session | / request | hit ratio |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+cols = ["sessions_s", "req_p50", "req_p99", "sess_p50", "sess_p99", "cpu_1k", "rt_session", "rt_request", "hit_ratio", "mc_session"]
+print("| mix | config | sessions/s | request p50 ms | request p99 ms | session p50 ms | session p99 ms | weave CPU s / 1,000 sessions | DB round trips / session | / request | hit ratio | memcached round trips / session |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 med = {}
 for mix in dict.fromkeys(r["mix"] for r in rows):
     for cfg in ["nocache", "memcache"]:
@@ -199,7 +207,7 @@ for mix in dict.fromkeys(r["mix"] for r in rows):
         m = {c: statistics.median(float(r[c]) for r in rs) for c in cols}
         med[mix, cfg] = m
         print(f"| {mix} | {'with memcached' if cfg == 'memcache' else 'without cache'} | " +
-              " | ".join(f"{m[c]:.2f}" if c != "hit_ratio" or cfg == "memcache" else "–" for c in cols) + " |")
+              " | ".join(f"{m[c]:.2f}" if c not in ("hit_ratio", "mc_session") or cfg == "memcache" else "–" for c in cols) + " |")
 for mix in dict.fromkeys(r["mix"] for r in rows):
     a, b = med[mix, "nocache"], med[mix, "memcache"]
     print(f"{mix}: with/without sessions/s {b['sessions_s'] / a['sessions_s']:.2f}x, request p50 {100 * (b['req_p50'] / a['req_p50'] - 1):+.0f} %, "
