@@ -111,7 +111,9 @@ func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore
 	}
 	read.SetMaxOpenConns(opts.MaxOpenConns)
 	read.SetMaxIdleConns(opts.MaxIdleConns)
-	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
+	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout,
+		// Each commit waits for an fsync: concurrent writes share one.
+		GroupCommit: true}
 	db.Reclaim = func(ctx context.Context) error {
 		// PASSIVE neither waits for readers nor blocks them: it copies
 		// what no reader still needs into the database, and once all of

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,10 +101,18 @@ type DB struct {
 	// WAL that a long reader kept growing; without a successful commit
 	// nothing else would).
 	Reclaim func(ctx context.Context) error
+	// GroupCommit makes GroupWriteTx share transactions and commits
+	// between concurrent writes (group.go). Only for a Write pool of one
+	// connection on SQLite.
+	GroupCommit bool
+
+	group                *committer
+	groupOnce, groupStop sync.Once
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stopGroup()
 	err := db.Write.Close()
 	if db.Read != db.Write {
 		err = errors.Join(err, db.Read.Close())
@@ -140,12 +149,22 @@ func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	return db.retry(ctx, pool == db.Write, func(ctx context.Context) error {
+		return db.tryTx(ctx, pool, opts, fn)
+	})
+}
+
+// retry runs one attempt of a transaction after the other while the
+// database rolled it back for a retryable reason, and classifies the
+// outcome; write says the transaction ran on the Write pool.
+func (db *DB) retry(ctx context.Context, write bool, try func(ctx context.Context) error) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
-		err = db.tryTx(ctx, pool, opts, fn)
-		if err == nil || !db.Dialect.Retryable(err) || attempt >= db.MaxRetries || ctx.Err() != nil {
+		err = try(ctx)
+		retryable := db.Dialect.Retryable(err) || errors.Is(err, errGroupAborted)
+		if err == nil || !retryable || attempt >= db.MaxRetries || ctx.Err() != nil {
 			break
 		}
 		// Back off a little, growing, so that contenders spread out.
@@ -155,7 +174,7 @@ func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 		}
 	}
 	err = db.Classify(err)
-	if pool == db.Write && db.Reclaim != nil && errors.Is(err, weave.ErrStorageFull) {
+	if write && db.Reclaim != nil && errors.Is(err, weave.ErrStorageFull) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_ = db.Reclaim(rctx) // best effort: the write failed either way
 		cancel()

@@ -59,7 +59,8 @@ package sqlstore
 // Dialect.Upsert, Dialect.ForUpdate, multi-row VALUES, INSERT ... SELECT,
 // LIMIT ?, COALESCE, CASE, UNION ALL, GROUP BY with MAX, COUNT and SUM,
 // and scalar and IN subqueries.
-// Reads run in snapshots (DB.ReadTx); writes run in DB.WriteTx at the
+// Reads run in snapshots (DB.ReadTx); writes run in DB.GroupWriteTx (on
+// SQLite several share a transaction, each in its own savepoint) at the
 // database's default isolation (MySQL REPEATABLE READ, PostgreSQL READ
 // COMMITTED) and lock their user_storage row before reading anything else,
 // so each sees everything the user's previous writes committed.

@@ -201,7 +201,7 @@ func (s *Store) write(ctx context.Context, uid, cid int64, create bool, fn func(
 	defer s.ws.flush(ctx)
 	for attempt := 0; ; attempt++ {
 		var wait time.Duration
-		err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := s.db.GroupWriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid, cid: cid}
 			move, err := w.lock()
 			if errors.Is(err, sql.ErrNoRows) {
