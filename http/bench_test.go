@@ -76,6 +76,7 @@ func BenchmarkInfoCollections(b *testing.B) {
 	u := cl.base.String() + path
 	b.ReportAllocs()
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		send(b, cl.http, "GET", u, hdrs[i], "", 200)
 	}
@@ -93,6 +94,7 @@ func BenchmarkBareHandler(b *testing.B) {
 	u := hs.URL + "/1.5/42/info/collections"
 	b.ReportAllocs()
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		send(b, hc, "GET", u, "", "", 200)
 	}
@@ -108,6 +110,7 @@ func BenchmarkGetFull1000(b *testing.B) {
 	u := cl.base.String() + path
 	b.ReportAllocs()
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		resp := send(b, cl.http, "GET", u, cl.sign("GET", path), "", 200)
 		if resp.Header.Get("X-Weave-Records") != "1000" {
@@ -128,6 +131,7 @@ func BenchmarkPost100(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(100 * 500)
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		send(b, cl.http, "POST", u, cl.sign("POST", path), bodies[i], 200)
 	}
@@ -139,6 +143,7 @@ func BenchmarkBatchCommit1000(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(1000 * 500)
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		// Stage 1,000 records outside the timer; time only the commit.
 		b.StopTimer()
@@ -191,6 +196,7 @@ func BenchmarkInfoCollectionsHandler(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		w := httptest.NewRecorder()
 		e.srv.ServeHTTP(w, reqs[i])
