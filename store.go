@@ -74,6 +74,9 @@ type Query struct {
 	Offset string
 	// IDsOnly lets the store skip loading payloads.
 	IDsOnly bool
+	// Lean lets the store leave Expires, ParentID and PredecessorID zero:
+	// Sync 1.5 shows none of them, and a read of each costs per record.
+	Lean bool
 	// ParentID and PredecessorID, when non-nil, keep only the records
 	// whose field equals the value (Sync 1.1 filters; no record has an
 	// empty one).

@@ -98,7 +98,7 @@ type getParams struct {
 // (storage-1.5.md §5). Unknown parameters are ignored, as both reference
 // servers do.
 func parseGetParams(v url.Values) (getParams, error) {
-	var p getParams
+	p := getParams{Query: weave.Query{Lean: true}}
 	if s, ok := first(v, "ids"); ok {
 		ids, err := parseIDs(s)
 		if err != nil {

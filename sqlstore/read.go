@@ -201,7 +201,7 @@ var orders = [...]order{
 type readKey struct {
 	sort                                 weave.Sort
 	newer, older, offset, limit, idsOnly bool
-	parent, predecessor                  bool
+	parent, predecessor, lean            bool
 }
 
 func (s *Store) readText(k readKey, nIDs int) string {
@@ -215,7 +215,10 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	// The collection's timestamp rides along as the first column: one
 	// statement reads it and the records from one snapshot (the subquery
 	// is evaluated once, and leaves the records' index order alone).
-	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex, expiry, parentid, predecessorid")
+	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex")
+	if !k.lean {
+		b.WriteString(", expiry, parentid, predecessorid")
+	}
 	if !k.idsOnly {
 		b.WriteString(", payload")
 	}
@@ -284,7 +287,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	}
 
 	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly,
-		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil}
+		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean}
 	query := s.readText(k, len(q.IDs))
 	args := make([]any, 0, 12+len(q.IDs))
 	args = append(args, uid, cid, uid, cid, s.nowMs())
@@ -379,8 +382,12 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ 
 		parent, pred     sql.NullString
 	)
 	dest := []any{&collection, &b.ID, &modified, &si, &expiry, &parent, &pred, &b.Payload}
+	if q.Lean {
+		// Without the Sync 1.1 columns (readText).
+		dest = append(dest[:4], &b.Payload)
+	}
 	if q.IDsOnly {
-		dest = dest[:7]
+		dest = dest[:len(dest)-1]
 	}
 	// Sort indexes are handed out from blocks rather than one allocation
 	// per record.
