@@ -23,6 +23,12 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Payloads are mostly base64 and need no escape: skip them eight
+		// bytes at a time.
+		if i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++
@@ -58,6 +64,22 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes of s needs escaping or
+// UTF-8 decoding: all are ASCII, none is a control, '"' or '\\'. It tests
+// them at once: a byte below 0x20, or zero after XOR with '"' or '\\',
+// borrows into its high bit when subtracted from (false borrows only ever
+// follow a real one), and non-ASCII bytes have it already.
+func plain8(s string) bool {
+	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	return (w|(w-lsb8*0x20)|((w^(lsb8*'"'))-lsb8)|((w^(lsb8*'\\'))-lsb8))&msb8 == 0
 }
 
 // appendTimestamp appends t as seconds with two decimals.
