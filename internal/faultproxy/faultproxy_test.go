@@ -312,7 +312,7 @@ func isCut(err error) bool {
 func TestLatency(t *testing.T) {
 	e := newEcho(t)
 	p := newProxy(t, e.ln.Addr().String())
-	const lat = 20 * time.Millisecond
+	const lat = 50 * time.Millisecond
 	p.SetLatency(lat)
 	c := dial(t, p.Addr())
 	start := time.Now()
@@ -337,6 +337,7 @@ func TestLatency(t *testing.T) {
 			t.Fatalf("line %d: %q, %v", i, got, err)
 		}
 	}
+	// About 3 lat; delays that added up would take over 10 lat.
 	if d := time.Since(start); d > 8*lat {
 		t.Fatalf("ten overlapping round trips took %v: the delays add up", d)
 	}
