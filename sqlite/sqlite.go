@@ -92,7 +92,11 @@ func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore
 		opts.LockTimeout.Milliseconds())
 	fileURL := "file:" + (&url.URL{Path: path}).EscapedPath()
 
-	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_txlock=immediate")
+	// temp_store(MEMORY) keeps the savepoint journals of group commit (a
+	// page's content before a member changed it, gone at the group's
+	// commit) in memory instead of spilling them to temporary files at a
+	// pwrite per page.
+	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
