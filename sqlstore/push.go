@@ -28,20 +28,20 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/weave-sync/weave/push"
+	"github.com/weave-sync/weave"
 )
 
 // SetPush is the schema set of the push service (package push).
 const SetPush = "push"
 
-// PushStore implements push.Store.
+// PushStore implements weave.PushStore.
 type PushStore struct {
 	db *DB
 }
 
-var _ push.Store = (*PushStore)(nil)
+var _ weave.PushStore = (*PushStore)(nil)
 
-// NewPushStore returns a push.Store on db, whose "push" schema set must be
+// NewPushStore returns a weave.PushStore on db, whose "push" schema set must be
 // migrated.
 func NewPushStore(db *DB) *PushStore { return &PushStore{db: db} }
 
@@ -57,20 +57,20 @@ func (s *PushStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error 
 	return s.db.Classify(s.db.WriteTx(ctx, fn))
 }
 
-func scanPushUser(r rowScanner) (push.User, error) {
-	var u push.User
+func scanPushUser(r rowScanner) (weave.PushUser, error) {
+	var u weave.PushUser
 	err := r.Scan(&u.UAID, &u.Node, &u.Connected, &u.Created)
 	if err == sql.ErrNoRows {
-		return u, push.ErrUnknownUser
+		return u, weave.ErrPushUnknownUser
 	}
 	return u, err
 }
 
 const pushUserCols = `uaid, node_id, connected, created`
 
-// User implements push.Store.
-func (s *PushStore) User(ctx context.Context, uaid string) (push.User, error) {
-	var u push.User
+// User implements weave.PushStore.
+func (s *PushStore) User(ctx context.Context, uaid string) (weave.PushUser, error) {
+	var u weave.PushUser
 	err := s.queryRow(ctx, func(r *sql.Row) (err error) {
 		u, err = scanPushUser(r)
 		return err
@@ -78,7 +78,7 @@ func (s *PushStore) User(ctx context.Context, uaid string) (push.User, error) {
 	return u, err
 }
 
-// Connect implements push.Store.
+// Connect implements weave.PushStore.
 func (s *PushStore) Connect(ctx context.Context, uaid, node string, now int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE push_users SET node_id = ?, connected = ? WHERE uaid = ?`), node, now, uaid)
@@ -99,12 +99,12 @@ func (s *PushStore) exists(ctx context.Context, tx *sql.Tx, uaid string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, s.db.Q(`SELECT 1 FROM push_users WHERE uaid = ?`), uaid).Scan(&one)
 	if err == sql.ErrNoRows {
-		return push.ErrUnknownUser
+		return weave.ErrPushUnknownUser
 	}
 	return err
 }
 
-// Disconnect implements push.Store.
+// Disconnect implements weave.PushStore.
 func (s *PushStore) Disconnect(ctx context.Context, uaid, node string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.db.Q(`UPDATE push_users SET node_id = '' WHERE uaid = ? AND node_id = ?`), uaid, node)
@@ -112,7 +112,7 @@ func (s *PushStore) Disconnect(ctx context.Context, uaid, node string) error {
 	})
 }
 
-// AddChannel implements push.Store.
+// AddChannel implements weave.PushStore.
 func (s *PushStore) AddChannel(ctx context.Context, uaid, chid, node string, now int64, max int) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// Lock the user row first, so that concurrent registrations of one
@@ -136,7 +136,7 @@ func (s *PushStore) AddChannel(ctx context.Context, uaid, chid, node string, now
 				return err
 			}
 			if n >= max {
-				return push.ErrTooManyChannels
+				return weave.ErrPushTooManyChannels
 			}
 		}
 		_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO push_channels (uaid, chid, created) VALUES (?, ?, ?)`), uaid, chid, now)
@@ -144,7 +144,7 @@ func (s *PushStore) AddChannel(ctx context.Context, uaid, chid, node string, now
 	})
 }
 
-// RemoveChannel implements push.Store.
+// RemoveChannel implements weave.PushStore.
 func (s *PushStore) RemoveChannel(ctx context.Context, uaid, chid string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM push_channels WHERE uaid = ? AND chid = ?`), uaid, chid); err != nil {
@@ -155,20 +155,20 @@ func (s *PushStore) RemoveChannel(ctx context.Context, uaid, chid string) error 
 	})
 }
 
-// Route implements push.Store.
-func (s *PushStore) Route(ctx context.Context, uaid, chid string) (push.User, error) {
-	var u push.User
+// Route implements weave.PushStore.
+func (s *PushStore) Route(ctx context.Context, uaid, chid string) (weave.PushUser, error) {
+	var u weave.PushUser
 	err := s.queryRow(ctx, func(r *sql.Row) error {
 		var c sql.NullString
 		err := r.Scan(&u.UAID, &u.Node, &u.Connected, &u.Created, &c)
 		if err == sql.ErrNoRows {
-			return push.ErrUnknownUser
+			return weave.ErrPushUnknownUser
 		}
 		if err != nil {
 			return err
 		}
 		if !c.Valid {
-			return push.ErrUnknownChannel
+			return weave.ErrPushUnknownChannel
 		}
 		return nil
 	}, `SELECT u.uaid, u.node_id, u.connected, u.created, c.chid
@@ -177,7 +177,7 @@ func (s *PushStore) Route(ctx context.Context, uaid, chid string) (push.User, er
 	return u, err
 }
 
-// DeleteUser implements push.Store.
+// DeleteUser implements weave.PushStore.
 func (s *PushStore) DeleteUser(ctx context.Context, uaid string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
@@ -196,8 +196,8 @@ func (s *PushStore) DeleteUser(ctx context.Context, uaid string) error {
 
 func nullIfEmpty(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// Save implements push.Store.
-func (s *PushStore) Save(ctx context.Context, m push.Message, wake string) error {
+// Save implements weave.PushStore.
+func (s *PushStore) Save(ctx context.Context, m weave.PushMessage, wake string) error {
 	headers, err := json.Marshal(m.Headers)
 	if err != nil {
 		return err
@@ -225,21 +225,21 @@ func (s *PushStore) Save(ctx context.Context, m push.Message, wake string) error
 	})
 }
 
-// Stored implements push.Store.
+// Stored implements weave.PushStore.
 func (s *PushStore) Stored(ctx context.Context, uaid string) (int, error) {
 	var n int
 	err := s.queryRow(ctx, func(r *sql.Row) error { return r.Scan(&n) }, `SELECT COUNT(*) FROM push_messages WHERE uaid = ?`, uaid)
 	return n, err
 }
 
-// Pending implements push.Store.
-func (s *PushStore) Pending(ctx context.Context, uaid string, now int64, limit int) ([]push.Message, error) {
+// Pending implements weave.PushStore.
+func (s *PushStore) Pending(ctx context.Context, uaid string, now int64, limit int) ([]weave.PushMessage, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
-	var out []push.Message
+	var out []weave.PushMessage
 	err := func() error {
 		// Topic messages first (autopush's order), then by age; the id
 		// breaks ties so the order is stable.
@@ -251,7 +251,7 @@ func (s *PushStore) Pending(ctx context.Context, uaid string, now int64, limit i
 		}
 		defer rows.Close()
 		for rows.Next() {
-			m := push.Message{UAID: uaid}
+			m := weave.PushMessage{UAID: uaid}
 			var topic sql.NullString
 			var headers string
 			if err := rows.Scan(&m.ID, &m.ChannelID, &topic, &m.Data, &headers, &m.Created, &m.Expires); err != nil {
@@ -271,7 +271,7 @@ func (s *PushStore) Pending(ctx context.Context, uaid string, now int64, limit i
 	return out, s.db.Classify(err)
 }
 
-// Delete implements push.Store.
+// Delete implements weave.PushStore.
 func (s *PushStore) Delete(ctx context.Context, uaid, id string) (bool, error) {
 	var found bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -286,7 +286,7 @@ func (s *PushStore) Delete(ctx context.Context, uaid, id string) (bool, error) {
 	return found, err
 }
 
-// Cancel implements push.Store.
+// Cancel implements weave.PushStore.
 func (s *PushStore) Cancel(ctx context.Context, id string) (bool, error) {
 	var found bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -301,7 +301,7 @@ func (s *PushStore) Cancel(ctx context.Context, id string) (bool, error) {
 	return found, err
 }
 
-// Wakeups implements push.Store.
+// Wakeups implements weave.PushStore.
 func (s *PushStore) Wakeups(ctx context.Context, node string, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -339,7 +339,7 @@ func (s *PushStore) Wakeups(ctx context.Context, node string, limit int) ([]stri
 	return uaids, err
 }
 
-// PurgeExpired implements push.Store.
+// PurgeExpired implements weave.PushStore.
 func (s *PushStore) PurgeExpired(ctx context.Context, now, staleBefore int64, limit int) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {

@@ -7,16 +7,16 @@ import (
 	"math"
 	"strings"
 
-	"github.com/weave-sync/weave/push"
+	"github.com/weave-sync/weave"
 )
 
-var _ push.StatsReader = (*PushStore)(nil)
+var _ weave.PushStatsReader = (*PushStore)(nil)
 
-// Stats implements push.StatsReader: a handful of counting reads (each
+// Stats implements weave.PushStatsReader: a handful of counting reads (each
 // its own snapshot, so totals taken while the service runs may disagree by
 // the messages that moved in between; fine for an operator's view).
-func (s *PushStore) Stats(ctx context.Context, now int64) (push.Stats, error) {
-	st := push.Stats{At: now, Waiting: make([]int64, len(push.AgeBuckets)+1)}
+func (s *PushStore) Stats(ctx context.Context, now int64) (weave.PushStats, error) {
+	st := weave.PushStats{At: now, Waiting: make([]int64, len(weave.PushAgeBuckets)+1)}
 	one := func(dst *int64, q string, args ...any) error {
 		return s.queryRow(ctx, func(r *sql.Row) error { return r.Scan(dst) }, q, args...)
 	}
@@ -24,7 +24,7 @@ func (s *PushStore) Stats(ctx context.Context, now int64) (push.Stats, error) {
 	var cases []string
 	var args []any
 	lo := int64(math.MaxInt64) // "younger than b" is created > now - b; a clock ahead of ours counts as young
-	for _, b := range push.AgeBuckets {
+	for _, b := range weave.PushAgeBuckets {
 		hi := now - b.Milliseconds()
 		cases = append(cases, `COALESCE(SUM(CASE WHEN created < ? AND created > ? THEN 1 ELSE 0 END), 0)`)
 		args = append(args, lo, hi)
@@ -46,19 +46,19 @@ func (s *PushStore) Stats(ctx context.Context, now int64) (push.Stats, error) {
 			`SELECT `+strings.Join(cases, ", ")+` FROM push_messages WHERE expires > ?`, args...),
 	)
 	if err != nil {
-		return push.Stats{}, err
+		return weave.PushStats{}, err
 	}
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	rows, err := s.db.Read.QueryContext(ctx, s.db.Q(`SELECT node_id, COUNT(*), MAX(connected) FROM push_users WHERE node_id <> '' GROUP BY node_id ORDER BY COUNT(*) DESC, node_id`))
 	if err != nil {
-		return push.Stats{}, s.db.Classify(err)
+		return weave.PushStats{}, s.db.Classify(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var n push.NodeConns
+		var n weave.PushNodeConns
 		if err := rows.Scan(&n.Node, &n.Connections, &n.LastConnect); err != nil {
-			return push.Stats{}, s.db.Classify(err)
+			return weave.PushStats{}, s.db.Classify(err)
 		}
 		st.Nodes = append(st.Nodes, n)
 	}
