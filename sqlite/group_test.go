@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -239,4 +240,36 @@ func TestGroupCommitPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRows(t, db, map[string]int{"hold": 0, "a": 1})
+}
+
+// TestCheckpointer: the WAL reaches the database file without the writer
+// checkpointing (its own threshold is far above this write).
+func TestCheckpointer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db, err := sqlite.Open(t.Context(), "sqlite://"+path, sqlstore.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	if _, err := db.Write.Exec("CREATE TABLE big (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the table's page reaches the file
+	before := size()
+	if _, err := db.Write.Exec("INSERT INTO big VALUES (zeroblob(1 << 20))"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); size() < before+1<<20; {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes, %d before a 1 MiB write: the WAL was not checkpointed", size(), before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -96,7 +97,11 @@ func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore
 	// page's content before a member changed it, gone at the group's
 	// commit) in memory instead of spilling them to temporary files at a
 	// pwrite per page.
-	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+"&_pragma=temp_store(MEMORY)&_txlock=immediate")
+	// wal_autocheckpoint: the checkpointer below copies the WAL into the
+	// database off the write path; the writer checkpoints itself only if
+	// that falls far behind.
+	write, err := sql.Open("sqlite", fileURL+"?"+pragmas+
+		fmt.Sprintf("&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate", writerCheckpointPages))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -125,7 +130,51 @@ func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore
 		_, err := write.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 		return err
 	}
+	ckpt, err := sql.Open("sqlite", fileURL+"?"+pragmas)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go checkpointLoop(ckpt, stop, done)
+	db.OnClose = func() error {
+		close(stop)
+		<-done
+		return ckpt.Close()
+	}
 	return db, nil
+}
+
+// writerCheckpointPages is the WAL size (in pages) past which the writer
+// checkpoints at the end of its commit, as SQLite does by default at 1,000
+// pages: a backstop for when the checkpointer cannot keep up.
+const writerCheckpointPages = 8000
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database: about SQLite's 1,000 pages at a few hundred writes a second.
+const checkpointEvery = 200 * time.Millisecond
+
+// checkpointLoop runs PASSIVE checkpoints on a connection of its own until stop
+// is closed. SQLite's automatic checkpoint runs in the commit that crosses
+// the threshold, on the one write connection, where it held up every
+// queued write (13 % of weave's CPU profile under a closed-loop load); a
+// checkpoint needs no write lock, so here it runs beside the writer. With
+// nothing new in the WAL it returns at once.
+func checkpointLoop(db *sql.DB, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // the writer's backstop covers failures
+		cancel()
+	}
 }
 
 // prepareFiles makes the database and its -wal and -shm files private

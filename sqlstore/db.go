@@ -105,6 +105,9 @@ type DB struct {
 	// between concurrent writes (group.go). Only for a Write pool of one
 	// connection on SQLite.
 	GroupCommit bool
+	// OnClose, when set, runs as Close closes the pools (an adapter's
+	// background work on the database).
+	OnClose func() error
 
 	group                *committer
 	groupOnce, groupStop sync.Once
@@ -113,7 +116,11 @@ type DB struct {
 // Close closes both pools.
 func (db *DB) Close() error {
 	db.stopGroup()
-	err := db.Write.Close()
+	var err error
+	if db.OnClose != nil {
+		err = db.OnClose()
+	}
+	err = errors.Join(err, db.Write.Close())
 	if db.Read != db.Write {
 		err = errors.Join(err, db.Read.Close())
 	}
