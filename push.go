@@ -70,6 +70,13 @@ type PushStore interface {
 	// wake-ups older than staleBefore (queued for a node that died),
 	// returning the number of messages removed.
 	PurgeExpired(ctx context.Context, now, staleBefore int64, limit int) (int64, error)
+
+	// Broadcasts returns the Megaphone broadcasts the operator published,
+	// id → version.
+	Broadcasts(ctx context.Context) (map[string]string, error)
+	// SetBroadcast publishes version as broadcast id's current one; an
+	// empty version withdraws id.
+	SetBroadcast(ctx context.Context, id, version string, now int64) error
 }
 
 // Errors of a PushStore.

@@ -85,6 +85,7 @@ type conn struct {
 	closed   bool
 	attached bool                // the session's UAID is attached here (start's goroutine sets it, before finish reads it)
 	inflight map[string]inflight // by version
+	bsubs    map[string]string   // followed broadcasts: id → the version the client has (broadcast.go)
 	checking bool                // a storage check is running
 	more     bool                // storage may hold messages not sent yet
 }
@@ -192,12 +193,17 @@ func (c *conn) start(ws *websocket.Conn) bool {
 	}
 	c.attached = true
 	s.obs.Connections(1)
-	if !c.send(HelloReply{UAID: c.uaid}) {
+	b := c.subscribe(hello.Broadcasts)
+	if !c.send(HelloReply{UAID: c.uaid, Broadcasts: b.Broadcasts, Errors: b.Errors}) {
 		return false
 	}
 	c.mu.Lock()
 	c.ready = true
 	c.mu.Unlock()
+	// A version published between the subscription and ready.
+	if d := c.broadcastDelta(); len(d) > 0 && !c.send(Broadcast{Broadcasts: d}) {
+		return false
+	}
 	c.checkStorage()
 	return true
 }
@@ -323,14 +329,8 @@ func (c *conn) handle(frame []byte) (code websocket.StatusCode, reason string, s
 		// Informational (a web page's service worker failed); the ack
 		// that Firefox also sends settles the message.
 	case *BroadcastSubscribe:
-		// weave publishes no Megaphone broadcasts: every id is unknown,
-		// reported the way autopush reports missing ones.
-		if len(m.Broadcasts) > 0 {
-			errs := make(map[string]string, len(m.Broadcasts))
-			for id := range m.Broadcasts {
-				errs[id] = "Broadcast not found"
-			}
-			reply = Broadcast{Errors: errs}
+		if b := c.subscribe(m.Broadcasts); len(b.Broadcasts)+len(b.Errors) > 0 {
+			reply = b
 		}
 	case *Ping:
 		reply = Pong{}

@@ -297,6 +297,7 @@ func NewUAID() string {
 type HelloReply struct {
 	UAID       string
 	Broadcasts map[string]string // id → version; nil is sent as {}
+	Errors     map[string]string // unknown broadcast ids, nested under "errors" as in Broadcast
 }
 
 // RegisterReply answers a register. Firefox only accepts Status 200 with a
@@ -346,12 +347,12 @@ func orEmpty(m map[string]string) map[string]string {
 // MarshalJSON writes messageType first, then the members in autopush's order.
 func (r HelloReply) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		MessageType string            `json:"messageType"`
-		UAID        string            `json:"uaid"`
-		Status      int               `json:"status"`
-		UseWebPush  bool              `json:"use_webpush"`
-		Broadcasts  map[string]string `json:"broadcasts"`
-	}{TypeHello, r.UAID, StatusOK, true, orEmpty(r.Broadcasts)})
+		MessageType string         `json:"messageType"`
+		UAID        string         `json:"uaid"`
+		Status      int            `json:"status"`
+		UseWebPush  bool           `json:"use_webpush"`
+		Broadcasts  map[string]any `json:"broadcasts"`
+	}{TypeHello, r.UAID, StatusOK, true, withErrors(r.Broadcasts, r.Errors)})
 }
 
 // MarshalJSON writes messageType first, then the members in autopush's order.
@@ -387,17 +388,23 @@ func (n Notification) MarshalJSON() ([]byte, error) {
 // MarshalJSON writes messageType first, then the broadcasts with any errors
 // nested under "errors".
 func (b Broadcast) MarshalJSON() ([]byte, error) {
-	all := make(map[string]any, len(b.Broadcasts)+1)
-	for k, v := range b.Broadcasts {
-		all[k] = v
-	}
-	if len(b.Errors) > 0 {
-		all["errors"] = b.Errors
-	}
 	return json.Marshal(struct {
 		MessageType string         `json:"messageType"`
 		Broadcasts  map[string]any `json:"broadcasts"`
-	}{TypeBroadcast, all})
+	}{TypeBroadcast, withErrors(b.Broadcasts, b.Errors)})
+}
+
+// withErrors is the "broadcasts" member: the versions, with unknown ids
+// nested under "errors" (autopush's shape); {} when both are empty.
+func withErrors(versions, errs map[string]string) map[string]any {
+	all := make(map[string]any, len(versions)+1)
+	for k, v := range versions {
+		all[k] = v
+	}
+	if len(errs) > 0 {
+		all["errors"] = errs
+	}
+	return all
 }
 
 // MarshalJSON writes "{}", the ping form both sides understand.

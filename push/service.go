@@ -86,6 +86,10 @@ type Config struct {
 	// RouteGrace is how long a TTL-0 message for a browser connected to
 	// another process waits in the database for that process (default 5 s).
 	RouteGrace time.Duration
+	// BroadcastInterval is how often the Megaphone broadcasts are read
+	// from the store (default 30 s, as autopush polls Megaphone): the
+	// longest a published version takes to reach connected browsers.
+	BroadcastInterval time.Duration
 	// PurgeInterval is how often expired messages are removed (default
 	// 1 min); StaleWakeups how old an unread wake-up gets before it is
 	// dropped as belonging to a dead process (default 10 min).
@@ -126,7 +130,8 @@ type Service struct {
 	obs      Observer
 	log      *slog.Logger
 
-	lastStamp atomic.Int64 // see stamp
+	lastStamp atomic.Int64                      // see stamp
+	bcast     atomic.Pointer[map[string]string] // published broadcasts (broadcast.go)
 
 	mu       sync.Mutex
 	conns    map[string]*conn   // identified sessions, by UAID
@@ -165,6 +170,7 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.PollInterval, 100*time.Millisecond)
 	def(&cfg.RouteGrace, 5*time.Second)
 	def(&cfg.PurgeInterval, time.Minute)
+	def(&cfg.BroadcastInterval, 30*time.Second)
 	def(&cfg.StaleWakeups, 10*time.Minute)
 	if cfg.MaxChannels <= 0 {
 		cfg.MaxChannels = 500
@@ -293,18 +299,24 @@ func (s *Service) Connections() int {
 // Run polls this node's wake-ups and purges expired messages until ctx
 // ends.
 func (s *Service) Run(ctx context.Context) {
-	// Pings wait for answers; they must not hold up the wake-ups.
+	// Pings wait for answers, and broadcasts for slow browsers to take
+	// them; they must not hold up the wake-ups.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		ping := time.NewTicker(s.cfg.PingInterval / 4)
 		defer ping.Stop()
+		bcast := time.NewTicker(s.cfg.BroadcastInterval)
+		defer bcast.Stop()
+		s.refreshBroadcasts(ctx)
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-ping.C:
 				s.pingIdle()
+			case <-bcast.C:
+				s.refreshBroadcasts(ctx)
 			}
 		}
 	}()

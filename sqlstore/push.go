@@ -375,3 +375,41 @@ func (s *PushStore) PurgeExpired(ctx context.Context, now, staleBefore int64, li
 	})
 	return n, err
 }
+
+// Broadcasts implements weave.PushStore.
+func (s *PushStore) Broadcasts(ctx context.Context) (map[string]string, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	out := map[string]string{}
+	err := func() error {
+		rows, err := s.db.Read.QueryContext(ctx, `SELECT id, version FROM push_broadcasts`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, version string
+			if err := rows.Scan(&id, &version); err != nil {
+				return err
+			}
+			out[id] = version
+		}
+		return rows.Err()
+	}()
+	return out, s.db.Classify(err)
+}
+
+// SetBroadcast implements weave.PushStore: a delete and an insert in one
+// transaction, the same on every backend.
+func (s *PushStore) SetBroadcast(ctx context.Context, id, version string, now int64) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM push_broadcasts WHERE id = ?`), id); err != nil {
+			return err
+		}
+		if version == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO push_broadcasts (id, version, updated) VALUES (?, ?, ?)`), id, version, now)
+		return err
+	})
+}

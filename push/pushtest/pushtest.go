@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) push.Store) {
 		{"Wakeups", testWakeups},
 		{"Purge", testPurge},
 		{"DeleteUser", testDeleteUser},
+		{"Broadcasts", testBroadcasts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -364,5 +366,31 @@ func testDeleteUser(t *testing.T, s push.Store) {
 	must(t, s.AddChannel(ctx, uaidA, chid2, "n", 2, 0))
 	if _, err := s.Route(ctx, uaidA, chid1); !errors.Is(err, push.ErrUnknownChannel) {
 		t.Fatalf("old channel back after DeleteUser: %v", err)
+	}
+}
+
+func testBroadcasts(t *testing.T, s push.Store) {
+	ctx := context.Background()
+	get := func() map[string]string {
+		t.Helper()
+		b, err := s.Broadcasts(ctx)
+		must(t, err)
+		return b
+	}
+	if b := get(); len(b) != 0 {
+		t.Fatalf("fresh store has broadcasts %v", b)
+	}
+	must(t, s.SetBroadcast(ctx, "remote-settings/monitor_changes", `"1700000000000"`, 1))
+	must(t, s.SetBroadcast(ctx, "other", "v1", 1))
+	must(t, s.SetBroadcast(ctx, "other", "v2", 2)) // replaces
+	want := map[string]string{"remote-settings/monitor_changes": `"1700000000000"`, "other": "v2"}
+	if b := get(); !maps.Equal(b, want) {
+		t.Fatalf("broadcasts %v, want %v", b, want)
+	}
+	must(t, s.SetBroadcast(ctx, "other", "", 3)) // withdraws
+	must(t, s.SetBroadcast(ctx, "never-set", "", 3))
+	delete(want, "other")
+	if b := get(); !maps.Equal(b, want) {
+		t.Fatalf("after withdrawing: %v, want %v", b, want)
 	}
 }
