@@ -3,9 +3,11 @@ package push
 // Megaphone broadcasts: named versions the operator publishes (Firefox's
 // remote-settings follows "remote-settings/monitor_changes" this way) that
 // every browser subscribed to the name hears of when the version changes.
-// The set lives in the database (Store.SetBroadcast, `weave push
-// broadcast`), so every process of a fleet serves the same one; each reads
-// it every BroadcastInterval and tells its subscribed sessions of changes.
+// The set lives in the database (Store.SetBroadcast; operators write the
+// push_broadcasts table, docs/operations.md), so every process of a fleet
+// serves the same one; each reads it every BroadcastInterval and tells its
+// subscribed sessions of changes. Changes go out at once rather than with
+// autopush's next ping (up to 5 min later).
 //
 // As in autopush, a client subscribes in its hello or with
 // broadcast_subscribe (id → the version it has), is answered with the

@@ -1,4 +1,4 @@
--- Megaphone broadcasts the operator publishes (`weave push broadcast`):
+-- Megaphone broadcasts the operator publishes (docs/operations.md):
 -- every process reads this table and tells its connected browsers that
 -- subscribed to an id of a new version.
 
