@@ -337,13 +337,6 @@ type Broadcast struct {
 // Pong is the reply to a client ping; autopush answers with the short form.
 type Pong struct{}
 
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
-}
-
 // MarshalJSON writes messageType first, then the members in autopush's order.
 func (r HelloReply) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
