@@ -22,5 +22,5 @@ func TestPushStore(t *testing.T) {
 
 // pushStore is a PushStore on a fresh database of kind.
 func pushStore(t *testing.T, kind string) *sqlstore.PushStore {
-	return sqlstore.NewPushStore(migratedDB(t, kind, sqlstore.SetPush, 1))
+	return sqlstore.NewPushStore(migratedDB(t, kind, sqlstore.SetPush, 2))
 }
