@@ -92,8 +92,10 @@ func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any
 	}
 	defer rows.Close()
 	out := make([]collectionValue, 0, 16)
+	// One variable for every row: Scan's pointers make it escape, and a
+	// fresh one per row would be an allocation each.
+	var r collectionValue
 	for rows.Next() {
-		var r collectionValue
 		if err := rows.Scan(&r.cid, &r.v); err != nil {
 			return nil, s.db.Classify(err)
 		}
