@@ -14,6 +14,7 @@ import (
 // store reports comparable numbers:
 //
 //	GetNewerFull1000   GET ?newer=…&full returning 1,000 records of ~500 B
+//	GetNewerFull1000Lean  the same read as Sync 1.5 asks for it (Query.Lean)
 //	Post100x500B       POST of 100 new records of ~500 B
 //	BatchCommit1000    commit of a batch of 1,000 staged records (staging
 //	                   not timed)
@@ -73,7 +74,9 @@ func Bench(b *testing.B, s weave.Store) {
 		})
 	})
 
-	b.Run("GetNewerFull1000", func(b *testing.B) {
+	// newerFull1000 reads the 1,000 records of a collection newer than a
+	// time, past 500 older ones.
+	newerFull1000 := func(b *testing.B, lean bool) {
 		ctx := b.Context()
 		uid := newUID()
 		// Older records the read must skip, then the 1,000 it returns.
@@ -87,7 +90,7 @@ func Bench(b *testing.B, s weave.Store) {
 			_, err := s.PostBSOs(ctx, uid, "history", records(fmt.Sprint("new", i, "-"), 100), noPre)
 			fail(b, err)
 		}
-		q := weave.Query{Newer: newer}
+		q := weave.Query{Newer: newer, Lean: lean}
 		b.ReportAllocs()
 		for b.Loop() {
 			p, err := s.GetBSOs(ctx, uid, "history", q)
@@ -96,7 +99,16 @@ func Bench(b *testing.B, s weave.Store) {
 				b.Fatalf("read %d records", len(p.BSOs))
 			}
 		}
-	})
+	}
+	// Lean is how Sync 1.5 reads (weave.Query.Lean); both run in one
+	// process, so their difference survives a loaded machine.
+	for _, lean := range []bool{false, true} {
+		name := "GetNewerFull1000"
+		if lean {
+			name += "Lean"
+		}
+		b.Run(name, func(b *testing.B) { newerFull1000(b, lean) })
+	}
 
 	b.Run("Post100x500B", func(b *testing.B) {
 		ctx := b.Context()
