@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -115,39 +114,18 @@ func BenchmarkScale(b *testing.B) {
 // or the plan (SQLite).
 func readWork(b *testing.B, kind string, db *sqlstore.DB, query string, args []any) string {
 	prefix := map[string]string{"mysql": "ANALYZE ", "postgres": "EXPLAIN (ANALYZE, BUFFERS) ", "sqlite": "EXPLAIN QUERY PLAN "}[kind]
-	rows, err := db.Read.Query(db.Q(prefix+query), args...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			b.Fatal(err)
-		}
-		m := map[string]string{}
-		for i, c := range cols {
-			m[c] = vals[i].String
-		}
+	for _, m := range sqltest.RowMaps(b, db.Read, db.Q(prefix+query), args...) {
 		switch kind {
 		case "mysql":
 			out = append(out, fmt.Sprintf("%s by %s: %s rows read (type %s)", m["table"], m["key"], m["r_rows"], m["type"]))
 		case "postgres":
-			if l := strings.TrimSpace(vals[0].String); strings.Contains(l, "actual") || strings.HasPrefix(l, "Buffers") {
+			if l := strings.TrimSpace(m["QUERY PLAN"]); strings.Contains(l, "actual") || strings.HasPrefix(l, "Buffers") {
 				out = append(out, l)
 			}
 		default:
 			out = append(out, m["detail"])
 		}
-	}
-	if err := rows.Err(); err != nil {
-		b.Fatal(err)
 	}
 	return strings.Join(out, "; ")
 }

@@ -2,6 +2,7 @@ package sqltest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -275,4 +276,39 @@ func PlanDB(t *testing.T, url string, analyze ...string) (*sqlstore.DB, PlanData
 	}
 	t.Logf("analyzed in %v", time.Since(start).Round(time.Millisecond))
 	return db, d
+}
+
+// RowMaps runs query on db and returns its rows as column → value (NULL
+// as ""), for EXPLAIN and ANALYZE output whose columns differ by database.
+func RowMaps(t testing.TB, db *sql.DB, query string, args ...any) []map[string]string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		m := make(map[string]string, len(cols))
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
