@@ -161,6 +161,29 @@ func TestGroupCommitMemberFails(t *testing.T) {
 	wantRows(t, db, map[string]int{"hold": 0, "a": 1, "b": 2, "c": 3})
 }
 
+// TestGroupCommitAlone: a write alone in its group (no savepoint) commits
+// or, failing, leaves nothing behind.
+func TestGroupCommitAlone(t *testing.T) {
+	db := groupDB(t)
+	boom := errors.New("boom")
+	err := db.GroupWriteTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		if err := insert("failed")(ctx, tx); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v, want %v", err, boom)
+	}
+	if err := db.GroupWriteTx(t.Context(), insert("a")); err != nil {
+		t.Fatal(err)
+	}
+	wantRows(t, db, map[string]int{"a": 0})
+	if got := db.GroupStats(); got.Groups != 2 || got.Members != 2 {
+		t.Errorf("stats %+v, want two groups of one", got)
+	}
+}
+
 // TestGroupCommitFails: when the shared COMMIT fails, every member fails
 // and none of their writes remain; the next group works.
 func TestGroupCommitFails(t *testing.T) {

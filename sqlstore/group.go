@@ -14,7 +14,8 @@ import (
 // under concurrent writes the fsyncs, not the statements, set the pace. So
 // the writes of Store queue for one goroutine, the committer, which runs
 // all the writes waiting when it becomes free in one transaction, each in
-// a savepoint of its own, and commits them with one fsync:
+// a savepoint of its own (a write alone needs none), and commits them with
+// one fsync:
 //
 //   - a member that fails is rolled back to its savepoint alone and gets
 //     its own error; the others are unaffected, as if it had never run;
@@ -226,6 +227,14 @@ func (c *committer) runGroup(members []*groupMember) []error {
 	tx, err := c.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return failAll(err)
+	}
+	if len(members) == 1 {
+		// Alone, a write has the transaction to itself: no savepoint.
+		if errs[0] = runMember(ctx, tx, members[0]); errs[0] != nil {
+			_ = tx.Rollback()
+			return errs
+		}
+		members = nil
 	}
 	for i, m := range members {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT member"); err != nil {
