@@ -54,11 +54,13 @@ var backend = &sqlstore.Backend{
 	DDL: sqlstore.DDL{
 		Rerunnable:   true,
 		TableOptions: " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+		Bytes:        "VARBINARY({n})",
 		LongText:     "MEDIUMTEXT",
 		// InnoDB keeps the counter across restarts (MariaDB 10.2.4+,
 		// MySQL 8), so a number is never handed out twice.
-		Identity: "TYPE NOT NULL AUTO_INCREMENT PRIMARY KEY",
+		Identity: "{type} NOT NULL AUTO_INCREMENT PRIMARY KEY",
 		RowID:    "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+		RowKey:   "BIGINT",
 	},
 	BackupTool: "mysqldump --single-transaction",
 }

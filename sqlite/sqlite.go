@@ -34,9 +34,12 @@ var backend = &sqlstore.Backend{
 	Open:       Open,
 	Migrations: migrations,
 	DDL: sqlstore.DDL{
-		LongText: "TEXT",
-		Identity: "INTEGER PRIMARY KEY AUTOINCREMENT",
-		RowID:    "INTEGER PRIMARY KEY",
+		Bytes:     "VARCHAR({n})",
+		LongText:  "TEXT",
+		Identity:  "INTEGER PRIMARY KEY AUTOINCREMENT",
+		RowID:     "INTEGER PRIMARY KEY",
+		RowKey:    "INTEGER",
+		Clustered: " WITHOUT ROWID",
 	},
 	OpenForeign: func(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 		return OpenReadOnly(ctx, dsn, opts.Timeout)

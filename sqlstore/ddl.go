@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"embed"
+	"strconv"
 	"strings"
 	"text/template"
 )
@@ -30,16 +31,31 @@ type DDL struct {
 	// where the database's own collation would not do that (PostgreSQL:
 	// COLLATE "C").
 	Bytewise string
+	// Bytes is the type of ids compared and ordered byte by byte, case and
+	// trailing spaces included, up to {n} bytes (MySQL: VARBINARY, as its
+	// older _bin collations ignore trailing spaces).
+	Bytes string
 	// LongText is the type of texts of up to 16 MiB (MySQL's TEXT holds
 	// 64 KiB).
 	LongText string
+	// Uncompressed is the statement that has the database store a large
+	// column's values as they are, out of line ({table}, {column}); ""
+	// where there is nothing to say. Encrypted payloads do not compress.
+	Uncompressed string
 	// Identity defines an integer primary key the database numbers and
-	// never numbers twice, even after the newest row is deleted; TYPE
+	// never numbers twice, even after the newest row is deleted; {type}
 	// stands for the integer type the migration asks for.
 	Identity string
 	// RowID defines a BIGINT primary key the database numbers (SQLite
 	// may reuse the number of a deleted newest row).
 	RowID string
+	// RowKey is the type of a BIGINT primary key the migration numbers
+	// itself (SQLite: INTEGER, which makes it the row id).
+	RowKey string
+	// Clustered follows a table definition whose rows are to be stored in
+	// their primary key's order (SQLite: WITHOUT ROWID; InnoDB always
+	// does).
+	Clustered string
 }
 
 // ddlWriter is what a shared migration's template sees as ".": one per
@@ -117,14 +133,35 @@ func (w *ddlWriter) Bytewise() string { return w.ddl.Bytewise }
 // LongText is the type of a text of up to 16 MiB.
 func (w *ddlWriter) LongText() string { return w.ddl.LongText }
 
+// Bytes is the type of ids of up to n bytes compared byte by byte.
+func (w *ddlWriter) Bytes(n int) string {
+	return strings.ReplaceAll(w.ddl.Bytes, "{n}", strconv.Itoa(n))
+}
+
+// Uncompressed follows the type of a column of the table being defined
+// whose large values are stored as they are.
+func (w *ddlWriter) Uncompressed(column string) string {
+	if w.ddl.Uncompressed != "" {
+		w.after = append(w.after, strings.NewReplacer("{table}", w.table, "{column}", column).Replace(w.ddl.Uncompressed))
+	}
+	return ""
+}
+
 // Identity defines an integer primary key of type typ that the database
 // numbers and never numbers twice.
 func (w *ddlWriter) Identity(typ string) string {
-	return strings.ReplaceAll(w.ddl.Identity, "TYPE", typ)
+	return strings.ReplaceAll(w.ddl.Identity, "{type}", typ)
 }
 
 // RowID defines a BIGINT primary key that the database numbers.
 func (w *ddlWriter) RowID() string { return w.ddl.RowID }
+
+// RowKey is the type of a BIGINT primary key numbered by the migration.
+func (w *ddlWriter) RowKey() string { return w.ddl.RowKey }
+
+// Clustered follows the closing parenthesis of a table, before End, to
+// store its rows in primary key order.
+func (w *ddlWriter) Clustered() string { return w.ddl.Clustered }
 
 // KeepExisting ends an INSERT of seed rows: when Rerunnable, a row whose
 // key column is already there stays as it is.

@@ -2,8 +2,9 @@ package sqlstore
 
 // Storage schema contract (schema set "storage").
 //
-// The SQL of Store is shared by every dialect, so each adapter's
-// migrations/storage must create exactly these tables, columns and keys
+// The SQL of Store is shared by every dialect, so the storage migrations
+// (version 1 in sqlstore/migrations/storage, later ones in each adapter's
+// migrations/storage) must create exactly these tables, columns and keys
 // (types may be the dialect's equivalents; all timestamps and expiries are
 // integer milliseconds since the epoch). "Bytewise" means compared and
 // ordered byte by byte, case and trailing spaces significant (MySQL:
