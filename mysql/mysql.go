@@ -32,7 +32,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -83,9 +82,9 @@ const strictMode = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DI
 // defaults to 127.0.0.1 and the port to 3306; the database may be empty
 // (for administrative connections).
 func ParseURL(rawURL string) (*mysqldrv.Config, error) {
-	u, err := url.Parse(rawURL)
+	u, err := sqlstore.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: bad URL: %w", urlErr(err))
+		return nil, fmt.Errorf("mysql: %w", err)
 	}
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
 		return nil, fmt.Errorf("mysql: %s is not a mysql:// URL (want mysql://USER:PASS@HOST:PORT/DB)", sqlstore.RedactURL(rawURL))
@@ -137,16 +136,6 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	return cfg, nil
 }
 
-// urlErr drops the URL, password included, that url.Parse quotes in its
-// errors.
-func urlErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 // Open connects to the MariaDB/MySQL database of a mysql:// URL and checks
 // that it answers. The database must exist; its schema is applied with
 // sqlstore.DB.Migrate and Migrations.
@@ -166,38 +155,30 @@ func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlst
 func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockWait := int64(math.Ceil(opts.LockTimeout.Seconds()))
-	write, err := openPool(cfg, opts,
+	write, err := openPool(cfg,
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 		fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", lockWait))
 	if err != nil {
 		return nil, err
 	}
-	read, err := openPool(cfg, opts, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+	read, err := openPool(cfg, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 	if err != nil {
 		write.Close()
 		return nil, err
 	}
-	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
-	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	if err := write.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mysql: connect to %s as %s: %w", cfg.Addr, cfg.User, db.Classify(err))
+	db, err := sqlstore.OpenServer(ctx, write, read, Dialect{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: connect to %s as %s: %w", cfg.Addr, cfg.User, err)
 	}
 	return db, nil
 }
 
-func openPool(cfg *mysqldrv.Config, opts sqlstore.PoolOptions, session ...string) (*sql.DB, error) {
+func openPool(cfg *mysqldrv.Config, session ...string) (*sql.DB, error) {
 	c, err := mysqldrv.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
-	pool := sql.OpenDB(sessionConnector{Connector: c, session: session})
-	pool.SetMaxOpenConns(opts.MaxOpenConns)
-	pool.SetMaxIdleConns(opts.MaxIdleConns)
-	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
-	pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
-	return pool, nil
+	return sql.OpenDB(sessionConnector{Connector: c, session: session}), nil
 }
 
 // sessionConnector runs session set-up statements on every new connection.

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -68,9 +67,9 @@ func Migrations(set string) ([]sqlstore.Migration, error) {
 // settings; weave's defaults apply to those left out (connect_timeout 5 s,
 // application_name weave).
 func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
-	u, err := url.Parse(rawURL)
+	u, err := sqlstore.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: bad URL: %w", urlErr(err))
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return nil, fmt.Errorf("postgres: %s is not a postgres:// URL (want postgres://USER:PASS@HOST:PORT/DB?sslmode=disable)", sqlstore.RedactURL(rawURL))
@@ -90,16 +89,6 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// urlErr drops the URL, password included, that url.Parse quotes in its
-// errors.
-func urlErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 // Open connects to the PostgreSQL database of a postgres:// URL and checks
 // that it answers. The database must exist; its schema is applied with
 // sqlstore.DB.Migrate and Migrations.
@@ -116,40 +105,32 @@ func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlst
 func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockMS := strconv.FormatInt(max(1, opts.LockTimeout.Milliseconds()), 10)
-	write := openPool(cfg, opts, map[string]string{
+	write := openPool(cfg, map[string]string{
 		"default_transaction_isolation": "read committed",
 		"lock_timeout":                  lockMS,
 		// A weave process that stops talking mid-transaction must not hold
 		// a user's rows locked for long.
 		"idle_in_transaction_session_timeout": "60000",
 	})
-	read := openPool(cfg, opts, map[string]string{
+	read := openPool(cfg, map[string]string{
 		"default_transaction_isolation":       "repeatable read",
 		"idle_in_transaction_session_timeout": "60000",
 	})
-	db := &sqlstore.DB{Read: read, Write: write, Dialect: Dialect{}, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
-	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	if err := write.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("postgres: connect to %s:%d/%s as %s: %w", cfg.Host, cfg.Port, cfg.Database, cfg.User, db.Classify(err))
+	db, err := sqlstore.OpenServer(ctx, write, read, Dialect{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect to %s:%d/%s as %s: %w", cfg.Host, cfg.Port, cfg.Database, cfg.User, err)
 	}
 	return db, nil
 }
 
-func openPool(cfg *pgx.ConnConfig, opts sqlstore.PoolOptions, params map[string]string) *sql.DB {
+func openPool(cfg *pgx.ConnConfig, params map[string]string) *sql.DB {
 	c := cfg.Copy()
 	for k, v := range params {
 		if _, set := c.RuntimeParams[k]; !set {
 			c.RuntimeParams[k] = v
 		}
 	}
-	pool := stdlib.OpenDB(*c, stdlib.OptionShouldPing(shouldPing))
-	pool.SetMaxOpenConns(opts.MaxOpenConns)
-	pool.SetMaxIdleConns(opts.MaxIdleConns)
-	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
-	pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
-	return pool
+	return stdlib.OpenDB(*c, stdlib.OptionShouldPing(shouldPing))
 }
 
 // Dialect is PostgreSQL's sqlstore.Dialect.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -194,6 +195,41 @@ type PoolOptions struct {
 	// back for a deadlock, serialisation failure or lock timeout (default 3;
 	// negative: none).
 	MaxRetries int
+}
+
+// ParseURL parses the URL of a database. Unlike url.Parse's, its error does
+// not quote the URL, which may hold a password.
+func ParseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("bad URL: %w", err)
+	}
+	return u, nil
+}
+
+// OpenServer makes the DB of a database server's write and read pools:
+// it sizes both from opts (defaults already applied) and checks within
+// opts.Timeout that the server answers. On failure it closes both pools and
+// returns the classified error.
+func OpenServer(ctx context.Context, write, read *sql.DB, d Dialect, opts PoolOptions) (*DB, error) {
+	for _, pool := range []*sql.DB{write, read} {
+		pool.SetMaxOpenConns(opts.MaxOpenConns)
+		pool.SetMaxIdleConns(opts.MaxIdleConns)
+		pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
+		pool.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
+	}
+	db := &DB{Read: read, Write: write, Dialect: d, MaxRetries: opts.MaxRetries, Timeout: opts.Timeout}
+	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := write.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, db.Classify(err)
+	}
+	return db, nil
 }
 
 // DefaultServerConns is the default pool size of a database server:
