@@ -13,7 +13,6 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
-	"github.com/weave-sync/weave/internal/faultproxy"
 	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/memcache"
 	_ "github.com/weave-sync/weave/mysql"
@@ -265,20 +264,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	mc := startMemcached(t)
 	for _, kind := range []string{"mysql", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
-			url := dbtest.Fresh(t, kind)
-			addr, err := dbtest.Addr(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			proxy, err := faultproxy.New(addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { proxy.Close() })
-			purl, err := dbtest.WithHost(url, proxy.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
+			proxy, purl := dbtest.Proxy(t, dbtest.Fresh(t, kind))
 			inner := sqltest.OpenStore(t, purl, sqlstore.StoreOptions{})
 			rts := new(roundTrips)
 			cached := newCache(t, nopClose{inner}, memcache.Config{Servers: []string{mc.Addr()}, Observer: rts})

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/faultproxy"
 	_ "github.com/weave-sync/weave/mysql" // the backends of the servers
 	_ "github.com/weave-sync/weave/postgres"
 	"github.com/weave-sync/weave/sqlstore"
@@ -317,4 +318,24 @@ func Addr(rawURL string) (string, error) {
 		port = b.DefaultPort
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// Proxy puts a fault proxy, closed when t ends, in front of the database
+// server of url and returns it with the URL through it.
+func Proxy(t testing.TB, url string) (*faultproxy.Proxy, string) {
+	t.Helper()
+	addr, err := Addr(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	purl, err := WithHost(url, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, purl
 }

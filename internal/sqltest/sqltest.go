@@ -346,29 +346,9 @@ func testReadSnapshot(t *testing.T, b Backend, url string) {
 // proxied opens the database of url through a fault proxy, and directly.
 func proxied(t *testing.T, b Backend, url string, o Opts) (*sqlstore.DB, *faultproxy.Proxy, *sqlstore.DB) {
 	t.Helper()
-	p, purl := proxyURL(t, url)
+	p, purl := dbtest.Proxy(t, url)
 	direct := open(t, b, url, Opts{})
 	return open(t, b, purl, o), p, direct
-}
-
-// proxyURL puts a fault proxy, closed when t ends, in front of the
-// database server of url and returns it with the URL through it.
-func proxyURL(t *testing.T, url string) (*faultproxy.Proxy, string) {
-	t.Helper()
-	addr, err := dbtest.Addr(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.New(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	purl, err := dbtest.WithHost(url, p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, purl
 }
 
 func count(t *testing.T, db *sqlstore.DB, table string) int {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weave-sync/weave"
+	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -50,7 +51,7 @@ func BinaryMarker(uid int64) string {
 func RunStoreFaults(t *testing.T, b StoreBackend) {
 	ctx := context.Background()
 	url := b.Fresh(t)
-	p, purl := proxyURL(t, url)
+	p, purl := dbtest.Proxy(t, url)
 	const timeout = 2 * time.Second
 	direct, err := b.OpenStore(ctx, url, timeout)
 	if err != nil {
