@@ -622,41 +622,35 @@ func TestPagesNothingHalfWay(t *testing.T) {
 	}
 	before := sessions()
 	priv, _ := ecdh.P256().GenerateKey(rand.Reader)
-	b := newBrowser(t)
-	b.onNewDocument(fakeFirefox + `window.__canLink = false;`)
-	b.open(firefoxSignInURL(w.base, firefoxClient, fxaclient.NewPKCE(), "s", keysJWK(priv)))
-	b.fill(map[string]string{"email": "half@example.org"})
-	b.waitStep("signin")
-	b.fill(map[string]string{"password": "password1234"})
-	b.waitStep("signin")
-	if e := b.text("error"); !strings.Contains(e, "did not link") {
-		t.Errorf("refused link: %q", e)
+	// refused signs in with Firefox's page script (fakeFirefox plus script)
+	// at page, and checks that the sign-in fails with an error containing
+	// wantErr, that Firefox heard only the status and link questions, and
+	// that no session is left behind.
+	refused := func(what, script, page, wantErr string) {
+		t.Helper()
+		b := newBrowser(t)
+		b.onNewDocument(fakeFirefox + script)
+		b.open(page)
+		b.fill(map[string]string{"email": "half@example.org"})
+		b.waitStep("signin")
+		b.fill(map[string]string{"password": "password1234"})
+		b.waitStep("signin")
+		if e := b.text("error"); !strings.Contains(e, wantErr) {
+			t.Errorf("%s: %q", what, e)
+		}
+		if got := strings.Join(commands(b.webChannel()), ","); got != "fxaccounts:fxa_status,fxaccounts:can_link_account" {
+			t.Errorf("sent %s", got)
+		}
+		if n := sessions(); n != before {
+			t.Errorf("%d sessions after a %s, want %d", n, what, before)
+		}
 	}
-	if got := strings.Join(commands(b.webChannel()), ","); got != "fxaccounts:fxa_status,fxaccounts:can_link_account" {
-		t.Errorf("sent %s", got)
-	}
-	if n := sessions(); n != before {
-		t.Errorf("%d sessions after a refused link, want %d", n, before)
-	}
+	refused("refused link", `window.__canLink = false;`,
+		firefoxSignInURL(w.base, firefoxClient, fxaclient.NewPKCE(), "s", keysJWK(priv)), "did not link")
 
 	// A scope the server does not grant: refused at authorization, before
 	// Firefox gets a login message.
 	u := strings.Replace(firefoxSignInURL(w.base, firefoxClient, fxaclient.NewPKCE(), "s", keysJWK(priv)),
 		url.QueryEscape(onepw.OldSyncScope+" profile"), url.QueryEscape("https://identity.mozilla.com/apps/notes"), 1)
-	b2 := newBrowser(t)
-	b2.onNewDocument(fakeFirefox)
-	b2.open(u)
-	b2.fill(map[string]string{"email": "half@example.org"})
-	b2.waitStep("signin")
-	b2.fill(map[string]string{"password": "password1234"})
-	b2.waitStep("signin")
-	if e := b2.text("error"); !strings.Contains(e, "scopes") {
-		t.Errorf("refused scope: %q", e)
-	}
-	if got := strings.Join(commands(b2.webChannel()), ","); got != "fxaccounts:fxa_status,fxaccounts:can_link_account" {
-		t.Errorf("sent %s", got)
-	}
-	if n := sessions(); n != before {
-		t.Errorf("%d sessions after a refused authorization, want %d", n, before)
-	}
+	refused("refused authorization", "", u, "scopes")
 }
