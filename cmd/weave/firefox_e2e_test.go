@@ -238,12 +238,12 @@ func testCA(t *testing.T) (*x509.Certificate, *tls.Config) {
 // start-up overlaps other work; the returned function waits for it. The
 // profile's only weave-specific settings are the two prefs docs/firefox.md
 // tells users to set. Firefox's output goes to the artifacts, and its end
-// to the log of a failed test.
-func launchFirefox(t *testing.T, base string, shots *screenshots, name string) func() *firefox.Firefox {
+// to the log of a failed test. extra prefs go over those.
+func launchFirefox(t *testing.T, base string, shots *screenshots, name string, extra ...map[string]any) func() *firefox.Firefox {
 	t.Helper()
 	prefs := firefox.AccountPrefs(base)
-	for k, v := range firefox.DebugPrefs() {
-		prefs[k] = v
+	for _, m := range append([]map[string]any{firefox.DebugPrefs()}, extra...) {
+		maps.Copy(prefs, m)
 	}
 	opts := firefox.Options{Binary: firefox.Require(t), Profile: filepath.Join(t.TempDir(), "profile"), Prefs: prefs, Width: 1024, Height: 768,
 		StartTimeout: 2 * time.Minute}
@@ -544,6 +544,7 @@ func poll(ctx context.Context, t *testing.T, d time.Duration, what string, fn fu
 type screenshots struct {
 	dir   string
 	taken []string
+	off   bool // take does nothing (tests whose steps are not documented)
 }
 
 func newScreenshots(t *testing.T) *screenshots {
@@ -560,6 +561,9 @@ func newScreenshots(t *testing.T) *screenshots {
 // take keeps the viewport, or with full the whole document.
 func (s *screenshots) take(ctx context.Context, t *testing.T, ff *firefox.Firefox, name string, full bool) {
 	t.Helper()
+	if s.off {
+		return
+	}
 	shoot := ff.TakeScreenshot
 	if full {
 		shoot = ff.TakeFullScreenshot
