@@ -46,9 +46,12 @@ func (t Timestamp) Add(d time.Duration) Timestamp {
 	return Timestamp(ms - ms%10)
 }
 
-// maxTimestampSeconds bounds parsed timestamps so that milliseconds fit in an
-// int64 with room to spare (year ~ 33658).
-const maxTimestampSeconds = 1 << 40
+// maxTimestampSeconds bounds parsed timestamps (13 digits) so that
+// milliseconds fit in an int64 with room to spare. It must take Firefox's
+// tabs quick-write, which sends X-If-Unmodified-Since: 4102405200000
+// (its FAR_FUTURE in ms, used as seconds) so that the write always passes,
+// as syncstorage-rs lets it.
+const maxTimestampSeconds = 9_999_999_999_999
 
 // ErrBadTimestamp is returned by ParseTimestamp for anything that is not a
 // non-negative decimal number of seconds.

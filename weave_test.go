@@ -34,6 +34,7 @@ func TestParseTimestamp(t *testing.T) {
 		"1388635807.4":      1388635807400,
 		"1388635807.416789": 1388635807416,
 		"12.":               12000,
+		"4102405200000":     4102405200000000, // Firefox's tabs quick-write
 	}
 	for in, want := range good {
 		got, err := ParseTimestamp(in)
