@@ -297,7 +297,8 @@ func (c *Command) PrintUsage(w io.Writer) {
 	for _, n := range names {
 		f := c.Flags.Lookup(n)
 		typ, help := flag.UnquoteUsage(f)
-		if _, ok := f.Value.(phaseValue); ok {
+		switch f.Value.(type) {
+		case phaseValue, listValue:
 			typ = "string"
 		}
 		head := "  --" + n

@@ -46,3 +46,15 @@ func Prefixes(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// LogFlags are --log-format and --log-level.
+type LogFlags struct{ Format, Level string }
+
+// RegisterFlags registers --log-format and --log-level.
+func (f *LogFlags) RegisterFlags(c *Command) {
+	c.String(&f.Format, "log-format", "text", "log format: text or json")
+	c.String(&f.Level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// Logger is the logger the flags ask for, writing to w.
+func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) { return Logger(f.Format, f.Level, w) }
