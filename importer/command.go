@@ -24,6 +24,7 @@ type Command struct {
 	Users                              int // at most this many accounts (0: all)
 	Reimport                           bool
 	Timeout                            time.Duration // per query on the old server's databases
+	ToNode                             string        // URL of the weave node that takes the users
 
 	// OpenDestination opens weave's token database, the node that takes
 	// the users and that node's shard; Run closes the databases.
