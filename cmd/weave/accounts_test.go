@@ -118,26 +118,6 @@ func TestAccountCommandAndClosedSignup(t *testing.T) {
 	syncWithAccount(t, srv, c, s).must(200, "GET", "/info/collections", nil)
 }
 
-func TestAccountsFlagsCheck(t *testing.T) {
-	for _, tc := range []struct {
-		f    accountsFlags
-		want string
-	}{
-		{accountsFlags{signup: "open"}, ""},
-		{accountsFlags{signup: "closed"}, ""},
-		{accountsFlags{signup: "captcha"}, ""},
-		{accountsFlags{signup: "captcha", captchaOverride: "0123456789abcdef"}, ""},
-		{accountsFlags{signup: "maybe"}, "want closed, captcha or open"},
-		{accountsFlags{signup: "open", captchaOverride: "0123456789abcdef"}, "only applies with --accounts-signup captcha"},
-		{accountsFlags{signup: "captcha", captchaOverride: "short"}, "at least 16"},
-	} {
-		err := tc.f.check()
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
-		}
-	}
-}
-
 // TestServeAccountsCaptchaAndPages runs `weave serve --accounts
 // --accounts-signup captcha` behind a path prefix, with the override from
 // its environment variable: the sign-in page is at the public URL itself

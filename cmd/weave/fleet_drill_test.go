@@ -21,6 +21,7 @@ import (
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/loadtest"
+	"github.com/weave-sync/weave/sqlstore"
 )
 
 // outageProxy sits between the simulated clients and weave, and measures
@@ -161,8 +162,8 @@ func runDrill(t *testing.T, shard func(t *testing.T, dir string, i int) string) 
 		loadDone <- result{rep, err}
 	}()
 
-	fdb := &fleetDB{db: dbFlags{tokenURL: e.tokens, timeout: 10 * time.Second}, settle: 300 * time.Millisecond}
-	tokens, err := fdb.openTokenDB(context.Background())
+	fdb := &fleetDB{db: sqlstore.Config{TokenURL: e.tokens, Timeout: 10 * time.Second}, settle: 300 * time.Millisecond}
+	tokens, err := fdb.db.OpenTokenDB(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func (w *killWorld) weave(args ...string) string {
 
 func (w *killWorld) open(url string) *sqlstore.Store {
 	w.t.Helper()
-	db, _, err := openShardDB(context.Background(), url, &dbFlags{timeout: 10 * time.Second}, false)
+	db, _, err := (&sqlstore.Config{Timeout: 10 * time.Second}).OpenShard(context.Background(), url, false)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func testKill9(t *testing.T, bc backendCase) {
 	mover.must(202, "POST", "/storage/forms?batch=true", []map[string]any{{"id": "open", "payload": "staged"}})
 	w.weave("node", "set-state", w.node2, "up", "--token-database-url", w.db1)
 
-	tokenDB, _, err := openShardDB(context.Background(), w.db1, &dbFlags{timeout: 10 * time.Second}, false)
+	tokenDB, _, err := (&sqlstore.Config{Timeout: 10 * time.Second}).OpenShard(context.Background(), w.db1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
