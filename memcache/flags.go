@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -63,4 +64,61 @@ func (s *Store) WarmAndReport(ctx context.Context, pool Pool, uids []int64, out,
 	}
 	fmt.Fprintf(out, "warmed %s pool: %d users, %d filled, %d skipped in %s\n", pool, stats.Users, stats.Filled, stats.Skipped, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// WarmCommand is `weave cache warm`: it fills a pool of Config from the
+// store under the cache.
+type WarmCommand struct {
+	Config    Config
+	To        string // primary or mirror
+	Users     string // comma-separated uids ("": every user of the store)
+	PublicURL string // the node whose keys are filled (NodePrefix)
+}
+
+// RegisterFlags registers the memcached flags, --to, --users and
+// --public-url.
+func (w *WarmCommand) RegisterFlags(c *cli.Command) {
+	w.Config.RegisterFlags(c)
+	c.String(&w.To, "to", "mirror", "pool to fill: primary or mirror")
+	c.String(&w.Users, "users", "", "comma-separated uids to warm (default: every user in the storage database)")
+	c.String(&w.PublicURL, "public-url", "http://127.0.0.1:8000", "public URL of the node whose database this is, as `weave serve` has it (each node has cache keys of its own)")
+}
+
+// Pool is the pool to fill; it fails without --memcache.
+func (w *WarmCommand) Pool() (Pool, error) {
+	pool, err := ParsePool(w.To)
+	if err != nil {
+		return pool, err
+	}
+	if !w.Config.On() {
+		return pool, fmt.Errorf("--memcache is required (and --memcache-mirror to warm the mirror)")
+	}
+	return pool, nil
+}
+
+// Run fills pool from store, which it closes, reporting on out and its
+// progress on progress.
+func (w *WarmCommand) Run(ctx context.Context, pool Pool, store interface {
+	weave.Store
+	UserIDs(context.Context) ([]int64, error)
+}, out, progress io.Writer) error {
+	mc, err := w.Config.Open(w.PublicURL, store)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	defer mc.Close()
+	var uids []int64
+	if w.Users != "" {
+		for _, u := range cli.List(w.Users) {
+			uid, err := strconv.ParseInt(u, 10, 64)
+			if err != nil || uid < 0 {
+				return fmt.Errorf("--users: %q is not a uid", u)
+			}
+			uids = append(uids, uid)
+		}
+	} else if uids, err = store.UserIDs(ctx); err != nil {
+		return err
+	}
+	return mc.WarmAndReport(ctx, pool, uids, out, progress)
 }

@@ -94,3 +94,32 @@ func TestConfigTokenFlags(t *testing.T) {
 		t.Fatalf("--token-database-url ignored: %q", got)
 	}
 }
+
+// TestAdmin: `weave db` migrates and reports the schema, purges, and
+// refuses what it cannot run.
+func TestAdmin(t *testing.T) {
+	var out, progress bytes.Buffer
+	adm := &sqlstore.Admin{Config: sqlstore.Config{DataDir: t.TempDir()}, PurgeBatch: 100, Backup: sqlite.BackupCommand, Out: &out, Progress: &progress}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args string
+		want string // in the output, or the error's text
+	}{
+		{"", "want one of migrate, status, purge, seed"},
+		{"vacuum", `unknown db command "vacuum"`},
+		{"migrate", "applying storage migration"},
+		{"status", "tokens   schema version"},
+		{"purge", "purged 0 expired records and batch rows"},
+		{"backup " + filepath.Join(t.TempDir(), "b.db"), "integrity ok"},
+	} {
+		out.Reset()
+		err := adm.Run(ctx, strings.Fields(tc.args))
+		got := out.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("db %s: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
