@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -78,4 +79,17 @@ func (s *Service) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = s.Close(ctx)
+}
+
+// RegisterFlags registers the flags of `weave account`: the Admin's, and
+// those of cfg, the Service it runs on. The password is --password or,
+// when that is empty, the first line of stdin.
+func (a *Admin) RegisterFlags(c *cli.Command, cfg *Config, stdin io.Reader) {
+	var password string
+	a.Password = func() (string, error) { return cli.ReadPassword(stdin, password) }
+	c.String(&cfg.PublicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
+	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
+	c.String(&a.Session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
+	c.Bool(&a.All, "all", false, "sign-out: end every session and OAuth token of the account")
+	RegisterPushHostsFlag(c, &cfg.PushHosts)
 }

@@ -1,6 +1,9 @@
 package http
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,4 +72,45 @@ func (l *ListenConfig) Listen(addr string, trusted []netip.Prefix, log *slog.Log
 // header, idle and header-size bounds (see Timeouts).
 func (l *ListenConfig) Server(h http.Handler, log *slog.Logger) *http.Server {
 	return NewHTTPServer(h, l.Timeouts, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+}
+
+// Serving is an http.Server serving one listener in the background.
+type Serving struct {
+	*http.Server
+	addr net.Addr
+	done chan error
+}
+
+// Serve serves ln with hs in the background, over TLS when hs.TLSConfig is
+// set (its certificates then come from the config).
+func Serve(hs *http.Server, ln net.Listener) *Serving {
+	s := &Serving{Server: hs, addr: ln.Addr(), done: make(chan error, 1)}
+	go func() {
+		if hs.TLSConfig != nil {
+			s.done <- hs.ServeTLS(ln, "", "")
+		} else {
+			s.done <- hs.Serve(ln)
+		}
+	}()
+	return s
+}
+
+// Addr is the listener's address.
+func (s *Serving) Addr() net.Addr { return s.addr }
+
+// Done receives why the listener stopped serving, when it stops by itself.
+func (s *Serving) Done() <-chan error { return s.done }
+
+// Shutdown stops accepting connections, lets the requests in flight finish
+// within timeout and waits for the listener to end.
+func (s *Serving) Shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Server.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-s.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

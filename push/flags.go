@@ -1,6 +1,7 @@
 package push
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -23,4 +24,16 @@ func (f *Flags) RegisterFlags(c *cli.Command) {
 	c.Int(&f.MaxChannels, "push-max-channels", 500, "most push subscriptions one browser may hold (one for Firefox Accounts plus one per site allowed to push)").Min(1)
 	c.Int(&f.MaxStored, "push-max-stored", 1000, "most push messages kept for one browser while it is away; senders get 429 beyond it").Min(1)
 	c.Duration(&f.PollInterval, "push-poll-interval", 100*time.Millisecond, "how often each process looks in the database for messages another process took for browsers connected here (the longest extra delay of such a message)").Min(time.Millisecond)
+}
+
+// New builds the service the flags configure, its endpoint keys derived
+// from the master secrets (see EndpointKeys).
+func (f *Flags) New(store Store, publicURL string, secrets []string, obs Observer, log *slog.Logger) (*Service, error) {
+	keys, err := EndpointKeys(secrets)
+	if err != nil {
+		return nil, err
+	}
+	cfg := f.Config
+	cfg.Store, cfg.PublicURL, cfg.EndpointKeys, cfg.Observer, cfg.Logger = store, publicURL, keys, obs, log
+	return New(cfg)
 }
