@@ -40,16 +40,11 @@ func newBuiltinAccounts(ctx context.Context, f *serveFlags, dbs *sqlstore.Databa
 func (a *app) accountCommand() *cli.Command {
 	db := &sqlstore.Config{}
 	var cfg accounts.Config
-	var password, session string
-	var all bool
+	adm := &accounts.Admin{Out: a.stdout}
 	c := cli.New("account", "create EMAIL | list | delete EMAIL | reset-password EMAIL | sessions EMAIL | sign-out EMAIL (--session ID | --all) [flags]",
 		"Manage the built-in accounts of `weave serve --accounts`. The password is read from --password or, if empty, from the first line of standard input. `sessions` lists an account's sign-in sessions; `sign-out` ends one (--session, an id from `sessions`) or all of them with every OAuth token (--all).")
 	db.RegisterFlags(c)
-	c.String(&cfg.PublicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
-	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
-	c.String(&session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
-	c.Bool(&all, "all", false, "sign-out: end every session and OAuth token of the account")
-	accounts.RegisterPushHostsFlag(c, &cfg.PushHosts)
+	adm.RegisterFlags(c, &cfg, a.stdin)
 	c.Run = func(args []string) error {
 		if len(args) == 0 {
 			return (&accounts.Admin{}).Run(a.ctx, args) // its usage error, before a database is opened
@@ -64,8 +59,7 @@ func (a *app) accountCommand() *cli.Command {
 			return err
 		}
 		defer svc.Shutdown()
-		adm := &accounts.Admin{Service: svc, Out: a.stdout, Session: session, All: all,
-			Password: func() (string, error) { return cli.ReadPassword(a.stdin, password) }}
+		adm.Service = svc
 		return adm.Run(a.ctx, args)
 	}
 	return c

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,8 +55,7 @@ type Main struct {
 	cmd            *cli.Command
 	f              *serveFlags
 	log            *slog.Logger
-	addr           net.Addr
-	errc           chan error // the listener's end
+	srv            *weavehttp.Serving
 	shutdown       func() error
 	cleanup        []func()
 }
@@ -83,7 +81,12 @@ func (m *Main) ParseFlags(args []string) error {
 }
 
 // Addr is the address the server listens on, once Run returned.
-func (m *Main) Addr() net.Addr { return m.addr }
+func (m *Main) Addr() net.Addr {
+	if m.srv == nil {
+		return nil
+	}
+	return m.srv.Addr()
+}
 
 func (m *Main) onClose(fn func()) { m.cleanup = append(m.cleanup, fn) }
 
@@ -109,7 +112,7 @@ func (m *Main) serveUntil(ctx context.Context) error {
 		return err
 	}
 	select {
-	case err := <-m.errc:
+	case err := <-m.srv.Done():
 		m.shutdown = nil // the listener is gone already
 		m.Close()
 		return err
@@ -267,7 +270,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if lg != nil {
 			rn.Legacy = func(next http.Handler) http.Handler { return lg.Storage(n.URL, n.Store, n.Status, next) }
 		}
-		return nodeFront{Handler: routes.NodeHandler(rn), Server: rn.API}, nil
+		return routes.NewNodeFront(rn), nil
 	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	m.onClose(stopFleet)
@@ -296,12 +299,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := dbs.PrepareTokenSet(ctx, sqlstore.SetPush, f.migrate); err != nil {
 			return err
 		}
-		cfg := f.push.Config
-		cfg.Store, cfg.PublicURL, cfg.Observer, cfg.Logger = sqlstore.NewPushStore(dbs.Tokens), f.publicURL, obs.PushObserver(), log.With("component", "push")
-		if cfg.EndpointKeys, err = push.EndpointKeys(secrets); err != nil {
-			return err
-		}
-		if ps, err = push.New(cfg); err != nil {
+		if ps, err = f.push.New(sqlstore.NewPushStore(dbs.Tokens), f.publicURL, secrets, obs.PushObserver(), log.With("component", "push")); err != nil {
 			return err
 		}
 		surfaces.Push = routes.Push{WebSocket: ps.Handler(), Routes: ps.Routes()}
@@ -337,7 +335,6 @@ func (m *Main) Run(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "Sync 1.1 is on (--legacy-signup %s). Point Pale Moon or Basilisk at it: in the Sync setup choose a custom server and enter %s/\n", f.legacy.Signup, f.publicURL)
 	}
 
-	m.addr, m.errc = ln.Addr(), make(chan error, 1)
 	if tlsSrv != nil {
 		if f.tls.RedirectListen != "" {
 			stopRedirects, err := tlsserve.ServeRedirects(f.tls.RedirectListen, tlsSrv.Challenges(tlsserve.RedirectToHTTPS(f.publicURL)), log)
@@ -348,10 +345,8 @@ func (m *Main) Run(ctx context.Context) error {
 			m.onClose(stopRedirects)
 		}
 		hs.TLSConfig = tlsSrv.Config
-		go func() { m.errc <- hs.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { m.errc <- hs.Serve(ln) }()
 	}
+	m.srv = weavehttp.Serve(hs, ln)
 	m.shutdown = func() error {
 		// Heartbeats turn 503 first so load balancers stop sending new
 		// work; then in-flight requests finish before the databases close.
@@ -364,12 +359,7 @@ func (m *Main) Run(ctx context.Context) error {
 			// balancer).
 			ps.Close()
 		}
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(shutdownCtx); err != nil {
-			return fmt.Errorf("shutdown: %w", err)
-		}
-		if err := <-m.errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Shutdown(30 * time.Second); err != nil {
 			return err
 		}
 		log.Info("stopped")
@@ -377,11 +367,3 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
-// nodeFront is a node's storage API behind its 1.1 front end.
-type nodeFront struct {
-	http.Handler
-	*weavehttp.Server
-}
-
-func (f nodeFront) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.Handler.ServeHTTP(w, r) }
