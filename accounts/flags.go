@@ -85,10 +85,8 @@ func (s *Service) Shutdown() {
 // those of cfg, the Service it runs on. The password is --password or,
 // when that is empty, the first line of stdin.
 func (a *Admin) RegisterFlags(c *cli.Command, cfg *Config, stdin io.Reader) {
-	var password string
-	a.Password = func() (string, error) { return cli.ReadPassword(stdin, password) }
+	a.Password = c.PasswordFlag(stdin)
 	c.String(&cfg.PublicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve)")
-	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&a.Session, "session", "", "sign-out: the id of the session to end (see `weave account sessions`)")
 	c.Bool(&a.All, "all", false, "sign-out: end every session and OAuth token of the account")
 	RegisterPushHostsFlag(c, &cfg.PushHosts)

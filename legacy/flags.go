@@ -52,10 +52,8 @@ func (f *Flags) Config() (Config, error) {
 // RegisterFlags registers the flags of `weave legacy-user`. The password
 // is --password or, when that is empty, the first line of stdin.
 func (a *Admin) RegisterFlags(c *cli.Command, stdin io.Reader) {
-	var password string
-	a.Password = func() (string, error) { return cli.ReadPassword(stdin, password) }
+	a.Password = c.PasswordFlag(stdin)
 	c.String(&a.PublicURL, "public-url", "http://127.0.0.1:8000", "the server's public URL (as given to serve), for reset links")
-	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
 	c.String(&a.Email, "email", "", "create: the e-mail address to keep (default: ACCOUNT when it is one)")
 	c.Bool(&a.Link, "link", false, "reset-password: print a one-time link to the weave-password-reset page instead of setting a password")
 	c.Duration(&a.LinkTTL, "link-ttl", 24*time.Hour, "reset-password --link: how long the link works (1m to 30 days)").Min(time.Minute).Max(30 * 24 * time.Hour)

@@ -44,3 +44,12 @@ func ReadPassword(r io.Reader, flag string) (string, error) {
 	}
 	return line, nil
 }
+
+// PasswordFlag registers --password (a Secret, so also --password-file) for
+// the create and reset-password subcommands, and returns what reads the
+// password: the flag, or else the first line of stdin (ReadPassword).
+func (c *Command) PasswordFlag(stdin io.Reader) func() (string, error) {
+	var password string
+	c.Secret(&password, "password", "", "password for create and reset-password (prefer standard input or --password-file)")
+	return func() (string, error) { return ReadPassword(stdin, password) }
+}

@@ -47,3 +47,20 @@ func TestReadPassword(t *testing.T) {
 		t.Fatalf("empty: %v", err)
 	}
 }
+
+func TestPasswordFlag(t *testing.T) {
+	c := New("x", "", "")
+	read := c.PasswordFlag(strings.NewReader("typed\n"))
+	if err := c.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := read(); err != nil || p != "typed" {
+		t.Fatalf("from stdin: %q, %v", p, err)
+	}
+	if err := c.Parse([]string{"--password", "flagged"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := read(); err != nil || p != "flagged" {
+		t.Fatalf("from the flag: %q, %v", p, err)
+	}
+}
