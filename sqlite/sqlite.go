@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -141,11 +142,12 @@ func Open(ctx context.Context, dsn string, opts sqlstore.PoolOptions) (*sqlstore
 	ckpt.SetMaxOpenConns(1)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go checkpointLoop(ckpt, stop, done)
-	db.OnClose = func() error {
+	// Once: callers may close a database twice (a cleanup after an explicit Close).
+	db.OnClose = sync.OnceValue(func() error {
 		close(stop)
 		<-done
 		return ckpt.Close()
-	}
+	})
 	return db, nil
 }
 

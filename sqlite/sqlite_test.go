@@ -306,3 +306,19 @@ func TestTTLFromClock(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseTwice: closing a database a second time (an explicit Close and
+// then a test's or a shutdown path's deferred one) returns and does not
+// panic on the checkpointer's already stopped loop.
+func TestCloseTwice(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "w.db"), sqlstore.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
