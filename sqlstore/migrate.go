@@ -155,7 +155,21 @@ func (db *DB) Migrate(ctx context.Context, set string, ms []Migration, progress 
 			return fmt.Errorf("migration %s/%s: %w", set, m.Name, err)
 		}
 	}
+	if t, ok := db.Dialect.(Tuner); ok {
+		if err := t.Tune(ctx, conn, set); err != nil {
+			return fmt.Errorf("tune %s schema: %w", set, db.Classify(err))
+		}
+	}
 	return nil
+}
+
+// Tuner is implemented by a Dialect that adjusts a schema set once it is
+// current, where the adjustment is no schema version of its own (it would
+// otherwise bump the version for every backend). Migrate calls it under the
+// migration lock on every run; it must be idempotent and leave what an
+// operator set alone.
+type Tuner interface {
+	Tune(ctx context.Context, conn *sql.Conn, set string) error
 }
 
 func (db *DB) applyMigration(ctx context.Context, conn *sql.Conn, set string, m Migration) error {

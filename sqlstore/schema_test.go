@@ -85,6 +85,8 @@ var schemaQueries = map[string][]string{
 			FROM sqlite_master WHERE type = 'table'`,
 		`SELECT 'row collections', id, name FROM collections`,
 		`SELECT 'row token_services', id, service, pattern FROM token_services`,
+		// The planner statistics sqlite.Dialect.Tune seeds.
+		`SELECT 'row sqlite_stat1', tbl, idx, stat FROM sqlite_stat1`,
 	},
 	"postgres": {
 		`SELECT 'column', table_name, ordinal_position, column_name, data_type, coalesce(character_maximum_length, -1),

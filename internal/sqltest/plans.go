@@ -225,6 +225,14 @@ func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
 			Table: "bsos", Index: []string{"bsos_modified"}, InOrder: true,
 		},
 		{
+			// Firefox fetches records it knows the ids of in batches:
+			// each id by the primary key, never the collection filtered.
+			Name:  "GET ?ids=a,b,c&full (heavy user)",
+			SQL:   read(", payload", " AND id IN (?, ?, ?)", "modified DESC, id DESC"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, "id000001", "id010000", "id019999"},
+			Table: "bsos", Index: []string{pk("bsos")},
+		},
+		{
 			Name:  "info/collections",
 			SQL:   "SELECT collection_id, modified FROM user_collections WHERE uid = ? UNION ALL SELECT 0, modified FROM user_storage WHERE uid = ?",
 			Args:  []any{d.HeavyUID, d.HeavyUID},
