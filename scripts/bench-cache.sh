@@ -3,20 +3,25 @@
 # target 7.) Runs two weave servers on MariaDB (or PostgreSQL), each behind
 # its own fault proxy adding LATENCY to every chunk in each direction, one
 # with --memcache (a memcached on a free port of 127.0.0.1) and one without,
-# each on its own fresh database. The molotov mix first fills both
-# databases' accounts; then closed-loop runs alternate without/with the
-# cache, PAIRS pairs of molotov and of firefox-reads. Each run prints
-# sessions/s, request and session p50/p99, weave's CPU seconds per 1,000
-# sessions, database round trips per session and per request (chunks the
-# proxy forwarded to the database: load-independent), and, with the cache,
-# its hit ratio from /metrics. Medians per mix and configuration at the end.
-# Targets only 127.0.0.1.
+# each on its own fresh database. Each mix has its own USERS accounts (uids
+# 1…, 1001…, …), which FILL molotov sessions fill first on both servers: a
+# fixed amount of work, so both servers hold the same records whatever
+# their speed, and no mix reads what another mix's runs wrote (the read
+# mixes ask for records 1 min–1 h old, so data written by the runs before
+# them would grow their reads pair after pair). Then closed-loop runs
+# alternate without/with the cache, PAIRS pairs of each mix. Each run
+# prints sessions/s, request and session p50/p99, weave's CPU seconds per
+# 1,000 sessions, database round trips per session and per request (chunks
+# the proxy forwarded to the database: load-independent; on MariaDB one
+# per statement), and, with the cache, its hit ratio from /metrics.
+# Medians per mix and configuration at the end. Targets only 127.0.0.1.
 #
 #   scripts/bench-cache.sh [PAIRS] [DURATION]      (defaults: 3 30s)
 #
 # Environment: DB=mariadb|postgres (default mariadb), LATENCY (default 500us
-# each way: a 1 ms round trip), USERS (50), CONCURRENCY (16), FILL (20s of
-# molotov before the pairs), MIXES ("molotov firefox-reads").
+# each way: a 1 ms round trip), USERS (50), CONCURRENCY (16), FILL (500
+# molotov sessions per mix's accounts before the pairs), MIXES ("molotov
+# firefox-reads").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-3}
@@ -25,7 +30,7 @@ db=${DB:-mariadb}
 latency=${LATENCY:-500us}
 users=${USERS:-50}
 concurrency=${CONCURRENCY:-16}
-fill=${FILL:-20s}
+fill=${FILL:-500}
 mixes=${MIXES:-molotov firefox-reads}
 work=$(mktemp -d)
 pids=()
@@ -147,16 +152,18 @@ lookups() {
 }
 
 results="$work/results.tsv"
-# run NAME MIX DURATION [report]: one closed-loop run against server NAME.
+# run NAME MIX FIRST_UID DURATION|SESSIONS [report]: one closed-loop run
+# against server NAME, for a duration (30s) or a number of sessions (1000).
 run() {
-  local name=$1 mix=$2 dur=$3 report=${4:-}
+  local name=$1 mix=$2 first=$3 dur=$4 report=${5:-}
   local pid_var="pid_$name" port_var="port_$name" mport_var="mport_$name"
-  local rt0 lk0 rt1 lk1
+  local rt0 lk0 rt1 lk1 amount=(--duration "$dur")
+  [[ $dur =~ ^[0-9]+$ ]] && amount=(--sessions "$dur" --duration 0)
   rt0=$(proxy_requests "$name")
   lk0=$(lookups "${!mport_var}")
   "$work/weave" loadtest --mode direct --target "http://127.0.0.1:${!port_var}" \
-    --node-secret-file "$work/data-$name/master-secret" --users "$users" --concurrency "$concurrency" \
-    --closed-loop --mix "$mix" --duration "$dur" --seed 7 --server-pid "${!pid_var}" --json \
+    --node-secret-file "$work/data-$name/master-secret" --users "$users" --first-uid "$first" \
+    --concurrency "$concurrency" --closed-loop --mix "$mix" "${amount[@]}" --seed 7 --server-pid "${!pid_var}" --json \
     >"$work/run.json" 2>"$work/run.err" || echo "   ($name $mix: the run reported errors)"
   rt1=$(proxy_requests "$name")
   lk1=$(lookups "${!mport_var}")
@@ -174,22 +181,29 @@ cpu = (r.get("server_cpu") or {}).get("cpu_seconds_per_1000_sessions", float("na
 ratio = hit / (hit + miss + byp) if hit + miss + byp else float("nan")
 print("\t".join(str(x) for x in [mix, name, f"{se['per_second']:.1f}", f"{t['p50_ms']:.2f}", f"{t['p99_ms']:.1f}",
       f"{se['p50_ms']:.1f}", f"{se['p99_ms']:.1f}", f"{cpu:.2f}", f"{rt / done:.2f}", f"{rt / max(1, t['count']):.2f}",
-      f"{ratio:.2f}", f"{mcrt / done:.2f}", t["errors"], sys.argv[8]]))
+      f"{ratio:.2f}", f"{mcrt / done:.2f}", f"{r['bytes_received'] / done / 1024:.1f}", t["errors"], sys.argv[8]]))
 PY
-  tail -1 "$results" | awk -F'\t' '{printf "   %-13s %-8s %7s sessions/s  request p50 %6s ms p99 %6s ms  session p50 %6s ms p99 %6s ms  CPU %5s s/1k sessions  DB round trips %6s/session %5s/request  hit ratio %s  memcached round trips %s/session  errors %s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}'
+  tail -1 "$results" | awk -F'\t' '{printf "   %-13s %-8s %7s sessions/s  request p50 %6s ms p99 %6s ms  session p50 %6s ms p99 %6s ms  CPU %5s s/1k sessions  DB round trips %6s/session %5s/request  hit ratio %s  memcached round trips %s/session  received %s KiB/session  errors %s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
 }
 
 echo "== weave on $db, ${latency} each way through the fault proxy (measured added round trip: $(rtt "$proxy_port_nocache") ms)"
 echo "   $users users, concurrency $concurrency, closed loop, $pairs pairs of $duration per mix; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "-- filling the accounts: $fill of molotov on each server"
-run nocache molotov "$fill"
-run memcache molotov "$fill"
-printf 'mix\tconfig\tsessions_s\treq_p50\treq_p99\tsess_p50\tsess_p99\tcpu_1k\trt_session\trt_request\thit_ratio\tmc_session\terrors\tload\n' >"$results"
+# Each mix's own accounts: uids first_uid[MIX]…+USERS-1.
+declare -A first_uid
+i=0
+for mix in $mixes; do first_uid[$mix]=$((1 + 1000 * i)); i=$((i + 1)); done
+((users <= 1000)) || { echo "USERS=$users: at most 1000 (one block of uids per mix)" >&2; exit 2; }
+echo "-- filling each mix's accounts: $fill molotov sessions on each server"
+for mix in $mixes; do
+  run nocache molotov "${first_uid[$mix]}" "$fill"
+  run memcache molotov "${first_uid[$mix]}" "$fill"
+done
+printf 'mix\tconfig\tsessions_s\treq_p50\treq_p99\tsess_p50\tsess_p99\tcpu_1k\trt_session\trt_request\thit_ratio\tmc_session\tkib_session\terrors\tload\n' >"$results"
 for i in $(seq "$pairs"); do
   for mix in $mixes; do
     echo "-- pair $i, $mix"
-    run nocache "$mix" "$duration" report
-    run memcache "$mix" "$duration" report
+    run nocache "$mix" "${first_uid[$mix]}" "$duration" report
+    run memcache "$mix" "${first_uid[$mix]}" "$duration" report
   done
 done
 
@@ -197,9 +211,9 @@ echo "== medians over $pairs pairs (load average now $(cut -d' ' -f1-3 /proc/loa
 python3 - "$results" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-cols = ["sessions_s", "req_p50", "req_p99", "sess_p50", "sess_p99", "cpu_1k", "rt_session", "rt_request", "hit_ratio", "mc_session"]
-print("| mix | config | sessions/s | request p50 ms | request p99 ms | session p50 ms | session p99 ms | weave CPU s / 1,000 sessions | DB round trips / session | / request | hit ratio | memcached round trips / session |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+cols = ["sessions_s", "req_p50", "req_p99", "sess_p50", "sess_p99", "cpu_1k", "rt_session", "rt_request", "hit_ratio", "mc_session", "kib_session"]
+print("| mix | config | sessions/s | request p50 ms | request p99 ms | session p50 ms | session p99 ms | weave CPU s / 1,000 sessions | DB round trips / session | / request | hit ratio | memcached round trips / session | KiB received / session |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 med = {}
 for mix in dict.fromkeys(r["mix"] for r in rows):
     for cfg in ["nocache", "memcache"]:
