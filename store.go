@@ -86,6 +86,12 @@ type Query struct {
 	// least one record; Page.NextOffset then resumes after the last record
 	// returned. It bounds the memory of one page whatever the records' sizes.
 	MaxBytes int
+	// CountOnly asks for no records but Page.Count: how many records the
+	// read returns from Offset on, over all its pages, at most Limit;
+	// with a Limit that fewer records than match, Page.NextOffset resumes
+	// after the Limit-th. MaxBytes is ignored. It counts a read without
+	// reading it, so costs far less than the read.
+	CountOnly bool
 }
 
 // StartOffset is the offset of a read's first record, which an answer to
@@ -100,6 +106,8 @@ type Page struct {
 	// Modified is the collection's timestamp in the same snapshot as BSOs
 	// (0 if the collection does not exist).
 	Modified Timestamp
+	// Count is the answer to Query.CountOnly (0 otherwise).
+	Count int
 }
 
 // Store keeps the Sync data of many users. Every method is safe for

@@ -252,6 +252,7 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 AND modified > 4 ORDER BY modified DESC, id DESC LIMIT 10`, "bsos_modified"},
 		{`SELECT id, modified, sortindex, expiry, payload FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 ORDER BY modified ASC, id ASC`, "bsos_modified"},
 		{`SELECT modified, sortindex, payload, expiry FROM bsos WHERE uid = 1 AND collection_id = 2 AND id = 'x' AND expiry > 3`, "sqlite_autoindex_bsos_1"},
+		{`SELECT COUNT(*) FROM bsos WHERE uid = 1 AND collection_id = 2 AND expiry > 3 AND modified > 4`, "bsos_modified (uid=? AND collection_id=? AND modified>?)"},
 		{`SELECT uid, collection_id, id FROM bsos WHERE expiry <= 5 LIMIT 10`, "bsos_expiry"},
 		{`SELECT uid, id FROM batches WHERE expiry <= 5 LIMIT 10`, "batches_expiry"},
 		{`SELECT collection_id, COUNT(*) FROM bsos WHERE uid = 1 AND expiry > 3 GROUP BY collection_id`, "(uid=?)"},

@@ -204,6 +204,9 @@ type readKey struct {
 	sort                                 weave.Sort
 	newer, older, offset, limit, idsOnly bool
 	parent, predecessor, lean            bool
+	// count: COUNT(*) instead of the records (no order, no limit); skip:
+	// an OFFSET after the LIMIT (see countBSOs).
+	count, skip bool
 }
 
 func (s *Store) readText(k readKey, nIDs int) string {
@@ -217,12 +220,18 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	// The collection's timestamp rides along as the first column: one
 	// statement reads it and the records from one snapshot (the subquery
 	// is evaluated once, and leaves the records' index order alone).
-	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, id, modified, sortindex")
-	if !k.lean {
-		b.WriteString(", expiry, parentid, predecessorid")
-	}
-	if !k.idsOnly {
-		b.WriteString(", payload")
+	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, ")
+	switch {
+	case k.count:
+		b.WriteString("COUNT(*)")
+	default:
+		b.WriteString("id, modified, sortindex")
+		if !k.lean {
+			b.WriteString(", expiry, parentid, predecessorid")
+		}
+		if !k.idsOnly {
+			b.WriteString(", payload")
+		}
 	}
 	b.WriteString(" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ?")
 	if k.newer {
@@ -245,10 +254,15 @@ func (s *Store) readText(k readKey, nIDs int) string {
 		b.WriteString(" AND ")
 		b.WriteString(o.after)
 	}
-	b.WriteString(" ORDER BY ")
-	b.WriteString(o.orderBy)
+	if !k.count {
+		b.WriteString(" ORDER BY ")
+		b.WriteString(o.orderBy)
+	}
 	if k.limit {
 		b.WriteString(" LIMIT ?")
+	}
+	if k.skip {
+		b.WriteString(" OFFSET ?")
 	}
 	t := s.db.Q(b.String())
 	if nIDs == 0 {
@@ -290,50 +304,25 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 
 	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly,
 		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean}
+	args := readArgs(k, q, off, uid, cid, s.nowMs())
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	defer s.rs.flush(ctx)
+	if q.CountOnly {
+		return s.countBSOs(ctx, k, q, args)
+	}
 	query := s.readText(k, len(q.IDs))
-	args := make([]any, 0, 12+len(q.IDs))
-	args = append(args, uid, cid, uid, cid, s.nowMs())
-	if k.newer {
-		args = append(args, int64(q.Newer))
-	}
-	if k.older {
-		args = append(args, int64(q.Older))
-	}
-	if k.parent {
-		args = append(args, *q.ParentID)
-	}
-	if k.predecessor {
-		args = append(args, *q.PredecessorID)
-	}
-	for _, id := range q.IDs {
-		args = append(args, id)
-	}
-	if k.offset {
-		args = append(args, off.key, off.key, off.key, off.id)
-	}
 	if k.limit {
 		// One more than asked tells whether there is a next page.
 		args = append(args, q.Limit+1)
 	}
 
-	ctx, cancel := s.db.withTimeout(ctx)
-	defer cancel()
-	defer s.rs.flush(ctx)
 	full := false // the page stopped at MaxBytes with records left
 	read := func() error {
-		var rows *sql.Rows
-		var err error
-		if len(q.IDs) == 0 {
-			rows, err = s.rs.query(ctx, query, args...)
-		} else {
-			rows, err = s.db.Read.QueryContext(ctx, query, args...)
-		}
-		if err != nil {
-			return s.db.Classify(err)
-		}
-		defer rows.Close()
-		page.BSOs, page.Modified, full, err = scanBSOs(rows, q, page.BSOs[:0])
-		return s.db.Classify(err)
+		return s.queryRows(ctx, query, len(q.IDs) == 0, args, func(rows *sql.Rows) (err error) {
+			page.BSOs, page.Modified, full, err = scanBSOs(rows, q, page.BSOs[:0])
+			return err
+		})
 	}
 	if err := read(); err != nil {
 		return weave.Page{}, err
@@ -367,6 +356,96 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		page.NextOffset = encodeOffset(q.Sort, &page.BSOs[len(page.BSOs)-1])
 	}
 	return page, nil
+}
+
+// readArgs are the arguments of a GetBSOs statement up to its LIMIT.
+func readArgs(k readKey, q weave.Query, off offset, uid, cid, now int64) []any {
+	args := make([]any, 0, 14+len(q.IDs))
+	args = append(args, uid, cid, uid, cid, now)
+	if k.newer {
+		args = append(args, int64(q.Newer))
+	}
+	if k.older {
+		args = append(args, int64(q.Older))
+	}
+	if k.parent {
+		args = append(args, *q.ParentID)
+	}
+	if k.predecessor {
+		args = append(args, *q.PredecessorID)
+	}
+	for _, id := range q.IDs {
+		args = append(args, id)
+	}
+	if k.offset {
+		args = append(args, off.key, off.key, off.key, off.id)
+	}
+	return args
+}
+
+// countBSOs answers a CountOnly read, each figure with the collection
+// timestamp of the same statement. With a limit, the Limit-th record and
+// the one after it are read first (LIMIT 2 OFFSET Limit-1): both there
+// means more than Limit records match, and the first gives the next
+// offset. Otherwise, and without a limit, COUNT(*) counts them. Neither
+// statement takes a record's id or payload out of the database.
+func (s *Store) countBSOs(ctx context.Context, k readKey, q weave.Query, args []any) (weave.Page, error) {
+	k.idsOnly, k.lean = true, true
+	if k.limit {
+		sk := k
+		sk.skip = true
+		sargs := append(args[:len(args):len(args)], 2, q.Limit-1)
+		var edge []weave.BSO
+		var ts weave.Timestamp
+		err := s.queryRows(ctx, s.readText(sk, len(q.IDs)), len(q.IDs) == 0, sargs, func(rows *sql.Rows) (err error) {
+			edge, ts, _, err = scanBSOs(rows, weave.Query{IDsOnly: true, Lean: true}, make([]weave.BSO, 0, 2))
+			return err
+		})
+		if err != nil {
+			return weave.Page{}, err
+		}
+		switch len(edge) {
+		case 2:
+			return weave.Page{Count: q.Limit, Modified: ts, NextOffset: encodeOffset(q.Sort, &edge[0])}, nil
+		case 1:
+			return weave.Page{Count: q.Limit, Modified: ts}, nil
+		}
+	}
+	// Fewer than Limit records (at the time of the statement above), so
+	// the count needs no bound.
+	k.count, k.limit = true, false
+	var n int64
+	var ts sql.NullInt64
+	err := s.queryRows(ctx, s.readText(k, len(q.IDs)), len(q.IDs) == 0, args, func(rows *sql.Rows) error {
+		if !rows.Next() {
+			return rows.Err()
+		}
+		return rows.Scan(&ts, &n)
+	})
+	if err != nil {
+		return weave.Page{}, err
+	}
+	return weave.Page{Count: int(n), Modified: weave.Timestamp(ts.Int64)}, nil
+}
+
+// queryRows runs a read statement and hands its rows to scan; prepared
+// statements serve the texts without an ids list, which repeat.
+func (s *Store) queryRows(ctx context.Context, query string, prepared bool, args []any, scan func(*sql.Rows) error) error {
+	var rows *sql.Rows
+	var err error
+	if prepared {
+		rows, err = s.rs.query(ctx, query, args...)
+	} else {
+		rows, err = s.db.Read.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		return s.db.Classify(err)
+	}
+	defer rows.Close()
+	if err := scan(rows); err != nil {
+		return s.db.Classify(err)
+	}
+	return s.db.Classify(rows.Err())
 }
 
 // scanBSOs reads the rows of a GetBSOs statement into out, and the

@@ -68,6 +68,18 @@ func testExpiry(t *testing.T, s weave.Store, cfg config) {
 		if len(p.BSOs) != 1 || p.NextOffset == "" {
 			t.Fatalf("%s: first page of 1: %v", when, recsOf(p.BSOs))
 		}
+		for _, q := range []weave.Query{{CountOnly: true}, {CountOnly: true, Limit: 1}, {CountOnly: true, Limit: 2}, {CountOnly: true, Limit: 3}} {
+			want := 2
+			if q.Limit > 0 {
+				want = min(want, q.Limit)
+			}
+			if p := getAll(t, s, uid, c, q); p.Count != want || (p.NextOffset != "") != (q.Limit == 1) {
+				t.Fatalf("%s: count %+v: %d next %q", when, q, p.Count, p.NextOffset)
+			}
+		}
+		if p := getAll(t, s, uid, "tabs", weave.Query{CountOnly: true}); p.Count != 0 || p.Modified != t2 {
+			t.Fatalf("%s: count of a collection of expired records: %d at %v", when, p.Count, p.Modified)
+		}
 		if p = getAll(t, s, uid, "tabs", weave.Query{}); len(p.BSOs) != 0 || p.Modified != t2 {
 			t.Fatalf("%s: collection of expired records reads %v at %v", when, recsOf(p.BSOs), p.Modified)
 		}

@@ -279,6 +279,67 @@ func testIDsOnly(t *testing.T, s weave.Store) {
 	}
 }
 
+// testCountOnly counts reads (Query.CountOnly) from several offsets, with
+// and without limits: the count is what the read returns over all its
+// pages, at most the limit, with the collection's timestamp, and the next
+// offset is the one a read with that limit gives.
+func testCountOnly(t *testing.T, s weave.Store) {
+	f := newFixture(t, s)
+	queries := []weave.Query{
+		{},
+		{Newer: f.ts[0]},
+		{Older: f.ts[3]},
+		{Newer: f.ts[0], Older: f.ts[3], Lean: true},
+		{Newer: f.ts[3]}, // nothing newer
+		{IDs: []string{"A", "a", "b", "x", "X", "_", "k", "K", "m", "missing"}},
+		{IDs: []string{"missing"}},
+		{IDs: []string{}},
+	}
+	for _, base := range queries {
+		for _, sort := range []weave.Sort{weave.SortNewest, weave.SortOldest, weave.SortIndex} {
+			base.Sort = sort
+			all := getAll(t, s, f.uid, f.coll, base).BSOs
+			offsets := []string{"", weave.StartOffset}
+			if len(all) > 3 {
+				q := base
+				q.Limit = 3
+				offsets = append(offsets, getAll(t, s, f.uid, f.coll, q).NextOffset)
+			}
+			for i, off := range offsets {
+				skipped := max(0, i-1) * 3
+				for _, limit := range []int{0, 1, 2, 3, 5, len(all) - skipped, 100} {
+					if limit < 0 {
+						continue
+					}
+					q := base
+					q.Offset, q.Limit = off, limit
+					read := getAll(t, s, f.uid, f.coll, q)
+					q.CountOnly = true
+					got := getAll(t, s, f.uid, f.coll, q)
+					want := len(all) - skipped
+					if limit > 0 {
+						want = min(want, limit)
+					}
+					what := fmt.Sprintf("count of %+v", q)
+					if got.Count != want || len(got.BSOs) != 0 {
+						t.Fatalf("%s: %d (and %d records), want %d", what, got.Count, len(got.BSOs), want)
+					}
+					if got.NextOffset != read.NextOffset {
+						t.Fatalf("%s: next offset %q, the read gives %q", what, got.NextOffset, read.NextOffset)
+					}
+					wantTS(t, got.Modified, f.ts[3], what)
+				}
+			}
+		}
+	}
+	if p := getAll(t, s, f.uid, "bookmarks", weave.Query{CountOnly: true}); p.Count != 0 || p.Modified != 0 {
+		t.Fatalf("count of a missing collection: %d at %v", p.Count, p.Modified)
+	}
+	if p := getAll(t, s, newUID(), f.coll, weave.Query{CountOnly: true, Limit: 2}); p.Count != 0 || p.Modified != 0 || p.NextOffset != "" {
+		t.Fatalf("count of a missing user: %d at %v next %q", p.Count, p.Modified, p.NextOffset)
+	}
+}
+
 func testCountsAndUsage(t *testing.T, s weave.Store) {
 	ctx := t.Context()
 	uid := newUID()

@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"PagingByBytes", testPagingByBytes},
 		{"InvalidOffsets", testInvalidOffsets},
 		{"IDsOnly", testIDsOnly},
+		{"CountOnly", testCountOnly},
 		{"CountsAndUsage", testCountsAndUsage},
 		{"DeleteBSO", testDeleteBSO},
 		{"DeleteBSOs", testDeleteBSOs},

@@ -233,6 +233,22 @@ func PlanQueries(d PlanData, pk func(table string) string) []PlanQuery {
 			Table: "bsos", Index: []string{pk("bsos")},
 		},
 		{
+			// A read of more than a page is counted first (CountOnly).
+			Name: "count GET ?newer (heavy user)",
+			SQL: "SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, COUNT(*)" +
+				" FROM bsos WHERE uid = ? AND collection_id = ? AND expiry > ? AND modified > ?",
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, newer},
+			Table: "bsos", Index: []string{"bsos_modified"}, Range: true,
+		},
+		{
+			// Most of the user's records come before the offset: a
+			// planner may as well sort them, but only them.
+			Name:  "count GET ?full&limit (heavy user): the records at the limit",
+			SQL:   read("", "", "modified DESC, id DESC LIMIT ? OFFSET ?"),
+			Args:  []any{d.HeavyUID, 4, d.HeavyUID, 4, d.Now, 2, 4999},
+			Table: "bsos", Index: []string{"bsos_modified", pk("bsos")},
+		},
+		{
 			Name:  "info/collections",
 			SQL:   "SELECT collection_id, modified FROM user_collections WHERE uid = ? UNION ALL SELECT 0, modified FROM user_storage WHERE uid = ?",
 			Args:  []any{d.HeavyUID, d.HeavyUID},
