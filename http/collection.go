@@ -58,9 +58,6 @@ const (
 	// readPageRecords and readPageBytes bound one page of records.
 	readPageRecords = 1000
 	readPageBytes   = 1 << 20
-	// countPageIDs bounds one page of the ids-only pass that counts a
-	// multi-page read for X-Weave-Records before its body goes out.
-	countPageIDs = 5000
 	// listAttempts is how often a read restarts when its collection
 	// changes before the response has started; after that it gets 503.
 	listAttempts = 3
@@ -94,7 +91,7 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 	}
 
 	// More than a page: X-Weave-Records and X-Weave-Next-Offset must go
-	// out before the body, so an ids-only pass counts the read first.
+	// out before the body, so one statement counts the read first.
 	total, next, err := s.countList(rq, p.Query, page.Modified)
 	if err != nil {
 		return err
@@ -164,30 +161,17 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 
 // countList counts the records of a read from the start of q (its offset
 // included), up to its limit, and gives the next offset after the last of
-// them when more match. Every page must carry the timestamp modified.
+// them when more match. The count must carry the timestamp modified.
 func (s *Server) countList(rq *request, q weave.Query, modified weave.Timestamp) (int, string, error) {
-	limit := q.Limit
-	q.IDsOnly = true
-	q.MaxBytes = 0
-	n := 0
-	for {
-		q.Limit = countPageIDs
-		if limit > 0 {
-			q.Limit = min(limit-n, countPageIDs)
-		}
-		page, err := s.store.GetBSOs(rq.r.Context(), rq.uid, rq.collection, q)
-		if err != nil {
-			return 0, "", err
-		}
-		if page.Modified != modified {
-			return 0, "", errListChanged
-		}
-		n += len(page.BSOs)
-		if page.NextOffset == "" || (limit > 0 && n >= limit) {
-			return n, page.NextOffset, nil
-		}
-		q.Offset = page.NextOffset
+	q.CountOnly, q.IDsOnly, q.MaxBytes = true, true, 0
+	page, err := s.store.GetBSOs(rq.r.Context(), rq.uid, rq.collection, q)
+	if err != nil {
+		return 0, "", err
 	}
+	if page.Modified != modified {
+		return 0, "", errListChanged
+	}
+	return page.Count, page.NextOffset, nil
 }
 
 // abortList ends a response whose status has gone out but whose body
