@@ -131,6 +131,27 @@ func Bench(b *testing.B, s weave.Store) {
 		}
 	})
 
+	// The size of most uploads in the load model (up to 10 records per
+	// POST), new ids each time: the write path's per-request cost.
+	b.Run("Post10x500B", func(b *testing.B) {
+		ctx := b.Context()
+		uid := newUID()
+		batches := make([][]weave.Update, 100)
+		for i := range batches {
+			batches[i] = records(fmt.Sprint("q", i, "-"), 10)
+		}
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if n%len(batches) == 0 {
+				uid = newUID()
+			}
+			_, err := s.PostBSOs(ctx, uid, "history", batches[n%len(batches)], noPre)
+			fail(b, err)
+			n++
+		}
+	})
+
 	b.Run("BatchCommit1000", func(b *testing.B) {
 		ctx := b.Context()
 		uid := newUID()
