@@ -181,7 +181,7 @@ func (w *wtx) stage(id int64, us []weave.Update) error {
 	for sh := range groups {
 		idx := groups[sh]
 		for len(idx) > 0 {
-			n := min(len(idx), maxRows)
+			n := w.s.ws.chunk(len(idx))
 			args := make([]any, 0, 10*n)
 			for _, i := range idx[:n] {
 				u := &us[i]

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 )
@@ -32,7 +33,7 @@ type stmtCache struct {
 
 // maxCachedStmts bounds the cache: the fixed statements plus the common
 // sizes of the variable ones.
-const maxCachedStmts = 200
+const maxCachedStmts = 400
 
 func newStmtCache(pool *sql.DB, enabled bool) *stmtCache {
 	return &stmtCache{pool: pool, enabled: enabled, m: make(map[string]*sql.Stmt), wanted: make(map[string]bool)}
@@ -103,8 +104,24 @@ func (c *stmtCache) close() {
 }
 
 // cacheable reports whether a statement for n rows is worth preparing: the
-// single-record and full-chunk sizes recur, other sizes rarely do.
-func cacheable(n int) bool { return n == 1 || n%50 == 0 }
+// small sizes (Firefox posts up to 10 records at a time for most
+// collections), the powers of two and the full-chunk sizes recur, and
+// chunk splits other sizes into these when statements are cached.
+func cacheable(n int) bool { return n <= 16 || n&(n-1) == 0 || n%50 == 0 }
+
+// chunk is how many of n rows (n > 0) the next multi-row statement takes:
+// as many as a statement may (maxRows) where statements are not cached,
+// since on a server each statement is a round trip; where they are
+// (SQLite), the largest cacheable size, since parsing an odd-sized
+// statement costs more than running a few prepared ones in process.
+func (c *stmtCache) chunk(n int) int {
+	n = min(n, maxRows)
+	if !c.enabled || cacheable(n) {
+		return n
+	}
+	pow := 1 << (bits.Len(uint(n)) - 1)
+	return max(pow, n-n%50)
+}
 
 // txExec runs query in tx, prepared when c has it.
 func (c *stmtCache) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {

@@ -372,7 +372,7 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 	for sh := range groups {
 		idx := groups[sh]
 		for len(idx) > 0 {
-			n := min(len(idx), maxRows)
+			n := w.s.ws.chunk(len(idx))
 			args := make([]any, 0, 10*n+7)
 			for _, i := range idx[:n] {
 				u := &us[i]
@@ -502,7 +502,7 @@ func (s *Store) DeleteBSO(ctx context.Context, uid int64, collection, id string,
 func (s *Store) DeleteBSOs(ctx context.Context, uid int64, collection string, ids []string, pre weave.Precondition) (weave.Timestamp, error) {
 	return s.deleteIn(ctx, uid, collection, pre, func(w *wtx, cid int64) error {
 		for len(ids) > 0 {
-			n := min(len(ids), maxRows)
+			n := w.s.ws.chunk(len(ids))
 			// The expired-records statement with "expiry <= never" deletes
 			// every listed record, expired or not.
 			args := make([]any, 0, 3+n)
