@@ -43,6 +43,9 @@ func (s *Server) postCollection(rq *request) error {
 	if err != nil {
 		return err
 	}
+	// The parsed records are all the write needs: the raw body need not
+	// stay in memory while the write waits for the database.
+	rq.body, body = nil, nil
 	ctx := rq.r.Context()
 	pre := s.writePre(rq)
 	switch {

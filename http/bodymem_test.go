@@ -35,7 +35,7 @@ func TestReadGrowing(t *testing.T) {
 			if tc.wrap != nil {
 				r = tc.wrap(r)
 			}
-			got, err := readGrowing(r, tc.hint)
+			got, err := readGrowing(r, tc.hint, nil)
 			if err != nil || !bytes.Equal(got, data[:tc.n]) {
 				t.Fatalf("read %d bytes, err %v; want %d bytes", len(got), err, tc.n)
 			}
@@ -44,7 +44,7 @@ func TestReadGrowing(t *testing.T) {
 			}
 		})
 	}
-	_, err := readGrowing(iotest.TimeoutReader(bytes.NewReader(data)), -1)
+	_, err := readGrowing(iotest.TimeoutReader(bytes.NewReader(data)), -1, nil)
 	if err != iotest.ErrTimeout {
 		t.Fatalf("error %v, want the reader's", err)
 	}
@@ -109,6 +109,10 @@ func TestStalledUploadsAllocateAsBytesArrive(t *testing.T) {
 	case <-done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the handlers did not all start reading their bodies")
+	}
+	// Nor do they hold the body budget by what they announce.
+	if held := e.srv.bodies.held.Load(); held > conns*bodyUpfront {
+		t.Errorf("%d stalled uploads hold %d bytes of the body budget, more than %d up front each", conns, held, bodyUpfront)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

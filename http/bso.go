@@ -53,6 +53,7 @@ func (s *Server) putItem(rq *request) error {
 	if err != nil {
 		return err
 	}
+	rq.body, body = nil, nil // as in postCollection
 	// The body's id may be absent; if present it must be valid (a null or
 	// non-string id is invalid too); the path id is the one used.
 	if in.hasID && !in.idString {

@@ -28,6 +28,7 @@ func (c *Config) RegisterFlags(cmd *cli.Command) {
 	cmd.Int64(&c.Limits.MaxTotalRecords, "max-total-records", def.MaxTotalRecords, "most records in one batch").Min(1)
 	cmd.Int64(&c.Limits.MaxTotalBytes, "max-total-bytes", def.MaxTotalBytes, "most payload bytes in one batch").Min(1)
 	cmd.Int64(&c.Limits.MaxRecordPayloadBytes, "max-record-payload-bytes", def.MaxRecordPayloadBytes, "largest payload of one record").Min(1)
+	cmd.Int64(&c.MaxBodyMemory, "max-body-memory", DefaultMaxBodyMemory, "request body bytes held in memory at once across all requests; a request waits up to 10 s for room before its body is read, then gets 503 + Retry-After (bounds memory under bursts of uploads; -1: no bound)").Min(-1)
 	cmd.Duration(&c.Limits.BatchLifetime, "batch-lifetime", def.BatchLifetime, "how long an uncommitted batch upload stays usable").Min(time.Second)
 }
 

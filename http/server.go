@@ -91,6 +91,11 @@ type Config struct {
 	// HeartbeatTimeout bounds the database ping of /__heartbeat__. Zero
 	// means 2 s.
 	HeartbeatTimeout time.Duration
+	// MaxBodyMemory bounds the request body bytes held in memory at once,
+	// across requests: a request waits for room before its body is read,
+	// and gets 503 with Retry-After if none comes (see bodybudget.go).
+	// Zero means DefaultMaxBodyMemory; negative, no bound.
+	MaxBodyMemory int64
 	// Observer, when set, is told what the API does (for metrics).
 	Observer Observer
 	// CORSOrigins, when not empty, lets web pages of these origins
@@ -179,6 +184,8 @@ type Server struct {
 	// pageRecords and pageBytes bound one page of a collection read
 	// (tests make them small).
 	pageRecords, pageBytes int
+	// bodies bounds the request bodies held in memory (nil: no bound).
+	bodies *bodyBudget
 }
 
 // New validates cfg and returns a Server.
@@ -204,6 +211,7 @@ func New(cfg Config) (*Server, error) {
 		obs:         cfg.Observer,
 		pageRecords: readPageRecords,
 		pageBytes:   readPageBytes,
+		bodies:      newBodyBudget(cfg.MaxBodyMemory),
 	}
 	if s.obs == nil {
 		s.obs = noObserver{}
@@ -288,6 +296,7 @@ type request struct {
 	// body is the request body when it was read (for the payload hash).
 	body      []byte
 	bodyRead  bool
+	bodyHeld  int64 // bytes of the server's body budget held until the end
 	bytesIn   int64
 	errReason string
 	pre       preconditions
@@ -329,6 +338,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn func(rq *reque
 	rq := &request{r: r, uid: -1, now: now}
 	rq.w = respWriter{ResponseWriter: w, start: weave.TimestampAt(now), stamp: true}
 	defer s.logRequest(rq, wall)
+	// The body and what was parsed from it live until the handler is done.
+	defer func() { s.bodies.release(rq.bodyHeld) }()
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -639,8 +650,21 @@ func (s *Server) readBody(rq *request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
+	// need makes the request's share of the body budget total bytes.
+	need := func(total int64) error {
+		got, err := s.bodies.reserve(r.Context(), total-rq.bodyHeld, rq.bodyHeld)
+		rq.bodyHeld += got
+		return err
+	}
+	upfront := int64(bodyUpfront)
+	if r.ContentLength >= 0 {
+		upfront = min(r.ContentLength+1, bodyUpfront) // +1: readGrowing's room to see EOF
+	}
+	if err := need(upfront); err != nil {
+		return nil, err
+	}
 	body := http.MaxBytesReader(&rq.w, r.Body, s.limits.MaxRequestBytes)
-	buf, err := readGrowing(body, r.ContentLength)
+	buf, err := readGrowing(body, r.ContentLength, need)
 	rq.bytesIn = int64(len(buf))
 	if err != nil {
 		return nil, readErr(err)
@@ -658,10 +682,16 @@ const initialBodyBuffer = 16 << 10
 // length hint (-1: unknown) until more than that actually arrives. A client
 // that announces 2.6 MB and sends one byte costs initialBodyBuffer, not
 // 2.6 MB: Content-Length is a claim, not a fact.
-func readGrowing(r io.Reader, hint int64) ([]byte, error) {
+func readGrowing(r io.Reader, hint int64, need func(total int64) error) ([]byte, error) {
 	size := int64(initialBodyBuffer)
 	if hint >= 0 && hint < size {
 		size = hint + 1 // room to see EOF without growing
+	}
+	if need == nil {
+		need = func(int64) error { return nil }
+	}
+	if err := need(size); err != nil {
+		return nil, err
 	}
 	buf := make([]byte, 0, size)
 	for {
@@ -681,6 +711,9 @@ func readGrowing(r io.Reader, hint int64) ([]byte, error) {
 			if hint > int64(len(buf)) && next > hint {
 				next = hint
 			}
+			if err := need(next); err != nil {
+				return buf, err
+			}
 			grown := make([]byte, len(buf), next)
 			copy(grown, buf)
 			buf = grown
@@ -698,6 +731,10 @@ func readGrowing(r io.Reader, hint int64) ([]byte, error) {
 // readErr classifies a body read failure: too large → 413; a client that
 // hung up or sent a short body → 400.
 func readErr(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae // no room in the body budget
+	}
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return errTooLarge
