@@ -44,11 +44,7 @@ func newQueries(db *DB) queries {
 		// Parameters: collection id, uid. What write needs after the lock,
 		// in one statement: the joins are locking reads too, so they see
 		// the newest rows (Dialect.LockingJoins).
-		lockUserJoined: q(`SELECT s.modified, MAX(a.modified), m.state, c.modified FROM user_storage s ` +
-			`LEFT JOIN user_moves m ON m.uid = s.uid ` +
-			`LEFT JOIN user_collections c ON c.uid = s.uid AND c.collection_id = ? ` +
-			`LEFT JOIN user_collections a ON a.uid = s.uid ` +
-			`WHERE s.uid = ? GROUP BY s.modified, m.state, c.modified` + d.ForUpdate()),
+		lockUserJoined: lockUserJoined(d),
 		// Parameters: uid, uid, uid, collection id.
 		lockedUserState:    q(`SELECT (SELECT MAX(modified) FROM user_collections WHERE uid = ?), (SELECT state FROM user_moves WHERE uid = ?), (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?)`),
 		insertUser:         q(`INSERT INTO user_storage (uid, modified) VALUES (?, 0)` + d.Upsert([]string{"uid"}, nil)),
@@ -88,6 +84,28 @@ func newQueries(db *DB) queries {
 		expiredBatches: q(`SELECT uid, id FROM batches WHERE expiry <= ? LIMIT ?`),
 		purgeBatch:     q(`DELETE FROM batches WHERE uid = ? AND id = ? AND expiry <= ?`),
 	}
+}
+
+// lockUserJoined is the lock statement where locking reads over joins see
+// the newest rows (Dialect.LockingJoins). Parameters: collection id, uid.
+func lockUserJoined(d Dialect) string {
+	if d.ForUpdate() == "" {
+		// No row locks (SQLite): the write transaction itself excludes
+		// every other writer, so each subquery sees the newest rows. The
+		// join below would be prepared again on every run here, as its
+		// plan depends on the values bound (SQLite's STAT4 estimates).
+		return `SELECT s.modified, (SELECT MAX(modified) FROM user_collections WHERE uid = s.uid), ` +
+			`(SELECT state FROM user_moves WHERE uid = s.uid), ` +
+			`(SELECT modified FROM user_collections WHERE uid = s.uid AND collection_id = ?) ` +
+			`FROM user_storage s WHERE s.uid = ?`
+	}
+	// MySQL: a locking read does not lock, nor read the newest rows of,
+	// the tables of its subqueries, so the values are joined.
+	return d.Rebind(`SELECT s.modified, MAX(a.modified), m.state, c.modified FROM user_storage s ` +
+		`LEFT JOIN user_moves m ON m.uid = s.uid ` +
+		`LEFT JOIN user_collections c ON c.uid = s.uid AND c.collection_id = ? ` +
+		`LEFT JOIN user_collections a ON a.uid = s.uid ` +
+		`WHERE s.uid = ? GROUP BY s.modified, m.state, c.modified` + d.ForUpdate())
 }
 
 // Statements whose text depends on the number of rows or the fields an
