@@ -13,7 +13,8 @@
 # prints sessions/s, request and session p50/p99, weave's CPU seconds per
 # 1,000 sessions, database round trips per session and per request (chunks
 # the proxy forwarded to the database: load-independent; on MariaDB one
-# per statement), and, with the cache, its hit ratio from /metrics.
+# per statement, more for a statement too big for one chunk, such as a
+# large upload), and, with the cache, its hit ratio from /metrics.
 # Medians per mix and configuration at the end. Targets only 127.0.0.1.
 #
 #   scripts/bench-cache.sh [PAIRS] [DURATION]      (defaults: 3 30s)
