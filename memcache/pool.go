@@ -39,6 +39,8 @@ type pool struct {
 	// user records contain it, so incrementing epochKey abandons every
 	// record at once.
 	epoch atomic.Uint64
+	// dec spares decoding a record value read back unchanged.
+	dec decoded
 
 	// healthy is false after a failed round trip, until a probe answers.
 	healthy atomic.Bool
@@ -412,6 +414,7 @@ func (p *pool) cas(it *memcache.Item, r *record) (bool, error) {
 	n.Expiration = p.exptime()
 	err := p.do("cas", func() error { return p.mc.CompareAndSwap(&n) })
 	if err == nil {
+		p.dec.remember(n.Key, n.Value, r)
 		return true, nil
 	}
 	if protocolAnswer(err) {
@@ -450,7 +453,7 @@ func (p *pool) view(uid int64, create bool) (it *memcache.Item, rec *record, err
 			return nil, nil, err
 		}
 	}
-	rec, ok := decodeRecord(it.Flags, it.Value)
+	rec, ok := p.dec.decode(key, it.Flags, it.Value)
 	if !ok {
 		return it, nil, nil
 	}
@@ -498,8 +501,10 @@ func (p *pool) begin(uid int64, coll string) mark {
 		mk := pending{ID: m.id, Until: now + p.cfg.PendingTTL.Milliseconds(), Coll: coll}
 		if it == nil {
 			r := &record{Seq: rand.Uint64(), Pending: []pending{mk}}
-			err = p.do("add", func() error { return p.mc.Add(p.newItem(key, r)) })
+			item := p.newItem(key, r)
+			err = p.do("add", func() error { return p.mc.Add(item) })
 			if err == nil {
+				p.dec.remember(key, item.Value, r)
 				m.state, m.key, m.seq = markApplied, key, r.Seq
 				return m
 			}
@@ -510,7 +515,7 @@ func (p *pool) begin(uid int64, coll string) mark {
 			}
 			continue
 		}
-		r, ok := decodeRecord(it.Flags, it.Value)
+		r, ok := p.dec.decode(key, it.Flags, it.Value)
 		if !ok {
 			r = &record{Seq: rand.Uint64()}
 		}
@@ -640,7 +645,7 @@ func (p *pool) updateRecord(uid int64, change func(key string, r *record) bool) 
 			// now (see view).
 			return true
 		}
-		r, ok := decodeRecord(it.Flags, it.Value)
+		r, ok := p.dec.decode(key, it.Flags, it.Value)
 		if !ok {
 			r = &record{Seq: rand.Uint64()}
 		}
