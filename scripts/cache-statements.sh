@@ -10,7 +10,7 @@
 # proxy forwarded, and the CPU milliseconds of weave, MariaDB (that user's
 # CPU_TIME in USER_STATISTICS), memcached, the proxy and the load
 # generator. Targets only 127.0.0.1; needs root on MariaDB (it turns the
-# general log and userstat on, and the general log off again).
+# general log and userstat on, and both back as they were).
 #
 #   scripts/cache-statements.sh          (MIX=firefox-reads N=600 FILL=500 CONCURRENCY=16 LATENCY=500us)
 set -euo pipefail
@@ -27,6 +27,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -f "$work/genlog" ] && sql "SET GLOBAL general_log=0; SET GLOBAL general_log_file='$(cat "$work/genlog")'" || true
+  [ -f "$work/userstat" ] && sql "SET GLOBAL userstat=$(cat "$work/userstat")" || true
   while read -r name; do
     sql "DROP DATABASE IF EXISTS $name; DROP USER IF EXISTS '$name'@'%'; DROP USER IF EXISTS '$name'@'localhost'" || true
   done < <(cat "$work/databases" 2>/dev/null)
@@ -40,6 +41,7 @@ if [ "$(sql 'SELECT @@general_log')" != 0 ]; then
 fi
 go build -o "$work/weave" ./cmd/weave
 go build -o "$work/faultproxy" ./internal/faultproxy/cmd/faultproxy
+sql "SELECT @@userstat" >"$work/userstat"
 sql "SET GLOBAL userstat=1"
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
