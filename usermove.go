@@ -57,9 +57,20 @@ type UserMigration struct {
 	UpdatedAt int64 // ms since the epoch
 }
 
+// ErrMoveTaken: another process holds the user's journaled move (it renewed
+// the move's journal row recently, or took it over since the caller did).
+var ErrMoveTaken = errors.New("weave: the user's move is held by another process")
+
 // MoveJournal is the token database's journal of user moves in progress,
 // one per user. Every method is safe for concurrent use, across processes
 // too.
+//
+// A move is held by one process at a time: the holder knows the row's
+// updated_at (the hold), and every journal write of the move succeeds only
+// while the row still has it, replacing it with a newer one. A mover renews
+// its hold while it works, so a row whose updated_at is old belongs to a
+// mover that died; ClaimMigration takes it over, and the old holder (if it
+// was only stalled) fails its next journal write and stops.
 type MoveJournal interface {
 	// StartMigration journals a move of uid from one node to another, or
 	// returns the move already journaled for uid (whatever its nodes: a
@@ -69,14 +80,25 @@ type MoveJournal interface {
 	Migration(ctx context.Context, uid int64) (UserMigration, error)
 	// Migrations lists every journaled move, by uid.
 	Migrations(ctx context.Context) ([]UserMigration, error)
-	// SetMigrationStep records the last completed step of uid's move.
-	SetMigrationStep(ctx context.Context, uid int64, step MoveStep) error
-	// FinishMigration removes uid's move from the journal.
-	FinishMigration(ctx context.Context, uid int64) error
+	// ClaimMigration takes uid's journaled move for the caller if its
+	// updated_at is before staleBefore (ms since the epoch; math.MaxInt64
+	// takes it whatever its age) and returns it, its UpdatedAt the
+	// caller's hold; ErrMoveTaken if it is newer, ErrNotFound if there is
+	// none.
+	ClaimMigration(ctx context.Context, uid, staleBefore int64) (UserMigration, error)
+	// SetMigrationStep records the last completed step of uid's move (or,
+	// step "", only renews the hold) if held is still the move's hold, and
+	// returns the new hold; ErrMoveTaken otherwise.
+	SetMigrationStep(ctx context.Context, uid, held int64, step MoveStep) (int64, error)
+	// FinishMigration removes uid's move from the journal if held is
+	// still its hold; ErrMoveTaken otherwise.
+	FinishMigration(ctx context.Context, uid, held int64) error
 	// RepointUser moves the record uid from node from to node to (same
-	// uid) and journals MoveStepRepointed in the same transaction. A
-	// record already on to is left alone (a resumed move).
-	RepointUser(ctx context.Context, uid, from, to int64) error
+	// uid) and journals MoveStepRepointed in the same transaction, if held
+	// is still the move's hold (ErrMoveTaken otherwise, and nothing
+	// changes); it returns the new hold. A record already on to is left
+	// alone (a resumed move).
+	RepointUser(ctx context.Context, uid, from, to, held int64) (int64, error)
 }
 
 // UserBSO is a stored BSO of an exported user, with its raw expiry.

@@ -50,4 +50,11 @@ const (
 	// DefaultBackoff is the X-Weave-Backoff of a backoff node without its
 	// own.
 	DefaultBackoff = 5 * time.Minute
+	// DefaultHeartbeat is how often a running move renews its hold on its
+	// journal row.
+	DefaultHeartbeat = 10 * time.Second
+	// DefaultResumeAfter is how long a journaled move may go without its
+	// hold being renewed before a Resumer finishes it: many heartbeats, so
+	// that a slow token database does not make a live mover look dead.
+	DefaultResumeAfter = 3 * time.Minute
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ type Migrator struct {
 	// AfterStep, when set, runs after each completed step; an error stops
 	// the move there as a crash would (tests).
 	AfterStep func(uid int64, step weave.MoveStep) error
+	// Heartbeat is how often a running move renews its hold on its journal
+	// row, so that a Resumer can tell it from a dead one (see
+	// weave.MoveJournal). Zero means DefaultHeartbeat.
+	Heartbeat time.Duration
 
 	mu     sync.Mutex
 	shards map[int64]Shard
@@ -93,6 +98,13 @@ func (m *Migrator) settle() time.Duration {
 	return 2 * DefaultRefresh
 }
 
+func (m *Migrator) heartbeat() time.Duration {
+	if m.Heartbeat > 0 {
+		return m.Heartbeat
+	}
+	return DefaultHeartbeat
+}
+
 func (m *Migrator) after(uid int64, step weave.MoveStep) error {
 	if m.AfterStep != nil {
 		return m.AfterStep(uid, step)
@@ -112,7 +124,10 @@ type Result struct {
 }
 
 // MigrateUser moves uid to the node at toURL, or finishes the journaled
-// move of uid (toURL may then be "" or must name that move's target).
+// move of uid (toURL may then be "" or must name that move's target). A
+// journaled move is taken over whoever holds it: an operator reruns a move
+// whose mover died, and a mover still running stops at its next journal
+// write.
 func (m *Migrator) MigrateUser(ctx context.Context, uid int64, toURL string) (Result, error) {
 	j, err := m.Dir.Migration(ctx, uid)
 	resumed := err == nil
@@ -148,13 +163,80 @@ func (m *Migrator) MigrateUser(ctx context.Context, uid int64, toURL string) (Re
 		if j, err = m.Dir.StartMigration(ctx, uid, u.NodeID, to.ID); err != nil {
 			return Result{}, err
 		}
+		// StartMigration returns a move journaled meanwhile as it is; the
+		// claim below makes the hold this process's own either way.
+		resumed = j.Step != weave.MoveStepStarted
 	default:
+		return Result{}, err
+	}
+	if j, err = m.Dir.ClaimMigration(ctx, uid, math.MaxInt64); err != nil {
 		return Result{}, err
 	}
 	return m.run(ctx, j, resumed)
 }
 
-func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool) (Result, error) {
+// run finishes the journaled move j, whose hold (j.UpdatedAt) the caller
+// has just claimed. While it runs, a heartbeat renews the hold; when the
+// hold is lost (another process took the move over, or the token database
+// cannot be reached to renew it) the move stops, as a crash would, and the
+// error wraps weave.ErrMoveTaken or the renewal's error.
+func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool) (res Result, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	h := &hold{uid: j.UID, at: j.UpdatedAt}
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		m.renew(ctx, h, cancel)
+	}()
+	defer func() {
+		cancel(nil)
+		<-hbDone
+		if c := context.Cause(ctx); err != nil && c != nil && !errors.Is(err, c) {
+			err = fmt.Errorf("%w (move stopped: %w)", err, c)
+		}
+	}()
+	return m.steps(ctx, j, h, resumed)
+}
+
+// hold is a mover's hold on a journal row (see weave.MoveJournal).
+type hold struct {
+	uid int64
+	mu  sync.Mutex // serialises the journal writes of one move
+	at  int64
+}
+
+// write runs a journal write with the current hold and keeps the new one.
+func (h *hold) write(fn func(held int64) (int64, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next, err := fn(h.at)
+	if err != nil {
+		return err
+	}
+	h.at = next
+	return nil
+}
+
+// renew renews h every heartbeat until ctx ends; a failed renewal cancels
+// the move (stopping is always safe: the journal says where it was).
+func (m *Migrator) renew(ctx context.Context, h *hold, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(m.heartbeat())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := h.write(func(held int64) (int64, error) { return m.Dir.SetMigrationStep(ctx, h.uid, held, "") })
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("renew the hold on uid %d's move: %w", h.uid, err))
+			return
+		}
+	}
+}
+
+func (m *Migrator) steps(ctx context.Context, j weave.UserMigration, h *hold, resumed bool) (Result, error) {
 	uid := j.UID
 	src, from, err := m.shard(ctx, j.FromNode)
 	if err != nil {
@@ -167,13 +249,19 @@ func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool)
 	res := Result{UID: uid, From: from.URL, To: to.URL, Resumed: resumed}
 	lockedAt := time.Now()
 	if j.Step != weave.MoveStepStarted {
-		lockedAt = time.UnixMilli(j.UpdatedAt)
+		// The lock's time is not journaled; the move's start is close.
+		lockedAt = time.UnixMilli(j.StartedAt)
 	}
 	step := j.Step
 	for step != "" {
 		switch step {
 		case weave.MoveStepStarted:
 			lockedAt = time.Now()
+			// Renewed first: a mover that lost the move must not lock
+			// a user whose move another rolled back.
+			if err := h.write(func(held int64) (int64, error) { return m.Dir.SetMigrationStep(ctx, uid, held, "") }); err != nil {
+				return res, err
+			}
 			if err := src.LockUser(ctx, uid, to.URL); err != nil {
 				return res, fmt.Errorf("lock uid %d on %s: %w", uid, from.URL, err)
 			}
@@ -182,17 +270,21 @@ func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool)
 			n, err := m.copy(ctx, uid, src, dst)
 			if err != nil {
 				if errors.Is(err, ErrVerify) {
-					// Roll back: the user stays where they are.
-					_ = dst.PurgeUser(ctx, uid)
-					_ = src.UnlockUser(ctx, uid)
-					_ = m.Dir.FinishMigration(ctx, uid)
+					// Roll back: the user stays where they are. The
+					// hold is renewed first: a mover that lost the
+					// move must not undo another's copy.
+					if h.write(func(held int64) (int64, error) { return m.Dir.SetMigrationStep(ctx, uid, held, "") }) == nil {
+						_ = dst.PurgeUser(ctx, uid)
+						_ = src.UnlockUser(ctx, uid)
+						_ = h.write(func(held int64) (int64, error) { return 0, m.Dir.FinishMigration(ctx, uid, held) })
+					}
 				}
 				return res, fmt.Errorf("copy uid %d from %s to %s: %w", uid, from.URL, to.URL, err)
 			}
 			res.Records = n
 			step = weave.MoveStepCopied
 		case weave.MoveStepCopied:
-			if err := m.Dir.RepointUser(ctx, uid, from.ID, to.ID); err != nil {
+			if err := h.write(func(held int64) (int64, error) { return m.Dir.RepointUser(ctx, uid, from.ID, to.ID, held) }); err != nil {
 				return res, err
 			}
 			res.Locked = time.Since(lockedAt)
@@ -214,17 +306,22 @@ func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool)
 			if err := sleep(ctx, m.settle()); err != nil {
 				return res, err
 			}
+			// Renewed first: a mover that lost the move while it slept
+			// leaves the purge to the one that took it over.
+			if err := h.write(func(held int64) (int64, error) { return m.Dir.SetMigrationStep(ctx, uid, held, "") }); err != nil {
+				return res, err
+			}
 			if err := src.PurgeUser(ctx, uid); err != nil {
 				return res, err
 			}
-			if err := m.Dir.FinishMigration(ctx, uid); err != nil {
+			if err := h.write(func(held int64) (int64, error) { return 0, m.Dir.FinishMigration(ctx, uid, held) }); err != nil {
 				return res, err
 			}
 			return res, nil
 		default:
 			return res, fmt.Errorf("uid %d: unknown journal step %q", uid, step)
 		}
-		if err := m.Dir.SetMigrationStep(ctx, uid, step); err != nil {
+		if err := h.write(func(held int64) (int64, error) { return m.Dir.SetMigrationStep(ctx, uid, held, step) }); err != nil {
 			return res, err
 		}
 		if err := m.after(uid, step); err != nil {
@@ -236,6 +333,13 @@ func (m *Migrator) run(ctx context.Context, j weave.UserMigration, resumed bool)
 
 // copy replaces dst's copy of uid with src's data and verifies both.
 func (m *Migrator) copy(ctx context.Context, uid int64, src, dst Shard) (int64, error) {
+	// A mover that lost its hold while another finished the move must not
+	// copy the purged old shard over the new one.
+	if st, _, err := src.MoveState(ctx, uid); err != nil {
+		return 0, err
+	} else if st == weave.MoveMoved {
+		return 0, fmt.Errorf("uid %d is already marked moved on the old shard: %w", uid, weave.ErrMoveTaken)
+	}
 	data, err := src.ExportUser(ctx, uid)
 	if err != nil {
 		return 0, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -421,8 +422,34 @@ func TestMigrateRefusals(t *testing.T) {
 	if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); err != nil {
 		t.Errorf("finishing with the same target: %v", err)
 	}
-	// The token database refuses to re-point a user from the wrong node.
-	if err := w.tokens.RepointUser(w.ctx, uid, w.nodes[0].ID, w.nodes[2].ID); err == nil {
-		t.Error("re-point from a node the user is not on accepted")
+	// The token database refuses to re-point a user from the wrong node,
+	// and a mover that no longer holds the move.
+	if _, err := w.tokens.StartMigration(w.ctx, uid, w.nodes[0].ID, w.nodes[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	j, err := w.tokens.ClaimMigration(w.ctx, uid, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.tokens.RepointUser(w.ctx, uid, w.nodes[0].ID, w.nodes[2].ID, j.UpdatedAt); err == nil || errors.Is(err, weave.ErrMoveTaken) {
+		t.Errorf("re-point from a node the user is not on: %v", err)
+	}
+	if _, err := w.tokens.ClaimMigration(w.ctx, uid, j.UpdatedAt); !errors.Is(err, weave.ErrMoveTaken) {
+		t.Errorf("claim of a freshly held move: %v", err)
+	}
+	if _, err := w.tokens.ClaimMigration(w.ctx, uid, math.MaxInt64); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.tokens.RepointUser(w.ctx, uid, w.nodes[1].ID, w.nodes[2].ID, j.UpdatedAt); !errors.Is(err, weave.ErrMoveTaken) {
+		t.Errorf("re-point with a hold taken over: %v", err)
+	}
+	if _, err := w.tokens.SetMigrationStep(w.ctx, uid, j.UpdatedAt, ""); !errors.Is(err, weave.ErrMoveTaken) {
+		t.Errorf("renewal of a hold taken over: %v", err)
+	}
+	if err := w.tokens.FinishMigration(w.ctx, uid, j.UpdatedAt); !errors.Is(err, weave.ErrMoveTaken) {
+		t.Errorf("finish with a hold taken over: %v", err)
+	}
+	if w.nodeOf(uid) != w.nodes[1].ID {
+		t.Errorf("user re-pointed to node %d", w.nodeOf(uid))
 	}
 }

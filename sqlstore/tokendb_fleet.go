@@ -85,62 +85,139 @@ func (t *TokenDB) Migrations(ctx context.Context) ([]weave.UserMigration, error)
 	return out, t.db.Classify(rows.Err())
 }
 
-// SetMigrationStep records the last completed step of uid's move.
-func (t *TokenDB) SetMigrationStep(ctx context.Context, uid int64, step weave.MoveStep) error {
+// ClaimMigration takes uid's journaled move if its updated_at is before
+// staleBefore: the row lock (a write transaction on SQLite) makes two
+// claimers take turns, and the second sees the first one's fresh hold.
+func (t *TokenDB) ClaimMigration(ctx context.Context, uid, staleBefore int64) (weave.UserMigration, error) {
+	var m weave.UserMigration
 	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ?`), string(step), t.nowMS(), uid)
-		return err
+		var err error
+		if m, err = t.migrationTx(ctx, tx, uid, true); err != nil {
+			return err
+		}
+		if m.UpdatedAt >= staleBefore {
+			return weave.ErrMoveTaken
+		}
+		next := t.nextHold(m.UpdatedAt)
+		if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET updated_at = ? WHERE uid = ?`), next, uid); err != nil {
+			return err
+		}
+		m.UpdatedAt = next
+		return nil
 	})
-	return t.db.Classify(err)
+	if err != nil {
+		return weave.UserMigration{}, fmt.Errorf("token db: claim migration of %d: %w", uid, t.db.Classify(err))
+	}
+	return m, nil
 }
 
-// FinishMigration removes uid's move from the journal.
-func (t *TokenDB) FinishMigration(ctx context.Context, uid int64) error {
+// nextHold is a hold newer than held: the clock, or held+1 when the clock
+// has not moved on (or went back), so that every hold is distinct.
+func (t *TokenDB) nextHold(held int64) int64 {
+	return max(t.nowMS(), held+1)
+}
+
+// setStepTx journals step ("" keeps the step) if held is still the hold of
+// uid's move, and returns the new hold.
+func (t *TokenDB) setStepTx(ctx context.Context, tx *sql.Tx, uid, held int64, step weave.MoveStep) (int64, error) {
+	next := t.nextHold(held)
+	var res sql.Result
+	var err error
+	if step == "" {
+		res, err = tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET updated_at = ? WHERE uid = ? AND updated_at = ?`), next, uid, held)
+	} else {
+		res, err = tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ? AND updated_at = ?`), string(step), next, uid, held)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, err
+	} else if n != 1 {
+		return 0, weave.ErrMoveTaken
+	}
+	return next, nil
+}
+
+// SetMigrationStep records the last completed step of uid's move (step ""
+// only renews the hold) while the caller holds it.
+func (t *TokenDB) SetMigrationStep(ctx context.Context, uid, held int64, step weave.MoveStep) (int64, error) {
+	var next int64
 	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, t.db.Q(`DELETE FROM user_migrations WHERE uid = ?`), uid)
+		var err error
+		next, err = t.setStepTx(ctx, tx, uid, held, step)
 		return err
 	})
-	return t.db.Classify(err)
+	if err != nil {
+		return 0, fmt.Errorf("token db: migration of %d: %w", uid, t.db.Classify(err))
+	}
+	return next, nil
+}
+
+// FinishMigration removes uid's move from the journal while the caller
+// holds it.
+func (t *TokenDB) FinishMigration(ctx context.Context, uid, held int64) error {
+	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, t.db.Q(`DELETE FROM user_migrations WHERE uid = ? AND updated_at = ?`), uid, held)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return weave.ErrMoveTaken
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("token db: finish migration of %d: %w", uid, t.db.Classify(err))
+	}
+	return nil
 }
 
 // RepointUser moves the record uid from node from to node to (same uid),
 // moving one unit of load with it, and journals the step "repointed" in the
-// same transaction. A record already on to is left alone (a resumed move).
-func (t *TokenDB) RepointUser(ctx context.Context, uid, from, to int64) error {
+// same transaction, while the caller holds the move. A record already on to
+// is left alone (a resumed move).
+func (t *TokenDB) RepointUser(ctx context.Context, uid, from, to, held int64) (int64, error) {
 	svc, err := t.service(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var next int64
 	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		// The hold first: a mover that lost it must not re-point.
+		var err error
+		if next, err = t.setStepTx(ctx, tx, uid, held, weave.MoveStepRepointed); err != nil {
+			return err
+		}
 		var cur int64
-		err := tx.QueryRowContext(ctx, t.db.Q(`SELECT nodeid FROM token_users WHERE uid = ? AND service = ?`+t.db.Dialect.ForUpdate()), uid, svc).Scan(&cur)
+		err = tx.QueryRowContext(ctx, t.db.Q(`SELECT nodeid FROM token_users WHERE uid = ? AND service = ?`+t.db.Dialect.ForUpdate()), uid, svc).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("uid %d: %w", uid, weave.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if cur != to {
-			if cur != from {
-				return fmt.Errorf("uid %d is on node %d, not %d", uid, cur, from)
-			}
-			if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE token_users SET nodeid = ? WHERE uid = ?`), to, uid); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE token_nodes SET current_load = current_load - 1 WHERE id = ? AND current_load > 0`), from); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE token_nodes SET current_load = current_load + 1 WHERE id = ?`), to); err != nil {
-				return err
-			}
+		if cur == to {
+			return nil
 		}
-		_, err = tx.ExecContext(ctx, t.db.Q(`UPDATE user_migrations SET step = ?, updated_at = ? WHERE uid = ?`), string(weave.MoveStepRepointed), t.nowMS(), uid)
+		if cur != from {
+			return fmt.Errorf("uid %d is on node %d, not %d", uid, cur, from)
+		}
+		if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE token_users SET nodeid = ? WHERE uid = ?`), to, uid); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, t.db.Q(`UPDATE token_nodes SET current_load = current_load - 1 WHERE id = ? AND current_load > 0`), from); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, t.db.Q(`UPDATE token_nodes SET current_load = current_load + 1 WHERE id = ?`), to)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("token db: repoint user: %w", t.db.Classify(err))
+		return 0, fmt.Errorf("token db: repoint user: %w", t.db.Classify(err))
 	}
-	return nil
+	return next, nil
 }
 
 // NodeUserIDs returns the uids of the live (not replaced) records on a
