@@ -105,11 +105,16 @@ type ServeFlags struct {
 	Nodes         string        // see AddNodes
 	StateRefresh  time.Duration // see NewWatcher and Follow
 	PurgeInterval time.Duration // see NodeSetConfig.PurgeEvery
+	// ResumeMovesAfter is the Resumer's After (0: this process resumes
+	// no moves).
+	ResumeMovesAfter time.Duration
 }
 
-// RegisterFlags registers --nodes, --state-refresh and --purge-interval.
+// RegisterFlags registers --nodes, --state-refresh, --purge-interval and
+// --resume-moves-after.
 func (f *ServeFlags) RegisterFlags(c *cli.Command) {
 	c.String(&f.Nodes, "nodes", "", "other storage nodes this process serves besides its own: \"all\" (every node of the token database with a database URL) or comma-separated node URLs; requests are routed by Host and path prefix (see weave node --help)")
 	c.Duration(&f.StateRefresh, "state-refresh", time.Second, "how often node states and user move marks are re-read from the databases").Min(10 * time.Millisecond)
 	c.Duration(&f.PurgeInterval, "purge-interval", 15*time.Minute, "how often expired records and batches are purged (0: never; see `weave db purge`)").Min(0)
+	c.Duration(&f.ResumeMovesAfter, "resume-moves-after", DefaultResumeAfter, "finish a journaled user move (weave user migrate, weave node drain) whose mover has not renewed it for this long: it died, and its user's writes are refused until the move ends (0: never; keep it well above the movers' 10 s heartbeat)").Min(0)
 }

@@ -54,7 +54,7 @@ func (m *Migrator) ShowUser(ctx context.Context, w io.Writer, who string) error 
 	fmt.Fprintf(tw, "keys changed at\t%s\n", msTime(u.KeysChangedAt))
 	fmt.Fprintf(tw, "created\t%s\n", msTime(u.CreatedAt))
 	if j, err := m.Dir.Migration(ctx, u.UID); err == nil {
-		fmt.Fprintf(tw, "move\tunfinished, node %d → %d, last step %s at %s (run `weave user migrate %d`)\n", j.FromNode, j.ToNode, j.Step, msTime(j.UpdatedAt), u.UID)
+		fmt.Fprintf(tw, "move\tunfinished, node %d → %d, last step %s, last renewed at %s (a serving process finishes it once idle for its --resume-moves-after; or run `weave user migrate %d`)\n", j.FromNode, j.ToNode, j.Step, msTime(j.UpdatedAt), u.UID)
 	}
 	if u.Node == nil {
 		return tw.Flush()

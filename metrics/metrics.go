@@ -97,6 +97,7 @@ type Metrics struct {
 	recordsRead    prometheus.Counter
 	bytesRead      prometheus.Counter
 	conflicts      *prometheus.CounterVec // status
+	movesResumed   *prometheus.CounterVec // result
 
 	legacy *legacyMetrics
 	cache  *cacheMetrics
@@ -150,6 +151,9 @@ func New(opts Options) *Metrics {
 	m.conflicts = f.counterVec("weave_conflicts_total",
 		"Writes refused for a conflict, by status: 412 (X-If-Unmodified-Since failed), 409 or 503 (concurrent write, retry later).",
 		"status")
+	m.movesResumed = f.counterVec("weave_user_moves_resumed_total",
+		"Interrupted user moves (their mover died) that this process took over, by result: finished or failed (retried later).",
+		"result")
 	m.legacy = newLegacyMetrics(f)
 	m.cache = newCacheMetrics(f)
 	m.push = newPushMetrics(f)
@@ -158,6 +162,9 @@ func New(opts Options) *Metrics {
 	// event, so rate() and the dashboard see them from the start.
 	for _, s := range []string{"409", "412", "503"} {
 		m.conflicts.WithLabelValues(s)
+	}
+	for _, s := range []string{"finished", "failed"} {
+		m.movesResumed.WithLabelValues(s)
 	}
 	return m
 }

@@ -177,6 +177,7 @@ func TestObserverMethods(t *testing.T) {
 	nilM.RecordsWritten(1, 2)
 	nilM.RecordsRead(1, 2)
 	nilM.Conflict(412)
+	nilM.MoveResumed(true)
 	nilM.CacheObserver().Lookup("primary", "GetBSO", memcache.Hit)
 
 	m := metrics.New(metrics.Options{})
@@ -196,6 +197,8 @@ func TestObserverMethods(t *testing.T) {
 	m.Conflict(412)
 	m.Conflict(503)
 	m.Conflict(418)
+	m.MoveResumed(true)
+	m.MoveResumed(true)
 	obs := m.CacheObserver()
 	obs.Lookup("primary", "CollectionTimestamps", memcache.Hit)
 	obs.Lookup("primary", "CollectionTimestamps", memcache.Miss)
@@ -230,6 +233,8 @@ func TestObserverMethods(t *testing.T) {
 		{"weave_conflicts_total", []string{"status=503"}, 1},
 		{"weave_conflicts_total", []string{"status=409"}, 0},
 		{"weave_conflicts_total", []string{"status=other"}, 1},
+		{"weave_user_moves_resumed_total", []string{"result=finished"}, 2},
+		{"weave_user_moves_resumed_total", []string{"result=failed"}, 0},
 		{"weave_cache_lookups_total", []string{"outcome=hit", "pool=primary"}, 1},
 		{"weave_cache_lookups_total", []string{"outcome=miss"}, 1},
 		{"weave_cache_roundtrip_duration_seconds", []string{"pool=primary", "cmd=get"}, 1},

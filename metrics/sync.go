@@ -189,3 +189,16 @@ func (m *Metrics) Conflict(status int) {
 	}
 	m.conflicts.WithLabelValues(s).Inc()
 }
+
+// MoveResumed counts an interrupted user move taken over by this process's
+// fleet.Resumer; ok says it finished.
+func (m *Metrics) MoveResumed(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "finished"
+	if !ok {
+		result = "failed"
+	}
+	m.movesResumed.WithLabelValues(result).Inc()
+}

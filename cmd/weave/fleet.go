@@ -9,6 +9,7 @@ import (
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fleet"
+	"github.com/weave-sync/weave/metrics"
 	"github.com/weave-sync/weave/sqlstore"
 
 	"github.com/weave-sync/weave/internal/cli"
@@ -17,19 +18,22 @@ import (
 // fleetDB is how the node, user, push and import commands find the token
 // database and the nodes' shards: as `weave serve` does.
 type fleetDB struct {
-	db     sqlstore.Config
-	settle time.Duration
+	db        sqlstore.Config
+	settle    time.Duration
+	heartbeat time.Duration
 }
 
 func (f *fleetDB) register(c *cli.Command) {
 	f.db.RegisterTokenFlags(c)
 	c.Duration(&f.settle, "settle", 2*time.Second, "after marking a moved user, how long to wait for every serving process to see it before the old data goes (at least twice their --state-refresh)").Min(0)
+	c.Duration(&f.heartbeat, "heartbeat", fleet.DefaultHeartbeat, "how often a running move renews its journal row, which tells the serving processes it is alive (keep it well below their --resume-moves-after)").Min(10 * time.Millisecond)
 }
 
 func (f *fleetDB) migrator(dir fleet.Directory) *fleet.Migrator {
 	return &fleet.Migrator{
-		Dir:    dir,
-		Settle: f.settle,
+		Dir:       dir,
+		Settle:    f.settle,
+		Heartbeat: f.heartbeat,
 		Open: func(ctx context.Context, n weave.Node) (fleet.Shard, error) {
 			dsn, err := fleet.ShardURL(n)
 			if err != nil {
@@ -104,4 +108,32 @@ func serveNodes(ctx context.Context, f *serveFlags, set *fleet.NodeSet, dbs *sql
 		}
 	}
 	return set.Serve(ctx, tokens, f.publicURL, shard, f.fleet.Nodes, f.fleet.StateRefresh)
+}
+
+// resumeMoves runs the fleet.Resumer of `weave serve` until ctx ends: it
+// finishes the user moves whose mover died.
+func resumeMoves(ctx context.Context, f *serveFlags, tokens *sqlstore.TokenDB, obs *metrics.Metrics, m *Main, log *slog.Logger) {
+	// The settle of `weave user migrate`, or longer when this fleet
+	// refreshes more slowly.
+	mig := (&fleetDB{db: f.db, settle: max(2*time.Second, 2*f.fleet.StateRefresh)}).migrator(tokens)
+	mig.Heartbeat = min(fleet.DefaultHeartbeat, f.fleet.ResumeMovesAfter/4)
+	r := &fleet.Resumer{
+		Migrator: mig,
+		After:    f.fleet.ResumeMovesAfter,
+		Log:      log.With("component", "fleet"),
+		OnResume: func(_ fleet.Result, err error) { obs.MoveResumed(err == nil) },
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	// A move in progress stops (the journal keeps it for another process)
+	// before its shards close.
+	m.onClose(func() {
+		cancel()
+		<-done
+		mig.Close()
+	})
 }

@@ -280,6 +280,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.onClose(func() { nodes.Close() })
+	if f.fleet.ResumeMovesAfter > 0 {
+		resumeMoves(fleetCtx, f, tokenDB, obs, m, log)
+	}
 
 	surfaces := routes.Process{PublicURL: f.publicURL, Nodes: handler, Metrics: obs, Admin: f.admin.Admin(fleetCtx, obs, false)}
 	if acc != nil {
