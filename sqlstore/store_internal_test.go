@@ -91,3 +91,28 @@ func TestMergeUpdates(t *testing.T) {
 		t.Fatal("mergeUpdates modified its input")
 	}
 }
+
+// TestIntColumn: the integer scanner takes every form a driver gives an
+// integer in, NULL included, and refuses what is not one.
+func TestIntColumn(t *testing.T) {
+	for _, tc := range []struct {
+		src   any
+		v     int64
+		valid bool
+	}{
+		{int64(1 << 40), 1 << 40, true},
+		{int64(-5), -5, true},
+		{nil, 0, false},
+		{[]byte("1765000000123"), 1765000000123, true}, // MySQL's text protocol
+		{"42", 42, true},
+	} {
+		c := intColumn{v: 7, valid: !tc.valid}
+		if err := c.Scan(tc.src); err != nil || c.v != tc.v || c.valid != tc.valid {
+			t.Errorf("Scan(%#v): %d %v %v, want %d %v", tc.src, c.v, c.valid, err, tc.v, tc.valid)
+		}
+	}
+	var c intColumn
+	if err := c.Scan("x"); err == nil {
+		t.Error("Scan(\"x\") succeeded")
+	}
+}
