@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,6 +28,18 @@ type Database struct {
 	Read, Write *sql.DB
 	// Path is the SQLite database file (its WAL is Path+"-wal").
 	Path string
+	// GroupCommit, when set, reads the counters of the database's group
+	// committer (SQLite: concurrent writes share a transaction).
+	GroupCommit func() GroupCommit
+}
+
+// GroupCommit is what a group committer has done so far (sqlstore's
+// GroupStats).
+type GroupCommit struct {
+	Groups, Members uint64
+	Queued          int
+	// Wait is the members' total time from queueing to their outcome.
+	Wait time.Duration
 }
 
 // WatchDB registers the pool statistics of d's pools ("read" and "write",
@@ -45,6 +58,11 @@ func (m *Metrics) WatchDB(d Database) error {
 			return err
 		}
 		if err := m.WatchPool(d.Name, "write", d.Write); err != nil {
+			return err
+		}
+	}
+	if d.GroupCommit != nil {
+		if err := m.register(newGroupCollector(d.Name, d.GroupCommit), "group commit "+d.Name); err != nil {
 			return err
 		}
 	}
@@ -143,6 +161,41 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.waitTime, k, s.WaitDuration.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.closedIdle, k, float64(s.MaxIdleClosed+s.MaxIdleTimeClosed))
 	ch <- prometheus.MustNewConstMetric(c.closedLifetime, k, float64(s.MaxLifetimeClosed))
+}
+
+// groupCollector reports a group committer's counters: mean group size
+// is members/groups, a write's mean time in the committer wait/members.
+type groupCollector struct {
+	read                          func() GroupCommit
+	groups, members, queued, wait *prometheus.Desc
+}
+
+func newGroupCollector(name string, read func() GroupCommit) *groupCollector {
+	l := prometheus.Labels{"db": name}
+	d := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(n, help, nil, l) }
+	return &groupCollector{
+		read:    read,
+		groups:  d("weave_db_group_commits_total", "Group transactions run (committed or failed); each commits its members' writes at once."),
+		members: d("weave_db_group_members_total", "Writes run in group transactions."),
+		queued:  d("weave_db_group_queued_writes", "Writes waiting for the group committer now."),
+		wait: d("weave_db_group_wait_seconds_total",
+			"Total time writes spent from queueing for the group committer to their group's outcome (their statements and the commit included)."),
+	}
+}
+
+func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.queued, c.wait} {
+		ch <- d
+	}
+}
+
+func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.read()
+	k := prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(c.groups, k, float64(s.Groups))
+	ch <- prometheus.MustNewConstMetric(c.members, k, float64(s.Members))
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
+	ch <- prometheus.MustNewConstMetric(c.wait, k, s.Wait.Seconds())
 }
 
 // statDesc maps one server status value to a metric.

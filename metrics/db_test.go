@@ -352,3 +352,35 @@ func TestHungDatabaseDoesNotDelayScrape(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitStats: a database's group committer counters are exported
+// as read at scrape time.
+func TestGroupCommitStats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "weave.db")
+	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := database("storage", db, path)
+	stats := metrics.GroupCommit{Groups: 4, Members: 10, Queued: 3, Wait: 1500 * time.Millisecond}
+	d.GroupCommit = func() metrics.GroupCommit { return stats }
+	m := metrics.New(metrics.Options{NoRuntimeCollectors: true})
+	if err := m.WatchDB(d); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		f := scrape(t, m)
+		for name, want := range map[string]float64{
+			"weave_db_group_commits_total":      float64(stats.Groups),
+			"weave_db_group_members_total":      float64(stats.Members),
+			"weave_db_group_queued_writes":      float64(stats.Queued),
+			"weave_db_group_wait_seconds_total": stats.Wait.Seconds(),
+		} {
+			if got := f.get(t, name, "db=storage"); got != want {
+				t.Errorf("scrape %d: %s = %v, want %v", i, name, got, want)
+			}
+		}
+		stats = metrics.GroupCommit{Groups: 5, Members: 12, Wait: 2 * time.Second}
+	}
+}

@@ -179,8 +179,8 @@ func TestGroupCommitAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRows(t, db, map[string]int{"a": 0})
-	if got := db.GroupStats(); got.Groups != 2 || got.Members != 2 {
-		t.Errorf("stats %+v, want two groups of one", got)
+	if got := db.GroupStats(); got.Groups != 2 || got.Members != 2 || got.Wait <= 0 {
+		t.Errorf("stats %+v, want two groups of one and their wait", got)
 	}
 }
 

@@ -41,9 +41,10 @@ var errGroupAborted = errors.New("sqlstore: group transaction aborted")
 
 // groupMember is one write waiting for, or running in, a group.
 type groupMember struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
-	done chan error
+	ctx    context.Context
+	fn     func(ctx context.Context, tx *sql.Tx) error
+	done   chan error
+	queued time.Time
 }
 
 // memberPanic carries a member's panic back to its own goroutine.
@@ -58,13 +59,17 @@ type committer struct {
 	stopped chan struct{}
 	groups  atomic.Uint64
 	members atomic.Uint64
+	wait    atomic.Int64 // nanoseconds
 }
 
 // GroupStats counts the groups committed (or failed) so far and their
-// members, and the writes queued now.
+// members, and the writes queued now. Wait is the members' total time
+// from queueing to their group's outcome: what the committer adds to
+// a write's latency, its own statements and the shared commit included.
 type GroupStats struct {
 	Groups, Members uint64
 	Queued          int
+	Wait            time.Duration
 }
 
 // GroupStats reports the group committer's counters (zero without
@@ -74,7 +79,7 @@ func (db *DB) GroupStats() GroupStats {
 	if c == nil {
 		return GroupStats{}
 	}
-	return GroupStats{Groups: c.groups.Load(), Members: c.members.Load(), Queued: len(c.queue)}
+	return GroupStats{Groups: c.groups.Load(), Members: c.members.Load(), Queued: len(c.queue), Wait: time.Duration(c.wait.Load())}
 }
 
 func (db *DB) grouper() *committer {
@@ -121,7 +126,7 @@ func (db *DB) GroupWriteTx(ctx context.Context, fn func(ctx context.Context, tx 
 
 // submit queues fn and waits for the outcome of its group.
 func (c *committer) submit(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	m := &groupMember{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	m := &groupMember{ctx: ctx, fn: fn, done: make(chan error, 1), queued: time.Now()}
 	select {
 	case c.queue <- m:
 	case <-ctx.Done():
@@ -201,9 +206,13 @@ gather:
 	c.groups.Add(1)
 	c.members.Add(uint64(len(live)))
 	errs := c.runGroup(live)
+	end := time.Now()
+	var wait time.Duration
 	for i, m := range live {
+		wait += end.Sub(m.queued)
 		m.done <- errs[i]
 	}
+	c.wait.Add(int64(wait))
 }
 
 // runGroup runs the members in one transaction and returns each one's

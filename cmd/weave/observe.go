@@ -14,6 +14,12 @@ func watchDatabases(m *metrics.Metrics, dbs *sqlstore.Databases, tokens *sqlstor
 		if d.Kind == "sqlite" {
 			d.Path, _ = sqlite.PathFromURL(url)
 		}
+		if db.GroupCommit {
+			d.GroupCommit = func() metrics.GroupCommit {
+				s := db.GroupStats()
+				return metrics.GroupCommit{Groups: s.Groups, Members: s.Members, Queued: s.Queued, Wait: s.Wait}
+			}
+		}
 		return m.WatchDB(d)
 	}
 	if err := add("storage", dbs.Storage, dbs.StorageURL); err != nil {
