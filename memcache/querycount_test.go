@@ -228,6 +228,12 @@ var firefoxSteps = []step{
 		return err
 	}},
 	{"POST 3 records", func(ctx context.Context, s weave.Store, uid int64, st *syncState) (err error) {
+		// A write must take a later timestamp (10 ms grid) than the user's
+		// last one: in the same tick the store rolls back after its lock
+		// read and tries again in the next, three round trips more. A
+		// round of these steps can take less than a tick, above all with
+		// the cache, so start each POST in a fresh one.
+		time.Sleep(15 * time.Millisecond)
 		st.n++
 		us := []weave.Update{upd(fmt.Sprintf("a%d", st.n), "x"), upd(fmt.Sprintf("b%d", st.n), "y"), upd(fmt.Sprintf("c%d", st.n), "z")}
 		st.wrote, err = s.PostBSOs(ctx, uid, "history", us, noPre)
