@@ -18,7 +18,7 @@ import (
 func TestLegacyUserStore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b tokenBackend) {
 		ctx := context.Background()
-		tdb, err := b.open(ctx, b.fresh(t), sqlstore.TokenDBOptions{})
+		tdb, err := b.open(ctx, b.fresh(t), sqlstore.PoolOptions{}, sqlstore.TokenDBOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,22 +36,22 @@ func (c *tickClock) Now() time.Time { return time.UnixMilli(c.ms.Add(1)) }
 type tokenBackend struct {
 	name  string
 	fresh func(testing.TB) string // URL of a new, empty database
-	open  func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error)
+	open  func(ctx context.Context, url string, pool sqlstore.PoolOptions, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error)
 }
 
 var tokenBackends = []tokenBackend{
 	{"sqlite",
 		func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "tokens.db") },
-		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
+		func(ctx context.Context, url string, pool sqlstore.PoolOptions, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
+			return sqlstore.OpenTokenDB(ctx, url, pool, true, opts)
 		}},
 	{"mysql", dbtest.MySQL,
-		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
+		func(ctx context.Context, url string, pool sqlstore.PoolOptions, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
+			return sqlstore.OpenTokenDB(ctx, url, pool, true, opts)
 		}},
 	{"postgres", dbtest.Postgres,
-		func(ctx context.Context, url string, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
-			return sqlstore.OpenTokenDB(ctx, url, sqlstore.PoolOptions{}, true, opts)
+		func(ctx context.Context, url string, pool sqlstore.PoolOptions, opts sqlstore.TokenDBOptions) (*sqlstore.TokenDB, error) {
+			return sqlstore.OpenTokenDB(ctx, url, pool, true, opts)
 		}},
 }
 
@@ -65,10 +65,23 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b tokenBackend)) {
 // openAt opens (migrating) the token database at url.
 func (b tokenBackend) openAt(t *testing.T, url string, opts sqlstore.TokenDBOptions) *sqlstore.TokenDB {
 	t.Helper()
+	return b.openAtPool(t, url, sqlstore.PoolOptions{}, opts)
+}
+
+// queuedPool is for tests that start many transactions at once: each
+// call's deadline (PoolOptions.Timeout, 10 s by default) also runs while
+// it queues behind the others for the writer, and on SQLite two pools on
+// one file take turns at the lock with a commit and its fsync each, which
+// on a loaded CI machine takes the last of 120 calls past 10 s.
+var queuedPool = sqlstore.PoolOptions{Timeout: 2 * time.Minute}
+
+// openAtPool is openAt with pool options.
+func (b tokenBackend) openAtPool(t *testing.T, url string, pool sqlstore.PoolOptions, opts sqlstore.TokenDBOptions) *sqlstore.TokenDB {
+	t.Helper()
 	if opts.Now == nil {
 		opts.Now = newTickClock().Now
 	}
-	tdb, err := b.open(context.Background(), url, opts)
+	tdb, err := b.open(context.Background(), url, pool, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,8 +618,8 @@ func testTokenDBConcurrentAllocation(t *testing.T, b tokenBackend) {
 	ctx := context.Background()
 	url := b.fresh(t)
 	clock := newTickClock()
-	db1 := b.openAt(t, url, sqlstore.TokenDBOptions{Now: clock.Now})
-	db2 := b.openAt(t, url, sqlstore.TokenDBOptions{Now: clock.Now})
+	db1 := b.openAtPool(t, url, queuedPool, sqlstore.TokenDBOptions{Now: clock.Now})
+	db2 := b.openAtPool(t, url, queuedPool, sqlstore.TokenDBOptions{Now: clock.Now})
 	caps := []int64{40, 80, 120}
 	var nodes []weave.Node
 	for i, c := range caps {
@@ -689,8 +702,8 @@ func testTokenDBConcurrentFirstRequests(t *testing.T, b tokenBackend) {
 	ctx := context.Background()
 	url := b.fresh(t)
 	clock := newTickClock()
-	db1 := b.openAt(t, url, sqlstore.TokenDBOptions{Now: clock.Now})
-	db2 := b.openAt(t, url, sqlstore.TokenDBOptions{Now: clock.Now})
+	db1 := b.openAtPool(t, url, queuedPool, sqlstore.TokenDBOptions{Now: clock.Now})
+	db2 := b.openAtPool(t, url, queuedPool, sqlstore.TokenDBOptions{Now: clock.Now})
 	mustAddNode(t, db1, "https://a.example.com", 100)
 	mustAddNode(t, db1, "https://b.example.com", 100)
 
