@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -57,8 +58,19 @@ func (c *client) do(method, path, body string) (*http.Response, []byte) {
 // startServer runs the handler on a 127.0.0.1 listener.
 func startServer(t testing.TB, opts ...func(*Config)) (*env, *client) {
 	t.Helper()
+	return startServerOn(t, nil, opts...)
+}
+
+// startServerOn is startServer with the listener wrapped by wrap (if not
+// nil), for a test that watches the server's connections.
+func startServerOn(t testing.TB, wrap func(net.Listener) net.Listener, opts ...func(*Config)) (*env, *client) {
+	t.Helper()
 	e := newEnv(t, append([]func(*Config){func(c *Config) { c.PublicURL = "" }}, opts...)...)
-	hs := httptest.NewServer(e.srv)
+	hs := httptest.NewUnstartedServer(e.srv)
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	t.Cleanup(hs.Close)
 	base, _ := url.Parse(hs.URL)
 	c := e.tokenWith(tokenOpts{node: hs.URL})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -195,7 +196,8 @@ func TestSlowReadersBoundedHeap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a collection of several MB")
 	}
-	e, cl := startServer(t)
+	var wl writeWatchListener
+	e, cl := startServerOn(t, func(l net.Listener) net.Listener { wl.Listener = l; return &wl })
 	e.srv.pageBytes = 64 << 10
 	const records, size, readers = 800, 10 << 10, 6
 	fillCollection(t, e, "history", records, size)
@@ -243,9 +245,24 @@ func TestSlowReadersBoundedHeap(t *testing.T) {
 	if len(resps) != readers {
 		t.Fatal("not every reader started")
 	}
-	// Let the handlers fill the sockets and block on the stalled readers.
-	time.Sleep(300 * time.Millisecond)
-	during := heap()
+	// Measure once the handlers have filled the sockets and block on the
+	// stalled readers: a handler still reading pages has garbage that
+	// GC may not have collected yet (this was a 300 ms sleep, and the
+	// measured growth ranged 1.1 to 4.1 MiB under load). Only a measurement
+	// that every stalled handler spent inside one socket Write counts.
+	var during uint64
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		blocked := wl.inWrite()
+		if len(blocked) >= readers {
+			during = heap()
+			if wl.stillIn(blocked) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d handlers blocked writing to their stalled readers", len(blocked), readers)
+		}
+	}
 	growth := int64(during) - int64(before)
 	t.Logf("heap %d KiB before, %d KiB with %d stalled readers of %d KiB: growth %d KiB",
 		before>>10, during>>10, readers, collBytes>>10, growth>>10)
@@ -285,4 +302,65 @@ func TestSlowReadersBoundedHeap(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// writeWatchListener hands out connections that record whether the server
+// is inside a Write on them, so a test can tell a handler blocked on a
+// stalled client from one still working.
+type writeWatchListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*writeWatchConn
+}
+
+func (l *writeWatchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	wc := &writeWatchConn{Conn: c}
+	l.mu.Lock()
+	l.conns = append(l.conns, wc)
+	l.mu.Unlock()
+	return wc, nil
+}
+
+// inWrite returns the connections inside a Write now, each with the
+// number of Writes it had finished then.
+func (l *writeWatchListener) inWrite() map[*writeWatchConn]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := map[*writeWatchConn]int64{}
+	for _, c := range l.conns {
+		done := c.done.Load()
+		if c.writing.Load() {
+			in[c] = done
+		}
+	}
+	return in
+}
+
+// stillIn reports whether every connection of in is still inside the Write
+// it was in then.
+func (l *writeWatchListener) stillIn(in map[*writeWatchConn]int64) bool {
+	for c, done := range in {
+		if !c.writing.Load() || c.done.Load() != done {
+			return false
+		}
+	}
+	return true
+}
+
+type writeWatchConn struct {
+	net.Conn
+	writing atomic.Bool
+	done    atomic.Int64 // Writes finished
+}
+
+func (c *writeWatchConn) Write(b []byte) (int, error) {
+	c.writing.Store(true)
+	n, err := c.Conn.Write(b)
+	c.done.Add(1)
+	c.writing.Store(false)
+	return n, err
 }
