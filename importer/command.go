@@ -84,22 +84,16 @@ func (c *Command) Run(ctx context.Context) error {
 		}
 		defer srcTokens.Close()
 	}
-	tokens, node, store, err := c.OpenDestination(ctx)
-	if err != nil {
-		return err
-	}
-	defer tokens.Close()
-	defer store.Close()
-	start := time.Now()
-	rep, err := Run(ctx, Options{
-		Storage: src, Schema: schema, Tokens: srcTokens, Service: c.Service, SourceNode: c.FromNode,
-		Dest: tokens, Node: node, Shard: store, Users: c.Users, Reimport: c.Reimport,
-		Progress: c.progress(false),
+	return c.intoDestination(ctx, func(tokens *sqlstore.TokenDB, node weave.Node, store *sqlstore.Store) (Report, error) {
+		return Run(ctx, Options{
+			Storage: src, Schema: schema, Tokens: srcTokens, Service: c.Service, SourceNode: c.FromNode,
+			Dest: tokens, Node: node, Shard: store, Users: c.Users, Reimport: c.Reimport,
+			Progress: c.progress(false),
+		})
+	}, func(rep Report) string {
+		return fmt.Sprintf("%d accounts: %d imported, %d already imported; %d token records, %d collections, %d records, %d open batches (%d bytes)",
+			rep.Accounts, rep.Imported, rep.Skipped, rep.Records, rep.Collections, rep.BSOs, rep.Batches, rep.Bytes)
 	})
-	c.summary(rep)
-	fmt.Fprintf(c.Stdout, "%d accounts: %d imported, %d already imported; %d token records, %d collections, %d records, %d open batches (%d bytes) into %s in %s\n",
-		rep.Accounts, rep.Imported, rep.Skipped, rep.Records, rep.Collections, rep.BSOs, rep.Batches, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))
-	return continueHint(rep, err)
 }
 
 // runLegacy imports the 1.1 accounts of an FSyncMS or server-storage
@@ -119,6 +113,27 @@ func (c *Command) runLegacy(ctx context.Context, src *sqlstore.DB, schema Schema
 		}
 		defer users.Close()
 	}
+	return c.intoDestination(ctx, func(tokens *sqlstore.TokenDB, node weave.Node, store *sqlstore.Store) (Report, error) {
+		return RunLegacy(ctx, LegacyOptions{
+			Storage: src, Schema: schema, Users: users,
+			Dest: tokens, Accounts: sqlstore.NewLegacyUserStore(tokens.DB()), Node: node, Shard: store,
+			Limit: c.Users, Reimport: c.Reimport,
+			Progress: c.progress(true),
+		})
+	}, func(rep Report) string {
+		s := fmt.Sprintf("%d Sync 1.1 accounts: %d imported, %d already imported, %d disabled at the source (not imported); %d storage records, %d collections, %d records (%d bytes)",
+			rep.Accounts, rep.Imported, rep.Skipped, rep.Disabled, rep.Records, rep.Collections, rep.BSOs, rep.Bytes)
+		if rep.Passwords > 0 {
+			s = fmt.Sprintf("%d passwords changed at the source were updated (accounts that had not signed in to weave)\n", rep.Passwords) + s
+		}
+		return s
+	})
+}
+
+// intoDestination opens the destination, runs the import into it and
+// prints what it did: the summary, then totals(rep) with the node and the
+// time taken. An import that stopped part way says how to continue.
+func (c *Command) intoDestination(ctx context.Context, run func(*sqlstore.TokenDB, weave.Node, *sqlstore.Store) (Report, error), totals func(Report) string) error {
 	tokens, node, store, err := c.OpenDestination(ctx)
 	if err != nil {
 		return err
@@ -126,18 +141,9 @@ func (c *Command) runLegacy(ctx context.Context, src *sqlstore.DB, schema Schema
 	defer tokens.Close()
 	defer store.Close()
 	start := time.Now()
-	rep, err := RunLegacy(ctx, LegacyOptions{
-		Storage: src, Schema: schema, Users: users,
-		Dest: tokens, Accounts: sqlstore.NewLegacyUserStore(tokens.DB()), Node: node, Shard: store,
-		Limit: c.Users, Reimport: c.Reimport,
-		Progress: c.progress(true),
-	})
+	rep, err := run(tokens, node, store)
 	c.summary(rep)
-	if rep.Passwords > 0 {
-		fmt.Fprintf(c.Stdout, "%d passwords changed at the source were updated (accounts that had not signed in to weave)\n", rep.Passwords)
-	}
-	fmt.Fprintf(c.Stdout, "%d Sync 1.1 accounts: %d imported, %d already imported, %d disabled at the source (not imported); %d storage records, %d collections, %d records (%d bytes) into %s in %s\n",
-		rep.Accounts, rep.Imported, rep.Skipped, rep.Disabled, rep.Records, rep.Collections, rep.BSOs, rep.Bytes, node.URL, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.Stdout, "%s into %s in %s\n", totals(rep), node.URL, time.Since(start).Round(time.Millisecond))
 	return continueHint(rep, err)
 }
 
