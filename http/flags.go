@@ -102,6 +102,22 @@ func (s *Serving) Addr() net.Addr { return s.addr }
 // Done receives why the listener stopped serving, when it stops by itself.
 func (s *Serving) Done() <-chan error { return s.done }
 
+// ServeInBackground serves ln with hs, for a side listener (metrics,
+// redirects) whose end is only logged, as "<what> stopped". stop lets the
+// requests in flight finish within 5 s.
+func ServeInBackground(hs *http.Server, ln net.Listener, log *slog.Logger, what string) (stop func()) {
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(what+" stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}
+}
+
 // Shutdown stops accepting connections, lets the requests in flight finish
 // within timeout and waits for the listener to end.
 func (s *Serving) Shutdown(timeout time.Duration) error {

@@ -2,11 +2,8 @@ package routes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"time"
 
 	"github.com/weave-sync/weave/dashboard"
 	weavehttp "github.com/weave-sync/weave/http"
@@ -63,14 +60,5 @@ func (f *AdminFlags) ServeListener(ctx context.Context, m *metrics.Metrics, lc *
 		return nil, fmt.Errorf("--metrics-listen %s: %w", f.Listen, err)
 	}
 	hs := lc.Server(AdminHandler(*f.Admin(ctx, m, true)), log)
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener stopped", "err", err)
-		}
-	}()
-	return func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(c)
-	}, nil
+	return weavehttp.ServeInBackground(hs, ln, log, "metrics listener"), nil
 }

@@ -297,14 +297,5 @@ func ServeRedirects(addr string, h http.Handler, log *slog.Logger) (func(), erro
 	// Redirects are tiny: few connections per client are plenty.
 	ln = weavehttp.LimitListener(ln, weavehttp.ConnLimits{PerClient: 16, Total: 1024})
 	hs := weavehttp.NewHTTPServer(h, weavehttp.Timeouts{}, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("redirect listener stopped", "err", err)
-		}
-	}()
-	return func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(c)
-	}, nil
+	return weavehttp.ServeInBackground(hs, ln, log, "redirect listener"), nil
 }
