@@ -321,19 +321,9 @@ func (f *fleet) close() {
 }
 
 type seriesResponse struct {
-	T        []int64 `json:"t"`
-	Sections []struct {
-		Title  string `json:"title"`
-		Charts []struct {
-			ID    string `json:"id"`
-			Unit  string `json:"unit"`
-			Lines []struct {
-				Name   string     `json:"name"`
-				Values []*float64 `json:"values"`
-			} `json:"lines"`
-		} `json:"charts"`
-	} `json:"sections"`
-	Nodes []struct {
+	T        []int64         `json:"t"`
+	Sections []seriesSection `json:"sections"`
+	Nodes    []struct {
 		Node  string  `json:"node"`
 		State string  `json:"state"`
 		Users float64 `json:"users"`
@@ -348,6 +338,18 @@ type seriesResponse struct {
 		Rate     float64  `json:"rate"`
 		P95      *float64 `json:"p95_ms"`
 	} `json:"endpoints"`
+}
+
+type seriesSection struct {
+	Title  string `json:"title"`
+	Charts []struct {
+		ID    string `json:"id"`
+		Unit  string `json:"unit"`
+		Lines []struct {
+			Name   string     `json:"name"`
+			Values []*float64 `json:"values"`
+		} `json:"lines"`
+	} `json:"charts"`
 }
 
 // line returns the non-null values of a chart line.
@@ -498,17 +500,7 @@ func TestPushSectionOnlyWithPush(t *testing.T) {
 		return s
 	}
 	hasPush := func(s seriesResponse) bool {
-		return slices.ContainsFunc(s.Sections, func(sec struct {
-			Title  string `json:"title"`
-			Charts []struct {
-				ID    string `json:"id"`
-				Unit  string `json:"unit"`
-				Lines []struct {
-					Name   string     `json:"name"`
-					Values []*float64 `json:"values"`
-				} `json:"lines"`
-			} `json:"charts"`
-		}) bool {
+		return slices.ContainsFunc(s.Sections, func(sec seriesSection) bool {
 			return sec.Title == "Push"
 		})
 	}

@@ -4,25 +4,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weave-sync/weave/dashboard"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/metrics"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func dashGet(h http.Handler, target, cookie string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("GET", target, nil)
@@ -51,13 +39,13 @@ func sessionCookie(t *testing.T, h http.Handler, tok string) string {
 // relied on), cannot be extended by editing it, and stops working when the
 // admin token is rotated.
 func TestSessionExpiresOnServer(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	m := metrics.New(metrics.Options{})
-	opts := dashboard.Options{Token: token, Metrics: m, Context: t.Context(), Now: clk.now, SessionLifetime: 12 * time.Hour}
+	opts := dashboard.Options{Token: token, Metrics: m, Context: t.Context(), Now: clk.Now, SessionLifetime: 12 * time.Hour}
 	h := dashboard.Handler(opts)
 	cookie := sessionCookie(t, h, token)
 
-	clk.add(11 * time.Hour)
+	clk.Add(11 * time.Hour)
 	if rec := dashGet(h, "/__dashboard__/api/series", cookie); rec.Code != http.StatusOK {
 		t.Fatalf("cookie within its lifetime: %d", rec.Code)
 	}
@@ -65,7 +53,7 @@ func TestSessionExpiresOnServer(t *testing.T) {
 	if fresh := sessionCookie(t, h, token); fresh == cookie {
 		t.Errorf("cookies issued 11 h apart are the same value %q", fresh)
 	}
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if rec := dashGet(h, "/__dashboard__/api/series", cookie); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("cookie 13 h old: %d, want 401", rec.Code)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/weave-sync/weave/fxa"
 	"github.com/weave-sync/weave/fxa/fxatest"
 	"github.com/weave-sync/weave/fxa/issuer"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // Key generation is slow, so tests share two issuers.
@@ -31,19 +32,6 @@ var issuers = sync.OnceValue(func() [2]*issuer.Issuer {
 })
 
 const uid = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-
-// clock is a settable time source for Verifier.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func staticVerifier(t *testing.T, iss *issuer.Issuer, o fxa.Options) *fxa.Verifier {
 	t.Helper()
@@ -129,22 +117,22 @@ func TestClaimVariants(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	iss := issuers()[0]
-	clk := &clock{t: time.Unix(1700000000, 0)}
-	v := staticVerifier(t, iss, fxa.Options{Now: clk.now})
+	clk := testkit.NewClock(time.Unix(1700000000, 0))
+	v := staticVerifier(t, iss, fxa.Options{Now: clk.Now})
 	ctx := context.Background()
-	tok := iss.Mint(issuer.Token{Sub: uid, IssuedAt: clk.t.Add(-time.Hour), Exp: clk.t.Add(time.Second)})
+	tok := iss.Mint(issuer.Token{Sub: uid, IssuedAt: clk.Now().Add(-time.Hour), Exp: clk.Now().Add(time.Second)})
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Errorf("1s before exp: %v", err)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := v.Verify(ctx, tok); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("at exp: %v", err)
 	}
-	clk.add(time.Hour)
+	clk.Add(time.Hour)
 	if _, err := v.Verify(ctx, tok); !errors.Is(err, fxa.ErrInvalidToken) {
 		t.Errorf("long expired: %v", err)
 	}
-	lenient := staticVerifier(t, iss, fxa.Options{Now: clk.now, Leeway: 2 * time.Hour})
+	lenient := staticVerifier(t, iss, fxa.Options{Now: clk.Now, Leeway: 2 * time.Hour})
 	if _, err := lenient.Verify(ctx, tok); err != nil {
 		t.Errorf("within leeway: %v", err)
 	}
@@ -245,8 +233,8 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 	a, b := issuers()[0], issuers()[1]
 	srv := fxatest.Serve(a)
 	defer srv.Close()
-	clk := &clock{t: time.Now()}
-	v, err := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL + "/", Now: clk.now})
+	clk := testkit.NewClock(time.Now())
+	v, err := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL + "/", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +261,7 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 		t.Errorf("fetches = %d, want 1 (rate-limited)", n)
 	}
 	// After the interval an unknown kid triggers a refetch.
-	clk.add(fxa.DefaultRefreshInterval)
+	clk.Add(fxa.DefaultRefreshInterval)
 	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid})); err != nil {
 		t.Errorf("new kid after rotation: %v", err)
 	}
@@ -286,7 +274,7 @@ func TestJWKSFetchAndRotation(t *testing.T) {
 
 	// FxA retires a's key; once refreshed, a's tokens are rejected.
 	srv.SetJWKS(b.JWKS())
-	clk.add(fxa.DefaultRefreshInterval)
+	clk.Add(fxa.DefaultRefreshInterval)
 	hostile := b.Sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": "unknown"}, issuer.Token{Sub: uid}.Claims())
 	if _, err := v.Verify(ctx, hostile); err != nil {
 		// kid "unknown" matches no key, so it is rejected even though b signed it.
@@ -430,20 +418,20 @@ func TestServerDown(t *testing.T) {
 func TestKeysKeptWhenServerDown(t *testing.T) {
 	a, b := issuers()[0], issuers()[1]
 	srv := fxatest.Serve(a)
-	clk := &clock{t: time.Now()}
-	v, _ := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL, Now: clk.now})
+	clk := testkit.NewClock(time.Now())
+	v, _ := fxa.NewVerifier(fxa.Options{ServerURL: srv.URL, Now: clk.Now})
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid})); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
-	clk.add(time.Hour)
+	clk.Add(time.Hour)
 	// Unknown kid and FxA unreachable: we cannot know, so 503.
-	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid, IssuedAt: clk.now()})); !errors.Is(err, fxa.ErrUnavailable) {
+	if _, err := v.Verify(ctx, b.Mint(issuer.Token{Sub: uid, IssuedAt: clk.Now()})); !errors.Is(err, fxa.ErrUnavailable) {
 		t.Errorf("unknown kid, server down: %v", err)
 	}
 	// Cached keys still verify.
-	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid, IssuedAt: clk.now()})); err != nil {
+	if _, err := v.Verify(ctx, a.Mint(issuer.Token{Sub: uid, IssuedAt: clk.Now()})); err != nil {
 		t.Errorf("cached key after failed refresh: %v", err)
 	}
 }

@@ -1,8 +1,9 @@
 package legacy
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 func TestFlagsConfig(t *testing.T) {
@@ -19,7 +20,7 @@ func TestFlagsConfig(t *testing.T) {
 		{Flags{Signup: "open", Alert: "{"}, "--legacy-alert"},
 	} {
 		cfg, err := tc.f.Config()
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+		if !testkit.ErrMatches(err, tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
 		}
 		if err == nil && (string(cfg.Signup) != tc.f.Signup || (cfg.Alert != nil) != (tc.f.Alert != "")) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/importer/importertest"
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/testkit"
 	_ "github.com/weave-sync/weave/mysql"
 	_ "github.com/weave-sync/weave/postgres"
 	_ "github.com/weave-sync/weave/sqlite"
@@ -329,13 +329,7 @@ func TestImportLegacyServe(t *testing.T) {
 			req, _ := http.NewRequest("GET", u, nil)
 			req.SetBasicAuth(user, pw)
 			req.Header.Set("Accept", "application/newlines")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
+			return testkit.Get(t, req)
 		}
 		for _, a := range src.Accounts {
 			if a.Disabled {

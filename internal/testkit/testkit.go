@@ -1,6 +1,6 @@
 // Package testkit holds the helpers that tests across the module share: a
-// free port, polling for a condition, a memcached child process and a
-// Hawk-signing client. Only tests import it.
+// free port, polling for a condition, a settable clock, a plain GET, a
+// memcached child process and a Hawk-signing client. Only tests import it.
 package testkit
 
 import (
@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +71,52 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// Clock is a time source a test sets: Now stays where it was put until
+// Add moves it. It is safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// ErrMatches reports whether err is what a table test wants: no error for
+// want "", else an error whose message contains want.
+func ErrMatches(err error, want string) bool {
+	if err == nil || want == "" {
+		return (err == nil) == (want == "")
+	}
+	return strings.Contains(err.Error(), want)
+}
+
+// Get sends req with http.DefaultClient and returns the status and the
+// whole body; a transport error fails the test.
+func Get(t testing.TB, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Memcached is a memcached child process on a free 127.0.0.1 port, which a
