@@ -320,6 +320,26 @@ func (f *fleet) close() {
 	f.srv.Close()
 }
 
+// series reads the dashboard's series API.
+func (f *fleet) series(t *testing.T) seriesResponse {
+	t.Helper()
+	req, _ := http.NewRequest("GET", f.srv.URL+"/__dashboard__/api/series", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("series API: %d", resp.StatusCode)
+	}
+	var s seriesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 type seriesResponse struct {
 	T        []int64         `json:"t"`
 	Sections []seriesSection `json:"sections"`
@@ -379,24 +399,6 @@ func TestSeriesAfterTraffic(t *testing.T) {
 	f := newFleet(t, 50*time.Millisecond)
 	f.traffic(4)
 
-	fetch := func() seriesResponse {
-		t.Helper()
-		req, _ := http.NewRequest("GET", f.srv.URL+"/__dashboard__/api/series", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("series API: %d", resp.StatusCode)
-		}
-		var s seriesResponse
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	// Rare events (one request in twenty asks for a token) need a moment
 	// on a slow machine: wait until every line has moved, then check.
 	wanted := [][2]string{
@@ -409,7 +411,7 @@ func TestSeriesAfterTraffic(t *testing.T) {
 	}
 	var s seriesResponse
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		s = fetch()
+		s = f.series(t)
 		moved := len(s.T) >= 5
 		for _, w := range wanted {
 			vals, _ := s.line(w[0], w[1])
@@ -484,21 +486,6 @@ func TestSeriesAfterTraffic(t *testing.T) {
 // first connection brings it.
 func TestPushSectionOnlyWithPush(t *testing.T) {
 	f := newFleet(t, 20*time.Millisecond)
-	fetch := func() seriesResponse {
-		t.Helper()
-		req, _ := http.NewRequest("GET", f.srv.URL+"/__dashboard__/api/series", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var s seriesResponse
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	hasPush := func(s seriesResponse) bool {
 		return slices.ContainsFunc(s.Sections, func(sec seriesSection) bool {
 			return sec.Title == "Push"
@@ -506,14 +493,14 @@ func TestPushSectionOnlyWithPush(t *testing.T) {
 	}
 	var s seriesResponse
 	for deadline := time.Now().Add(10 * time.Second); len(s.T) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		s = fetch()
+		s = f.series(t)
 	}
 	if len(s.T) < 3 || hasPush(s) {
 		t.Fatalf("%d samples, push section %v before any push", len(s.T), hasPush(s))
 	}
 	f.m.PushObserver().Connections(1)
 	for deadline := time.Now().Add(10 * time.Second); !hasPush(s) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		s = fetch()
+		s = f.series(t)
 	}
 	if open, _ := s.line("push.connections", "open"); len(open) == 0 || open[len(open)-1] != 1 {
 		t.Fatalf("push connections %v after one connection", open)
