@@ -49,24 +49,15 @@
     setStep('error');
   }
 
-  function explain(e) {
-    if (!(e instanceof ApiError)) return e && e.message ? e.message : String(e);
-    switch (e.errno) {
-      case 102: return 'There is no account with this email.';
-      case 103: return 'Incorrect password.';
-      case 101: return 'An account with this email already exists.';
-      case 114: {
-        const s = e.body.retryAfter;
-        return 'Too many attempts. Try again' + (s ? ' in ' + s + ' seconds.' : ' later.');
-      }
-      case 125: return e.body.verificationMethod === 'captcha'
-        ? 'Please type the characters in the picture.'
-        : 'New accounts cannot be created here. Ask the operator of this server for an account.';
-      case 127: return 'The characters did not match the picture (or it expired). Try the new one.';
-      case 201: return 'The server is busy. Try again in a moment.';
-      default: return e.message;
-    }
-  }
+  // The errnos of signing up, besides those every page explains.
+  const signupErrors = {
+    101: 'An account with this email already exists.',
+    125: e => e.body.verificationMethod === 'captcha'
+      ? 'Please type the characters in the picture.'
+      : 'New accounts cannot be created here. Ask the operator of this server for an account.',
+    127: 'The characters did not match the picture (or it expired). Try the new one.',
+  };
+  const explain = e => window.WeaveApi.explain(e, signupErrors);
 
   // ---- the account_updates WebChannel ------------------------------------
 

@@ -14,20 +14,9 @@
 
   const { ApiError, api } = window.WeaveApi;
 
-  function explain(e) {
-    if (!(e instanceof ApiError)) return e && e.message ? e.message : String(e);
-    switch (e.errno) {
-      case 102: return 'There is no account with this email.';
-      case 103: return 'Incorrect password.';
-      case 110: return 'You have been signed out. Reload the page to sign in again.';
-      case 114: {
-        const s = e.body.retryAfter;
-        return 'Too many attempts. Try again' + (s ? ' in ' + s + ' seconds.' : ' later.');
-      }
-      case 201: return 'The server is busy. Try again in a moment.';
-      default: return e.message;
-    }
-  }
+  const explain = e => window.WeaveApi.explain(e, {
+    110: 'You have been signed out. Reload the page to sign in again.',
+  });
 
   // ---- the account_updates WebChannel (Firefox) ---------------------------
 
