@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +128,8 @@ type Memcached struct {
 	port int
 	cmd  *exec.Cmd
 	exit chan struct{}
+	// started: the server has run, so a restart must keep its port.
+	started bool
 }
 
 // StartMemcached starts a memcached for the test, or skips the test when
@@ -168,17 +171,23 @@ func (m *Memcached) Start() {
 			case <-exit:
 				exited, lastErr = true, fmt.Errorf("memcached exited (port %d busy?)", m.port)
 			default:
-				lastErr = ping(m.Addr())
+				lastErr = ping(m.Addr(), cmd.Process.Pid)
 				up = lastErr == nil
 			}
 		}
 		if up {
-			m.cmd, m.exit = cmd, exit
+			m.cmd, m.exit, m.started = cmd, exit, true
 			return
 		}
 		cmd.Process.Kill()
 		<-exit
 		time.Sleep(100 * time.Millisecond) // the port may still be held: try again
+		if !m.started {
+			// Another process took the port after FreePort found it free:
+			// only a restart must keep its port.
+			m.port = FreePort(m.t)
+			args[slices.Index(args, "-p")+1] = strconv.Itoa(m.port)
+		}
 	}
 	m.t.Fatalf("memcached on %s did not start: %v", m.Addr(), lastErr)
 }
@@ -193,25 +202,35 @@ func (m *Memcached) Stop() {
 	m.cmd = nil
 }
 
-// ping asks memcached for its version.
-func ping(addr string) error {
+// ping asks the memcached at addr for its process id and checks that it
+// is pid: a port found free a moment ago may since have been taken by
+// another test's memcached, which would answer a plain ping while ours
+// exits for want of the port.
+func ping(addr string, pid int) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "version\r\n"); err != nil {
+	if _, err := io.WriteString(c, "stats\r\n"); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		switch line = strings.TrimRight(line, "\r\n"); {
+		case line == "STAT pid "+strconv.Itoa(pid):
+			return nil
+		case strings.HasPrefix(line, "STAT pid "):
+			return fmt.Errorf("%s is another memcached (%s), not ours (pid %d)", addr, line, pid)
+		case !strings.HasPrefix(line, "STAT "):
+			return fmt.Errorf("unexpected answer %q", line)
+		}
 	}
-	if len(line) < 7 || line[:7] != "VERSION" {
-		return fmt.Errorf("unexpected answer %q", line)
-	}
-	return nil
 }
 
 // Response is an answer read whole.
