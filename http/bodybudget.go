@@ -18,12 +18,13 @@ import (
 // a request reserves its body's size before reading it, and waits for room
 // while the body is still in the kernel's socket buffers, not in ours.
 
-// DefaultMaxBodyMemory is the default budget: three bodies of the default
-// max_request_bytes, or some 180 typical Firefox uploads (~45 KB), at once,
-// more than SQLite's one writer commits in a group. With 1,000 concurrent
-// molotov sessions on SQLite, peak RSS was 282 MiB without a budget, 217
-// MiB with 16 MiB and 163 MiB with 8 MiB (docs/benchmarks.md).
-const DefaultMaxBodyMemory = 8 << 20
+// DefaultMaxBodyMemory is the default budget: one body of the default
+// max_request_bytes and more, or some 90 typical Firefox uploads (~45 KB)
+// at once, more than SQLite's one writer commits in a group or a server
+// database's pool runs. With 1,000 concurrent molotov sessions on SQLite,
+// peak RSS was 279 MiB without a budget, 153–158 MiB with 8 MiB and 144 MiB
+// with 4 MiB, at the same sessions/s (docs/benchmarks.md, target 5).
+const DefaultMaxBodyMemory = 4 << 20
 
 // bodyWait is the longest a request waits for room in the budget before it
 // gets 503 with Retry-After (the write has not started: retrying is safe).
