@@ -35,6 +35,26 @@ func Bench(b *testing.B, s weave.Store) {
 			b.Fatal(err)
 		}
 	}
+	// postBench posts n records of new ids at a time, a fresh user every
+	// 100 posts.
+	postBench := func(b *testing.B, prefix string, n int) {
+		ctx := b.Context()
+		uid := newUID()
+		batches := make([][]weave.Update, 100)
+		for i := range batches {
+			batches[i] = records(fmt.Sprint(prefix, i, "-"), n)
+		}
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if i%len(batches) == 0 {
+				uid = newUID()
+			}
+			_, err := s.PostBSOs(ctx, uid, "history", batches[i%len(batches)], noPre)
+			fail(b, err)
+			i++
+		}
+	}
 
 	// Ten users syncing at once, each session as Firefox does it: the
 	// collection timestamps, meta/global, a read of what changed and an
@@ -110,47 +130,12 @@ func Bench(b *testing.B, s weave.Store) {
 		b.Run(name, func(b *testing.B) { newerFull1000(b, lean) })
 	}
 
-	b.Run("Post100x500B", func(b *testing.B) {
-		ctx := b.Context()
-		uid := newUID()
-		// New ids every time, as a first sync uploads; a fresh user every
-		// 100 posts keeps the collection at a realistic size.
-		batches := make([][]weave.Update, 100)
-		for i := range batches {
-			batches[i] = records(fmt.Sprint("p", i, "-"), 100)
-		}
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			if n%len(batches) == 0 {
-				uid = newUID()
-			}
-			_, err := s.PostBSOs(ctx, uid, "history", batches[n%len(batches)], noPre)
-			fail(b, err)
-			n++
-		}
-	})
-
+	// New ids every time, as a first sync uploads; a fresh user every
+	// 100 posts keeps the collection at a realistic size.
+	b.Run("Post100x500B", func(b *testing.B) { postBench(b, "p", 100) })
 	// The size of most uploads in the load model (up to 10 records per
 	// POST), new ids each time: the write path's per-request cost.
-	b.Run("Post10x500B", func(b *testing.B) {
-		ctx := b.Context()
-		uid := newUID()
-		batches := make([][]weave.Update, 100)
-		for i := range batches {
-			batches[i] = records(fmt.Sprint("q", i, "-"), 10)
-		}
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			if n%len(batches) == 0 {
-				uid = newUID()
-			}
-			_, err := s.PostBSOs(ctx, uid, "history", batches[n%len(batches)], noPre)
-			fail(b, err)
-			n++
-		}
-	})
+	b.Run("Post10x500B", func(b *testing.B) { postBench(b, "q", 10) })
 
 	b.Run("BatchCommit1000", func(b *testing.B) {
 		ctx := b.Context()

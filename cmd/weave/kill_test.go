@@ -105,7 +105,8 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-func testKill9(t *testing.T, bc backendCase) {
+// newKillWorld is a killWorld with two fresh node databases of bc.
+func newKillWorld(t *testing.T, bc backendCase) *killWorld {
 	w := &killWorld{t: t}
 	if bc.name == "sqlite" {
 		dir := t.TempDir()
@@ -113,6 +114,11 @@ func testKill9(t *testing.T, bc backendCase) {
 	} else {
 		w.db1, w.db2 = bc.url(t), bc.url(t)
 	}
+	return w
+}
+
+func testKill9(t *testing.T, bc backendCase) {
+	w := newKillWorld(t, bc)
 	w.env = newProcEnv(t, "--database-url", w.db1, "--nodes", "all", "--state-refresh", "100ms")
 	w.node1 = "http://" + w.env.addr
 	w.node2 = w.node1 + "/n2"

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,13 +36,7 @@ func TestServeResumesKilledMove(t *testing.T) {
 }
 
 func testServeResumesKilledMove(t *testing.T, bc backendCase) {
-	w := &killWorld{t: t}
-	if bc.name == "sqlite" {
-		dir := t.TempDir()
-		w.db1, w.db2 = sqliteURL(filepath.Join(dir, "node1.db")), sqliteURL(filepath.Join(dir, "node2.db"))
-	} else {
-		w.db1, w.db2 = bc.url(t), bc.url(t)
-	}
+	w := newKillWorld(t, bc)
 	args := []string{"--database-url", w.db1, "--nodes", "all", "--state-refresh", "100ms", "--resume-moves-after", "1s", "--log-level", "info"}
 	w.env = newProcEnv(t, args...)
 	w.node1 = "http://" + w.env.addr
