@@ -117,6 +117,18 @@ func newKillWorld(t *testing.T, bc backendCase) *killWorld {
 	return w
 }
 
+// openDatabases opens the token database and both shards for the test's
+// own checks, closed when the test ends.
+func (w *killWorld) openDatabases() {
+	tokenDB, _, err := (&sqlstore.Config{Timeout: 10 * time.Second}).OpenShard(context.Background(), w.db1, false)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { tokenDB.Close() })
+	w.tokens = sqlstore.NewTokenDB(tokenDB, sqlstore.TokenDBOptions{})
+	w.shards = map[string]*sqlstore.Store{w.node1: w.open(w.db1), w.node2: w.open(w.db2)}
+}
+
 func testKill9(t *testing.T, bc backendCase) {
 	w := newKillWorld(t, bc)
 	w.env = newProcEnv(t, "--database-url", w.db1, "--nodes", "all", "--state-refresh", "100ms")
@@ -140,13 +152,7 @@ func testKill9(t *testing.T, bc backendCase) {
 	mover.must(202, "POST", "/storage/forms?batch=true", []map[string]any{{"id": "open", "payload": "staged"}})
 	w.weave("node", "set-state", w.node2, "up", "--token-database-url", w.db1)
 
-	tokenDB, _, err := (&sqlstore.Config{Timeout: 10 * time.Second}).OpenShard(context.Background(), w.db1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tokenDB.Close()
-	w.tokens = sqlstore.NewTokenDB(tokenDB, sqlstore.TokenDBOptions{})
-	w.shards = map[string]*sqlstore.Store{w.node1: w.open(w.db1), w.node2: w.open(w.db2)}
+	w.openDatabases()
 	uid := mover.token.UID
 	data, err := w.shards[w.node1].ExportUser(t.Context(), uid)
 	if err != nil || !data.Exists {

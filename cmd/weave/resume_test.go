@@ -16,7 +16,6 @@ import (
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fxa/issuer"
 	"github.com/weave-sync/weave/internal/testkit"
-	"github.com/weave-sync/weave/sqlstore"
 )
 
 // TestServeResumesKilledMove kills `weave user migrate` with SIGKILL in the
@@ -56,13 +55,7 @@ func testServeResumesKilledMove(t *testing.T, bc backendCase) {
 		mover.must(200, "POST", "/storage/"+coll, recs)
 	}
 	w.weave("node", "set-state", w.node2, "up", "--token-database-url", w.db1)
-	tokenDB, _, err := (&sqlstore.Config{Timeout: 10 * time.Second}).OpenShard(context.Background(), w.db1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tokenDB.Close()
-	w.tokens = sqlstore.NewTokenDB(tokenDB, sqlstore.TokenDBOptions{})
-	w.shards = map[string]*sqlstore.Store{w.node1: w.open(w.db1), w.node2: w.open(w.db2)}
+	w.openDatabases()
 	uid := mover.token.UID
 
 	var acked []string
