@@ -18,6 +18,7 @@ func TestQueryPlans(t *testing.T) {
 
 	pk := func(string) string { return "PRIMARY" }
 	for _, q := range sqltest.PlanQueries(d, pk) {
+		q.SQL = sqltest.HeaderRead(q.SQL) // as sqlstore reads on MySQL
 		t.Run(q.Name, func(t *testing.T) {
 			rows := explain(t, db.Write, q.SQL, q.Args...)
 			found := false

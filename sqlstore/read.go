@@ -207,6 +207,11 @@ type readKey struct {
 	// count: COUNT(*) instead of the records (no order, no limit); skip:
 	// an OFFSET after the LIMIT (see countBSOs).
 	count, skip bool
+	// header: the collection's timestamp comes as a row of its own before
+	// the records (UNION ALL) instead of as a column of each record, so a
+	// read that matches no record still gets it from the same statement
+	// (MySQL: one round trip instead of two or three; see GetBSOs).
+	header bool
 }
 
 func (s *Store) readText(k readKey, nIDs int) string {
@@ -220,7 +225,25 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	// The collection's timestamp rides along as the first column: one
 	// statement reads it and the records from one snapshot (the subquery
 	// is evaluated once, and leaves the records' index order alone).
-	b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, ")
+	if k.header {
+		// Or as a first row of its own, marked by the timestamp column
+		// being the only non-NULL one there and NULL in every record row;
+		// the other columns are placeholders of the records' types. Both
+		// parts are one statement, so one snapshot; MariaDB and MySQL run
+		// the parts of a UNION ALL in order and stream them, the records
+		// in their ORDER BY (which needs a LIMIT there, see below; scanBSOs
+		// does not depend on where the header row comes).
+		b.WriteString("(SELECT modified AS collection_modified, '' AS id, 0 AS modified, NULL AS sortindex")
+		if !k.lean {
+			b.WriteString(", 0 AS expiry, NULL AS parentid, NULL AS predecessorid")
+		}
+		if !k.idsOnly {
+			b.WriteString(", '' AS payload")
+		}
+		b.WriteString(" FROM user_collections WHERE uid = ? AND collection_id = ?) UNION ALL (SELECT NULL, ")
+	} else {
+		b.WriteString("SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, ")
+	}
 	switch {
 	case k.count:
 		b.WriteString("COUNT(*)")
@@ -260,9 +283,16 @@ func (s *Store) readText(k readKey, nIDs int) string {
 	}
 	if k.limit {
 		b.WriteString(" LIMIT ?")
+	} else if k.header && !k.count {
+		// MariaDB drops the ORDER BY of a UNION part that has no LIMIT:
+		// the largest one keeps it.
+		b.WriteString(" LIMIT 18446744073709551615")
 	}
 	if k.skip {
 		b.WriteString(" OFFSET ?")
+	}
+	if k.header {
+		b.WriteString(")")
 	}
 	t := s.db.Q(b.String())
 	if nIDs == 0 {
@@ -303,7 +333,11 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	}
 
 	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly,
-		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean}
+		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean,
+		// Round trips are what MySQL reads cost (a server a network hop
+		// away); SQLite's are function calls, and PostgreSQL keeps the
+		// column form.
+		header: s.db.Dialect.Name() == "mysql"}
 	args := readArgs(k, q, off, uid, cid, s.nowMs())
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
@@ -320,14 +354,16 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	full := false // the page stopped at MaxBytes with records left
 	read := func() error {
 		return s.queryRows(ctx, query, len(q.IDs) == 0, args, func(rows *sql.Rows) (err error) {
-			page.BSOs, page.Modified, full, err = scanBSOs(rows, q, page.BSOs[:0])
+			page.BSOs, page.Modified, full, err = scanBSOs(rows, q, k.header, page.BSOs[:0])
 			return err
 		})
 	}
 	if err := read(); err != nil {
 		return weave.Page{}, err
 	}
-	if len(page.BSOs) == 0 {
+	// With the header row the statement gave the timestamp of the same
+	// snapshot as the (absent) records: 0 when the collection has no row.
+	if len(page.BSOs) == 0 && !k.header {
 		// No row, so no timestamp: read it now, then decide. A timestamp
 		// read after the records could be newer than records the read
 		// missed, and a client trusting it would skip them (data loss); so
@@ -390,7 +426,7 @@ func readArgs(k readKey, q weave.Query, off offset, uid, cid, now int64) []any {
 // offset. Otherwise, and without a limit, COUNT(*) counts them. Neither
 // statement takes a record's id or payload out of the database.
 func (s *Store) countBSOs(ctx context.Context, k readKey, q weave.Query, args []any) (weave.Page, error) {
-	k.idsOnly, k.lean = true, true
+	k.idsOnly, k.lean, k.header = true, true, false
 	if k.limit {
 		sk := k
 		sk.skip = true
@@ -398,7 +434,7 @@ func (s *Store) countBSOs(ctx context.Context, k readKey, q weave.Query, args []
 		var edge []weave.BSO
 		var ts weave.Timestamp
 		err := s.queryRows(ctx, s.readText(sk, len(q.IDs)), len(q.IDs) == 0, sargs, func(rows *sql.Rows) (err error) {
-			edge, ts, _, err = scanBSOs(rows, weave.Query{IDsOnly: true, Lean: true}, make([]weave.BSO, 0, 2))
+			edge, ts, _, err = scanBSOs(rows, weave.Query{IDsOnly: true, Lean: true}, false, make([]weave.BSO, 0, 2))
 			return err
 		})
 		if err != nil {
@@ -449,9 +485,10 @@ func (s *Store) queryRows(ctx context.Context, query string, prepared bool, args
 }
 
 // scanBSOs reads the rows of a GetBSOs statement into out, and the
-// collection timestamp they carry. With q.MaxBytes it stops at the first
-// row past the budget and reports full: more records match.
-func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ weave.Timestamp, full bool, _ error) {
+// collection timestamp they carry (with header, in a row of its own, the
+// one whose timestamp column is not NULL). With q.MaxBytes it stops at the
+// first row past the budget and reports full: more records match.
+func scanBSOs(rows *sql.Rows, q weave.Query, header bool, out []weave.BSO) (_ []weave.BSO, _ weave.Timestamp, full bool, _ error) {
 	if q.Limit > 0 && cap(out) == 0 {
 		out = make([]weave.BSO, 0, min(q.Limit+1, 1000))
 	}
@@ -472,14 +509,31 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ 
 	// per record.
 	var block []int64
 	size := 0
+	var ts int64
+	seen := false // the header row
 	for rows.Next() {
-		if q.MaxBytes > 0 && size >= q.MaxBytes && len(out) > 0 {
+		past := q.MaxBytes > 0 && size >= q.MaxBytes && len(out) > 0
+		if past && (!header || seen) {
 			// This row is past the budget: leave it, and the rest, unread.
-			return out, weave.Timestamp(collection.v), true, nil
+			return out, weave.Timestamp(ts), true, nil
 		}
 		b = weave.BSO{}
 		if err := rows.Scan(dest...); err != nil {
 			return out, 0, false, err
+		}
+		if collection.valid {
+			ts = collection.v
+		}
+		if header && collection.valid {
+			seen = true
+			if past {
+				return out, weave.Timestamp(ts), true, nil
+			}
+			continue
+		}
+		if past {
+			full = true
+			continue // looking for a header that came late
 		}
 		size += len(b.ID) + len(b.Payload)
 		if si.valid {
@@ -495,7 +549,7 @@ func scanBSOs(rows *sql.Rows, q weave.Query, out []weave.BSO) (_ []weave.BSO, _ 
 		b.ParentID, b.PredecessorID = parent.String, pred.String
 		out = append(out, b)
 	}
-	return out, weave.Timestamp(collection.v), false, rows.Err()
+	return out, weave.Timestamp(ts), full, rows.Err()
 }
 
 // intColumn scans an integer column, NULL as not valid. database/sql

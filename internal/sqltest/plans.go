@@ -336,3 +336,32 @@ func RowMaps(t testing.TB, db *sql.DB, query string, args ...any) []map[string]s
 	}
 	return out
 }
+
+// HeaderRead rewrites a ReadSQL statement into the form sqlstore uses on
+// MySQL (readKey.header): the collection timestamp as a row of its own,
+// then the records, in one UNION ALL. Other statements come back as they
+// were. The arguments stay the same.
+func HeaderRead(query string) string {
+	const head = "SELECT (SELECT modified FROM user_collections WHERE uid = ? AND collection_id = ?) AS collection_modified, "
+	rest, ok := strings.CutPrefix(query, head)
+	cols, _, found := strings.Cut(rest, " FROM bsos ")
+	if !ok || !found || strings.Contains(cols, "COUNT(") {
+		return query
+	}
+	var h strings.Builder
+	h.WriteString("(SELECT modified")
+	for _, c := range strings.Split(cols, ", ") {
+		switch c {
+		case "id", "payload":
+			h.WriteString(", ''")
+		case "modified", "expiry":
+			h.WriteString(", 0")
+		default:
+			h.WriteString(", NULL")
+		}
+	}
+	if !strings.Contains(rest, " LIMIT ") {
+		rest += " LIMIT 18446744073709551615"
+	}
+	return h.String() + " FROM user_collections WHERE uid = ? AND collection_id = ?) UNION ALL (SELECT NULL, " + rest + ")"
+}
