@@ -15,7 +15,10 @@
 # the proxy forwarded to the database: load-independent; on MariaDB one
 # per statement, more for a statement too big for one chunk, such as a
 # large upload), and, with the cache, its hit ratio from /metrics.
-# Medians per mix and configuration at the end. Targets only 127.0.0.1.
+# Medians per mix and configuration at the end, then each request kind's
+# p50 and count per session (where a session's time goes). CONCURRENCY=1
+# or 2 measures below saturation, where a request waits for the database's
+# distance rather than for the two cores. Targets only 127.0.0.1.
 #
 #   scripts/bench-cache.sh [PAIRS] [DURATION]      (defaults: 3 30s)
 #
@@ -169,7 +172,7 @@ run() {
   rt1=$(proxy_requests "$name")
   lk1=$(lookups "${!mport_var}")
   [ -n "$report" ] || return 0
-  python3 - "$work/run.json" "$name" "$mix" "$rt0" "$rt1" "$lk0" "$lk1" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results" <<'PY'
+  python3 - "$work/run.json" "$name" "$mix" "$rt0" "$rt1" "$lk0" "$lk1" "$(cut -d' ' -f1 /proc/loadavg)" "$work/kinds.tsv" >>"$results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 name, mix = sys.argv[2], sys.argv[3]
@@ -183,6 +186,9 @@ ratio = hit / (hit + miss + byp) if hit + miss + byp else float("nan")
 print("\t".join(str(x) for x in [mix, name, f"{se['per_second']:.1f}", f"{t['p50_ms']:.2f}", f"{t['p99_ms']:.1f}",
       f"{se['p50_ms']:.1f}", f"{se['p99_ms']:.1f}", f"{cpu:.2f}", f"{rt / done:.2f}", f"{rt / max(1, t['count']):.2f}",
       f"{ratio:.2f}", f"{mcrt / done:.2f}", f"{r['bytes_received'] / done / 1024:.1f}", t["errors"], sys.argv[8]]))
+with open(sys.argv[9], "a") as k:
+    for q in r["requests"]:
+        k.write("\t".join(str(x) for x in [mix, name, q["kind"], q["p50_ms"], q["count"] / done]) + "\n")
 PY
   tail -1 "$results" | awk -F'\t' '{printf "   %-13s %-8s %7s sessions/s  request p50 %6s ms p99 %6s ms  session p50 %6s ms p99 %6s ms  CPU %5s s/1k sessions  DB round trips %6s/session %5s/request  hit ratio %s  memcached round trips %s/session  received %s KiB/session  errors %s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
 }
@@ -227,6 +233,20 @@ for mix in dict.fromkeys(r["mix"] for r in rows):
     a, b = med[mix, "nocache"], med[mix, "memcache"]
     print(f"{mix}: with/without sessions/s {b['sessions_s'] / a['sessions_s']:.2f}x, request p50 {100 * (b['req_p50'] / a['req_p50'] - 1):+.0f} %, "
           f"DB round trips per session {a['rt_session']:.2f} -> {b['rt_session']:.2f}")
+PY
+echo "== request p50 ms by kind (medians over the pairs), and requests of the kind per session"
+python3 - "$work/kinds.tsv" <<'PY'
+import collections, statistics, sys
+v = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    mix, cfg, kind, p50, per = line.rstrip("\n").split("\t")
+    v[mix, kind, cfg].append((float(p50), float(per)))
+print("| mix | request | p50 ms without cache | p50 ms with memcached | per session |")
+print("|---|---|---|---|---|")
+for mix, kind in dict.fromkeys((m, k) for m, k, _ in v):
+    a, b = v.get((mix, kind, "nocache"), []), v.get((mix, kind, "memcache"), [])
+    med = lambda xs, i: f"{statistics.median(x[i] for x in xs):.2f}" if xs else "–"
+    print(f"| {mix} | {kind} | {med(a, 0)} | {med(b, 0)} | {med(a or b, 1)} |")
 PY
 echo "== the cached server's lookups by operation and outcome, and memcached round trips by command (whole run, fill included)"
 curl -sf "http://127.0.0.1:$mport_memcache/metrics" |
