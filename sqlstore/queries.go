@@ -164,6 +164,10 @@ func (s *Store) buildText(k textKey) string {
 				b.WriteString("0")
 			}
 		}
+		if s.descendingInserts {
+			// In the order of the read's rowid lookups (see upsert).
+			b.WriteString(" ORDER BY id DESC")
+		}
 		b.WriteString(d.UpsertSet(bsoKey, k.shape.upsertSet(d)))
 	case textDeleteExpired:
 		// Parameters: uid, collection id, now, ids.

@@ -99,6 +99,9 @@ type Store struct {
 	ws, rs        *stmtCache // prepared statements of the Write and Read pools
 	colls         collectionCache
 	texts         sync.Map // textKey → rebound statement text
+	// descendingInserts: insert records in descending id order (SQLite,
+	// whose bsos rows are kept in the order they were inserted; see upsert).
+	descendingInserts bool
 }
 
 var _ weave.Store = (*Store)(nil)
@@ -114,6 +117,7 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 	}
 	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime}
 	s.q = newQueries(db)
+	s.descendingInserts = db.Dialect.Name() == "sqlite"
 	prepare := db.Dialect.CacheStatements()
 	s.ws = newStmtCache(db.Write, prepare)
 	s.rs = newStmtCache(db.Read, prepare)

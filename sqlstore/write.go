@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/weave-sync/weave"
@@ -371,6 +373,13 @@ func (w *wtx) upsert(cid int64, us []weave.Update) error {
 	}
 	for sh := range groups {
 		idx := groups[sh]
+		if w.s.descendingInserts && len(idx) > 1 {
+			// A new record takes the next rowid, and a read walks the
+			// records newest first, ids descending within a write: inserted
+			// in that order, the read's rowid lookups each go to the next
+			// row, which SQLite does without a search from the root.
+			slices.SortFunc(idx, func(a, b int) int { return strings.Compare(us[b].ID, us[a].ID) })
+		}
 		for len(idx) > 0 {
 			n := w.s.ws.chunk(len(idx))
 			args := make([]any, 0, 10*n+7)
