@@ -369,3 +369,56 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestRowidOrder: the records of one write, posted or committed from a
+// batch, take consecutive rowids in the order a newest-first read walks
+// them (ids descending), so that the read steps from row to row.
+func TestRowidOrder(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
+	var pre weave.Precondition
+	us := func(ids ...string) []weave.Update {
+		out := make([]weave.Update, len(ids))
+		for i, id := range ids {
+			out[i] = weave.Update{ID: id, Payload: weave.Some(id)}
+		}
+		return out
+	}
+	if _, err := s.PostBSOs(ctx, 1, "history", us("b", "d", "a", "c"), pre); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := s.CreateBatch(ctx, 1, "bookmarks", us("y", "w"), pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitBatch(ctx, 1, "bookmarks", id, us("x", "z"), pre); err != nil {
+		t.Fatal(err)
+	}
+	for coll, want := range map[string]string{"history": "d c b a", "bookmarks": "z y x w"} {
+		rows, err := s.DB().Read.QueryContext(ctx, `SELECT b.rowid, b.id FROM bsos b JOIN collections c ON c.id = b.collection_id WHERE c.name = ? ORDER BY b.rowid`, coll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		var prev int64
+		for rows.Next() {
+			var rowid int64
+			var id string
+			if err := rows.Scan(&rowid, &id); err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) > 0 && rowid != prev+1 {
+				t.Errorf("%s: rowid %d after %d", coll, rowid, prev)
+			}
+			prev = rowid
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if got := strings.Join(ids, " "); got != want {
+			t.Errorf("%s in rowid order: %s, want %s", coll, got, want)
+		}
+	}
+}
