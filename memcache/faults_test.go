@@ -1,6 +1,7 @@
 package memcache_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -170,6 +171,57 @@ func TestFailedInvalidation(t *testing.T) {
 	wantTimestamps(t, b, uid, "tabs", t2, "another process after the repair")
 	wantTimestamps(t, a, uid, "tabs", t2, "after the repair")
 	wantHits(t, a, uid)
+}
+
+// TestBrokenIdleConnections: every idle connection of a process broke at
+// once (a restarted memcached closed them; here the proxy cuts them) while
+// memcached answers. The first round trip fails on one of them; the steps
+// of a write must then reach memcached on fresh connections instead of
+// failing on the other broken ones, since a write whose mark and
+// invalidation both fail leaves its old timestamps to every process that
+// does reach memcached (the window of TestFailedInvalidation, without an
+// unreachable memcached).
+func TestBrokenIdleConnections(t *testing.T) {
+	mc := startMemcached(t)
+	px := startProxy(t, mc.Addr())
+	path := tempDB(t)
+	prefix := randomPrefix()
+	a := newProcess(t, path, memcache.Config{Servers: []string{px.Addr()}, Prefix: prefix, Timeout: faultTimeout})
+	b := newProcess(t, path, memcache.Config{Servers: []string{mc.Addr()}, Prefix: prefix, Timeout: faultTimeout})
+	ctx := t.Context()
+	const uid = 79
+
+	t1 := mustTS(a.PostBSOs(ctx, uid, "tabs", []weave.Update{upd("t", "1")}, noPre))(t)
+	wantTimestamps(t, a, uid, "tabs", t1, "fill")
+	// Reads slowed down by the proxy overlap, so a keeps several idle
+	// connections; more than the two tries of a write step.
+	px.Set(slow, 30*time.Millisecond)
+	for i := 0; px.Conns() < 4; i++ {
+		if i == 10 {
+			t.Fatalf("only %d connections", px.Conns())
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { a.CollectionTimestamps(ctx, uid) })
+		}
+		wg.Wait()
+	}
+	px.Set(pass, 0)
+	px.Cut()
+
+	// b reads the cached t1 while a's write is in the database: without
+	// a's mark it would keep serving it after the write.
+	a.inner.hooks(func(op string) {
+		if op == "PostBSOs" {
+			wantTimestamps(t, b, uid, "tabs", t1, "another process during the write")
+		}
+	}, nil)
+	t2 := mustTS(a.PostBSOs(ctx, uid, "tabs", []weave.Update{upd("t", "2")}, noPre))(t)
+	a.inner.hooks(nil, nil)
+	if st := a.Status(memcache.Primary); st.DirtyUsers != 0 {
+		t.Errorf("the write's invalidation failed on broken idle connections: %+v", st)
+	}
+	wantTimestamps(t, b, uid, "tabs", t2, "another process after the write")
 }
 
 // TestLostAnswerAfterMark: the mark of a write reached memcached but the

@@ -138,6 +138,13 @@ func (p *faultProxy) pipe(dst, src net.Conn, reply bool) {
 	}
 }
 
+// Conns is the number of client connections open through the proxy.
+func (p *faultProxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2 // each has its server side
+}
+
 // Cut closes every open connection (as a crash or a network failure would).
 func (p *faultProxy) Cut() {
 	p.mu.Lock()

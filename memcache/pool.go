@@ -113,6 +113,11 @@ func (p *pool) do(cmd string, f func() error) error {
 	d := time.Since(start)
 	if err != nil && !protocolAnswer(err) {
 		p.cfg.Observer.RoundTrip(p.name, cmd, d, err)
+		// The idle connections likely broke with this one (a restarted
+		// memcached closed them all): the next round trips dial afresh
+		// instead of each failing on one of them, which after a restart
+		// would fail a write's steps while memcached answers others.
+		p.mc.Close()
 		p.fail(cmd, err)
 		return err
 	}
