@@ -89,12 +89,23 @@
 // every process ignores the covered parts until the mark is removed or
 // expires (PendingTTL), and by then they are gone, so a lost finish cannot
 // leave old data behind for anyone. The one case the protocol cannot cover
-// is a process that reaches the database but not memcached at all while
-// other processes reach both: its mark and invalidation never arrive, and
-// the others may serve the old parts until that process reaches memcached
-// again and repairs them (it probes at least every second), or for at most
-// TTL, which bounds the age of every cached part. The process itself never
-// serves them.
+// is a write whose mark did not reach memcached while other processes do
+// reach it: memcached was down when the write began and is back before it
+// ends (a restart), or the mark's round trips failed or timed out for this
+// process only. Nothing then keeps the others off the parts the write
+// changes: from its commit until its finish they may serve, and fill, the
+// parts from before it, while reads that go to the database (the writer's
+// own process's among them, since it bypasses a pool it saw fail) return
+// the new ones, so a read may return older data than a read that ended
+// before it began. The finish drops those parts before the write is
+// answered. If the finish fails too (the process reaches the database but
+// not memcached at all), the others may serve them after the answer, until
+// that process reaches memcached again and repairs them (it probes at
+// least every second), or for at most TTL, which bounds the age of every
+// cached part; the process itself no longer serves them. So every read
+// that goes back in time overlaps a write during which its process saw a
+// round trip fail, and ends before that process has confirmed its
+// invalidations again (runLoad in the tests checks exactly this).
 //
 // Cached counts and usage follow writes exactly, but records also expire
 // by their TTL without any write: such an expiry shows in the figures

@@ -53,7 +53,10 @@ func wantHits(t *testing.T, p process, uid int64) {
 
 // TestMemcachedStopAndRestart kills memcached in the middle of a load on
 // two processes and starts it again: no call fails or takes long, no read
-// goes back in time, and the cache is used again afterwards.
+// goes back in time but during a write that began while memcached was down
+// and until its process confirmed its invalidations (the case the package
+// comment leaves open; runLoad tells them apart), and the cache is used
+// again afterwards.
 func TestMemcachedStopAndRestart(t *testing.T) {
 	mc := startMemcached(t)
 	path := tempDB(t)
