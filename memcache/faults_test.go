@@ -1,6 +1,7 @@
 package memcache_test
 
 import (
+	"cmp"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,23 @@ func wantHits(t *testing.T, p process, uid int64) {
 		}
 		return p.obs.get("primary", memcache.Hit) > hits
 	})
+}
+
+// proxiedPair starts memcached and two processes on one database, a
+// reaching memcached through a fault proxy and b directly, both with cfg
+// under a fresh key prefix (and the fault tests' timeout unless cfg has
+// one).
+func proxiedPair(t *testing.T, cfg memcache.Config) (px *faultProxy, a, b process) {
+	mc := startMemcached(t)
+	px = startProxy(t, mc.Addr())
+	path := tempDB(t)
+	cfg.Prefix = randomPrefix()
+	cfg.Timeout = cmp.Or(cfg.Timeout, faultTimeout)
+	cfg.Servers = []string{px.Addr()}
+	a = newProcess(t, path, cfg)
+	cfg.Servers = []string{mc.Addr()}
+	b = newProcess(t, path, cfg)
+	return px, a, b
 }
 
 // TestMemcachedStopAndRestart kills memcached in the middle of a load on
@@ -135,12 +153,7 @@ func TestSlowPool(t *testing.T) {
 // repairs the entry as soon as memcached answers, after which every
 // process reads the new value.
 func TestFailedInvalidation(t *testing.T) {
-	mc := startMemcached(t)
-	px := startProxy(t, mc.Addr())
-	path := tempDB(t)
-	prefix := randomPrefix()
-	a := newProcess(t, path, memcache.Config{Servers: []string{px.Addr()}, Prefix: prefix, Timeout: faultTimeout})
-	b := newProcess(t, path, memcache.Config{Servers: []string{mc.Addr()}, Prefix: prefix, Timeout: faultTimeout})
+	px, a, b := proxiedPair(t, memcache.Config{})
 	ctx := t.Context()
 	const uid = 77
 
@@ -185,12 +198,9 @@ func TestFailedInvalidation(t *testing.T) {
 // does reach memcached (the window of TestFailedInvalidation, without an
 // unreachable memcached).
 func TestBrokenIdleConnections(t *testing.T) {
-	mc := startMemcached(t)
-	px := startProxy(t, mc.Addr())
-	path := tempDB(t)
-	prefix := randomPrefix()
-	a := newProcess(t, path, memcache.Config{Servers: []string{px.Addr()}, Prefix: prefix, Timeout: faultTimeout})
-	b := newProcess(t, path, memcache.Config{Servers: []string{mc.Addr()}, Prefix: prefix, Timeout: faultTimeout})
+	// No round trip through the slow proxy may time out: a failed one
+	// would drop the connections this test needs.
+	px, a, b := proxiedPair(t, memcache.Config{Timeout: calmTimeout})
 	ctx := t.Context()
 	const uid = 79
 
@@ -210,6 +220,10 @@ func TestBrokenIdleConnections(t *testing.T) {
 		wg.Wait()
 	}
 	px.Set(pass, 0)
+	waitTrusted(t, a)
+	if n := px.Conns(); n < 3 {
+		t.Fatalf("%d connections, want 3 for the two tries of the mark and the invalidation", n)
+	}
 	px.Cut()
 
 	// b reads the cached t1 while a's write is in the database: without
@@ -232,15 +246,8 @@ func TestBrokenIdleConnections(t *testing.T) {
 // read the database until it is cleared or expires: none reads the old
 // value at any point.
 func TestLostAnswerAfterMark(t *testing.T) {
-	mc := startMemcached(t)
-	px := startProxy(t, mc.Addr())
-	path := tempDB(t)
-	prefix := randomPrefix()
 	const pendingTTL = time.Second
-	a := newProcess(t, path, memcache.Config{Servers: []string{px.Addr()}, Prefix: prefix,
-		Timeout: faultTimeout, PendingTTL: pendingTTL})
-	b := newProcess(t, path, memcache.Config{Servers: []string{mc.Addr()}, Prefix: prefix,
-		Timeout: faultTimeout, PendingTTL: pendingTTL})
+	px, a, b := proxiedPair(t, memcache.Config{PendingTTL: pendingTTL})
 	ctx := t.Context()
 	const uid = 78
 
