@@ -88,6 +88,28 @@ func newWorld(t *testing.T, b backend, n int) *world {
 	return w
 }
 
+// afterStep is a Migrator.AfterStep that runs f after step, and returns
+// what f returns; nil after any other step.
+func afterStep(step weave.MoveStep, f func() error) func(int64, weave.MoveStep) error {
+	return func(_ int64, s weave.MoveStep) error {
+		if s == step {
+			return f()
+		}
+		return nil
+	}
+}
+
+// crashAfter has m move uid to node 1 and die after step.
+func (w *world) crashAfter(m *fleet.Migrator, uid int64, step weave.MoveStep) {
+	w.t.Helper()
+	crash := errors.New("crash")
+	m.AfterStep = afterStep(step, func() error { return crash })
+	if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); !errors.Is(err, crash) {
+		w.t.Fatalf("step %s: %v", step, err)
+	}
+	m.Close()
+}
+
 func (w *world) migrator() *fleet.Migrator {
 	m := &fleet.Migrator{
 		Dir:    w.tokens,
@@ -262,18 +284,7 @@ func TestMigrateCrashAndResume(t *testing.T) {
 				uid := w.user(fmt.Sprintf("crash-%s@example.com", step))
 				w.openBatch(uid)
 				want := w.digest(w.nodes[0].ID, uid)
-				crash := errors.New("crash")
-				m := w.migrator()
-				m.AfterStep = func(_ int64, s weave.MoveStep) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}
-				if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); !errors.Is(err, crash) {
-					t.Fatalf("step %s: %v", step, err)
-				}
-				m.Close()
+				w.crashAfter(w.migrator(), uid, step)
 				// Whole on exactly the node the token server hands out.
 				w.checkWhole(uid, want)
 				j, err := w.tokens.Migration(w.ctx, uid)

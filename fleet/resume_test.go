@@ -146,19 +146,9 @@ func TestResumeInterruptedMoves(t *testing.T) {
 						t.Fatal(err)
 					}
 				} else {
-					crash := errors.New("killed")
 					m := w.migrator()
 					m.Heartbeat = resumeBeat
-					m.AfterStep = func(_ int64, s weave.MoveStep) error {
-						if s == step {
-							return crash
-						}
-						return nil
-					}
-					if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); !errors.Is(err, crash) {
-						t.Fatalf("step %s: %v", step, err)
-					}
-					m.Close()
+					w.crashAfter(m, uid, step)
 				}
 				before := resumed.Load()
 				if before == 0 && step == steps[0] {
@@ -209,12 +199,10 @@ func TestResumeLeavesLiveMoverAlone(t *testing.T) {
 			want := w.digest(w.nodes[0].ID, uid)
 			m := w.migrator()
 			m.Heartbeat = resumeBeat
-			m.AfterStep = func(_ int64, s weave.MoveStep) error {
-				if s == weave.MoveStepLocked {
-					time.Sleep(4 * resumeAfter)
-				}
+			m.AfterStep = afterStep(weave.MoveStepLocked, func() error {
+				time.Sleep(4 * resumeAfter)
 				return nil
-			}
+			})
 			res, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL)
 			if err != nil || res.Resumed {
 				t.Fatalf("live mover: %+v %v", res, err)
@@ -229,12 +217,10 @@ func TestResumeLeavesLiveMoverAlone(t *testing.T) {
 			want = w.digest(w.nodes[0].ID, uid)
 			m = w.migrator()
 			m.Heartbeat = time.Hour
-			m.AfterStep = func(_ int64, s weave.MoveStep) error {
-				if s == weave.MoveStepLocked {
-					w.waitJournal(uid, 20*resumeAfter)
-				}
+			m.AfterStep = afterStep(weave.MoveStepLocked, func() error {
+				w.waitJournal(uid, 20*resumeAfter)
 				return nil
-			}
+			})
 			if _, err := m.MigrateUser(w.ctx, uid, w.nodes[1].URL); !errors.Is(err, weave.ErrMoveTaken) {
 				t.Errorf("stalled mover: %v", err)
 			}
