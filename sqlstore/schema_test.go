@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/weave-sync/weave/internal/dbtest"
+	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -117,28 +118,9 @@ func dumpSchema(t *testing.T, db *sql.DB, queries []string) string {
 	t.Helper()
 	var lines []string
 	for _, q := range queries {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]sql.NullString, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fields := make([]string, len(vals))
-			for i, v := range vals {
-				fields[i] = v.String
-			}
-			lines = append(lines, strings.Join(fields, " | "))
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
+		_, rows := sqltest.Rows(t, db, q)
+		for _, r := range rows {
+			lines = append(lines, strings.Join(r, " | "))
 		}
 	}
 	slices.Sort(lines)

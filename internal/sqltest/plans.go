@@ -306,35 +306,49 @@ func PlanDB(t *testing.T, url string, analyze ...string) (*sqlstore.DB, PlanData
 // as ""), for EXPLAIN and ANALYZE output whose columns differ by database.
 func RowMaps(t testing.TB, db *sql.DB, query string, args ...any) []map[string]string {
 	t.Helper()
-	rows, err := db.Query(query, args...)
+	cols, rows := Rows(t, db, query, args...)
+	out := make([]map[string]string, 0, len(rows))
+	for _, r := range rows {
+		m := make(map[string]string, len(cols))
+		for i, c := range cols {
+			m[c] = r[i]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Rows runs query on db and returns its column names and its rows, each
+// value as a string in column order (NULL as "").
+func Rows(t testing.TB, db *sql.DB, query string, args ...any) (cols []string, rows [][]string) {
+	t.Helper()
+	rs, err := db.Query(query, args...)
 	if err != nil {
+		t.Fatalf("%v\n%s", err, query)
+	}
+	defer rs.Close()
+	if cols, err = rs.Columns(); err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]string
-	for rows.Next() {
+	for rs.Next() {
 		vals := make([]sql.NullString, len(cols))
 		ptrs := make([]any, len(cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+		if err := rs.Scan(ptrs...); err != nil {
 			t.Fatal(err)
 		}
-		m := make(map[string]string, len(cols))
-		for i, c := range cols {
-			m[c] = vals[i].String
+		row := make([]string, len(vals))
+		for i, v := range vals {
+			row[i] = v.String
 		}
-		out = append(out, m)
+		rows = append(rows, row)
 	}
-	if err := rows.Err(); err != nil {
+	if err := rs.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return cols, rows
 }
 
 // HeaderRead rewrites a ReadSQL statement into the form sqlstore uses on
