@@ -16,8 +16,10 @@ const faultTimeout = 250 * time.Millisecond
 
 // latencyBound is what no call may exceed while memcached misbehaves: a
 // few timeouts plus the database under the race detector, on a loaded
-// two-core machine.
-const latencyBound = 3 * time.Second
+// two-core machine. It is there to catch a call that waits on a dead
+// memcached for the kernel's TCP timeouts (minutes); 3 s failed 8 of 152
+// race runs at load average 20 or more without any fault in the code.
+const latencyBound = 5 * time.Second
 
 func users(n int) []int64 {
 	out := make([]int64, n)
