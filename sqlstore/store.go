@@ -102,6 +102,10 @@ type Store struct {
 	// descendingInserts: insert records in descending id order (SQLite,
 	// whose bsos rows are kept in the order they were inserted; see upsert).
 	descendingInserts bool
+	// inProcess: the database runs inside this process (SQLite), where
+	// a statement's context is worth less than the goroutines that watch
+	// it (shortReadContext).
+	inProcess bool
 }
 
 var _ weave.Store = (*Store)(nil)
@@ -115,7 +119,7 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime}
+	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime, inProcess: db.Dialect.Name() == "sqlite"}
 	s.q = newQueries(db)
 	s.descendingInserts = db.Dialect.Name() == "sqlite"
 	prepare := db.Dialect.CacheStatements()
