@@ -35,7 +35,7 @@ func (s *Server) infoCollections(rq *request) error {
 	b = append(b, '}')
 	*bp = b
 	rq.setLastModified(storageTS)
-	rq.w.Header().Set("X-Weave-Records", strconv.Itoa(len(names)))
+	rq.w.setHeader("X-Weave-Records", strconv.Itoa(len(names)))
 	writeJSON(rq, http.StatusOK, b)
 	return nil
 }
@@ -112,7 +112,7 @@ func writeMap(rq *request, m map[string]int64, appendValue func([]byte, int64) [
 		b = appendValue(b, m[name])
 	}
 	b = append(b, '}')
-	rq.w.Header().Set("X-Weave-Records", strconv.Itoa(len(names)))
+	rq.w.setHeader("X-Weave-Records", strconv.Itoa(len(names)))
 	writeJSON(rq, http.StatusOK, b)
 	return nil
 }

@@ -25,6 +25,23 @@ type respWriter struct {
 	stamp        bool // set X-Weave-Timestamp (not for the token server)
 	status       int
 	written      int64
+	// vals backs the values of the headers the server sets on every
+	// response (setHeader), so that each costs no []string of its own.
+	vals  [5]string
+	nvals int
+}
+
+// setHeader is Header().Set for a canonical key, its value stored in vals
+// while there is room.
+func (w *respWriter) setHeader(key, v string) {
+	h := w.Header()
+	if n := w.nvals; n < len(w.vals) {
+		w.vals[n] = v
+		h[key] = w.vals[n : n+1 : n+1]
+		w.nvals++
+		return
+	}
+	h.Set(key, v)
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -34,7 +51,7 @@ func (w *respWriter) WriteHeader(code int) {
 	w.status = code
 	if w.stamp {
 		ts := max(w.start, w.lastModified)
-		w.Header().Set("X-Weave-Timestamp", string(appendTimestamp(make([]byte, 0, 16), ts)))
+		w.setHeader("X-Weave-Timestamp", string(appendTimestamp(make([]byte, 0, 16), ts)))
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

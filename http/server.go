@@ -305,7 +305,7 @@ type request struct {
 // setLastModified sets X-Last-Modified (also the floor of X-Weave-Timestamp).
 func (rq *request) setLastModified(t weave.Timestamp) {
 	rq.w.lastModified = t
-	rq.w.Header().Set("X-Last-Modified", string(appendTimestamp(make([]byte, 0, 16), t)))
+	rq.w.setHeader("X-Last-Modified", string(appendTimestamp(make([]byte, 0, 16), t)))
 }
 
 // ServeHTTP implements http.Handler: the node's storage API and
@@ -748,9 +748,8 @@ func readErr(err error) error {
 
 // writeJSON sends a 200 (or status) with a JSON body.
 func writeJSON(rq *request, status int, body []byte) {
-	h := rq.w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	rq.w.setHeader("Content-Type", "application/json")
+	rq.w.setHeader("Content-Length", strconv.Itoa(len(body)))
 	rq.w.WriteHeader(status)
 	if rq.r.Method != http.MethodHead {
 		rq.w.Write(body)
