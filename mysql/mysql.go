@@ -337,6 +337,16 @@ func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), erro
 // would only use up the server's statement limit.
 func (Dialect) CacheStatements() bool { return false }
 
+// InProcess implements sqlstore.Dialect: a server.
+func (Dialect) InProcess() bool { return false }
+
+// InsertOrder implements sqlstore.Dialect: InnoDB keeps rows in primary key order.
+func (Dialect) InsertOrder() bool { return false }
+
+// TimestampRow implements sqlstore.Dialect: a read that matches nothing
+// would otherwise cost a second round trip.
+func (Dialect) TimestampRow() bool { return true }
+
 // ReadTxOptions implements sqlstore.Dialect: the read pool's sessions run
 // REPEATABLE READ already, and naming it would cost a round trip per
 // transaction.

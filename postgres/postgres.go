@@ -278,6 +278,17 @@ func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), erro
 // would only use up the server's statement limit.
 func (Dialect) CacheStatements() bool { return false }
 
+// InProcess implements sqlstore.Dialect: a server.
+func (Dialect) InProcess() bool { return false }
+
+// InsertOrder implements sqlstore.Dialect: a heap table puts new rows
+// wherever there is room.
+func (Dialect) InsertOrder() bool { return false }
+
+// TimestampRow implements sqlstore.Dialect: not yet; its UNION ALL form
+// would need LIMIT ALL where MySQL's takes the largest LIMIT.
+func (Dialect) TimestampRow() bool { return false }
+
 // ReadTxOptions implements sqlstore.Dialect: READ COMMITTED would take a
 // new snapshot per statement; REPEATABLE READ keeps one for the
 // transaction and never fails a read-only transaction.

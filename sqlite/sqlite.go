@@ -287,6 +287,17 @@ func (Dialect) ReadTxOptions() *sql.TxOptions { return nil }
 // statement it is given, in process.
 func (Dialect) CacheStatements() bool { return true }
 
+// InProcess implements sqlstore.Dialect.
+func (Dialect) InProcess() bool { return true }
+
+// InsertOrder implements sqlstore.Dialect: a new row of a rowid table
+// takes the next rowid.
+func (Dialect) InsertOrder() bool { return true }
+
+// TimestampRow implements sqlstore.Dialect: a second statement is a
+// function call.
+func (Dialect) TimestampRow() bool { return false }
+
 // Returning implements sqlstore.Dialect: the driver reports LastInsertId.
 func (Dialect) Returning(string) string { return "" }
 

@@ -71,6 +71,20 @@ type Dialect interface {
 	// CacheStatements reports whether statements pay off prepared once per
 	// pool connection (see stmtCache).
 	CacheStatements() bool
+	// InProcess reports whether the database runs inside this process
+	// (SQLite): a statement is function calls, not a round trip, so the
+	// goroutines that watch a statement's context cost more than a short
+	// read itself (see shortReadContext).
+	InProcess() bool
+	// InsertOrder reports whether a table keeps new rows in the order they
+	// were inserted (SQLite's rowid tables); sqlstore then inserts a
+	// write's records in the order reads walk them (see upsert).
+	InsertOrder() bool
+	// TimestampRow reports whether a collection read gets the collection's
+	// timestamp as a row of its own (UNION ALL) rather than as a column of
+	// each record, so that a read matching no record needs no second
+	// statement: MySQL, where a statement is a round trip (see readText).
+	TimestampRow() bool
 	// Returning is the clause that makes an INSERT return the generated key
 	// of column, or "" when the driver reports it as LastInsertId.
 	Returning(column string) string

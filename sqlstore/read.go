@@ -363,11 +363,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 	}
 
 	k := readKey{sort: q.Sort, newer: q.Newer > 0, older: q.Older > 0, offset: q.Offset != "", limit: q.Limit > 0, idsOnly: q.IDsOnly,
-		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean,
-		// Round trips are what MySQL reads cost (a server a network hop
-		// away); SQLite's are function calls, and PostgreSQL keeps the
-		// column form.
-		header: s.db.Dialect.Name() == "mysql"}
+		parent: q.ParentID != nil, predecessor: q.PredecessorID != nil, lean: q.Lean, header: s.timestampRow}
 	args := readArgs(k, q, off, uid, cid, s.nowMs())
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()

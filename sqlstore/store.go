@@ -99,13 +99,8 @@ type Store struct {
 	ws, rs        *stmtCache // prepared statements of the Write and Read pools
 	colls         collectionCache
 	texts         sync.Map // textKey → rebound statement text
-	// descendingInserts: insert records in descending id order (SQLite,
-	// whose bsos rows are kept in the order they were inserted; see upsert).
-	descendingInserts bool
-	// inProcess: the database runs inside this process (SQLite), where
-	// a statement's context is worth less than the goroutines that watch
-	// it (shortReadContext).
-	inProcess bool
+	// The Dialect's InsertOrder, InProcess and TimestampRow, read once.
+	descendingInserts, inProcess, timestampRow bool
 }
 
 var _ weave.Store = (*Store)(nil)
@@ -119,9 +114,9 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime, inProcess: db.Dialect.Name() == "sqlite"}
+	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime,
+		descendingInserts: db.Dialect.InsertOrder(), inProcess: db.Dialect.InProcess(), timestampRow: db.Dialect.TimestampRow()}
 	s.q = newQueries(db)
-	s.descendingInserts = db.Dialect.Name() == "sqlite"
 	prepare := db.Dialect.CacheStatements()
 	s.ws = newStmtCache(db.Write, prepare)
 	s.rs = newStmtCache(db.Read, prepare)
