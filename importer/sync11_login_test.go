@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/importer"
 	"github.com/weave-sync/weave/importer/importertest"
+	"github.com/weave-sync/weave/internal/testkit"
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/legacy/passwd"
 	_ "github.com/weave-sync/weave/mysql"
@@ -96,13 +96,7 @@ func TestImportLegacyLogin(t *testing.T) {
 			for i := 0; i+1 < len(hdr); i += 2 {
 				req.Header.Set(hdr[i], hdr[i+1])
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
+			return testkit.Get(t, req)
 		}
 		for _, a := range src.Accounts {
 			if a.Disabled {
