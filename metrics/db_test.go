@@ -51,13 +51,19 @@ func exercise(t testing.TB, db *sqlstore.DB, rows int) {
 	}
 }
 
-func TestSQLiteStats(t *testing.T) {
+// openSQLite opens a fresh SQLite database for the test, closed at its end.
+func openSQLite(t *testing.T) (*sqlstore.DB, string) {
 	path := filepath.Join(t.TempDir(), "weave.db")
 	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestSQLiteStats(t *testing.T) {
+	db, path := openSQLite(t)
 	exercise(t, db, 300)
 
 	m := metrics.New(metrics.Options{NoRuntimeCollectors: true})
@@ -356,12 +362,7 @@ func TestHungDatabaseDoesNotDelayScrape(t *testing.T) {
 // TestGroupCommitStats: a database's group committer counters are exported
 // as read at scrape time.
 func TestGroupCommitStats(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "weave.db")
-	db, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlstore.PoolOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, path := openSQLite(t)
 	d := database("storage", db, path)
 	stats := metrics.GroupCommit{Groups: 4, Members: 10, Queued: 3, Wait: 1500 * time.Millisecond}
 	d.GroupCommit = func() metrics.GroupCommit { return stats }
