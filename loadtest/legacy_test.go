@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	weavehttp "github.com/weave-sync/weave/http"
 	"github.com/weave-sync/weave/legacy"
@@ -60,7 +59,10 @@ func TestEndToEndLegacyMix(t *testing.T) {
 	c.KeyFile = keyFile
 	c.Users = 8
 	c.Concurrency = 4
-	c.Duration = 2 * time.Second
+	// A session count, not a duration: users take turns in FIFO order, so
+	// 16 sessions give each of the 8 users two however slow the machine.
+	c.Duration = 0
+	c.Sessions = 16
 	c.Seed = 3
 	c.Verify = true
 	c.LegacyShare = 0.5
