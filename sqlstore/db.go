@@ -74,7 +74,7 @@ type Dialect interface {
 	// InProcess reports whether the database runs inside this process
 	// (SQLite): a statement is function calls, not a round trip, so the
 	// goroutines that watch a statement's context cost more than a short
-	// read itself (see shortReadContext).
+	// read itself (see readLane).
 	InProcess() bool
 	// InsertOrder reports whether a table keeps new rows in the order they
 	// were inserted (SQLite's rowid tables); sqlstore then inserts a

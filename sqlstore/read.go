@@ -86,7 +86,21 @@ func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any
 	if err := ctx.Err(); err != nil {
 		return nil, s.db.Classify(err)
 	}
-	qctx, cancel := s.shortReadContext(ctx)
+	if s.lane != nil {
+		// On a lane connection the statement runs without ctx (see
+		// readLane); taking the connection is what may wait, within the
+		// Timeout.
+		lc, err := s.lane.get(ctx)
+		if err != nil {
+			return nil, s.db.Classify(err)
+		}
+		if lc != nil {
+			out, err := lc.read(ctx, query, args, make([]collectionValue, 0, 16))
+			s.lane.put(lc, err)
+			return out, s.db.Classify(err)
+		}
+	}
+	qctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	defer s.rs.flush(qctx)
 	rows, err := s.rs.query(qctx, query, args...)
@@ -103,35 +117,8 @@ func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any
 			return nil, s.db.Classify(err)
 		}
 		out = append(out, collectionValue{cid.v, v.v})
-		// The statement may run without ctx (shortReadContext): the
-		// request's end still stops the read between rows.
-		if err := ctx.Err(); err != nil {
-			return nil, s.db.Classify(err)
-		}
 	}
 	return out, s.db.Classify(rows.Err())
-}
-
-// shortReadContext is the context for a short read of one user's rows:
-// on SQLite, ctx without its cancellation when a read connection is free,
-// else ctx with the database Timeout. With a context that can end,
-// database/sql and the SQLite driver each start a goroutine per statement
-// to watch it, which on SQLite costs more CPU than a few-row read itself
-// (the goroutines' wake-ups are futex calls; BenchmarkInfoCollectionsHandler:
-// 10 of its 81 allocations). Nothing in such a read waits for the context:
-// WAL readers take no lock that a writer holds, and the statement steps
-// over one user's few rows. What could wait is database/sql's queue for a
-// connection, so when the pool is full the read keeps ctx and the Timeout.
-func (s *Store) shortReadContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.inProcess {
-		if st := s.db.Read.Stats(); st.MaxOpenConnections <= 0 || st.InUse < st.MaxOpenConnections {
-			if ctx.Done() == nil {
-				return ctx, func() {}
-			}
-			return context.WithoutCancel(ctx), func() {}
-		}
-	}
-	return s.db.withTimeout(ctx)
 }
 
 // Usage implements weave.Store.

@@ -97,6 +97,7 @@ type Store struct {
 	batchLifetime time.Duration
 	q             queries
 	ws, rs        *stmtCache // prepared statements of the Write and Read pools
+	lane          *readLane  // in-process databases only
 	colls         collectionCache
 	texts         sync.Map // textKey → rebound statement text
 	// The Dialect's InsertOrder, InProcess and TimestampRow, read once.
@@ -120,6 +121,9 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 	prepare := db.Dialect.CacheStatements()
 	s.ws = newStmtCache(db.Write, prepare)
 	s.rs = newStmtCache(db.Read, prepare)
+	if s.inProcess {
+		s.lane = newReadLane(db)
+	}
 	s.colls.byName = make(map[string]int64)
 	s.colls.byID = make(map[int64]string)
 	return s
@@ -143,6 +147,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements weave.Store: it closes the database.
 func (s *Store) Close() error {
+	if s.lane != nil {
+		s.lane.close()
+	}
 	s.ws.close()
 	s.rs.close()
 	return s.db.Close()
