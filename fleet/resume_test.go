@@ -76,6 +76,11 @@ func (w *world) writer(uid int64, coll string) (stop func()) {
 	var refused int
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(quit) }); <-done }
+	// A test that stops early (Fatal) never calls stop: the writer must
+	// not outlive it and touch closed databases.
+	w.t.Cleanup(halt)
 	go func() {
 		defer close(done)
 		for i := 0; ; i++ {
@@ -84,8 +89,14 @@ func (w *world) writer(uid int64, coll string) (stop func()) {
 				return
 			default:
 			}
+			// Not nodeOf: Fatal is for the test's own goroutine.
+			u, err := w.tokens.UserByUID(w.ctx, uid)
+			if err != nil {
+				w.t.Errorf("writer: node of uid %d: %v", uid, err)
+				return
+			}
 			id := fmt.Sprintf("w%05d", i)
-			_, err := w.shards[w.nodeOf(uid)].PutBSO(w.ctx, uid, coll, weave.Update{ID: id, Payload: weave.Some(id)}, weave.Precondition{})
+			_, err = w.shards[u.NodeID].PutBSO(w.ctx, uid, coll, weave.Update{ID: id, Payload: weave.Some(id)}, weave.Precondition{})
 			switch {
 			case err == nil:
 				acked = append(acked, id)
@@ -100,8 +111,7 @@ func (w *world) writer(uid int64, coll string) (stop func()) {
 	}()
 	return func() {
 		w.t.Helper()
-		close(quit)
-		<-done
+		halt()
 		s := w.shards[w.nodeOf(uid)]
 		for _, id := range acked {
 			if _, err := s.GetBSO(w.ctx, uid, coll, id); err != nil {
