@@ -408,7 +408,8 @@ func runLoad(t *testing.T, stores []weave.Store, users []int64, writers, readers
 					ts, err = s.PostBSOs(t.Context(), uid, coll, []weave.Update{upd(id, fmt.Sprintf("%d:%d", w, i))}, noPre)
 				}
 				res.took(time.Since(start))
-				if errors.Is(err, weave.ErrConflict) {
+				if errors.Is(err, weave.ErrConflict) || errors.Is(err, memcache.ErrContended) {
+					// Refused, nothing written.
 					res.conflicts.Add(1)
 					continue
 				}

@@ -49,6 +49,11 @@
 // With several writes overlapping, each finishes by dropping, so when the
 // last mark goes nothing it did not update is left.
 //
+// A write whose mark loses its compare-and-swap to other changes of the
+// item 16 times in a row does not run, and fails with a retryable 503
+// (weave.UnavailableError): memcached answers, so other processes read
+// the item, and an unmarked write would let them serve what it changes.
+//
 // So a read that hits returns the database's value at the moment of the
 // hit, and a read that misses or bypasses reads the database after it
 // started: every read returns a value no older than any write acknowledged

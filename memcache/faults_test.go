@@ -2,6 +2,7 @@ package memcache_test
 
 import (
 	"cmp"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -314,4 +315,55 @@ func TestManyFailuresDistrustPool(t *testing.T) {
 		wantTimestamps(t, a, uid, "tabs", after[uid], "after the epoch moved")
 	}
 	wantHits(t, a, us[0])
+}
+
+// TestContendedMark: a write whose mark keeps losing its compare-and-swap
+// (memcached answers, but the user's record changes under every try) does
+// not run: unmarked, it would let the other processes serve what it
+// changes. It fails with a retryable 503 and writes nothing; once the
+// contention ends, writes go through and every process sees them.
+func TestContendedMark(t *testing.T) {
+	px, a, b := proxiedPair(t, memcache.Config{Timeout: calmTimeout})
+	ctx := t.Context()
+	const uid = 78
+	put := func(id string) (weave.Timestamp, error) {
+		return a.PutBSO(ctx, uid, "tabs", weave.Update{ID: id, Payload: weave.Some("p")}, weave.Precondition{})
+	}
+	if _, err := put("first"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []process{a, b} {
+		if _, _, err := p.CollectionTimestamps(ctx, uid); err != nil { // fills: the record exists
+			t.Fatal(err)
+		}
+	}
+
+	px.Set(casLoses, 0)
+	writes := a.inner.snapshot()["PutBSO"]
+	_, err := put("second")
+	var ue *weave.UnavailableError
+	if !errors.Is(err, memcache.ErrContended) || !errors.As(err, &ue) || ue.RetryAfter <= 0 {
+		t.Fatalf("write with a contended mark: %v, want memcache.ErrContended, a weave.UnavailableError with a RetryAfter", err)
+	}
+	if n := a.inner.snapshot()["PutBSO"]; n != writes {
+		t.Fatalf("the write reached the database (%d PutBSO calls, want %d)", n, writes)
+	}
+	if _, err := b.GetBSO(ctx, uid, "tabs", "second"); !errors.Is(err, weave.ErrNotFound) {
+		t.Fatalf("record of the refused write: %v, want not found", err)
+	}
+
+	px.Set(pass, 0)
+	ts, err := put("second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []process{a, b} {
+		got, _, err := p.CollectionTimestamps(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["tabs"] != ts {
+			t.Fatalf("after the contention: tabs at %v, want %v", got["tabs"], ts)
+		}
+	}
 }

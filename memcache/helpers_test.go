@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ const (
 	slow                // delays every chunk in both directions
 	blackhole           // accepts connections, forwards nothing
 	noReplies           // forwards requests, swallows the answers
+	casLoses            // makes every compare-and-swap lose (cas unique 0)
 )
 
 // faultProxy is a TCP proxy on 127.0.0.1 in front of a memcached, whose
@@ -126,6 +128,10 @@ func (p *faultProxy) pipe(dst, src net.Conn, reply bool) {
 				if reply {
 					continue
 				}
+			case casLoses:
+				if !reply {
+					n = copy(buf, loseCAS(buf[:n]))
+				}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -176,6 +182,16 @@ func openSQLite(t testing.TB, path string) weave.Store {
 }
 
 func tempDB(t testing.TB) string { return filepath.Join(t.TempDir(), "weave.db") }
+
+// casCommand is the line of a memcached "cas" request up to its cas unique.
+var casCommand = regexp.MustCompile(`(?m)^(cas \S+ \d+ \d+ \d+ )\d+`)
+
+// loseCAS gives every cas request in a chunk the cas unique 0, which no
+// item has: memcached answers EXISTS, as when another client changed the
+// item since it was read. The chunk only gets shorter.
+func loseCAS(chunk []byte) []byte {
+	return casCommand.ReplaceAll(chunk, []byte("${1}0"))
+}
 
 func randomPrefix() string {
 	b := make([]byte, 6)

@@ -473,6 +473,12 @@ const (
 	markUnknown markState = iota
 	// markApplied: the mark is in the record.
 	markApplied
+	// markContended: the mark certainly is not in the record: every try
+	// lost its compare-and-swap to other changes of the record. memcached
+	// answers, so other processes read it, and a write without its mark
+	// would let them serve what it changes (see doc.go): the write must
+	// not run.
+	markContended
 )
 
 // mark is one write's mark in one pool.
@@ -489,12 +495,22 @@ type mark struct {
 
 // begin marks a write to coll ("" for all collections) of uid as in
 // progress: it drops every part the write can change and keeps readers
-// and fills off them until end.
-func (p *pool) begin(uid int64, coll string) mark {
-	m := mark{id: rand.Uint64(), state: markUnknown}
+// and fills off them until end. It gives up after maxCAS lost
+// compare-and-swaps (markContended).
+func (p *pool) begin(uid int64, coll string) (m mark) {
+	m = mark{id: rand.Uint64(), state: markUnknown}
 	tries := p.tries()
 	deadline := time.Now().Add(4 * p.cfg.Timeout)
+	// lost: the last try ended with memcached's answer that the mark was
+	// not stored (after a failed round trip the mark may be in).
+	lost := false
+	defer func() {
+		if m.state == markUnknown && lost {
+			m.state = markContended
+		}
+	}()
 	for i := 0; i < maxCAS && time.Now().Before(deadline); i++ {
+		lost = false
 		key, it, err := p.load(uid)
 		if err != nil {
 			if tries--; tries > 0 {
@@ -517,6 +533,8 @@ func (p *pool) begin(uid int64, coll string) mark {
 				if tries--; tries <= 0 {
 					return m
 				}
+			} else {
+				lost = true
 			}
 			continue
 		}
@@ -551,6 +569,7 @@ func (p *pool) begin(uid int64, coll string) mark {
 			m.state, m.key, m.seq, m.base = markApplied, key, r.Seq, base
 			return m
 		}
+		lost = true
 		backoff(i)
 	}
 	return m

@@ -439,6 +439,23 @@ func (s *Store) end(uid int64, ms marks, eff effect) {
 	wg.Wait()
 }
 
+// ErrContended refuses a write whose mark kept losing its compare-and-swap
+// (see doc.go): nothing was written. The contention is other writes and
+// fills of the same user, which end within their round trips, so the
+// client may come back in a second.
+var ErrContended error = &weave.UnavailableError{Reason: "memcache: too many concurrent changes of the user's cache record", RetryAfter: time.Second}
+
+// abort removes the marks of ms that went in, for a write that did not run.
+func (s *Store) abort(uid int64, ms marks, coll string) {
+	eff := effect{written: false, coll: coll}
+	if ms[0].state != markContended {
+		s.primary.end(uid, ms[0], eff)
+	}
+	if s.mirror != nil && ms[1].state != markContended {
+		s.mirror.end(uid, ms[1], eff)
+	}
+}
+
 // nothingWritten reports errors after which the inner store guarantees
 // that the write changed nothing. Any other error may follow a commit
 // (a lost connection, a deadline during COMMIT), so it counts as a write.
@@ -456,6 +473,14 @@ func nothingWritten(err error) bool {
 // changes no other timestamp.
 func (s *Store) write(uid int64, coll string, stamps bool, f func() (weave.Timestamp, error)) (weave.Timestamp, error) {
 	ms := s.begin(uid, coll)
+	if ms[0].state == markContended || ms[1].state == markContended {
+		// A pool that answers but where the mark could not go in: running
+		// the write unmarked would let other processes serve what it
+		// changes (doc.go), so it does not run. Marks that went in
+		// elsewhere come out as after a write that changed nothing.
+		s.abort(uid, ms, coll)
+		return 0, ErrContended
+	}
 	ts, err := f()
 	eff := effect{written: true, coll: coll}
 	switch {
