@@ -6,7 +6,11 @@
 // the same as on PostgreSQL and SQLite), found-rows counting for UPDATE (the
 // RowsAffected of an UPDATE is the number of matched rows, as elsewhere) and
 // client-side parameter interpolation (one round trip per statement instead
-// of prepare + execute + close).
+// of prepare + execute + close), which the write pool also uses to send
+// several statements of a transaction in one packet (pipeline.go). The
+// interpolation is the driver's: it escapes for utf8mb4 (it refuses the
+// multi-byte character sets where escaping is unsafe), and by quote
+// doubling when the server says NO_BACKSLASH_ESCAPES is on.
 //
 // Isolation: Open returns two pools. The write pool runs READ COMMITTED:
 // writers serialise on the rows they lock (SELECT ... FOR UPDATE), and
@@ -117,6 +121,10 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	if !q.Has("interpolateParams") {
 		cfg.InterpolateParams = true
 	}
+	if !q.Has("multiStatements") {
+		// Only the write pool sends multi-statement packets (pipeConn).
+		cfg.MultiStatements = true
+	}
 	if !q.Has("clientFoundRows") {
 		cfg.ClientFoundRows = true
 	}
@@ -155,13 +163,19 @@ func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlst
 func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
 	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockWait := int64(math.Ceil(opts.LockTimeout.Seconds()))
-	write, err := openPool(cfg,
+	// Write transactions go out in fewer round trips (pipeConn) where the
+	// driver may send several statements in one packet, their arguments
+	// interpolated. Reads are one statement each and need neither.
+	pipeline := cfg.MultiStatements && cfg.InterpolateParams
+	readCfg := cfg.Clone()
+	readCfg.MultiStatements = false
+	write, err := openPool(cfg, pipeline,
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 		fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", lockWait))
 	if err != nil {
 		return nil, err
 	}
-	read, err := openPool(cfg, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+	read, err := openPool(readCfg, false, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 	if err != nil {
 		write.Close()
 		return nil, err
@@ -173,12 +187,12 @@ func OpenConfig(ctx context.Context, cfg *mysqldrv.Config, opts sqlstore.PoolOpt
 	return db, nil
 }
 
-func openPool(cfg *mysqldrv.Config, session ...string) (*sql.DB, error) {
+func openPool(cfg *mysqldrv.Config, pipeline bool, session ...string) (*sql.DB, error) {
 	c, err := mysqldrv.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
-	return sql.OpenDB(sessionConnector{Connector: c, session: session}), nil
+	return sql.OpenDB(sessionConnector{Connector: c, session: session, pipeline: pipeline}), nil
 }
 
 // sessionConnector runs session set-up statements on every new connection.
@@ -187,6 +201,8 @@ func openPool(cfg *mysqldrv.Config, session ...string) (*sql.DB, error) {
 type sessionConnector struct {
 	driver.Connector
 	session []string
+	// pipeline wraps connections in pipeConn.
+	pipeline bool
 }
 
 func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -204,6 +220,14 @@ func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 			conn.Close()
 			return nil, err
 		}
+	}
+	if c.pipeline {
+		pc, err := newPipeConn(conn)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return pc, nil
 	}
 	return conn, nil
 }

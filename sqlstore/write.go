@@ -183,6 +183,25 @@ type wtx struct {
 	clock weave.Timestamp
 }
 
+type mayDeferKey struct{}
+
+// MayDefer reports whether an Exec run with ctx is one whose result its
+// caller does not read, inside a transaction that ends with a COMMIT or
+// ROLLBACK through database/sql: a driver may then hold it back and send
+// it with the transaction's next statement, or its COMMIT, one round trip
+// for several. Its error, if any, then comes from that later call, and
+// fails the transaction as it would have. Write transactions of Store
+// (wtx) run all their Execs so (DeferExecs).
+func MayDefer(ctx context.Context) bool {
+	v, _ := ctx.Value(mayDeferKey{}).(bool)
+	return v
+}
+
+// DeferExecs marks ctx for Execs whose results are not read (MayDefer).
+func DeferExecs(ctx context.Context) context.Context {
+	return context.WithValue(ctx, mayDeferKey{}, true)
+}
+
 // errNoUser ends a write early when the user has no storage row and the
 // write does not create one.
 var errNoUser = errors.New("sqlstore: no such user")
@@ -204,6 +223,8 @@ func (s *Store) write(ctx context.Context, uid, cid int64, create bool, fn func(
 	for attempt := 0; ; attempt++ {
 		var wait time.Duration
 		err := s.db.GroupWriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			// No write reads the result of an Exec (see MayDefer).
+			ctx = DeferExecs(ctx)
 			w := &wtx{s: s, tx: tx, ctx: ctx, uid: uid, cid: cid}
 			move, err := w.lock()
 			if errors.Is(err, sql.ErrNoRows) {

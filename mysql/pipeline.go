@@ -1,0 +1,294 @@
+package mysql
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"strings"
+
+	"github.com/weave-sync/weave/sqlstore"
+)
+
+// Round trips. Every statement the driver sends is a round trip to the
+// server, which costs more than the statement itself once the server is a
+// network hop away (1 ms in a production fleet). A write transaction is
+// START TRANSACTION, the user's lock, the records, the collection
+// timestamp and COMMIT: five round trips. With multi-statement packets
+// (MultiStatements) and client-side interpolation (InterpolateParams),
+// pipeConn sends them in two:
+//
+//   - BeginTx sends nothing: START TRANSACTION goes in the packet of the
+//     transaction's first statement (and a transaction that runs none
+//     costs no round trip at all);
+//   - statements whose result the caller does not read
+//     (sqlstore.MayDefer) are held, and go in the packet of the next
+//     statement, or of the COMMIT.
+//
+// What the server makes of a multi-statement packet: it runs the
+// statements in order and stops at the first that fails, whose error the
+// driver returns. A held statement's error therefore comes back from a
+// later call of the same transaction (the next statement, or Commit); the
+// transaction is then rolled back as on any error (Commit does that
+// itself), so it is never left open on a pooled connection, and the
+// error's kind (deadlock, lock wait timeout, full disk, ...) is the
+// statement's own, so retries and answers are what they were. Commit
+// reports the statements' error, or COMMIT's; a lost reply is a
+// connection error, as a lost COMMIT reply always was.
+type pipeConn struct {
+	driver.Conn
+	ex driver.ExecerContext
+	qu driver.QueryerContext
+
+	// tx is the transaction begun lazily, nil outside one.
+	tx *pipeTx
+}
+
+// pipeTx is a transaction of a pipeConn.
+type pipeTx struct {
+	c *pipeConn
+	// begin is the START TRANSACTION still to be sent with the next
+	// statement, "" once sent.
+	begin string
+	// held are the statements still to be sent.
+	held []heldStmt
+}
+
+type heldStmt struct {
+	query string
+	args  []driver.NamedValue
+}
+
+// errHeld is what a held statement's result answers: it is not known yet.
+var errHeld = errors.New("mysql: the statement was held for the transaction's next round trip; its result is not known")
+
+type heldResult struct{}
+
+func (heldResult) LastInsertId() (int64, error) { return 0, errHeld }
+func (heldResult) RowsAffected() (int64, error) { return 0, errHeld }
+
+func newPipeConn(conn driver.Conn) (driver.Conn, error) {
+	ex, ok1 := conn.(driver.ExecerContext)
+	qu, ok2 := conn.(driver.QueryerContext)
+	_, ok3 := conn.(driver.ConnBeginTx)
+	_, ok4 := conn.(driver.ConnPrepareContext)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, errors.New("mysql: driver connection lacks the context interfaces")
+	}
+	return &pipeConn{Conn: conn, ex: ex, qu: qu}, nil
+}
+
+// BeginTx implements driver.ConnBeginTx. Transactions at another isolation
+// level than the session's are begun by the driver, at once.
+func (c *pipeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.tx != nil {
+		return nil, errors.New("mysql: a transaction is already open on the connection")
+	}
+	if opts.Isolation != driver.IsolationLevel(0) {
+		return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	}
+	begin := "START TRANSACTION"
+	if opts.ReadOnly {
+		begin = "START TRANSACTION READ ONLY"
+	}
+	c.tx = &pipeTx{c: c, begin: begin}
+	return c.tx, nil
+}
+
+// Begin implements driver.Conn.
+func (c *pipeConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// pending joins what the transaction has not sent yet in front of query:
+// the statements' texts separated by semicolons, their arguments in order
+// (the driver interpolates them, placeholder by placeholder).
+func (t *pipeTx) pending(query string, args []driver.NamedValue) (string, []driver.NamedValue) {
+	if t == nil || (t.begin == "" && len(t.held) == 0) {
+		return query, args
+	}
+	var b strings.Builder
+	var all []driver.NamedValue
+	if t.begin != "" {
+		b.WriteString(t.begin)
+		b.WriteString("; ")
+	}
+	for _, h := range t.held {
+		b.WriteString(h.query)
+		b.WriteString("; ")
+		all = append(all, h.args...)
+	}
+	b.WriteString(query)
+	all = append(all, args...)
+	for i := range all {
+		all[i].Ordinal = i + 1
+	}
+	return b.String(), all
+}
+
+// sent notes that the pending statements went out, and with what outcome.
+func (t *pipeTx) sent() {
+	if t != nil {
+		t.begin, t.held = "", nil
+	}
+}
+
+// flushApart sends what is pending one statement at a time: the way out
+// when a joined packet cannot be interpolated (driver.ErrSkip: too large,
+// or an argument the driver only sends to a prepared statement).
+func (c *pipeConn) flushApart(ctx context.Context) error {
+	t := c.tx
+	if t == nil {
+		return nil
+	}
+	begin, held := t.begin, t.held
+	t.sent()
+	if begin != "" {
+		if _, err := c.ex.ExecContext(ctx, begin, nil); err != nil {
+			return err
+		}
+	}
+	for _, h := range held {
+		_, err := c.ex.ExecContext(ctx, h.query, h.args)
+		if errors.Is(err, driver.ErrSkip) {
+			err = c.execPrepared(ctx, h.query, h.args)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *pipeConn) execPrepared(ctx context.Context, query string, args []driver.NamedValue) error {
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.(driver.StmtExecContext).ExecContext(ctx, args)
+	return err
+}
+
+// ExecContext implements driver.ExecerContext.
+func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.tx != nil && sqlstore.MayDefer(ctx) {
+		c.tx.held = append(c.tx.held, heldStmt{query, args})
+		return heldResult{}, nil
+	}
+	q, a := c.tx.pending(query, args)
+	res, err := c.ex.ExecContext(ctx, q, a)
+	if errors.Is(err, driver.ErrSkip) && q != query {
+		if err := c.flushApart(ctx); err != nil {
+			return nil, err
+		}
+		return c.ex.ExecContext(ctx, query, args) // ErrSkip again: database/sql prepares it
+	}
+	if !errors.Is(err, driver.ErrSkip) {
+		c.tx.sent()
+	}
+	return res, err
+}
+
+// QueryContext implements driver.QueryerContext. The driver skips the
+// results of the statements before the query, which have no rows.
+func (c *pipeConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	q, a := c.tx.pending(query, args)
+	rows, err := c.qu.QueryContext(ctx, q, a)
+	if errors.Is(err, driver.ErrSkip) && q != query {
+		if err := c.flushApart(ctx); err != nil {
+			return nil, err
+		}
+		return c.qu.QueryContext(ctx, query, args)
+	}
+	if !errors.Is(err, driver.ErrSkip) {
+		c.tx.sent()
+	}
+	return rows, err
+}
+
+// PrepareContext implements driver.ConnPrepareContext: what is pending goes
+// first, since the prepared statement runs without this wrapper.
+func (c *pipeConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.flushApart(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+}
+
+// Prepare implements driver.Conn.
+func (c *pipeConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// Commit implements driver.Tx: the held statements and COMMIT in one
+// packet. Like the driver's own COMMIT it is not bound to a context: once
+// sent, the outcome is the server's.
+func (t *pipeTx) Commit() error {
+	c := t.c
+	defer func() { c.tx = nil }()
+	if t.begin != "" && len(t.held) == 0 {
+		return nil // nothing ran: nothing to commit
+	}
+	ctx := context.Background()
+	q, a := t.pending("COMMIT", nil)
+	_, err := c.ex.ExecContext(ctx, q, a)
+	if errors.Is(err, driver.ErrSkip) {
+		if err = c.flushApart(ctx); err == nil {
+			_, err = c.ex.ExecContext(ctx, "COMMIT", nil)
+		}
+	}
+	t.sent()
+	if err != nil {
+		// A statement before COMMIT failed, and the server ran nothing
+		// after it: the transaction is open, and must not stay so on a
+		// pooled connection. (On a broken connection this fails too, and
+		// the driver has marked the connection bad; the server rolls back
+		// what it did not commit.)
+		_, _ = c.ex.ExecContext(ctx, "ROLLBACK", nil)
+	}
+	return err
+}
+
+// Rollback implements driver.Tx. Held statements are dropped; a
+// transaction whose START TRANSACTION was never sent has nothing to roll
+// back.
+func (t *pipeTx) Rollback() error {
+	c := t.c
+	defer func() { c.tx = nil }()
+	begun := t.begin == ""
+	t.sent()
+	if !begun {
+		return nil
+	}
+	_, err := c.ex.ExecContext(context.Background(), "ROLLBACK", nil)
+	return err
+}
+
+// The rest is the driver's, passed through.
+
+// Ping implements driver.Pinger.
+func (c *pipeConn) Ping(ctx context.Context) error { return c.Conn.(driver.Pinger).Ping(ctx) }
+
+// ResetSession implements driver.SessionResetter.
+func (c *pipeConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+// IsValid implements driver.Validator.
+func (c *pipeConn) IsValid() bool {
+	if v, ok := c.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// CheckNamedValue implements driver.NamedValueChecker.
+func (c *pipeConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
