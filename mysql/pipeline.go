@@ -46,6 +46,10 @@ type pipeConn struct {
 // pipeTx is a transaction of a pipeConn.
 type pipeTx struct {
 	c *pipeConn
+	// ctx is the transaction's (BeginTx's): the statement that carries
+	// START TRANSACTION, and the COMMIT, end with it, as the driver's own
+	// START TRANSACTION did.
+	ctx context.Context
 	// begin is the START TRANSACTION still to be sent with the next
 	// statement, "" once sent.
 	begin string
@@ -90,7 +94,7 @@ func (c *pipeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.T
 	if opts.ReadOnly {
 		begin = "START TRANSACTION READ ONLY"
 	}
-	c.tx = &pipeTx{c: c, begin: begin}
+	c.tx = &pipeTx{c: c, ctx: ctx, begin: begin}
 	return c.tx, nil
 }
 
@@ -169,11 +173,41 @@ func (c *pipeConn) execPrepared(ctx context.Context, query string, args []driver
 	return err
 }
 
+// unbound reports whether the transaction's START TRANSACTION is still to
+// be sent by a statement whose context may outlive the transaction's.
+// (sqlstore's writes run their statements with the transaction's context,
+// or one derived from it only by values, whose Done is the same.)
+func (t *pipeTx) unbound(ctx context.Context) bool {
+	return t != nil && t.begin != "" && t.ctx.Done() != nil && ctx.Done() != t.ctx.Done()
+}
+
+// bind is ctx, ended also when the transaction's context ends, with the
+// same error (a deadline that passed is what makes sqlstore answer 503).
+func (t *pipeTx) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	var cancel context.CancelFunc
+	if dl, ok := t.ctx.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, dl)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	stop := context.AfterFunc(t.ctx, func() {
+		if !errors.Is(t.ctx.Err(), context.DeadlineExceeded) {
+			cancel() // its deadline is ctx's own
+		}
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
 // ExecContext implements driver.ExecerContext.
 func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if c.tx != nil && sqlstore.MayDefer(ctx) {
 		c.tx.held = append(c.tx.held, heldStmt{query, args})
 		return heldResult{}, nil
+	}
+	if c.tx.unbound(ctx) {
+		var cancel context.CancelFunc
+		ctx, cancel = c.tx.bind(ctx)
+		defer cancel()
 	}
 	q, a := c.tx.pending(query, args)
 	res, err := c.ex.ExecContext(ctx, q, a)
@@ -192,6 +226,14 @@ func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.
 // QueryContext implements driver.QueryerContext. The driver skips the
 // results of the statements before the query, which have no rows.
 func (c *pipeConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.tx.unbound(ctx) {
+		// The rows outlive this call, and the driver watches the query's
+		// context until they are closed: START TRANSACTION goes first,
+		// alone, with the transaction's.
+		if err := c.flushApart(c.tx.ctx); err != nil {
+			return nil, err
+		}
+	}
 	q, a := c.tx.pending(query, args)
 	rows, err := c.qu.QueryContext(ctx, q, a)
 	if errors.Is(err, driver.ErrSkip) && q != query {
@@ -221,15 +263,15 @@ func (c *pipeConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 // Commit implements driver.Tx: the held statements and COMMIT in one
-// packet. Like the driver's own COMMIT it is not bound to a context: once
-// sent, the outcome is the server's.
+// packet, bound to the transaction's context (as pgx's COMMIT is; the
+// driver's own is not bound to any, but it carried no statements).
 func (t *pipeTx) Commit() error {
 	c := t.c
 	defer func() { c.tx = nil }()
 	if t.begin != "" && len(t.held) == 0 {
 		return nil // nothing ran: nothing to commit
 	}
-	ctx := context.Background()
+	ctx := t.ctx
 	q, a := t.pending("COMMIT", nil)
 	_, err := c.ex.ExecContext(ctx, q, a)
 	if errors.Is(err, driver.ErrSkip) {
@@ -244,7 +286,7 @@ func (t *pipeTx) Commit() error {
 		// pooled connection. (On a broken connection this fails too, and
 		// the driver has marked the connection bad; the server rolls back
 		// what it did not commit.)
-		_, _ = c.ex.ExecContext(ctx, "ROLLBACK", nil)
+		_, _ = c.ex.ExecContext(context.Background(), "ROLLBACK", nil)
 	}
 	return err
 }
