@@ -18,6 +18,7 @@ func TestQueryPlans(t *testing.T) {
 
 	pk := func(table string) string { return table + "_pkey" }
 	for _, q := range sqltest.PlanQueries(d, pk) {
+		q.SQL = sqltest.HeaderRead(q.SQL) // as sqlstore reads on PostgreSQL
 		t.Run(q.Name, func(t *testing.T) {
 			plan := explain(t, db.Write, db.Q(q.SQL), q.Args...)
 			if regexp.MustCompile(`Seq Scan on ` + q.Table + `\b`).MatchString(plan) {

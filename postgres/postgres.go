@@ -285,9 +285,9 @@ func (Dialect) InProcess() bool { return false }
 // wherever there is room.
 func (Dialect) InsertOrder() bool { return false }
 
-// TimestampRow implements sqlstore.Dialect: not yet; its UNION ALL form
-// would need LIMIT ALL where MySQL's takes the largest LIMIT.
-func (Dialect) TimestampRow() bool { return false }
+// TimestampRow implements sqlstore.Dialect: a read that matches nothing
+// would otherwise cost a second round trip.
+func (Dialect) TimestampRow() bool { return true }
 
 // ReadTxOptions implements sqlstore.Dialect: READ COMMITTED would take a
 // new snapshot per statement; REPEATABLE READ keeps one for the

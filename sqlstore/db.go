@@ -83,7 +83,8 @@ type Dialect interface {
 	// TimestampRow reports whether a collection read gets the collection's
 	// timestamp as a row of its own (UNION ALL) rather than as a column of
 	// each record, so that a read matching no record needs no second
-	// statement: MySQL, where a statement is a round trip (see readText).
+	// statement: the servers, where a statement is a round trip (see
+	// readText).
 	TimestampRow() bool
 	// Returning is the clause that makes an INSERT return the generated key
 	// of column, or "" when the driver reports it as LastInsertId.

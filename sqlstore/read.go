@@ -302,8 +302,9 @@ func (s *Store) readText(k readKey, nIDs int) string {
 		b.WriteString(" LIMIT ?")
 	} else if k.header && !k.count {
 		// MariaDB drops the ORDER BY of a UNION part that has no LIMIT:
-		// the largest one keeps it.
-		b.WriteString(" LIMIT 18446744073709551615")
+		// a LIMIT no collection reaches keeps it (the largest bigint:
+		// PostgreSQL's LIMIT takes no larger one).
+		b.WriteString(" LIMIT 9223372036854775807")
 	}
 	if k.skip {
 		b.WriteString(" OFFSET ?")

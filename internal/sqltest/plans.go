@@ -375,7 +375,7 @@ func HeaderRead(query string) string {
 		}
 	}
 	if !strings.Contains(rest, " LIMIT ") {
-		rest += " LIMIT 18446744073709551615"
+		rest += " LIMIT 9223372036854775807"
 	}
 	return h.String() + " FROM user_collections WHERE uid = ? AND collection_id = ?) UNION ALL (SELECT NULL, " + rest + ")"
 }
