@@ -189,3 +189,36 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// BSOStreamer is a Store that can hand a collection read's records to a
+// function as it reads them, instead of collecting them in Page.BSOs: the
+// caller encodes each record while the next is read, with no slice of
+// records and no record kept alive until the whole page is read.
+type BSOStreamer interface {
+	// StreamBSOs reads as GetBSOs does, but calls fn with each record of
+	// the page, in order, and returns the Page with BSOs nil (NextOffset,
+	// Modified and Count as GetBSOs sets them). The store reuses the BSO
+	// after fn returns (its strings may be kept). An error from fn ends
+	// the read and is returned as is. fn is never called for a CountOnly
+	// read.
+	StreamBSOs(ctx context.Context, uid int64, collection string, q Query, fn func(*BSO) error) (Page, error)
+}
+
+// StreamBSOs reads with s.StreamBSOs if s is a BSOStreamer, else with
+// GetBSOs, calling fn for each record of the page in order.
+func StreamBSOs(ctx context.Context, s Store, uid int64, collection string, q Query, fn func(*BSO) error) (Page, error) {
+	if st, ok := s.(BSOStreamer); ok {
+		return st.StreamBSOs(ctx, uid, collection, q, fn)
+	}
+	page, err := s.GetBSOs(ctx, uid, collection, q)
+	if err != nil {
+		return Page{}, err
+	}
+	for i := range page.BSOs {
+		if err := fn(&page.BSOs[i]); err != nil {
+			return Page{}, err
+		}
+	}
+	page.BSOs = nil
+	return page, nil
+}

@@ -68,6 +68,11 @@ var errListChanged = errors.New("http: collection changed during a paged read")
 
 // readList answers one GET of a collection, or returns errListChanged if
 // it has to start again (nothing has been written then).
+//
+// Records are encoded as the store reads them (weave.StreamBSOs), into a
+// buffer that goes out only once its page is complete: an error while a
+// page is read still becomes a status of its own when nothing has been
+// sent, and never leaves a partial record on the wire.
 func (s *Server) readList(rq *request, format int, p getParams) error {
 	ctx := rq.r.Context()
 	q := p.Query
@@ -76,7 +81,33 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 	if p.Limit > 0 {
 		q.Limit = min(p.Limit, s.pageRecords)
 	}
-	page, err := s.store.GetBSOs(ctx, rq.uid, rq.collection, q)
+	bp := getBuf()
+	defer putBuf(bp)
+	b := (*bp)[:0]
+	if format == formatJSON {
+		b = append(b, '[')
+	}
+	// sent counts the records of earlier pages (on the wire or in b), n
+	// and size those of the page being read; limit, when above zero, is
+	// the count no page may take the read past.
+	var sent, n, limit int
+	var size int64
+	encode := func(o *weave.BSO) error {
+		if limit > 0 && sent+n >= limit {
+			return errMoreThanCounted
+		}
+		if need := len(b) + len(o.ID) + len(o.Payload) + 96; need > cap(b) {
+			// Doubling: append grows a large slice by a quarter, which
+			// copied a 500 KB page some ten times.
+			b = slices.Grow(b, max(need, 2*cap(b), 16<<10)-len(b))
+		}
+		b = appendListItem(b, format, o, p.full, sent+n == 0)
+		n++
+		size += int64(len(o.Payload))
+		return nil
+	}
+	defer func() { *bp = b }()
+	page, err := weave.StreamBSOs(ctx, s.store, rq.uid, rq.collection, q, encode)
 	if err != nil {
 		return err
 	}
@@ -85,9 +116,18 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 	if err := rq.pre.checkRead(page.Modified); err != nil {
 		return err
 	}
-	if page.NextOffset == "" || len(page.BSOs) == p.Limit {
-		s.observeRead(page.BSOs, p.full)
-		return writeList(rq, format, page.Modified, page.BSOs, page.NextOffset, p.full)
+	if page.NextOffset == "" || n == p.Limit {
+		s.observeRead(n, size, p.full)
+		if format == formatJSON {
+			b = append(b, ']')
+		}
+		setListHeaders(rq, format, page.Modified, n, page.NextOffset)
+		rq.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		rq.w.WriteHeader(http.StatusOK)
+		if rq.r.Method != http.MethodHead {
+			rq.w.Write(b)
+		}
+		return nil
 	}
 
 	// More than a page: X-Weave-Records and X-Weave-Next-Offset must go
@@ -96,7 +136,7 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 	if err != nil {
 		return err
 	}
-	if total < len(page.BSOs) {
+	if total < n {
 		return errListChanged
 	}
 	modified := page.Modified
@@ -110,22 +150,10 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 	// counted is cut off (the connection closes without the end of the
 	// body), so a client can never take a partial or mixed read for a
 	// whole one; it retries as after any network error.
-	bp := getBuf()
-	defer putBuf(bp)
-	b := *bp
-	if format == formatJSON {
-		b = append(b, '[')
-	}
-	sent := 0
+	limit = total
 	for {
-		if sent+len(page.BSOs) > total {
-			s.abortList(rq, "more records than counted")
-		}
-		s.observeRead(page.BSOs, p.full)
-		for i := range page.BSOs {
-			b = appendListItem(b, format, &page.BSOs[i], p.full, sent+i == 0)
-		}
-		sent += len(page.BSOs)
+		s.observeRead(n, size, p.full)
+		sent += n
 		if sent == total {
 			break
 		}
@@ -142,8 +170,8 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 		if p.Limit > 0 {
 			q.Limit = min(p.Limit-sent, s.pageRecords)
 		}
-		clear(page.BSOs) // let the last page's payloads go before the next
-		page, err = s.store.GetBSOs(ctx, rq.uid, rq.collection, q)
+		n, size = 0, 0
+		page, err = weave.StreamBSOs(ctx, s.store, rq.uid, rq.collection, q, encode)
 		if err != nil {
 			s.abortList(rq, err.Error())
 		}
@@ -155,9 +183,12 @@ func (s *Server) readList(rq *request, format int, p getParams) error {
 		b = append(b, ']')
 	}
 	rq.w.Write(b)
-	*bp = b
 	return nil
 }
+
+// errMoreThanCounted ends a page that would take a paged read past the
+// count its headers announced.
+var errMoreThanCounted = errors.New("more records than counted")
 
 // countList counts the records of a read from the start of q (its offset
 // included), up to its limit, and gives the next offset after the last of
@@ -181,15 +212,12 @@ func (s *Server) abortList(rq *request, why string) {
 	panic(http.ErrAbortHandler)
 }
 
-func (s *Server) observeRead(bsos []weave.BSO, full bool) {
-	if !full {
-		return
+// observeRead counts n records read with size bytes of payload, for full
+// reads only.
+func (s *Server) observeRead(n int, size int64, full bool) {
+	if full {
+		s.obs.RecordsRead(n, size)
 	}
-	var n int64
-	for i := range bsos {
-		n += int64(len(bsos[i].Payload))
-	}
-	s.obs.RecordsRead(len(bsos), n)
 }
 
 // appendListItem appends one record of a list: JSON elements are separated

@@ -364,3 +364,46 @@ func (c *writeWatchConn) Write(b []byte) (int, error) {
 	c.writing.Store(false)
 	return n, err
 }
+
+// failStream is a weave.BSOStreamer whose reads fail after handing out
+// after records.
+type failStream struct {
+	weave.Store
+	after int
+}
+
+func (s *failStream) StreamBSOs(ctx context.Context, uid int64, coll string, q weave.Query, fn func(*weave.BSO) error) (weave.Page, error) {
+	n := 0
+	_, err := weave.StreamBSOs(ctx, s.Store, uid, coll, q, func(b *weave.BSO) error {
+		if n == s.after {
+			return fmt.Errorf("%w: the database went away", weave.ErrUnavailable)
+		}
+		n++
+		return fn(b)
+	})
+	return weave.Page{}, err
+}
+
+// TestStreamedReadFails: records are encoded as the store reads them, but
+// a read that fails part way through a page still answers with the
+// error's own status and none of the records (no 200 a client could take
+// for the whole collection), in either format.
+func TestStreamedReadFails(t *testing.T) {
+	e := newEnv(t)
+	fillCollection(t, e, "history", 20, 40)
+	cfg := e.cfg
+	cfg.Store = &failStream{Store: e.cfg.Store, after: 3}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := *e
+	e2.srv = srv
+	for _, accept := range []string{"application/json", "application/newlines"} {
+		w := e2.get(e.u("/storage/history?full=1"), "Accept", accept)
+		expect(t, w, http.StatusServiceUnavailable, "")
+		if strings.Contains(w.Body.String(), "id00") || w.Header().Get("X-Weave-Records") != "" {
+			t.Fatalf("%s: failed read sent records: %q, X-Weave-Records %q", accept, w.Body.String(), w.Header().Get("X-Weave-Records"))
+		}
+	}
+}

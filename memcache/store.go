@@ -379,8 +379,27 @@ func (s *Store) GetBSO(ctx context.Context, uid int64, collection, id string) (b
 // cached timestamp says so) is answered with an empty page and that
 // timestamp; any other read goes to the database, and never fills.
 func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q weave.Query) (page weave.Page, err error) {
+	return s.getBSOs(ctx, uid, collection, q, func() (weave.Page, error) {
+		return s.inner.GetBSOs(ctx, uid, collection, q)
+	})
+}
+
+// StreamBSOs implements weave.BSOStreamer: as GetBSOs, the records coming
+// from the database as it reads them (an empty page from the cache calls
+// fn for none).
+func (s *Store) StreamBSOs(ctx context.Context, uid int64, collection string, q weave.Query, fn func(*weave.BSO) error) (weave.Page, error) {
+	page, err := s.getBSOs(ctx, uid, collection, q, func() (weave.Page, error) {
+		return weave.StreamBSOs(ctx, s.inner, uid, collection, q, fn)
+	})
+	page.BSOs = nil
+	return page, err
+}
+
+// getBSOs answers a collection read from the cache where it can, else with
+// read.
+func (s *Store) getBSOs(ctx context.Context, uid int64, collection string, q weave.Query, read func() (weave.Page, error)) (page weave.Page, err error) {
 	direct := func() (err error) {
-		page, err = s.inner.GetBSOs(ctx, uid, collection, q)
+		page, err = read()
 		return err
 	}
 	if q.Newer <= 0 || q.Offset != "" {

@@ -321,6 +321,52 @@ func (s *Store) readText(k readKey, nIDs int) string {
 
 // GetBSOs implements weave.Store.
 func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q weave.Query) (weave.Page, error) {
+	var out []weave.BSO
+	if q.Limit > 0 && q.Limit < math.MaxInt32 {
+		out = make([]weave.BSO, 0, min(q.Limit, 1000))
+	}
+	// Sort indexes are handed out from blocks rather than one allocation
+	// per record.
+	var block []int64
+	page, err := s.readBSOs(ctx, uid, collection, q, func(b *weave.BSO) error {
+		if b.SortIndex != nil {
+			if len(block) == 0 {
+				block = make([]int64, 64)
+			}
+			block[0] = *b.SortIndex
+			b.SortIndex = &block[0]
+			block = block[1:]
+		}
+		out = append(out, *b)
+		return nil
+	})
+	if err != nil {
+		return weave.Page{}, err
+	}
+	if out == nil {
+		out = []weave.BSO{}
+	}
+	page.BSOs = out
+	return page, nil
+}
+
+// StreamBSOs implements weave.BSOStreamer.
+func (s *Store) StreamBSOs(ctx context.Context, uid int64, collection string, q weave.Query, fn func(*weave.BSO) error) (weave.Page, error) {
+	// fn's error goes back as is, not classified as a database error.
+	var fnErr error
+	page, err := s.readBSOs(ctx, uid, collection, q, func(b *weave.BSO) error {
+		fnErr = fn(b)
+		return fnErr
+	})
+	if fnErr != nil {
+		return weave.Page{}, fnErr
+	}
+	return page, err
+}
+
+// readBSOs reads a page of a collection, handing each record to emit as
+// it is scanned.
+func (s *Store) readBSOs(ctx context.Context, uid int64, collection string, q weave.Query, emit func(*weave.BSO) error) (weave.Page, error) {
 	if q.Sort < weave.SortNewest || q.Sort > weave.SortIndex {
 		q.Sort = weave.SortNewest
 	}
@@ -337,7 +383,7 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 			return weave.Page{}, err
 		}
 	}
-	page := weave.Page{BSOs: []weave.BSO{}}
+	var page weave.Page
 	cid, ok, err := s.collectionID(ctx, collection, false)
 	if err != nil || !ok {
 		return page, err
@@ -365,26 +411,27 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 		args = append(args, q.Limit+1)
 	}
 
-	full := false // the page stopped at MaxBytes with records left
+	var res scanResult // of the last statement
 	read := func() error {
 		return s.queryRows(ctx, query, len(q.IDs) == 0, args, func(rows *sql.Rows) (err error) {
-			page.BSOs, page.Modified, full, err = scanBSOs(rows, q, k.header, page.BSOs[:0])
+			res, err = scanBSOs(rows, q, k.header, emit)
 			return err
 		})
 	}
 	if err := read(); err != nil {
 		return weave.Page{}, err
 	}
+	page.Modified = res.modified
 	// With the header row the statement gave the timestamp of the same
 	// snapshot as the (absent) records: 0 when the collection has no row.
-	if len(page.BSOs) == 0 && !k.header {
+	if res.n == 0 && !k.header {
 		// No row, so no timestamp: read it now, then decide. A timestamp
 		// read after the records could be newer than records the read
 		// missed, and a client trusting it would skip them (data loss); so
 		// an empty page keeps a later timestamp only where no record can
 		// hide behind it: when the collection is gone, or is no newer than
 		// what the client asked to be newer than. Otherwise the records are
-		// read again after the timestamp.
+		// read again after the timestamp (nothing was emitted yet).
 		ts, err := s.CollectionModified(ctx, uid, collection)
 		if err != nil {
 			return weave.Page{}, err
@@ -393,17 +440,18 @@ func (s *Store) GetBSOs(ctx context.Context, uid int64, collection string, q wea
 			if err := read(); err != nil {
 				return weave.Page{}, err
 			}
+			page.Modified = res.modified
 		}
-		if len(page.BSOs) == 0 {
+		if res.n == 0 {
 			page.Modified = ts
 		}
 	}
-	if q.Limit > 0 && len(page.BSOs) > q.Limit {
-		page.BSOs = page.BSOs[:q.Limit]
-		full = true
-	}
-	if full {
-		page.NextOffset = encodeOffset(q.Sort, &page.BSOs[len(page.BSOs)-1])
+	if res.full {
+		last := weave.BSO{ID: res.lastID, Modified: res.lastModified}
+		if res.lastHasSortIndex {
+			last.SortIndex = &res.lastSortIndex
+		}
+		page.NextOffset = encodeOffset(q.Sort, &last)
 	}
 	return page, nil
 }
@@ -445,10 +493,19 @@ func (s *Store) countBSOs(ctx context.Context, k readKey, q weave.Query, args []
 		sk := k
 		sk.skip = true
 		sargs := append(args[:len(args):len(args)], 2, q.Limit-1)
-		var edge []weave.BSO
+		edge := make([]weave.BSO, 0, 2)
 		var ts weave.Timestamp
-		err := s.queryRows(ctx, s.readText(sk, len(q.IDs)), len(q.IDs) == 0, sargs, func(rows *sql.Rows) (err error) {
-			edge, ts, _, err = scanBSOs(rows, weave.Query{IDsOnly: true, Lean: true}, false, make([]weave.BSO, 0, 2))
+		err := s.queryRows(ctx, s.readText(sk, len(q.IDs)), len(q.IDs) == 0, sargs, func(rows *sql.Rows) error {
+			res, err := scanBSOs(rows, weave.Query{IDsOnly: true, Lean: true}, false, func(b *weave.BSO) error {
+				if b.SortIndex != nil {
+					// scanBSOs reuses the variable it points at.
+					si := *b.SortIndex
+					b.SortIndex = &si
+				}
+				edge = append(edge, *b)
+				return nil
+			})
+			ts = res.modified
 			return err
 		})
 		if err != nil {
@@ -498,18 +555,30 @@ func (s *Store) queryRows(ctx context.Context, query string, prepared bool, args
 	return s.db.Classify(rows.Err())
 }
 
-// scanBSOs reads the rows of a GetBSOs statement into out, and the
-// collection timestamp they carry (with header, in a row of its own, the
-// one whose timestamp column is not NULL). With q.MaxBytes it stops at the
-// first row past the budget and reports full: more records match.
-func scanBSOs(rows *sql.Rows, q weave.Query, header bool, out []weave.BSO) (_ []weave.BSO, _ weave.Timestamp, full bool, _ error) {
-	if q.Limit > 0 && cap(out) == 0 {
-		out = make([]weave.BSO, 0, min(q.Limit+1, 1000))
-	}
+// scanResult is what scanBSOs tells beyond the records it emitted.
+type scanResult struct {
+	n        int             // records emitted
+	modified weave.Timestamp // the collection's timestamp the rows carry
+	full     bool            // more records match than were emitted
+	// The last record emitted's sort keys and id, for the next offset.
+	lastID           string
+	lastModified     weave.Timestamp
+	lastSortIndex    int64
+	lastHasSortIndex bool
+}
+
+// scanBSOs hands the records of a GetBSOs statement's rows to emit, and
+// finds the collection timestamp they carry (with header, in a row of its
+// own, the one whose timestamp column is not NULL). It stops at the first
+// record past q.Limit, or past the q.MaxBytes budget, and reports full:
+// more records match. emit gets one BSO reused for every row, its
+// SortIndex pointing at a variable reused too.
+func scanBSOs(rows *sql.Rows, q weave.Query, header bool, emit func(*weave.BSO) error) (res scanResult, _ error) {
 	var (
 		b                                weave.BSO
 		collection, modified, si, expiry intColumn
 		parent, pred                     sql.NullString
+		sortIndex                        int64
 	)
 	dest := []any{&collection, &b.ID, &modified, &si, &expiry, &parent, &pred, &b.Payload}
 	if q.Lean {
@@ -519,21 +588,19 @@ func scanBSOs(rows *sql.Rows, q weave.Query, header bool, out []weave.BSO) (_ []
 	if q.IDsOnly {
 		dest = dest[:len(dest)-1]
 	}
-	// Sort indexes are handed out from blocks rather than one allocation
-	// per record.
-	var block []int64
 	size := 0
 	var ts int64
 	seen := false // the header row
 	for rows.Next() {
-		past := q.MaxBytes > 0 && size >= q.MaxBytes && len(out) > 0
+		past := (q.MaxBytes > 0 && size >= q.MaxBytes && res.n > 0) || (q.Limit > 0 && res.n >= q.Limit)
 		if past && (!header || seen) {
-			// This row is past the budget: leave it, and the rest, unread.
-			return out, weave.Timestamp(ts), true, nil
+			// This row is past the page: leave it, and the rest, unread.
+			res.modified, res.full = weave.Timestamp(ts), true
+			return res, nil
 		}
 		b = weave.BSO{}
 		if err := rows.Scan(dest...); err != nil {
-			return out, 0, false, err
+			return scanResult{}, err
 		}
 		if collection.valid {
 			ts = collection.v
@@ -541,29 +608,32 @@ func scanBSOs(rows *sql.Rows, q weave.Query, header bool, out []weave.BSO) (_ []
 		if header && collection.valid {
 			seen = true
 			if past {
-				return out, weave.Timestamp(ts), true, nil
+				res.modified = weave.Timestamp(ts)
+				return res, nil
 			}
 			continue
 		}
 		if past {
-			full = true
+			res.full = true
 			continue // looking for a header that came late
 		}
 		size += len(b.ID) + len(b.Payload)
 		if si.valid {
-			if len(block) == 0 {
-				block = make([]int64, 64)
-			}
-			block[0] = si.v
-			b.SortIndex = &block[0]
-			block = block[1:]
+			sortIndex = si.v
+			b.SortIndex = &sortIndex
 		}
 		b.Modified = weave.Timestamp(modified.v)
 		b.Expires = expiresOf(expiry.v)
 		b.ParentID, b.PredecessorID = parent.String, pred.String
-		out = append(out, b)
+		res.lastID, res.lastModified = b.ID, b.Modified
+		res.lastSortIndex, res.lastHasSortIndex = sortIndex, si.valid
+		if err := emit(&b); err != nil {
+			return scanResult{}, err
+		}
+		res.n++
 	}
-	return out, weave.Timestamp(ts), full, rows.Err()
+	res.modified = weave.Timestamp(ts)
+	return res, rows.Err()
 }
 
 // intColumn scans an integer column, NULL as not valid. database/sql

@@ -41,15 +41,16 @@ func TestScanHeaderRow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, ts, full, err := scanBSOs(rows, weave.Query{MaxBytes: tc.maxBytes}, true, nil)
+		var ids []string
+		res, err := scanBSOs(rows, weave.Query{MaxBytes: tc.maxBytes}, true, func(r *weave.BSO) error {
+			ids = append(ids, r.ID)
+			return nil
+		})
 		rows.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		var ids []string
-		for _, r := range out {
-			ids = append(ids, r.ID)
-		}
+		ts, full := res.modified, res.full
 		if ts != tc.ts || full != tc.full || len(ids) != len(tc.ids) || (len(ids) > 0 && ids[0] != tc.ids[0]) {
 			t.Errorf("%s: records %v at %v, full %v; want %v at %v, full %v", tc.name, ids, ts, full, tc.ids, tc.ts, tc.full)
 		}

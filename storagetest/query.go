@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -376,5 +377,37 @@ func testCountsAndUsage(t *testing.T, s weave.Store) {
 	put(t, s, uid, "bookmarks", upd("a", "1"))
 	if n := must(s.Usage(ctx, uid))(t); n != 10 {
 		t.Fatalf("Usage after overwrite %d, want 10", n)
+	}
+}
+
+// testStreamStops: an error from StreamBSOs's function ends the read at
+// that record and comes back as it is (the HTTP layer tells its own errors
+// from the database's by it).
+func testStreamStops(t *testing.T, s weave.Store) {
+	st, ok := s.(weave.BSOStreamer)
+	if !ok {
+		t.Skip("not a weave.BSOStreamer")
+	}
+	f := newFixture(t, s)
+	stop := errors.New("stop")
+	calls := 0
+	_, err := st.StreamBSOs(t.Context(), f.uid, f.coll, weave.Query{Limit: 5}, func(b *weave.BSO) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 2 {
+		t.Fatalf("StreamBSOs with a function failing at the second record: %v after %d calls, want %v after 2", err, calls, stop)
+	}
+	// Without a limit too (no record held back to tell about a next page).
+	calls = 0
+	_, err = st.StreamBSOs(t.Context(), f.uid, f.coll, weave.Query{Sort: weave.SortIndex}, func(b *weave.BSO) error {
+		calls++
+		return stop
+	})
+	if err != stop || calls != 1 {
+		t.Fatalf("StreamBSOs with a failing function: %v after %d calls, want %v after 1", err, calls, stop)
 	}
 }

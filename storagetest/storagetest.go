@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -99,6 +100,7 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 		{"SortIndexBounds", testSortIndexBounds},
 		{"ParentIDs", testParentIDs},
 		{"Ping", testPing},
+		{"StreamStops", testStreamStops},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -335,7 +337,36 @@ func getAll(t *testing.T, s weave.Store, uid int64, coll string, q weave.Query) 
 	if err != nil {
 		t.Fatalf("GetBSOs %s %+v: %v", coll, q, err)
 	}
+	wantStreamed(t, s, uid, coll, q, p)
 	return p
+}
+
+// wantStreamed checks that a store's StreamBSOs, if it has one, reads the
+// page GetBSOs read.
+func wantStreamed(t *testing.T, s weave.Store, uid int64, coll string, q weave.Query, want weave.Page) {
+	t.Helper()
+	st, ok := s.(weave.BSOStreamer)
+	if !ok {
+		return
+	}
+	var got []weave.BSO
+	p, err := st.StreamBSOs(t.Context(), uid, coll, q, func(b *weave.BSO) error {
+		c := *b
+		if b.SortIndex != nil {
+			c.SortIndex = ptr(*b.SortIndex)
+		}
+		got = append(got, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("StreamBSOs %s %+v: %v", coll, q, err)
+	}
+	if p.BSOs != nil || p.NextOffset != want.NextOffset || p.Modified != want.Modified || p.Count != want.Count {
+		t.Fatalf("StreamBSOs %s %+v: page %+v, GetBSOs gave %+v", coll, q, p, want)
+	}
+	if len(got) != len(want.BSOs) || (len(got) > 0 && !reflect.DeepEqual(got, want.BSOs)) {
+		t.Fatalf("StreamBSOs %s %+v: records %v, GetBSOs gave %v", coll, q, recsOf(got), recsOf(want.BSOs))
+	}
 }
 
 // batchID drops CreateBatch's timestamp: must(batchID(s.CreateBatch(…)))(t).
