@@ -31,7 +31,14 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 // openStore opens a fresh SQLite store in a temporary directory.
 func openStore(t testing.TB, now func() time.Time) weave.Store {
 	t.Helper()
-	st, err := sqlstore.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{Now: now})
+	return openStoreWith(t, now, sqlstore.PoolOptions{})
+}
+
+// openStoreWith is openStore with pool options (a test that needs a longer
+// database Timeout than the default 10 s).
+func openStoreWith(t testing.TB, now func() time.Time, o sqlstore.PoolOptions) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlstore.OpenStore(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "storage.db"), o, true, sqlstore.StoreOptions{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +97,8 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, store: st, srv: srv, clock: c, cfg: cfg, uid: 42}
+	// cfg.Store: an option may have replaced the store.
+	return &env{t: t, store: cfg.Store, srv: srv, clock: c, cfg: cfg, uid: 42}
 }
 
 // creds are a token id and its Hawk key.
