@@ -247,6 +247,10 @@ func TestSlowReadersBoundedHeap(t *testing.T) {
 			r, _ := http.NewRequest("GET", cl.base.String()+path, nil)
 			r.Header.Set("Authorization", signHawk(cl.c, "GET", path, cl.base.Hostname(), cl.base.Port(), time.Now(), "", ""))
 			res, err := slow.Do(r)
+			if err == nil && res.StatusCode != 200 {
+				res.Body.Close()
+				err = fmt.Errorf("status %d", res.StatusCode)
+			}
 			if err != nil {
 				t.Error(err)
 				started <- nil
