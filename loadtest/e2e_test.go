@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/fxa"
@@ -75,7 +74,12 @@ func e2eConfig(mode Mode, target string, seed int64) Config {
 	c.Target = target
 	c.Users = 6
 	c.Concurrency = 3
-	c.Duration = 2 * time.Second
+	// A session count, not a duration: users take turns in FIFO order, so
+	// 12 sessions give each of the 6 users two however slow the machine
+	// (2 s at load 25 ran 3 sessions, and TestEndToEndTokenServer saw 3
+	// token requests of 6).
+	c.Duration = 0
+	c.Sessions = 12
 	c.Seed = seed
 	c.Verify = true
 	return c
