@@ -6,12 +6,20 @@ import (
 	"net/netip"
 
 	"github.com/weave-sync/weave/accounts"
+	"github.com/weave-sync/weave/accounts/onepw"
 	"github.com/weave-sync/weave/fleet"
 	"github.com/weave-sync/weave/sqlstore"
 	"github.com/weave-sync/weave/tokenserver"
 
 	"github.com/weave-sync/weave/internal/cli"
 )
+
+// testScrypt, when its N is set, is the accounts' scrypt cost instead of
+// onepw.DefaultScrypt. Only this package's tests set it (scrypt_test.go):
+// no flag or setting reaches it, so a server always stretches at the
+// default cost. Under -race on a loaded machine one default stretch took
+// 30-60 s, past the test clients' 30 s timeout.
+var testScrypt onepw.ScryptParams
 
 // openAccounts migrates the accounts schema (it lives with the token
 // database) and builds the service over it. A deleted account must never
@@ -20,6 +28,9 @@ import (
 func openAccounts(ctx context.Context, dbs *sqlstore.Databases, migrate bool, deleter *fleet.Deleter, cfg accounts.Config) (*accounts.Service, error) {
 	if err := dbs.PrepareTokenSet(ctx, sqlstore.SetAccounts, migrate); err != nil {
 		return nil, err
+	}
+	if testScrypt.N != 0 && cfg.Scrypt.N == 0 {
+		cfg.Scrypt = testScrypt
 	}
 	cfg.Store = sqlstore.NewAccountStore(dbs.Tokens)
 	cfg.DeleteSyncData = func(ctx context.Context, uid string) error {
