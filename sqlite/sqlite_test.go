@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -419,6 +420,61 @@ func TestRowidOrder(t *testing.T) {
 		rows.Close()
 		if got := strings.Join(ids, " "); got != want {
 			t.Errorf("%s in rowid order: %s, want %s", coll, got, want)
+		}
+	}
+}
+
+// TestReaderCacheSize: read connections keep a small page cache (their
+// whole cache is dropped after any commit, docs/benchmarks.md "Target 5
+// in session 9"); the writer, whose cache stays valid, keeps SQLite's
+// default.
+func TestReaderCacheSize(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "c.db"), sqlstore.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var read, write int
+	if err := db.Read.QueryRow("PRAGMA cache_size").Scan(&read); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write.QueryRow("PRAGMA cache_size").Scan(&write); err != nil {
+		t.Fatal(err)
+	}
+	if read != -500 || write != -2000 {
+		t.Errorf("cache_size: readers %d, writer %d; want -500 and SQLite's default -2000", read, write)
+	}
+}
+
+// TestReadManyRecords: a read returning more records than its slice
+// starts with (sqlstore grows it as rows come) returns every one intact,
+// and a limit below the count still ends the page at the limit.
+func TestReadManyRecords(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, tempDSN(t), sqlstore.PoolOptions{}, true, sqlstore.StoreOptions{})
+	const n = 150
+	us := make([]weave.Update, n)
+	for i := range us {
+		id := fmt.Sprintf("r%03d", i)
+		us[i] = weave.Update{ID: id, Payload: weave.Some("payload " + id), SortIndex: weave.Some(int64(i))}
+	}
+	if _, err := s.PostBSOs(ctx, 1, "history", us, weave.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1000, n, 100} {
+		page, err := s.GetBSOs(ctx, 1, "history", weave.Query{Sort: weave.SortIndex, Limit: limit, Lean: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(limit, n)
+		if len(page.BSOs) != want || (page.NextOffset != "") != (limit < n) {
+			t.Fatalf("limit %d: %d records, next offset %q; want %d", limit, len(page.BSOs), page.NextOffset, want)
+		}
+		for i, b := range page.BSOs {
+			j := n - 1 - i // highest sort index first
+			if id := fmt.Sprintf("r%03d", j); b.ID != id || b.Payload != "payload "+id || b.SortIndex == nil || *b.SortIndex != int64(j) {
+				t.Fatalf("limit %d: record %d = %+v, want id %s", limit, i, b, id)
+			}
 		}
 	}
 }
