@@ -100,8 +100,8 @@ type Store struct {
 	lane          *readLane  // in-process databases only
 	colls         collectionCache
 	texts         sync.Map // textKey → rebound statement text
-	// The Dialect's InsertOrder, InProcess and TimestampRow, read once.
-	descendingInserts, inProcess, timestampRow bool
+	// The Dialect's InsertOrder and TimestampRow, read once.
+	descendingInserts, timestampRow bool
 }
 
 var _ weave.Store = (*Store)(nil)
@@ -116,12 +116,12 @@ func NewStore(db *DB, opts StoreOptions) *Store {
 		opts.Now = time.Now
 	}
 	s := &Store{db: db, now: opts.Now, batchLifetime: opts.BatchLifetime,
-		descendingInserts: db.Dialect.InsertOrder(), inProcess: db.Dialect.InProcess(), timestampRow: db.Dialect.TimestampRow()}
+		descendingInserts: db.Dialect.InsertOrder(), timestampRow: db.Dialect.TimestampRow()}
 	s.q = newQueries(db)
 	prepare := db.Dialect.CacheStatements()
 	s.ws = newStmtCache(db.Write, prepare)
 	s.rs = newStmtCache(db.Read, prepare)
-	if s.inProcess {
+	if db.Dialect.InProcess() {
 		s.lane = newReadLane(db)
 	}
 	s.colls.byName = make(map[string]int64)
