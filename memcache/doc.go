@@ -49,8 +49,10 @@
 // With several writes overlapping, each finishes by dropping, so when the
 // last mark goes nothing it did not update is left.
 //
-// A write whose mark loses its compare-and-swap to other changes of the
-// item 16 times in a row does not run, and fails with a retryable 503
+// Each lost compare-and-swap means another change of the item went in, so
+// a mark retries until its deadline (four round-trip timeouts); a write
+// whose mark lost every try until then does not run, and fails with a
+// retryable 503
 // (weave.UnavailableError): memcached answers, so other processes read
 // the item, and an unmarked write would let them serve what it changes.
 //

@@ -367,3 +367,43 @@ func TestContendedMark(t *testing.T) {
 		}
 	}
 }
+
+// TestLongContendedMarkWaits: a mark that loses many compare-and-swaps in
+// a row, as when a score of writers of one user start together, keeps
+// trying until its deadline, and the write then runs: contention that
+// ends within the deadline costs time, not a 503.
+func TestLongContendedMarkWaits(t *testing.T) {
+	px, a, b := proxiedPair(t, memcache.Config{Timeout: calmTimeout})
+	ctx := t.Context()
+	const uid = 79
+	if _, err := a.PutBSO(ctx, uid, "tabs", weave.Update{ID: "first", Payload: weave.Some("p")}, weave.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []process{a, b} {
+		if _, _, err := p.CollectionTimestamps(ctx, uid); err != nil { // fills: the record exists
+			t.Fatal(err)
+		}
+	}
+	// Forty losses: more than twice what twenty writers of one user
+	// starting together can cost each other's marks.
+	px.LoseCAS(40)
+	ts, err := a.PutBSO(ctx, uid, "tabs", weave.Update{ID: "second", Payload: weave.Some("p")}, weave.Precondition{})
+	if err != nil {
+		t.Fatalf("write whose mark lost 40 compare-and-swaps: %v, want it to run", err)
+	}
+	if left := px.casLeft.Load(); left != 0 {
+		t.Fatalf("%d cas requests still to lose: the write did not go through the contention", left)
+	}
+	for _, p := range []process{a, b} {
+		got, _, err := p.CollectionTimestamps(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["tabs"] != ts {
+			t.Fatalf("after the contended write: tabs at %v, want %v", got["tabs"], ts)
+		}
+		if _, err := p.GetBSO(ctx, uid, "tabs", "second"); err != nil {
+			t.Fatalf("record of the contended write: %v", err)
+		}
+	}
+}

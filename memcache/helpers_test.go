@@ -44,9 +44,12 @@ type faultProxy struct {
 	target string
 	mode   atomic.Int32
 	delay  atomic.Int64 // ns, for slow
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
+	// casLeft, for casLoses: how many more cas requests lose (negative:
+	// all of them).
+	casLeft atomic.Int64
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	wg      sync.WaitGroup
 }
 
 func startProxy(t testing.TB, target string) *faultProxy {
@@ -56,6 +59,7 @@ func startProxy(t testing.TB, target string) *faultProxy {
 		t.Fatal(err)
 	}
 	p := &faultProxy{l: l, target: target, conns: map[net.Conn]bool{}}
+	p.casLeft.Store(-1)
 	p.wg.Go(p.accept)
 	t.Cleanup(p.Close)
 	return p
@@ -65,6 +69,7 @@ func (p *faultProxy) Addr() string { return p.l.Addr().String() }
 
 func (p *faultProxy) Set(m proxyMode, delay time.Duration) {
 	p.delay.Store(int64(delay))
+	p.casLeft.Store(-1)
 	p.mode.Store(int32(m))
 }
 
@@ -130,7 +135,7 @@ func (p *faultProxy) pipe(dst, src net.Conn, reply bool) {
 				}
 			case casLoses:
 				if !reply {
-					n = copy(buf, loseCAS(buf[:n]))
+					n = copy(buf, p.loseCAS(buf[:n]))
 				}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -142,6 +147,13 @@ func (p *faultProxy) pipe(dst, src net.Conn, reply bool) {
 			return
 		}
 	}
+}
+
+// LoseCAS makes the next n cas requests lose (cas unique 0), then lets
+// every request through unchanged.
+func (p *faultProxy) LoseCAS(n int64) {
+	p.casLeft.Store(n)
+	p.mode.Store(int32(casLoses))
 }
 
 // Conns is the number of client connections open through the proxy.
@@ -186,11 +198,23 @@ func tempDB(t testing.TB) string { return filepath.Join(t.TempDir(), "weave.db")
 // casCommand is the line of a memcached "cas" request up to its cas unique.
 var casCommand = regexp.MustCompile(`(?m)^(cas \S+ \d+ \d+ \d+ )\d+`)
 
-// loseCAS gives every cas request in a chunk the cas unique 0, which no
-// item has: memcached answers EXISTS, as when another client changed the
-// item since it was read. The chunk only gets shorter.
-func loseCAS(chunk []byte) []byte {
-	return casCommand.ReplaceAll(chunk, []byte("${1}0"))
+// loseCAS gives the cas requests in a chunk that are still to lose (see
+// casLeft) the cas unique 0, which no item has: memcached answers EXISTS,
+// as when another client changed the item since it was read. The chunk
+// only gets shorter.
+func (p *faultProxy) loseCAS(chunk []byte) []byte {
+	return casCommand.ReplaceAllFunc(chunk, func(cmd []byte) []byte {
+		for {
+			left := p.casLeft.Load()
+			if left == 0 {
+				return cmd
+			}
+			if left < 0 || p.casLeft.CompareAndSwap(left, left-1) {
+				break
+			}
+		}
+		return casCommand.ReplaceAll(cmd, []byte("${1}0"))
+	})
 }
 
 func randomPrefix() string {

@@ -25,8 +25,8 @@ const (
 	// maxRecordBytes keeps records well under memcached's item size limit
 	// (1 MB by default).
 	maxRecordBytes = 256 << 10
-	// maxCAS bounds the compare-and-swap retries of one update of a record.
-	maxCAS = 16
+	// maxBackoff caps the pause after a lost compare-and-swap.
+	maxBackoff = 2 * time.Millisecond
 )
 
 // pool is one set of memcached servers with its own health and trust.
@@ -495,8 +495,10 @@ type mark struct {
 
 // begin marks a write to coll ("" for all collections) of uid as in
 // progress: it drops every part the write can change and keeps readers
-// and fills off them until end. It gives up after maxCAS lost
-// compare-and-swaps (markContended).
+// and fills off them until end. A lost compare-and-swap means another
+// change of the record went in, so the writers of one user make progress
+// together and each retries until its deadline; one that lost every try
+// until then is markContended.
 func (p *pool) begin(uid int64, coll string) (m mark) {
 	m = mark{id: rand.Uint64(), state: markUnknown}
 	tries := p.tries()
@@ -509,7 +511,7 @@ func (p *pool) begin(uid int64, coll string) (m mark) {
 			m.state = markContended
 		}
 	}()
-	for i := 0; i < maxCAS && time.Now().Before(deadline); i++ {
+	for i := 0; time.Now().Before(deadline); i++ {
 		lost = false
 		key, it, err := p.load(uid)
 		if err != nil {
@@ -656,7 +658,7 @@ func (p *pool) clear(uid int64, ids []uint64) bool {
 func (p *pool) updateRecord(uid int64, change func(key string, r *record) bool) bool {
 	tries := p.tries()
 	deadline := time.Now().Add(4 * p.cfg.Timeout)
-	for i := 0; i < maxCAS && time.Now().Before(deadline); i++ {
+	for i := 0; time.Now().Before(deadline); i++ {
 		key, it, err := p.load(uid)
 		if err != nil {
 			if tries--; tries > 0 {
@@ -694,5 +696,6 @@ func (p *pool) updateRecord(uid int64, change func(key string, r *record) bool) 
 // backoff spreads the retries of writers that lost a compare-and-swap to
 // each other.
 func backoff(attempt int) {
-	time.Sleep(time.Duration(rand.IntN(100*(attempt+1))) * time.Microsecond)
+	limit := min(time.Duration(attempt+1)*100*time.Microsecond, maxBackoff)
+	time.Sleep(time.Duration(rand.Int64N(int64(limit))))
 }
