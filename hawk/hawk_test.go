@@ -2,6 +2,9 @@ package hawk
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -666,4 +669,48 @@ func BenchmarkNonceCache(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestMACAgainstHMAC checks the stack-buffer HMAC against crypto/hmac for
+// keys around the block size and normalized strings around the buffer's
+// size (both ends take crypto/hmac), and that macMatches accepts exactly
+// the MAC.
+func TestMACAgainstHMAC(t *testing.T) {
+	for _, klen := range []int{0, 1, 43, 63, 64, 65, 100, 200} {
+		key := strings.Repeat("k", klen)
+		for _, tlen := range []int{1, 300, 380, 390, 400, 410, 420, 448, 500, 3000} {
+			a := Artifacts{TS: "1700000000", Nonce: "Zm9vYmFy", Method: "get", RequestTarget: "/" + strings.Repeat("p", tlen-1),
+				Host: "Sync.Example.com", Port: "443", Ext: "e"}
+			m := hmac.New(sha256.New, []byte(key))
+			m.Write([]byte(NormalizedString(a)))
+			want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+			if got := MAC(key, a); got != want {
+				t.Fatalf("key %d, target %d: MAC %s, crypto/hmac %s", klen, tlen, got, want)
+			}
+			if !macMatches(key, a, want) {
+				t.Fatalf("key %d, target %d: macMatches refuses the MAC", klen, tlen)
+			}
+			bad := []byte(want)
+			bad[len(bad)-2] ^= 1
+			if macMatches(key, a, string(bad)) || macMatches(key, a, want[:macLen-1]) || macMatches(key, a, want+"=") {
+				t.Fatalf("key %d, target %d: macMatches accepts another MAC", klen, tlen)
+			}
+		}
+	}
+}
+
+// TestVerifyAllocs pins that verifying a typical request's MAC allocates
+// nothing: it runs on every authenticated request.
+func TestVerifyAllocs(t *testing.T) {
+	key := strings.Repeat("k", 43)
+	a := Artifacts{TS: "1700000000", Nonce: "Zm9vYmFy", Method: "GET", RequestTarget: "/1.5/42/info/collections",
+		Host: "sync.example.com", Port: "443"}
+	mac := MAC(key, a)
+	if n := testing.AllocsPerRun(100, func() {
+		if !macMatches(key, a, mac) {
+			t.Fatal("mismatch")
+		}
+	}); n != 0 {
+		t.Errorf("macMatches: %v allocations, want 0", n)
+	}
 }

@@ -3,6 +3,7 @@ package hawk
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -26,28 +27,84 @@ type Artifacts struct {
 // NormalizedString is the exact text that is MACed: one field per line,
 // each line newline-terminated.
 func NormalizedString(a Artifacts) string {
-	var b strings.Builder
-	b.Grow(64 + len(a.TS) + len(a.Nonce) + len(a.RequestTarget) + len(a.Host) + len(a.Hash) + len(a.Ext))
+	return string(appendNormalized(nil, a))
+}
+
+// appendNormalized appends NormalizedString(a) to b.
+func appendNormalized(b []byte, a Artifacts) []byte {
 	for _, f := range [...]string{"hawk.1.header", a.TS, a.Nonce, strings.ToUpper(a.Method), a.RequestTarget,
 		strings.ToLower(a.Host), a.Port, a.Hash, a.Ext} {
-		b.WriteString(f)
-		b.WriteByte('\n')
+		b = append(b, f...)
+		b = append(b, '\n')
 	}
 	// Standard Hawk appends Oz fields only when app is present; Mozilla's
 	// servers ignore them, but no Sync client sends them either.
 	if a.App != "" {
-		b.WriteString(a.App)
-		b.WriteByte('\n')
-		b.WriteString(a.Dlg)
-		b.WriteByte('\n')
+		b = append(b, a.App...)
+		b = append(b, '\n')
+		b = append(b, a.Dlg...)
+		b = append(b, '\n')
 	}
-	return b.String()
+	return b
 }
 
 // MAC returns base64(HMAC-SHA256(key, NormalizedString(a))). The key is the
 // ASCII text of the token server's "key" field, not its decoded bytes.
 func MAC(key string, a Artifacts) string {
-	return macString(key, NormalizedString(a))
+	var buf macBuf
+	sum := buf.sum(key, a)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// macMatches reports, in time independent of where they differ, whether
+// mac is MAC(key, a).
+func macMatches(key string, a Artifacts, mac string) bool {
+	var buf macBuf
+	sum := buf.sum(key, a)
+	var want, got [macLen]byte
+	base64.StdEncoding.Encode(want[:], sum[:])
+	if len(mac) != macLen {
+		return false // the length of a MAC is no secret
+	}
+	copy(got[:], mac)
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
+}
+
+// macLen is the length of a MAC as sent: 32 bytes in padded base64.
+const macLen = 44
+
+// macBuf holds the inner block of an HMAC on the stack: the padded key
+// followed by the normalized string of a typical request, so that
+// verifying one allocates nothing (a request's MAC is computed on every
+// authenticated request).
+type macBuf [sha256.BlockSize + 448]byte
+
+// sum is HMAC-SHA256(key, NormalizedString(a)) (RFC 2104): the SHA-256 of
+// the key XOR opad followed by the SHA-256 of the key XOR ipad followed by
+// the message. Keys longer than a block and messages longer than the
+// buffer take crypto/hmac.
+func (buf *macBuf) sum(key string, a Artifacts) [sha256.Size]byte {
+	msg := appendNormalized(buf[sha256.BlockSize:sha256.BlockSize], a)
+	var out [sha256.Size]byte
+	if len(key) > sha256.BlockSize || &msg[0] != &buf[sha256.BlockSize] {
+		// Not msg: handing buf to the hash would move it to the heap.
+		m := hmac.New(sha256.New, []byte(key))
+		m.Write(appendNormalized(nil, a))
+		copy(out[:], m.Sum(nil))
+		return out
+	}
+	var pad [sha256.BlockSize]byte
+	copy(pad[:], key)
+	for i, k := range pad {
+		buf[i] = k ^ 0x36
+	}
+	inner := sha256.Sum256(buf[:sha256.BlockSize+len(msg)])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i, k := range pad {
+		outer[i] = k ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	return sha256.Sum256(outer[:])
 }
 
 func macString(key, msg string) string {

@@ -144,11 +144,10 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Header, error) {
 	if err != nil {
 		return h, &KeyLookupError{Err: err}
 	}
-	mac := MAC(key, Artifacts{
+	if !macMatches(key, Artifacts{
 		TS: h.TS, Nonce: h.Nonce, Method: r.Method, RequestTarget: r.RequestTarget,
 		Host: r.Host, Port: r.Port, Hash: h.Hash, Ext: h.Ext, App: h.App, Dlg: h.Dlg,
-	})
-	if subtle.ConstantTimeCompare([]byte(mac), []byte(h.MAC)) != 1 {
+	}, h.MAC) {
 		return h, ErrBadMAC
 	}
 	if h.Hash != "" && r.Payload != nil {
