@@ -134,13 +134,26 @@ func (s *Server) origin(r *http.Request) origin {
 	if fwdPort != "" && !hasPort(hostport) {
 		hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), fwdPort)
 	}
+	if m := s.lastOrigin.Load(); m != nil && m.hostport == hostport && m.scheme == scheme {
+		return m.o
+	}
 	host, port, err := hawk.SplitHostPort(hostport, scheme)
 	if err != nil {
 		// An unusable Host cannot match any token's node; keep it as is so
 		// the failure says what was received.
 		return origin{host: hostport, port: portOr("", scheme), base: scheme + "://" + hostport}
 	}
-	return origin{host: host, port: port, base: weave.NodeURL{Scheme: scheme, Host: host, Port: port}.String()}
+	o := origin{host: host, port: port, base: weave.NodeURL{Scheme: scheme, Host: host, Port: port}.String()}
+	s.lastOrigin.Store(&originMemo{scheme: scheme, hostport: hostport, o: o})
+	return o
+}
+
+// originMemo is an origin and what it was derived from. Clients reach a
+// node under one name or very few, so the last one is kept instead of
+// parsing the same Host on every request.
+type originMemo struct {
+	scheme, hostport string
+	o                origin
 }
 
 // hasPort reports whether a Host value carries an explicit port.

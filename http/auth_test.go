@@ -226,6 +226,34 @@ func TestAuthBehindProxy(t *testing.T) {
 			signHost: "::1", signPort: "8000"})
 		expect(t, w, 200, "")
 	})
+	t.Run("each request's own origin", func(t *testing.T) {
+		// The server keeps the origin it derived last: a request under
+		// another name must get its own, whatever came before.
+		e := newEnv(t, func(c *Config) { c.PublicURL = "" })
+		a := e.tokenWith(tokenOpts{node: "http://a.example:8080"})
+		b := e.tokenWith(tokenOpts{node: "http://b.example:8080"})
+		for i := 0; i < 2; i++ {
+			for _, c := range []struct {
+				creds      creds
+				host, sign string
+				ok         bool
+			}{
+				{a, "a.example:8080", "a.example", true},
+				{b, "a.example:8080", "a.example", false},
+				{b, "b.example:8080", "b.example", true},
+				{a, "b.example:8080", "b.example", false},
+				{a, "a.example:8080", "b.example", false},
+			} {
+				w := e.do(req{method: "GET", path: e.u("/info/collections"), creds: &c.creds, host: c.host,
+					signHost: c.sign, signPort: "8080"})
+				if c.ok {
+					expect(t, w, 200, "")
+				} else {
+					expect401(t, w)
+				}
+			}
+		}
+	})
 }
 
 // TestHawkVectors replays the requests of hawk.md §8 V3, signed by an

@@ -162,21 +162,24 @@ type Server struct {
 	node   string // PublicURL in weave.NodeURLKey form
 	// publicOrigin is what Hawk and the node check use when PublicURL is set.
 	publicOrigin origin
-	secrets      []string
-	tokens       *tokenCache
-	hawk         *hawk.Verifier
-	configJSON   []byte
-	grace        time.Duration
-	trusted      []netip.Prefix
-	log          *slog.Logger
-	now          func() time.Time
-	version      string
-	commit       string
-	retryAfter   time.Duration
-	hbTimeout    time.Duration
-	status       NodeStatus // nil: always up
-	draining     atomic.Bool
-	obs          Observer
+	// lastOrigin is the origin last derived from a request, when
+	// PublicURL is not set.
+	lastOrigin atomic.Pointer[originMemo]
+	secrets    []string
+	tokens     *tokenCache
+	hawk       *hawk.Verifier
+	configJSON []byte
+	grace      time.Duration
+	trusted    []netip.Prefix
+	log        *slog.Logger
+	now        func() time.Time
+	version    string
+	commit     string
+	retryAfter time.Duration
+	hbTimeout  time.Duration
+	status     NodeStatus // nil: always up
+	draining   atomic.Bool
+	obs        Observer
 	// fullLogged is when (unix ns) a refused write last logged that the
 	// database is full, so a full disk gives one clear line, not a flood.
 	fullLogged atomic.Int64
