@@ -82,7 +82,9 @@ const strictMode = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DI
 // ParseURL turns a mysql://USER:PASS@HOST:PORT/DB?params URL into a driver
 // configuration. Query parameters are go-sql-driver/mysql DSN parameters
 // (e.g. tls=true, timeout=3s) or session variables; weave's defaults apply
-// to those left out. "mariadb://" is accepted as a synonym. The host
+// to those left out (multiStatements=false or interpolateParams=false turn
+// off the write pool's pipeline, pipeline.go; maxAllowedPacket is read from
+// the server unless given). "mariadb://" is accepted as a synonym. The host
 // defaults to 127.0.0.1 and the port to 3306; the database may be empty
 // (for administrative connections).
 func ParseURL(rawURL string) (*mysqldrv.Config, error) {
@@ -124,6 +126,15 @@ func ParseURL(rawURL string) (*mysqldrv.Config, error) {
 	if !q.Has("multiStatements") {
 		// Only the write pool sends multi-statement packets (pipeConn).
 		cfg.MultiStatements = true
+	}
+	if !q.Has("maxAllowedPacket") {
+		// The driver's default (64 MiB) is not the server's (16 MiB on
+		// MariaDB): a statement between the two goes out and the server
+		// drops the connection. Read from the server at connect, it makes
+		// the driver refuse to interpolate a statement that would not fit
+		// (driver.ErrSkip), so that pipeConn sends what it joined one
+		// statement at a time.
+		cfg.MaxAllowedPacket = 0
 	}
 	if !q.Has("clientFoundRows") {
 		cfg.ClientFoundRows = true
@@ -206,6 +217,20 @@ type sessionConnector struct {
 }
 
 func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.connect(ctx)
+	if err != nil || !c.pipeline {
+		return conn, err
+	}
+	pc, err := newPipeConn(conn, c.connect)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return pc, nil
+}
+
+// connect opens a driver connection and sets up its session.
+func (c sessionConnector) connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
@@ -220,14 +245,6 @@ func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 			conn.Close()
 			return nil, err
 		}
-	}
-	if c.pipeline {
-		pc, err := newPipeConn(conn)
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return pc, nil
 	}
 	return conn, nil
 }

@@ -28,18 +28,18 @@ func TestParseURL(t *testing.T) {
 	if cfg.User != "weave" || cfg.Passwd != "p@ss:w/rd" || cfg.Addr != "db.example:3307" || cfg.DBName != "sync" || cfg.Net != "tcp" {
 		t.Errorf("parsed %+v", cfg)
 	}
-	if !cfg.InterpolateParams || !cfg.ClientFoundRows || cfg.Timeout != 5*time.Second || cfg.ParseTime {
+	if !cfg.InterpolateParams || !cfg.MultiStatements || !cfg.ClientFoundRows || cfg.Timeout != 5*time.Second || cfg.ParseTime || cfg.MaxAllowedPacket != 0 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if !strings.Contains(cfg.Params["sql_mode"], "STRICT_ALL_TABLES") {
 		t.Errorf("sql_mode %q", cfg.Params["sql_mode"])
 	}
 
-	cfg, err = mysql.ParseURL("mariadb://root@/?interpolateParams=false&timeout=1s&sql_mode=%27ANSI%27&tls=false")
+	cfg, err = mysql.ParseURL("mariadb://root@/?interpolateParams=false&multiStatements=false&maxAllowedPacket=1048576&timeout=1s&sql_mode=%27ANSI%27&tls=false")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:3306" || cfg.DBName != "" || cfg.InterpolateParams || cfg.Timeout != time.Second || cfg.Params["sql_mode"] != "'ANSI'" {
+	if cfg.Addr != "127.0.0.1:3306" || cfg.DBName != "" || cfg.InterpolateParams || cfg.MultiStatements || cfg.MaxAllowedPacket != 1<<20 || cfg.Timeout != time.Second || cfg.Params["sql_mode"] != "'ANSI'" {
 		t.Errorf("overrides not kept: %+v", cfg)
 	}
 	cfg, err = mysql.ParseURL("mysql://u@[::1]/db")

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/weave-sync/weave/sqlstore"
 )
@@ -38,6 +39,9 @@ type pipeConn struct {
 	driver.Conn
 	ex driver.ExecerContext
 	qu driver.QueryerContext
+	// dial opens a fresh connection of the pool, set up as Connect sets
+	// up its connections, for redial.
+	dial func(ctx context.Context) (driver.Conn, error)
 
 	// tx is the transaction begun lazily, nil outside one.
 	tx *pipeTx
@@ -70,16 +74,83 @@ type heldResult struct{}
 func (heldResult) LastInsertId() (int64, error) { return 0, errHeld }
 func (heldResult) RowsAffected() (int64, error) { return 0, errHeld }
 
-func newPipeConn(conn driver.Conn) (driver.Conn, error) {
+func newPipeConn(conn driver.Conn, dial func(ctx context.Context) (driver.Conn, error)) (driver.Conn, error) {
+	c := &pipeConn{dial: dial}
+	if err := c.use(conn); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// use makes conn the driver connection c sends on.
+func (c *pipeConn) use(conn driver.Conn) error {
 	ex, ok1 := conn.(driver.ExecerContext)
 	qu, ok2 := conn.(driver.QueryerContext)
 	_, ok3 := conn.(driver.ConnBeginTx)
 	_, ok4 := conn.(driver.ConnPrepareContext)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return nil, errors.New("mysql: driver connection lacks the context interfaces")
+		return errors.New("mysql: driver connection lacks the context interfaces")
 	}
-	return &pipeConn{Conn: conn, ex: ex, qu: qu}, nil
+	c.Conn, c.ex, c.qu = conn, ex, qu
+	return nil
 }
+
+// A dead connection. database/sql retries a BeginTx that fails with
+// driver.ErrBadConn on another connection (the driver returns that error
+// only when nothing of the statement went out, so that the server cannot
+// have run it). With START TRANSACTION sent later, in the packet of the
+// transaction's first statement, that failure comes from a statement of
+// the transaction, which database/sql does not retry. The driver's
+// liveness check when the pool hands out a connection catches most dead
+// connections before (a connection the server closed on wait_timeout or
+// a restart, or that was killed); what it misses (a connection that dies
+// after the check, or checkConnLiveness=false) would make a write fail
+// that BeginTx used to retry. So the transaction's first packet, when the
+// driver says it did not go out, goes again once, on a fresh connection
+// (redial). A failure after bytes went out is never retried here: the
+// server may have run the statements, COMMIT included.
+
+// redial replaces c's dead driver connection with a fresh one.
+func (c *pipeConn) redial(ctx context.Context) error {
+	fresh, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	old := c.Conn
+	if err := c.use(fresh); err != nil {
+		fresh.Close()
+		return err
+	}
+	_ = old.Close() // the driver closed its socket already
+	return nil
+}
+
+// exec sends a statement; first says it is the transaction's first packet
+// (it carries START TRANSACTION).
+func (c *pipeConn) exec(ctx context.Context, first bool, query string, args []driver.NamedValue) (driver.Result, error) {
+	res, err := c.ex.ExecContext(ctx, query, args)
+	if first && errors.Is(err, driver.ErrBadConn) && ctx.Err() == nil {
+		if err = c.redial(ctx); err == nil {
+			res, err = c.ex.ExecContext(ctx, query, args)
+		}
+	}
+	return res, err
+}
+
+// query is exec for a statement with rows.
+func (c *pipeConn) query(ctx context.Context, first bool, query string, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := c.qu.QueryContext(ctx, query, args)
+	if first && errors.Is(err, driver.ErrBadConn) && ctx.Err() == nil {
+		if err = c.redial(ctx); err == nil {
+			rows, err = c.qu.QueryContext(ctx, query, args)
+		}
+	}
+	return rows, err
+}
+
+// first reports whether the next packet of the connection is its
+// transaction's first.
+func (c *pipeConn) first() bool { return c.tx != nil && c.tx.begin != "" }
 
 // BeginTx implements driver.ConnBeginTx. Transactions at another isolation
 // level than the session's are begun by the driver, at once.
@@ -147,7 +218,7 @@ func (c *pipeConn) flushApart(ctx context.Context) error {
 	begin, held := t.begin, t.held
 	t.sent()
 	if begin != "" {
-		if _, err := c.ex.ExecContext(ctx, begin, nil); err != nil {
+		if _, err := c.exec(ctx, true, begin, nil); err != nil {
 			return err
 		}
 	}
@@ -210,7 +281,7 @@ func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.
 		defer cancel()
 	}
 	q, a := c.tx.pending(query, args)
-	res, err := c.ex.ExecContext(ctx, q, a)
+	res, err := c.exec(ctx, c.first(), q, a)
 	if errors.Is(err, driver.ErrSkip) && q != query {
 		if err := c.flushApart(ctx); err != nil {
 			return nil, err
@@ -235,7 +306,7 @@ func (c *pipeConn) QueryContext(ctx context.Context, query string, args []driver
 		}
 	}
 	q, a := c.tx.pending(query, args)
-	rows, err := c.qu.QueryContext(ctx, q, a)
+	rows, err := c.query(ctx, c.first(), q, a)
 	if errors.Is(err, driver.ErrSkip) && q != query {
 		if err := c.flushApart(ctx); err != nil {
 			return nil, err
@@ -273,7 +344,7 @@ func (t *pipeTx) Commit() error {
 	}
 	ctx := t.ctx
 	q, a := t.pending("COMMIT", nil)
-	_, err := c.ex.ExecContext(ctx, q, a)
+	_, err := c.exec(ctx, t.begin != "", q, a)
 	if errors.Is(err, driver.ErrSkip) {
 		if err = c.flushApart(ctx); err == nil {
 			_, err = c.ex.ExecContext(ctx, "COMMIT", nil)
@@ -286,7 +357,7 @@ func (t *pipeTx) Commit() error {
 		// pooled connection. (On a broken connection this fails too, and
 		// the driver has marked the connection bad; the server rolls back
 		// what it did not commit.)
-		_, _ = c.ex.ExecContext(context.Background(), "ROLLBACK", nil)
+		_ = c.rollback()
 	}
 	return err
 }
@@ -302,7 +373,21 @@ func (t *pipeTx) Rollback() error {
 	if !begun {
 		return nil
 	}
-	_, err := c.ex.ExecContext(context.Background(), "ROLLBACK", nil)
+	return c.rollback()
+}
+
+// rollbackTimeout bounds a ROLLBACK, which runs after the transaction's
+// context may have ended: a server that stopped answering must not hold
+// the caller (a request, or database/sql's goroutine that rolls back a
+// transaction whose context ended) for as long as the socket stays open.
+// When it passes, the driver closes the connection, database/sql drops it,
+// and the server rolls back whatever the connection left uncommitted.
+var rollbackTimeout = 5 * time.Second
+
+func (c *pipeConn) rollback() error {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	_, err := c.ex.ExecContext(ctx, "ROLLBACK", nil)
 	return err
 }
 
