@@ -190,6 +190,38 @@ type Store interface {
 	Close() error
 }
 
+// CollectionTimestamp is a collection's name and timestamp.
+type CollectionTimestamp struct {
+	Name     string
+	Modified Timestamp
+}
+
+// CollectionTimestampsAppender is a Store that can append a user's
+// collection timestamps to a slice instead of building a map: clients ask
+// for them before every sync, and the caller only walks them once.
+type CollectionTimestampsAppender interface {
+	// AppendCollectionTimestamps appends to dst what CollectionTimestamps
+	// returns, one element per collection in no particular order, and
+	// returns the storage timestamp.
+	AppendCollectionTimestamps(ctx context.Context, uid int64, dst []CollectionTimestamp) ([]CollectionTimestamp, Timestamp, error)
+}
+
+// AppendCollectionTimestamps reads with s.AppendCollectionTimestamps if s is
+// a CollectionTimestampsAppender, else with CollectionTimestamps.
+func AppendCollectionTimestamps(ctx context.Context, s Store, uid int64, dst []CollectionTimestamp) ([]CollectionTimestamp, Timestamp, error) {
+	if a, ok := s.(CollectionTimestampsAppender); ok {
+		return a.AppendCollectionTimestamps(ctx, uid, dst)
+	}
+	colls, storage, err := s.CollectionTimestamps(ctx, uid)
+	if err != nil {
+		return dst, 0, err
+	}
+	for name, ts := range colls {
+		dst = append(dst, CollectionTimestamp{Name: name, Modified: ts})
+	}
+	return dst, storage, nil
+}
+
 // BSOStreamer is a Store that can hand a collection read's records to a
 // function as it reads them, instead of collecting them in Page.BSOs: the
 // caller encodes each record while the next is read, with no slice of

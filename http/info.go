@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/weave-sync/weave"
 )
@@ -13,32 +15,42 @@ import (
 // for conditional headers is the storage timestamp.
 func (s *Server) infoCollections(rq *request) error {
 	ctx := rq.r.Context()
-	colls, storageTS, err := s.store.CollectionTimestamps(ctx, rq.uid)
+	cp := collsPool.Get().(*[]weave.CollectionTimestamp)
+	defer func() {
+		clear(*cp)
+		*cp = (*cp)[:0]
+		collsPool.Put(cp)
+	}()
+	colls, storageTS, err := weave.AppendCollectionTimestamps(ctx, s.store, rq.uid, (*cp)[:0])
+	*cp = colls
 	if err != nil {
 		return err
 	}
 	if err := rq.pre.checkRead(storageTS); err != nil {
 		return err
 	}
-	names := sortedKeys(colls)
+	slices.SortFunc(colls, func(a, b weave.CollectionTimestamp) int { return strings.Compare(a.Name, b.Name) })
 	bp := getBuf()
 	defer putBuf(bp)
 	b := append((*bp)[:0], '{')
-	for i, name := range names {
+	for i, c := range colls {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, name)
+		b = appendString(b, c.Name)
 		b = append(b, ':')
-		b = appendTimestamp(b, colls[name])
+		b = appendTimestamp(b, c.Modified)
 	}
 	b = append(b, '}')
 	*bp = b
 	rq.setLastModified(storageTS)
-	rq.w.setHeader("X-Weave-Records", strconv.Itoa(len(names)))
+	rq.w.setHeader("X-Weave-Records", strconv.Itoa(len(colls)))
 	writeJSON(rq, http.StatusOK, b)
 	return nil
 }
+
+// collsPool holds the slices info/collections reads into.
+var collsPool = sync.Pool{New: func() any { c := make([]weave.CollectionTimestamp, 0, 16); return &c }}
 
 // storageRead fetches the storage timestamp for the conditional headers of
 // the other info endpoints and applies them.

@@ -29,11 +29,24 @@ func (s *Store) LastModified(ctx context.Context, uid int64) (weave.Timestamp, e
 
 // CollectionTimestamps implements weave.Store.
 func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (map[string]weave.Timestamp, weave.Timestamp, error) {
-	rows, err := s.perCollectionRows(ctx, s.q.collectionTimestamps, uid, uid)
+	var buf [16]weave.CollectionTimestamp
+	colls, storage, err := s.AppendCollectionTimestamps(ctx, uid, buf[:0])
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make(map[string]weave.Timestamp, len(rows))
+	out := make(map[string]weave.Timestamp, len(colls))
+	for _, c := range colls {
+		out[c.Name] = c.Modified
+	}
+	return out, storage, nil
+}
+
+// AppendCollectionTimestamps implements weave.CollectionTimestampsAppender.
+func (s *Store) AppendCollectionTimestamps(ctx context.Context, uid int64, dst []weave.CollectionTimestamp) ([]weave.CollectionTimestamp, weave.Timestamp, error) {
+	rows, err := s.perCollectionRows(ctx, s.q.collectionTimestamps, uid, uid)
+	if err != nil {
+		return dst, 0, err
+	}
 	var storage weave.Timestamp
 	for _, r := range rows {
 		// Collection id 0 carries the storage row's timestamp; the storage
@@ -44,11 +57,11 @@ func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (map[string
 		}
 		name, err := s.collectionName(ctx, r.cid)
 		if err != nil {
-			return nil, 0, err
+			return dst, 0, err
 		}
-		out[name] = weave.Timestamp(r.v)
+		dst = append(dst, weave.CollectionTimestamp{Name: name, Modified: weave.Timestamp(r.v)})
 	}
-	return out, storage, nil
+	return dst, storage, nil
 }
 
 // CollectionCounts implements weave.Store.

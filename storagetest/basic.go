@@ -18,6 +18,7 @@ func testEmptyUser(t *testing.T, s weave.Store) {
 	if len(colls) != 0 || ts != 0 {
 		t.Fatalf("CollectionTimestamps of a new user: %v, %v", colls, ts)
 	}
+	wantAppended(t, s, uid, colls, ts)
 	counts := must(s.CollectionCounts(ctx, uid))(t)
 	usage := must(s.CollectionUsage(ctx, uid))(t)
 	if len(counts) != 0 || len(usage) != 0 {
@@ -54,6 +55,33 @@ func testEmptyUser(t *testing.T, s weave.Store) {
 	}
 }
 
+// wantAppended checks that a weave.CollectionTimestampsAppender appends
+// what CollectionTimestamps gave (colls, storage), after what dst held.
+func wantAppended(t *testing.T, s weave.Store, uid int64, colls map[string]weave.Timestamp, storage weave.Timestamp) {
+	t.Helper()
+	a, ok := s.(weave.CollectionTimestampsAppender)
+	if !ok {
+		return
+	}
+	before := weave.CollectionTimestamp{Name: "before", Modified: 1}
+	got, ts, err := a.AppendCollectionTimestamps(t.Context(), uid, []weave.CollectionTimestamp{before})
+	check(t, err)
+	wantTS(t, ts, storage, "AppendCollectionTimestamps storage")
+	if len(got) == 0 || got[0] != before {
+		t.Fatalf("AppendCollectionTimestamps dropped what dst held: %v", got)
+	}
+	m := map[string]weave.Timestamp{}
+	for _, c := range got[1:] {
+		if _, dup := m[c.Name]; dup {
+			t.Fatalf("AppendCollectionTimestamps: %s twice in %v", c.Name, got)
+		}
+		m[c.Name] = c.Modified
+	}
+	if !maps.Equal(m, colls) {
+		t.Fatalf("AppendCollectionTimestamps %v, CollectionTimestamps %v", got[1:], colls)
+	}
+}
+
 func testPutGet(t *testing.T, s weave.Store) {
 	ctx := t.Context()
 	uid := newUID()
@@ -81,6 +109,7 @@ func testPutGet(t *testing.T, s weave.Store) {
 	if !maps.Equal(colls, map[string]weave.Timestamp{"bookmarks": t1, "history": t2}) {
 		t.Fatalf("CollectionTimestamps: %v", colls)
 	}
+	wantAppended(t, s, uid, colls, ts)
 
 	// An update replaces what it sets.
 	t3 := put(t, s, uid, "bookmarks", updSort("b1", "second", 7))
