@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -37,36 +36,25 @@ func (s *Server) authenticate(rq *request) error {
 	if authz == "" {
 		return unauthorized(ErrMissingAuthorization)
 	}
-	now := rq.now
 	o := s.origin(r)
-	var tok tokenlib.Payload
-	lookup := func(_ context.Context, id string) (string, error) {
-		p, node, key, err := s.tokens.parse(s.secrets, id, now)
-		if errors.Is(err, tokenlib.ErrExpired) {
-			// SPEC lets clients ask /info/collections with a recently
-			// expired token, to see whether a sync is needed before
-			// refreshing it.
-			infoColl := rq.route == routeInfoCollections && (r.Method == http.MethodGet || r.Method == http.MethodHead)
-			if !infoColl || s.grace < 0 || now.Sub(time.Unix(p.Expires, 0)) > s.grace {
-				return "", err
-			}
-		} else if err != nil {
-			return "", err
+	// The header is parsed and its key looked up here rather than in a
+	// callback of Verify, which would cost two allocations a request.
+	h, err := hawk.ParseHeader(authz)
+	if err == nil {
+		var key string
+		var tok tokenlib.Payload
+		if key, tok, err = s.tokenKey(rq, h.ID, o); err != nil {
+			err = &hawk.KeyLookupError{Err: err}
+		} else if err = s.hawk.VerifyKey(h, key, hawk.Request{
+			Method:        r.Method,
+			RequestTarget: s.requestTarget(r),
+			Host:          o.host,
+			Port:          o.port,
+		}); err == nil && tok.UID != rq.uid {
+			// 401 rather than RS's 400: a new token fixes it (hawk.md §7).
+			return unauthorized(ErrUIDMismatch)
 		}
-		if node != o.base {
-			return "", fmt.Errorf("token is for node %q, not %q", p.Node, o.base)
-		}
-		tok = p
-		return key, nil
 	}
-	h, err := s.hawk.Verify(r.Context(), hawk.Request{
-		Method:        r.Method,
-		RequestTarget: s.requestTarget(r),
-		Host:          o.host,
-		Port:          o.port,
-		Authorization: authz,
-		LookupKey:     lookup,
-	})
 	if err != nil {
 		e := unauthorized(err)
 		var stale *hawk.StaleTimestampError
@@ -76,10 +64,6 @@ func (s *Server) authenticate(rq *request) error {
 			e.challenge = stale.Challenge
 		}
 		return e
-	}
-	if tok.UID != rq.uid {
-		// 401 rather than RS's 400: a new token fixes it (hawk.md §7).
-		return unauthorized(ErrUIDMismatch)
 	}
 	// Authenticated: the request may now take as long as a transfer that
 	// keeps moving needs (uploads of megabytes, full collection reads).
@@ -98,6 +82,30 @@ func (s *Server) authenticate(rq *request) error {
 		}
 	}
 	return nil
+}
+
+// tokenKey decodes the token id of a request's Hawk header (cached) and
+// returns its Hawk key and payload, or why it is refused: bad, expired
+// (beyond the grace of info/collections) or for another node.
+func (s *Server) tokenKey(rq *request, id string, o origin) (string, tokenlib.Payload, error) {
+	now := rq.now
+	p, node, key, err := s.tokens.parse(s.secrets, id, now)
+	if errors.Is(err, tokenlib.ErrExpired) {
+		// SPEC lets clients ask /info/collections with a recently
+		// expired token, to see whether a sync is needed before
+		// refreshing it.
+		r := rq.r
+		infoColl := rq.route == routeInfoCollections && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+		if !infoColl || s.grace < 0 || now.Sub(time.Unix(p.Expires, 0)) > s.grace {
+			return "", p, err
+		}
+	} else if err != nil {
+		return "", p, err
+	}
+	if node != o.base {
+		return "", p, fmt.Errorf("token is for node %q, not %q", p.Node, o.base)
+	}
+	return key, p, nil
 }
 
 // origin is how the client addressed this node.
