@@ -43,6 +43,9 @@ type laneConn struct {
 	// statement's open rows).
 	stmts map[string]driver.Stmt
 	dest  [2]driver.Value
+	// args holds a query's arguments: handed to the driver, a local array
+	// would be an allocation per query.
+	args [4]driver.NamedValue
 }
 
 // noCancel is the context of a statement on a lane connection: Done is
@@ -104,8 +107,8 @@ func (lc *laneConn) read(ctx context.Context, query string, args []any, out []co
 		if !ok {
 			return errors.New("sqlstore: the driver cannot query with a context")
 		}
-		var nv [4]driver.NamedValue
-		named := nv[:0]
+		named := lc.args[:0]
+		defer clear(lc.args[:])
 		for i, a := range args {
 			v, err := driver.DefaultParameterConverter.ConvertValue(a)
 			if err != nil {

@@ -43,7 +43,9 @@ func (s *Store) CollectionTimestamps(ctx context.Context, uid int64) (map[string
 
 // AppendCollectionTimestamps implements weave.CollectionTimestampsAppender.
 func (s *Store) AppendCollectionTimestamps(ctx context.Context, uid int64, dst []weave.CollectionTimestamp) ([]weave.CollectionTimestamp, weave.Timestamp, error) {
-	rows, err := s.perCollectionRows(ctx, s.q.collectionTimestamps, uid, uid)
+	var buf [16]collectionValue
+	u := any(uid) // boxed once: an int64 above 255 costs an allocation each time
+	rows, err := s.perCollectionRows(ctx, buf[:0], s.q.collectionTimestamps, u, u)
 	if err != nil {
 		return dst, 0, err
 	}
@@ -75,7 +77,7 @@ func (s *Store) CollectionUsage(ctx context.Context, uid int64) (map[string]int6
 }
 
 func (s *Store) perCollection(ctx context.Context, query string, uid int64) (map[string]int64, error) {
-	rows, err := s.perCollectionRows(ctx, query, uid, s.nowMs())
+	rows, err := s.perCollectionRows(ctx, nil, query, uid, s.nowMs())
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +94,11 @@ func (s *Store) perCollection(ctx context.Context, query string, uid int64) (map
 
 type collectionValue struct{ cid, v int64 }
 
-// perCollectionRows reads (collection id, value) rows. Names are looked up
+// perCollectionRows appends to out the (collection id, value) rows of
+// query (out may be a caller's array on the stack). Names are looked up
 // after the rows are closed, so that a lookup never needs a second
 // connection while the first is held.
-func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any) ([]collectionValue, error) {
+func (s *Store) perCollectionRows(ctx context.Context, out []collectionValue, query string, args ...any) ([]collectionValue, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.db.Classify(err)
 	}
@@ -108,7 +111,7 @@ func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any
 			return nil, s.db.Classify(err)
 		}
 		if lc != nil {
-			out, err := lc.read(ctx, query, args, make([]collectionValue, 0, 16))
+			out, err := lc.read(ctx, query, args, out)
 			s.lane.put(lc, err)
 			return out, s.db.Classify(err)
 		}
@@ -121,7 +124,6 @@ func (s *Store) perCollectionRows(ctx context.Context, query string, args ...any
 		return nil, s.db.Classify(err)
 	}
 	defer rows.Close()
-	out := make([]collectionValue, 0, 16)
 	// One variable for every row: Scan's pointers make it escape, and a
 	// fresh one per row would be an allocation each.
 	var cid, v intColumn
