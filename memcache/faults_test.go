@@ -323,20 +323,9 @@ func TestManyFailuresDistrustPool(t *testing.T) {
 // changes. It fails with a retryable 503 and writes nothing; once the
 // contention ends, writes go through and every process sees them.
 func TestContendedMark(t *testing.T) {
-	px, a, b := proxiedPair(t, memcache.Config{Timeout: calmTimeout})
-	ctx := t.Context()
 	const uid = 78
-	put := func(id string) (weave.Timestamp, error) {
-		return a.PutBSO(ctx, uid, "tabs", weave.Update{ID: id, Payload: weave.Some("p")}, weave.Precondition{})
-	}
-	if _, err := put("first"); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []process{a, b} {
-		if _, _, err := p.CollectionTimestamps(ctx, uid); err != nil { // fills: the record exists
-			t.Fatal(err)
-		}
-	}
+	px, a, b, put := contendedPair(t, uid)
+	ctx := t.Context()
 
 	px.Set(casLoses, 0)
 	writes := a.inner.snapshot()["PutBSO"]
@@ -358,25 +347,20 @@ func TestContendedMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []process{a, b} {
-		got, _, err := p.CollectionTimestamps(ctx, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["tabs"] != ts {
-			t.Fatalf("after the contention: tabs at %v, want %v", got["tabs"], ts)
-		}
+		wantTimestamps(t, p, uid, "tabs", ts, "after the contention")
 	}
 }
 
-// TestLongContendedMarkWaits: a mark that loses many compare-and-swaps in
-// a row, as when a score of writers of one user start together, keeps
-// trying until its deadline, and the write then runs: contention that
-// ends within the deadline costs time, not a 503.
-func TestLongContendedMarkWaits(t *testing.T) {
-	px, a, b := proxiedPair(t, memcache.Config{Timeout: calmTimeout})
+// contendedPair is proxiedPair (a through the fault proxy) with uid's
+// cache record in memcached: put writes a tabs record of uid through a,
+// once as "first", and both processes filled the record after it.
+func contendedPair(t *testing.T, uid int64) (px *faultProxy, a, b process, put func(id string) (weave.Timestamp, error)) {
+	px, a, b = proxiedPair(t, memcache.Config{Timeout: calmTimeout})
 	ctx := t.Context()
-	const uid = 79
-	if _, err := a.PutBSO(ctx, uid, "tabs", weave.Update{ID: "first", Payload: weave.Some("p")}, weave.Precondition{}); err != nil {
+	put = func(id string) (weave.Timestamp, error) {
+		return a.PutBSO(ctx, uid, "tabs", weave.Update{ID: id, Payload: weave.Some("p")}, weave.Precondition{})
+	}
+	if _, err := put("first"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []process{a, b} {
@@ -384,10 +368,21 @@ func TestLongContendedMarkWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return px, a, b, put
+}
+
+// TestLongContendedMarkWaits: a mark that loses many compare-and-swaps in
+// a row, as when a score of writers of one user start together, keeps
+// trying until its deadline, and the write then runs: contention that
+// ends within the deadline costs time, not a 503.
+func TestLongContendedMarkWaits(t *testing.T) {
+	const uid = 79
+	px, a, b, put := contendedPair(t, uid)
+	ctx := t.Context()
 	// Forty losses: more than twice what twenty writers of one user
 	// starting together can cost each other's marks.
 	px.LoseCAS(40)
-	ts, err := a.PutBSO(ctx, uid, "tabs", weave.Update{ID: "second", Payload: weave.Some("p")}, weave.Precondition{})
+	ts, err := put("second")
 	if err != nil {
 		t.Fatalf("write whose mark lost 40 compare-and-swaps: %v, want it to run", err)
 	}
@@ -395,13 +390,7 @@ func TestLongContendedMarkWaits(t *testing.T) {
 		t.Fatalf("%d cas requests still to lose: the write did not go through the contention", left)
 	}
 	for _, p := range []process{a, b} {
-		got, _, err := p.CollectionTimestamps(ctx, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["tabs"] != ts {
-			t.Fatalf("after the contended write: tabs at %v, want %v", got["tabs"], ts)
-		}
+		wantTimestamps(t, p, uid, "tabs", ts, "after the contended write")
 		if _, err := p.GetBSO(ctx, uid, "tabs", "second"); err != nil {
 			t.Fatalf("record of the contended write: %v", err)
 		}
