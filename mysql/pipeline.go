@@ -128,24 +128,26 @@ func (c *pipeConn) redial(ctx context.Context) error {
 // exec sends a statement; first says it is the transaction's first packet
 // (it carries START TRANSACTION).
 func (c *pipeConn) exec(ctx context.Context, first bool, query string, args []driver.NamedValue) (driver.Result, error) {
-	res, err := c.ex.ExecContext(ctx, query, args)
-	if first && errors.Is(err, driver.ErrBadConn) && ctx.Err() == nil {
-		if err = c.redial(ctx); err == nil {
-			res, err = c.ex.ExecContext(ctx, query, args)
-		}
-	}
-	return res, err
+	return resendFirst(ctx, c, first, func() (driver.Result, error) { return c.ex.ExecContext(ctx, query, args) })
 }
 
 // query is exec for a statement with rows.
 func (c *pipeConn) query(ctx context.Context, first bool, query string, args []driver.NamedValue) (driver.Rows, error) {
-	rows, err := c.qu.QueryContext(ctx, query, args)
+	return resendFirst(ctx, c, first, func() (driver.Rows, error) { return c.qu.QueryContext(ctx, query, args) })
+}
+
+// resendFirst runs send, and for a transaction's first packet that the
+// driver reports as not sent (driver.ErrBadConn) runs it once more on a
+// fresh connection (see "A dead connection" above). send reads c's driver
+// connection when it runs, so the second try goes out on the new one.
+func resendFirst[T any](ctx context.Context, c *pipeConn, first bool, send func() (T, error)) (T, error) {
+	v, err := send()
 	if first && errors.Is(err, driver.ErrBadConn) && ctx.Err() == nil {
 		if err = c.redial(ctx); err == nil {
-			rows, err = c.qu.QueryContext(ctx, query, args)
+			v, err = send()
 		}
 	}
-	return rows, err
+	return v, err
 }
 
 // first reports whether the next packet of the connection is its
