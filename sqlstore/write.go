@@ -202,6 +202,31 @@ func DeferExecs(ctx context.Context) context.Context {
 	return context.WithValue(ctx, mayDeferKey{}, true)
 }
 
+type nextQueryKey struct{}
+
+type nextQuery struct {
+	query string
+	args  []any
+}
+
+// ThenQuery marks ctx for a query inside a transaction that, unless it
+// fails, the caller follows at once with query and args: a read whose
+// arguments do not depend on the first query's result. A driver may send
+// both in one round trip and answer the second from what it got; when the
+// caller then runs something else instead (the first matched nothing),
+// that read ran for nothing, which is harmless for a read. Store's write
+// lock runs the locked state so (NextQuery) where it is a second
+// statement (Dialect.LockingJoins).
+func ThenQuery(ctx context.Context, query string, args ...any) context.Context {
+	return context.WithValue(ctx, nextQueryKey{}, nextQuery{query, args})
+}
+
+// NextQuery reports the query that ThenQuery marked ctx with.
+func NextQuery(ctx context.Context) (query string, args []any, ok bool) {
+	n, ok := ctx.Value(nextQueryKey{}).(nextQuery)
+	return n.query, n.args, ok
+}
+
 // errNoUser ends a write early when the user has no storage row and the
 // write does not create one.
 var errNoUser = errors.New("sqlstore: no such user")
@@ -286,7 +311,9 @@ func (w *wtx) lock() (move string, err error) {
 	if w.s.db.Dialect.LockingJoins() {
 		err = w.queryRow(w.s.q.lockUserJoined, w.cid, w.uid).Scan(&w.storage, &newest, &state, &coll)
 	} else {
-		err = w.queryRow(w.s.q.lockUser, w.uid).Scan(&w.storage)
+		// The locked state's statement may go with the lock's (ThenQuery).
+		ctx := ThenQuery(w.ctx, w.s.q.lockedUserState, w.uid, w.uid, w.uid, w.cid)
+		err = w.s.ws.txQueryRow(ctx, w.tx, w.s.q.lockUser, w.uid).Scan(&w.storage)
 		if err == nil {
 			err = w.queryRow(w.s.q.lockedUserState, w.uid, w.uid, w.uid, w.cid).Scan(&newest, &state, &coll)
 		}
