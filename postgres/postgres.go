@@ -8,6 +8,10 @@
 // snapshot (the collection timestamp and its records agree); read-only
 // REPEATABLE READ transactions never fail to serialise.
 //
+// The write pool sends a transaction's statements in the protocol's
+// pipeline mode, several per round trip (pipeline.go; pipeline=false in the
+// URL turns that off).
+//
 // Importing the package registers the backend of postgres:// and
 // postgresql:// URLs with sqlstore.
 package postgres
@@ -65,16 +69,33 @@ func Migrations(set string) ([]sqlstore.Migration, error) {
 // ("postgresql://" works too) into a pgx configuration. Query parameters are
 // libpq connection parameters (sslmode, connect_timeout, ...) or session
 // settings; weave's defaults apply to those left out (connect_timeout 5 s,
-// application_name weave).
+// application_name weave). One is weave's own and not passed on:
+// pipeline=false turns off the write pool's pipeline (pipeline.go), which
+// Open otherwise uses.
 func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
+	cfg, _, err := parseURL(rawURL)
+	return cfg, err
+}
+
+// pipelineParam is the URL parameter that turns the write pipeline off.
+const pipelineParam = "pipeline"
+
+func parseURL(rawURL string) (cfg *pgx.ConnConfig, pipeline bool, err error) {
 	u, err := sqlstore.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, false, fmt.Errorf("postgres: %w", err)
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return nil, fmt.Errorf("postgres: %s is not a postgres:// URL (want postgres://USER:PASS@HOST:PORT/DB?sslmode=disable)", sqlstore.RedactURL(rawURL))
+		return nil, false, fmt.Errorf("postgres: %s is not a postgres:// URL (want postgres://USER:PASS@HOST:PORT/DB?sslmode=disable)", sqlstore.RedactURL(rawURL))
 	}
 	q := u.Query()
+	pipeline = true
+	if q.Has(pipelineParam) {
+		if pipeline, err = strconv.ParseBool(q.Get(pipelineParam)); err != nil {
+			return nil, false, fmt.Errorf("postgres: URL %s: %s=%q is not true or false", sqlstore.RedactURL(rawURL), pipelineParam, q.Get(pipelineParam))
+		}
+		q.Del(pipelineParam)
+	}
 	if !q.Has("connect_timeout") {
 		q.Set("connect_timeout", "5")
 	}
@@ -82,37 +103,43 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 		q.Set("application_name", "weave")
 	}
 	u.RawQuery = q.Encode()
-	cfg, err := pgx.ParseConfig(u.String())
+	cfg, err = pgx.ParseConfig(u.String())
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err) // pgx redacts the password
+		return nil, false, fmt.Errorf("postgres: %w", err) // pgx redacts the password
 	}
-	return cfg, nil
+	return cfg, pipeline, nil
 }
 
 // Open connects to the PostgreSQL database of a postgres:// URL and checks
 // that it answers. The database must exist; its schema is applied with
 // sqlstore.DB.Migrate and Migrations.
 func Open(ctx context.Context, rawURL string, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
-	cfg, err := ParseURL(rawURL)
+	cfg, pipeline, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return OpenConfig(ctx, cfg, opts)
+	return openConfig(ctx, cfg, opts, pipeline)
 }
 
 // OpenConfig is Open with a pgx configuration, e.g. from ParseURL with TLS
-// settings added. cfg is not modified.
+// settings added, the write pipeline on. cfg is not modified.
 func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts sqlstore.PoolOptions) (*sqlstore.DB, error) {
+	return openConfig(ctx, cfg, opts, true)
+}
+
+func openConfig(ctx context.Context, cfg *pgx.ConnConfig, opts sqlstore.PoolOptions, pipeline bool) (*sqlstore.DB, error) {
 	opts = opts.WithDefaults(sqlstore.DefaultServerConns())
 	lockMS := strconv.FormatInt(max(1, opts.LockTimeout.Milliseconds()), 10)
-	write := openPool(cfg, map[string]string{
+	// Write transactions go out in fewer round trips (pipeConn); reads are
+	// one statement each and gain nothing.
+	write := openPool(cfg, pipeline, map[string]string{
 		"default_transaction_isolation": "read committed",
 		"lock_timeout":                  lockMS,
 		// A weave process that stops talking mid-transaction must not hold
 		// a user's rows locked for long.
 		"idle_in_transaction_session_timeout": "60000",
 	})
-	read := openPool(cfg, map[string]string{
+	read := openPool(cfg, false, map[string]string{
 		"default_transaction_isolation":       "repeatable read",
 		"idle_in_transaction_session_timeout": "60000",
 	})
@@ -123,14 +150,18 @@ func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig, opts sqlstore.PoolOpti
 	return db, nil
 }
 
-func openPool(cfg *pgx.ConnConfig, params map[string]string) *sql.DB {
+func openPool(cfg *pgx.ConnConfig, pipeline bool, params map[string]string) *sql.DB {
 	c := cfg.Copy()
 	for k, v := range params {
 		if _, set := c.RuntimeParams[k]; !set {
 			c.RuntimeParams[k] = v
 		}
 	}
-	return stdlib.OpenDB(*c, stdlib.OptionShouldPing(shouldPing))
+	conn := stdlib.GetConnector(*c, stdlib.OptionShouldPing(shouldPing))
+	if pipeline {
+		conn = pipeConnector{conn}
+	}
+	return sql.OpenDB(conn)
 }
 
 // Dialect is PostgreSQL's sqlstore.Dialect.
