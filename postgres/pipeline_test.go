@@ -525,7 +525,8 @@ func TestPipelineDeadConnectionRetried(t *testing.T) {
 // TestPipelineCutAfterSendNotRetried: when the connection is cut as the
 // first pipeline goes out, the server may have run it (COMMIT included):
 // the write fails as unavailable and is not sent again. (The proxy drops
-// the pipeline, so a resend would show as the row being there.)
+// the pipeline and fires once, so a resend would show as the row being
+// there.)
 func TestPipelineCutAfterSendNotRetried(t *testing.T) {
 	url := dbtest.Postgres(t)
 	proxy, viaProxy := dbtest.Proxy(t, url)
@@ -536,7 +537,6 @@ func TestPipelineCutAfterSendNotRetried(t *testing.T) {
 			warm(t, db, 99)
 			// The id's binary form marks the pipeline (not its description).
 			id := 0x57454156 + i // "WEAV"...
-			accepted := proxy.Accepted()
 			cut := proxy.CutOn(string([]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}))
 			err := db.WriteTx(ctx, func(tx *sql.Tx) error { return fp.write(ctx, tx, id) })
 			proxy.Disarm()
@@ -548,9 +548,9 @@ func TestPipelineCutAfterSendNotRetried(t *testing.T) {
 			if !errors.Is(err, weave.ErrUnavailable) {
 				t.Errorf("write cut as it went out: %v, want unavailable", err)
 			}
-			if n := proxy.Accepted() - accepted; n != 0 {
-				t.Errorf("%d connections opened: the write was sent again", n)
-			}
+			// (Connections opened meanwhile prove nothing here: pgx sends
+			// a cancel request on a connection of its own when it drops a
+			// broken one.)
 			if hasID(t, other, id) {
 				t.Error("the write was sent again")
 			}
@@ -678,9 +678,13 @@ func TestPipelineURLParameter(t *testing.T) {
 				}
 			}
 			// A POST of a known user, the statements' descriptions known:
-			// the fewest round trips of a few.
+			// the fewest round trips of a few. Each comes after the user's
+			// last write's 10 ms tick: a write in the same tick waits for
+			// the next one, after a first transaction of the lock alone
+			// (sqlstore's errWaitTick), which would add its round trips.
 			fewest := int64(1 << 30)
 			for range 3 {
+				time.Sleep(20 * time.Millisecond)
 				n := proxy.Requests()
 				if _, err := s.PostBSOs(ctx, uid, "history", us[:2], weave.Precondition{}); err != nil {
 					t.Fatal(err)
