@@ -45,12 +45,12 @@ func TestCrossNode(t *testing.T) {
 			ep := c.mustRegister(chidA)
 			viaA := a.srv.URL + ep[len(bs.srv.URL):]
 
-			start := time.Now()
+			// Live: the browser stays connected, and only B's poll of
+			// the wake-ups can bring the message (without it, it would
+			// wait for a reconnect). How soon is a matter of load, not
+			// of correctness: a 2 s bound failed CI on a loaded machine.
 			mustPush(t, viaA, payload("through the database"))
 			v := expectNotification(t, c, chidA, "through the database")
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("cross-node delivery took %v", d)
-			}
 			c.ack(chidA, v, push.AckDelivered)
 			c.quiet()
 

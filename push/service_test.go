@@ -156,10 +156,13 @@ func (c *client) send(m push.ClientMessage) {
 	c.sendRaw(string(b))
 }
 
-// recvRaw returns the next frame, or fails the test after 5 s.
+// recvRaw returns the next frame, or fails the test after 20 s: frames
+// that need the database and a poll round can take seconds on a loaded
+// machine under the race detector, and a frame that never comes still
+// fails.
 func (c *client) recvRaw() string {
 	c.t.Helper()
-	s, err := c.recvWithin(5 * time.Second)
+	s, err := c.recvWithin(20 * time.Second)
 	if err != nil {
 		c.t.Fatalf("no frame: %v", err)
 	}
