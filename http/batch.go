@@ -18,23 +18,9 @@ type failure struct{ id, reason string }
 // POST /storage/<c>: a plain upload (200), or the batch protocol of
 // storage-1.5.md §11: ?batch=true opens a batch (202), ?batch=<id> appends
 // (202), ?batch=<id>&commit=true commits (200); ?batch=true&commit=true is a
-// plain upload.
+// plain upload. Its query string and headers were checked by checkUpload.
 func (s *Server) postCollection(rq *request) error {
-	v, err := parseQuery(rq.r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	pp, err := parsePostParams(v)
-	if err != nil {
-		return err
-	}
-	if _, err := parsePostHeaders(rq.r.Header, s.limits, pp.batch != ""); err != nil {
-		return err
-	}
-	format, err := requestFormat(rq.r.Header, true)
-	if err != nil {
-		return err
-	}
+	pp, format := rq.upload.post, rq.upload.format
 	body, err := s.readBody(rq)
 	if err != nil {
 		return err
@@ -95,6 +81,40 @@ func (s *Server) postCollection(rq *request) error {
 		s.obs.RecordsWritten(len(res.updates), payloadBytes(res.updates))
 		return s.writePostResult(rq, pre.Quota, http.StatusAccepted, ts, id, res)
 	}
+}
+
+// uploadParams are what an upload's handler needs of its query string and
+// headers, checked before the request waits for the body budget.
+type uploadParams struct {
+	post   postParams
+	format int // formatJSON or formatNewlines
+}
+
+// checkUpload checks the query string and headers of a POST /storage/<c>
+// or PUT /storage/<c>/<id>, none of which needs the body: serveStorage runs
+// it before the request waits for room in the body budget (serve), so that
+// a bad one is refused at once, not after the wait.
+// (X-If-Unmodified-Since and a Content-Length over max_request_bytes are
+// refused earlier, for every method.)
+func (s *Server) checkUpload(r *http.Request) (uploadParams, error) {
+	var up uploadParams
+	var err error
+	if r.Method == http.MethodPut {
+		up.format, err = requestFormat(r.Header, false)
+		return up, err
+	}
+	v, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return up, err
+	}
+	if up.post, err = parsePostParams(v); err != nil {
+		return up, err
+	}
+	if _, err := parsePostHeaders(r.Header, s.limits, up.post.batch != ""); err != nil {
+		return up, err
+	}
+	up.format, err = requestFormat(r.Header, true)
+	return up, err
 }
 
 // parsePost parses a POST body and sorts its records into updates and

@@ -40,11 +40,9 @@ func (s *Server) getItem(rq *request) error {
 }
 
 // PUT /storage/<c>/<id>: create or partially update one BSO; the response
-// is the new timestamp as a bare JSON number.
+// is the new timestamp as a bare JSON number. Its Content-Type was checked
+// by checkUpload.
 func (s *Server) putItem(rq *request) error {
-	if _, err := requestFormat(rq.r.Header, false); err != nil {
-		return err
-	}
 	body, err := s.readBody(rq)
 	if err != nil {
 		return err

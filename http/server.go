@@ -304,8 +304,10 @@ type request struct {
 	errReason string
 	pre       preconditions
 	// next is an authenticated upload's handler, which serve runs once the
-	// body budget has room for the body's first bytes (see serve).
-	next func(*Server, *request) error
+	// body budget has room for the body's first bytes (see serve), and
+	// upload what it reads of the query string and headers.
+	next   func(*Server, *request) error
+	upload uploadParams
 }
 
 // setLastModified sets X-Last-Modified (also the floor of X-Weave-Timestamp).
@@ -647,7 +649,9 @@ func (s *Server) serveStorage(rq *request, rest string) {
 		case http.MethodGet, http.MethodHead:
 			err = s.getCollection(rq)
 		case http.MethodPost:
-			rq.next = (*Server).postCollection // run by serve
+			if rq.upload, err = s.checkUpload(r); err == nil {
+				rq.next = (*Server).postCollection // run by serve
+			}
 		case http.MethodDelete:
 			err = s.deleteCollection(rq)
 		}
@@ -656,7 +660,9 @@ func (s *Server) serveStorage(rq *request, rest string) {
 		case http.MethodGet, http.MethodHead:
 			err = s.getItem(rq)
 		case http.MethodPut:
-			rq.next = (*Server).putItem // run by serve
+			if rq.upload, err = s.checkUpload(r); err == nil {
+				rq.next = (*Server).putItem // run by serve
+			}
 		case http.MethodDelete:
 			err = s.deleteItem(rq)
 		}
