@@ -31,6 +31,12 @@ var (
 	ErrStorageFull = fmt.Errorf("%w: storage full", ErrUnavailable)
 	// ErrSchemaTooNew: the database was migrated by a newer weave.
 	ErrSchemaTooNew = errors.New("weave: database schema is newer than this binary")
+	// ErrTooLarge: the database refused a write for its size, although
+	// the request was within the server's limits (Limits): MariaDB/MySQL's
+	// max_allowed_packet is below a record weave accepts. Nothing was
+	// written; the same request fails again until the database's limit
+	// is raised.
+	ErrTooLarge = errors.New("weave: too large for the database")
 )
 
 // PreconditionFailedError reports that X-If-Unmodified-Since failed: the
@@ -117,6 +123,8 @@ const (
 	KindUserMoved
 	// KindExists: ErrNodeExists, ErrLegacyUserExists.
 	KindExists
+	// KindTooLarge: ErrTooLarge. Nothing was written.
+	KindTooLarge
 )
 
 var kindNames = [...]string{
@@ -125,6 +133,7 @@ var kindNames = [...]string{
 	KindOverQuota: "over quota", KindConflict: "conflict",
 	KindStorageFull: "storage full", KindUnavailable: "unavailable",
 	KindCanceled: "canceled", KindUserMoved: "user moved", KindExists: "exists",
+	KindTooLarge: "too large",
 }
 
 func (k ErrorKind) String() string {
@@ -136,8 +145,8 @@ func (k ErrorKind) String() string {
 
 // ErrorKindOf classifies any error, looking through wrapping. An error that
 // matches several kinds takes the first of this order: user moved,
-// precondition, not found, invalid, over quota, conflict, storage full,
-// unavailable, canceled, exists.
+// precondition, not found, invalid, over quota, too large, conflict,
+// storage full, unavailable, canceled, exists.
 func ErrorKindOf(err error) ErrorKind {
 	var pf *PreconditionFailedError
 	switch {
@@ -153,6 +162,8 @@ func ErrorKindOf(err error) ErrorKind {
 		return KindInvalid
 	case errors.Is(err, ErrOverQuota):
 		return KindOverQuota
+	case errors.Is(err, ErrTooLarge):
+		return KindTooLarge
 	case errors.Is(err, ErrConflict):
 		return KindConflict
 	case errors.Is(err, ErrStorageFull):

@@ -35,9 +35,11 @@ func TestErrorKindOf(t *testing.T) {
 		{ErrUserMoved, KindUserMoved},
 		{ErrNodeExists, KindExists},
 		{ErrLegacyUserExists, KindExists},
+		{fmt.Errorf("%w: packet too large", ErrTooLarge), KindTooLarge},
 		// An error of several kinds takes the first in ErrorKindOf's order.
 		{errors.Join(ErrConflict, ErrNotFound), KindNotFound},
 		{errors.Join(context.Canceled, ErrUnavailable), KindUnavailable},
+		{errors.Join(ErrUnavailable, ErrTooLarge), KindTooLarge},
 	} {
 		if got := ErrorKindOf(c.err); got != c.want {
 			t.Errorf("ErrorKindOf(%v) = %v, want %v", c.err, got, c.want)

@@ -107,6 +107,13 @@ func (s *Server) toAPIError(err error) (e *apiError, unexpected bool) {
 			e.quotaRemaining = &oq.Left
 		}
 		return e, false
+	case weave.KindTooLarge:
+		// A record within the published limits that the database refuses
+		// for its size (max_allowed_packet): the SPEC's 413, "larger than
+		// the server is willing to store", with the body of a request over
+		// max_request_bytes. Retrying the same request cannot help, so no
+		// 503 and no Retry-After.
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeSizeExceeded, reason: "too large for the database: " + err.Error()}, false
 	case weave.KindConflict:
 		return &apiError{status: http.StatusServiceUnavailable, reason: "write conflict", retryAfter: conflictRetryAfter}, false
 	case weave.KindStorageFull:

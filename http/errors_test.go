@@ -53,6 +53,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{"write conflict", fmt.Errorf("lock timeout: %w", weave.ErrConflict), 503, "10", "0"},
 		{"unexpected error", fmt.Errorf("disk on fire"), 503, "30", "0"},
 		{"over quota", weave.ErrOverQuota, 400, "", "14"},
+		{"too large for the database", fmt.Errorf("%w: max_allowed_packet", weave.ErrTooLarge), 413, "", "17"},
 		{"timeout", context.DeadlineExceeded, 503, "30", "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
