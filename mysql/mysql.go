@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"strings"
@@ -41,6 +42,7 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/sqlstore"
 )
 
@@ -277,6 +279,8 @@ const (
 	erQueryInterrupted  = 1317
 	erReadOnlyMode      = 1836
 	erConnectionKilled  = 1927 // MariaDB
+	erUnknownError      = 1105 // among others, a prepared statement's value over max_allowed_packet
+	erNetPacketTooLarge = 1153 // a packet over max_allowed_packet; the server closes the connection
 	erCheckRead         = 1020 // MariaDB snapshot isolation: record changed since last read
 	erDiskFull          = 1021
 	erRecordFileFull    = 1114 // "The table is full": InnoDB cannot grow its tablespace
@@ -345,6 +349,57 @@ func (Dialect) Unavailable(err error) bool {
 func (Dialect) StorageFull(err error) bool {
 	n := number(err)
 	return n == erDiskFull || n == erRecordFileFull
+}
+
+// TooLarge implements sqlstore.TooLargeDialect: a write beyond the
+// server's max_allowed_packet. The driver refuses to send a packet over
+// the limit it knows (ErrPktTooLarge); the server refuses a packet over its
+// own (1153: when the URL's maxAllowedPacket is above it) and a prepared
+// statement's value over it, which the driver sends in pieces (1105 with a
+// message naming the variable: MariaDB and MySQL 8 both). A statement too
+// large to be interpolated becomes a prepared one (pipeline.go), so the
+// last is how a record over the server's limit fails.
+func (Dialect) TooLarge(err error) bool {
+	if errors.Is(err, mysqldrv.ErrPktTooLarge) {
+		return true
+	}
+	var me *mysqldrv.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	return me.Number == erNetPacketTooLarge ||
+		me.Number == erUnknownError && strings.Contains(me.Message, "max_allowed_packet")
+}
+
+// WarnPacketLimit logs a warning when db is a MariaDB/MySQL database whose
+// max_allowed_packet is below the largest record payload lim accepts: a
+// write of such a record would fail (413, weave.ErrTooLarge) until the
+// server's limit is raised. Other databases have no such limit.
+//
+// The payload is what counts, not the largest statement: a statement
+// over the packet limit goes as a prepared statement whose large values
+// the driver sends in pieces (pipeline.go), and the server refuses only a
+// single value over its max_allowed_packet. The value read is the write
+// pool's sessions' (the server's global one when they connected).
+func WarnPacketLimit(ctx context.Context, db *sqlstore.DB, lim weave.Limits, log *slog.Logger) {
+	if _, ok := db.Dialect.(Dialect); !ok {
+		return
+	}
+	var server int64
+	if err := db.Write.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&server); err != nil {
+		log.Warn("could not read the database's max_allowed_packet", "err", err)
+		return
+	}
+	need := lim.MaxRecordPayloadBytes
+	if server >= need {
+		return
+	}
+	fix := (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB: the server rounds down to 1 KiB
+	log.Warn(fmt.Sprintf("the database's max_allowed_packet (%d bytes) is below the largest record payload weave accepts "+
+		"(%d bytes, --max-record-payload-bytes): a write of a record whose payload is over max_allowed_packet will be refused "+
+		"with 413. Raise it on the server: SET GLOBAL max_allowed_packet = %d, and max_allowed_packet = %dM under [mysqld] "+
+		"in my.cnf to keep it after a restart; then restart weave (its open connections keep the old value)", server, need, fix, fix>>20),
+		"max_allowed_packet", server, "max_record_payload_bytes", need)
 }
 
 // migrationLock names the lock that serialises migrations. GET_LOCK names

@@ -14,6 +14,7 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 
+	"github.com/weave-sync/weave"
 	"github.com/weave-sync/weave/internal/dbtest"
 	"github.com/weave-sync/weave/internal/sqltest"
 	"github.com/weave-sync/weave/mysql"
@@ -87,6 +88,22 @@ func TestClassify(t *testing.T) {
 		errors.New("boom"),
 	}
 	sqltest.CheckClassify(t, d, retry, down, other)
+	tooLarge := []error{
+		mysqldrv.ErrPktTooLarge,
+		&mysqldrv.MySQLError{Number: 1153, Message: "Got a packet bigger than 'max_allowed_packet' bytes"},
+		&mysqldrv.MySQLError{Number: 1105, Message: "Parameter of prepared statement which is set through mysql_send_long_data() is longer than 'max_allowed_packet' bytes"},
+	}
+	db := &sqlstore.DB{Dialect: d}
+	for _, err := range tooLarge {
+		if k := weave.ErrorKindOf(db.Classify(fmt.Errorf("insert: %w", err))); k != weave.KindTooLarge {
+			t.Errorf("%v: kind %v, want %v", err, k, weave.KindTooLarge)
+		}
+	}
+	for _, err := range append(other, &mysqldrv.MySQLError{Number: 1105, Message: "Unknown error"}) {
+		if d.TooLarge(err) {
+			t.Errorf("%v: too large", err)
+		}
+	}
 	if q := "SELECT ? FROM t WHERE a = '?'"; d.Rebind(q) != q {
 		t.Errorf("Rebind changed %q", q)
 	}

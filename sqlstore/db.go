@@ -224,6 +224,19 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	return tx.Commit()
 }
 
+// TooLargeDialect is a Dialect whose database may refuse a write within
+// weave's request limits for its size (MariaDB/MySQL: a value beyond
+// max_allowed_packet). Classify makes those errors weave.ErrTooLarge
+// rather than leave them unclassified (a 503 that retrying cannot fix).
+type TooLargeDialect interface {
+	TooLarge(err error) bool
+}
+
+func tooLarge(d Dialect, err error) bool {
+	t, ok := d.(TooLargeDialect)
+	return ok && t.TooLarge(err)
+}
+
 // Classify maps a database error to weave's error kinds, keeping errors
 // that already have one (weave.ErrorKindOf) as they are; a deadline that
 // passed becomes a weave.ErrUnavailable.
@@ -239,6 +252,8 @@ func (db *DB) Classify(err error) error {
 		return fmt.Errorf("%w: %v", weave.ErrConflict, err)
 	case db.Dialect.StorageFull(err), errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("%w: %v", weave.ErrStorageFull, err)
+	case tooLarge(db.Dialect, err):
+		return fmt.Errorf("%w: %v", weave.ErrTooLarge, err)
 	case db.Dialect.Unavailable(err), errors.Is(err, sql.ErrConnDone), errors.Is(err, driverBadConn):
 		return fmt.Errorf("%w: %v", weave.ErrUnavailable, err)
 	}

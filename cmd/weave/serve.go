@@ -16,6 +16,7 @@ import (
 	"github.com/weave-sync/weave/legacy"
 	"github.com/weave-sync/weave/memcache"
 	"github.com/weave-sync/weave/metrics"
+	"github.com/weave-sync/weave/mysql"
 	"github.com/weave-sync/weave/push"
 	"github.com/weave-sync/weave/routes"
 	"github.com/weave-sync/weave/sqlstore"
@@ -195,6 +196,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// A record the flags accept that the database would refuse: said once
+	// here rather than only in each refused write's 413.
+	mysql.WarnPacketLimit(ctx, dbs.Storage, f.http.Limits, log)
 	if err := f.cache.Check(); err != nil {
 		return err
 	}
