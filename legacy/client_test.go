@@ -94,6 +94,9 @@ type serverOpts struct {
 	// timeouts, when set, puts weave serve's slow-client deadlines in
 	// front of every request, as serve does.
 	timeouts *weavehttp.Timeouts
+	// wrap, when set, stands between the 1.1 front end and each node's
+	// store (to inject store errors).
+	wrap func(fleet.Shard) fleet.Shard
 }
 
 func newServer(t *testing.T, b backend, o serverOpts) *server {
@@ -161,7 +164,11 @@ func newServer(t *testing.T, b backend, o serverOpts) *server {
 		s.nodes = append(s.nodes, n)
 		s.shards[n.ID] = shard
 		s.watcher.Watch(n.URL, shard)
-		if err := rt.Add(n.URL, s.svc.Storage(n.URL, shard, s.watcher.Status(n.URL), http.NotFoundHandler())); err != nil {
+		front := shard
+		if o.wrap != nil {
+			front = o.wrap(shard)
+		}
+		if err := rt.Add(n.URL, s.svc.Storage(n.URL, front, s.watcher.Status(n.URL), http.NotFoundHandler())); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -221,6 +221,11 @@ func (c *call) fail(err error) {
 		writeText(c.w, http.StatusPreconditionFailed, http.StatusText(http.StatusPreconditionFailed))
 	case weave.KindNotFound:
 		writeStatus(c.w, http.StatusNotFound)
+	case weave.KindTooLarge:
+		// The database refused the write for its size: as for a body
+		// over the payload limit (nothing was written, and a retry of the
+		// same request cannot succeed, so not a 503).
+		writeStatus(c.w, http.StatusRequestEntityTooLarge)
 	default:
 		c.h.s.writeStoreError(c.w, err)
 	}
