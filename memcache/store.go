@@ -480,7 +480,7 @@ func (s *Store) abort(uid int64, ms marks, coll string) {
 // (a lost connection, a deadline during COMMIT), so it counts as a write.
 func nothingWritten(err error) bool {
 	switch weave.ErrorKindOf(err) {
-	case weave.KindPrecondition, weave.KindNotFound, weave.KindInvalid, weave.KindOverQuota, weave.KindConflict:
+	case weave.KindPrecondition, weave.KindNotFound, weave.KindInvalid, weave.KindOverQuota, weave.KindConflict, weave.KindTooLarge:
 		return true
 	}
 	return false
