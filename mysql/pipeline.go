@@ -248,27 +248,8 @@ func (c *pipeConn) execPrepared(ctx context.Context, query string, args []driver
 
 // unbound reports whether the transaction's START TRANSACTION is still to
 // be sent by a statement whose context may outlive the transaction's.
-// (sqlstore's writes run their statements with the transaction's context,
-// or one derived from it only by values, whose Done is the same.)
 func (t *pipeTx) unbound(ctx context.Context) bool {
-	return t != nil && t.begin != "" && t.ctx.Done() != nil && ctx.Done() != t.ctx.Done()
-}
-
-// bind is ctx, ended also when the transaction's context ends, with the
-// same error (a deadline that passed is what makes sqlstore answer 503).
-func (t *pipeTx) bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	var cancel context.CancelFunc
-	if dl, ok := t.ctx.Deadline(); ok {
-		ctx, cancel = context.WithDeadline(ctx, dl)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	stop := context.AfterFunc(t.ctx, func() {
-		if !errors.Is(t.ctx.Err(), context.DeadlineExceeded) {
-			cancel() // its deadline is ctx's own
-		}
-	})
-	return ctx, func() { stop(); cancel() }
+	return t != nil && t.begin != "" && sqlstore.OutlivesTx(ctx, t.ctx)
 }
 
 // ExecContext implements driver.ExecerContext.
@@ -279,7 +260,7 @@ func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.
 	}
 	if c.tx.unbound(ctx) {
 		var cancel context.CancelFunc
-		ctx, cancel = c.tx.bind(ctx)
+		ctx, cancel = sqlstore.BindToTx(ctx, c.tx.ctx)
 		defer cancel()
 	}
 	q, a := c.tx.pending(query, args)

@@ -224,28 +224,9 @@ func (t *pipeTx) take(more ...stmt) []stmt {
 }
 
 // unbound reports whether BEGIN would go out with a statement whose
-// context may outlive the transaction's. (sqlstore runs a transaction's
-// statements with its context, or one derived from it only by values,
-// whose Done is the same.)
+// context may outlive the transaction's.
 func (t *pipeTx) unbound(ctx context.Context) bool {
-	return !t.begun && t.ctx.Done() != nil && ctx.Done() != t.ctx.Done()
-}
-
-// bind is ctx, ended also when the transaction's context ends, with the
-// same error (a deadline that passed is what makes sqlstore answer 503).
-func (t *pipeTx) bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	var cancel context.CancelFunc
-	if dl, ok := t.ctx.Deadline(); ok {
-		ctx, cancel = context.WithDeadline(ctx, dl)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	stop := context.AfterFunc(t.ctx, func() {
-		if !errors.Is(t.ctx.Err(), context.DeadlineExceeded) {
-			cancel() // its deadline is ctx's own
-		}
-	})
-	return ctx, func() { stop(); cancel() }
+	return !t.begun && sqlstore.OutlivesTx(ctx, t.ctx)
 }
 
 // takeNext drops what a ThenQuery brought, and returns its error: a failed
@@ -296,7 +277,7 @@ func (c *pipeConn) ExecContext(ctx context.Context, query string, args []driver.
 	}
 	if t.unbound(ctx) {
 		var cancel context.CancelFunc
-		ctx, cancel = t.bind(ctx)
+		ctx, cancel = sqlstore.BindToTx(ctx, t.ctx)
 		defer cancel()
 	}
 	res, _, err := c.send(ctx, t.take(stmt{query: query, args: values(args)}), false)
@@ -344,7 +325,7 @@ func (c *pipeConn) QueryContext(ctx context.Context, query string, args []driver
 	}
 	if t.unbound(ctx) {
 		var cancel context.CancelFunc
-		ctx, cancel = t.bind(ctx)
+		ctx, cancel = sqlstore.BindToTx(ctx, t.ctx)
 		defer cancel()
 	}
 	stmts := t.take(stmt{query: query, args: values(args)}, stmt{query: nextQuery, args: nextArgs})

@@ -202,6 +202,32 @@ func DeferExecs(ctx context.Context) context.Context {
 	return context.WithValue(ctx, mayDeferKey{}, true)
 }
 
+// OutlivesTx reports whether ctx, the context of a statement inside a
+// transaction, may outlive txCtx, the transaction's own: a driver that
+// sends the transaction's BEGIN with that statement then binds it to both
+// (BindToTx). sqlstore runs a transaction's statements with its context,
+// or one derived from it only by values, whose Done is the same.
+func OutlivesTx(ctx, txCtx context.Context) bool {
+	return txCtx.Done() != nil && ctx.Done() != txCtx.Done()
+}
+
+// BindToTx is ctx, ended also when txCtx ends, with the same error (a
+// deadline that passed is what makes a write answer 503).
+func BindToTx(ctx, txCtx context.Context) (context.Context, context.CancelFunc) {
+	var cancel context.CancelFunc
+	if dl, ok := txCtx.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, dl)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	stop := context.AfterFunc(txCtx, func() {
+		if !errors.Is(txCtx.Err(), context.DeadlineExceeded) {
+			cancel() // its deadline is ctx's own
+		}
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
 type nextQueryKey struct{}
 
 type nextQuery struct {
