@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // Short bounds keep these real-socket tests fast; slack is what a loaded
@@ -232,35 +234,11 @@ func TestSlowTransfers(t *testing.T) {
 
 	t.Run("steady upload succeeds", func(t *testing.T) {
 		body := recordsJSON("up", 100, 2000) // ≈ 210 KB
-		var c net.Conn
-		var start time.Time
-		// A machine so loaded that it starves this process (the sender)
-		// past the pause bound gets the upload cut off, as it should: seen
-		// at a load average of 30 on two cores. That gets two more tries;
-		// a server that cuts off steady uploads fails all three.
-		for attempt := 1; ; attempt++ {
-			c = dialFrom(t, "", steadyAddr, 0)
-			start = time.Now()
-			io.WriteString(c, e.signedHead("POST", coll, int64(len(body)), fmt.Sprint("steady-", attempt)))
-			// 4 KB every 40 ms: ≈ 100 KB/s, over MinRate, and about two
-			// allowances long in all.
-			var err error
-			for p := body; len(p) > 0; {
-				n := min(len(p), 4<<10)
-				if _, err = c.Write(p[:n]); err != nil {
-					break
-				}
-				p = p[n:]
-				time.Sleep(40 * time.Millisecond)
-			}
-			if err == nil {
-				break
-			}
-			if attempt == 3 {
-				t.Fatalf("server stopped reading after %v: %v (and in two attempts before)", time.Since(start), err)
-			}
-			t.Logf("attempt %d: server stopped reading after %v: %v; trying again", attempt, time.Since(start), err)
-		}
+		// About two allowances long in all at SteadyUpload's ≈ 100 KB/s,
+		// over MinRate.
+		c, start := testkit.SteadyUpload(t, body, func(attempt int) (net.Conn, string) {
+			return dialFrom(t, "", steadyAddr, 0), e.signedHead("POST", coll, int64(len(body)), fmt.Sprint("steady-", attempt))
+		})
 		resp, out := readResponse(t, c, "POST")
 		took := time.Since(start)
 		var res struct{ Success []string }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	weavehttp "github.com/weave-sync/weave/http"
+	"github.com/weave-sync/weave/internal/testkit"
 )
 
 // TestSlowUploadsAfterAuthentication: behind weave serve's slow-client
@@ -52,34 +53,8 @@ func TestSlowUploadsAfterAuthentication(t *testing.T) {
 	}
 
 	t.Run("steady upload succeeds", func(t *testing.T) {
-		var conn net.Conn
-		var start time.Time
-		// A loaded machine that starves this sender past the 400 ms pause
-		// bound gets the upload cut off, as it should (seen with the same
-		// test in package http at load average 30). That gets two more
-		// tries; a server that cuts off steady uploads fails all three.
-		for attempt := 1; ; attempt++ {
-			conn = dial()
-			start = time.Now()
-			io.WriteString(conn, head())
-			// 4 KB every 40 ms, about five allowances long in all.
-			var err error
-			for p := body; len(p) > 0; {
-				n := min(len(p), 4<<10)
-				if _, err = conn.Write(p[:n]); err != nil {
-					break
-				}
-				p = p[n:]
-				time.Sleep(40 * time.Millisecond)
-			}
-			if err == nil {
-				break
-			}
-			if attempt == 3 {
-				t.Fatalf("server stopped reading after %v: %v (and in two attempts before)", time.Since(start), err)
-			}
-			t.Logf("attempt %d: server stopped reading after %v: %v; trying again", attempt, time.Since(start), err)
-		}
+		// 4 KB every 40 ms, about five allowances long in all.
+		conn, start := testkit.SteadyUpload(t, body, func(int) (net.Conn, string) { return dial(), head() })
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {

@@ -137,33 +137,9 @@ func TestServeCutsOffSlowClients(t *testing.T) {
 		recs[i] = map[string]any{"id": fmt.Sprintf("slow%03d", i), "payload": strings.Repeat("s", 2000)}
 	}
 	body, _ := json.Marshal(recs)
-	var conn net.Conn
-	var start time.Time
-	// A machine so loaded that it starves this sender past the pause bound
-	// gets the upload cut off, as it should (seen in package http's test
-	// of the same at load average 30). That gets two more tries; a server
-	// that cuts off steady uploads fails all three.
-	for attempt := 1; ; attempt++ {
-		conn = dialLocal(t, "", addr)
-		start = time.Now()
-		io.WriteString(conn, c.signedHead("POST", "/storage/history", len(body)))
-		var err error
-		for p := body; len(p) > 0; {
-			n := min(len(p), 4<<10)
-			if _, err = conn.Write(p[:n]); err != nil {
-				break
-			}
-			p = p[n:]
-			time.Sleep(40 * time.Millisecond)
-		}
-		if err == nil {
-			break
-		}
-		if attempt == 3 {
-			t.Fatalf("server stopped reading a steady upload after %v: %v (and in two attempts before)", time.Since(start), err)
-		}
-		t.Logf("attempt %d: server stopped reading a steady upload after %v: %v; trying again", attempt, time.Since(start), err)
-	}
+	conn, start := testkit.SteadyUpload(t, body, func(int) (net.Conn, string) {
+		return dialLocal(t, "", addr), c.signedHead("POST", "/storage/history", len(body))
+	})
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, _ := bufio.NewReader(conn).ReadString('\n')
 	if !strings.HasPrefix(line, "HTTP/1.1 200 ") {

@@ -282,3 +282,36 @@ func HawkDo(hc *http.Client, key, id, method, url string, body any, headers ...s
 	}
 	return Response{resp.StatusCode, resp.Header, b}, nil
 }
+
+// SteadyUpload sends a head and then body in 4 KB pieces 40 ms apart (a
+// slow but steady client, about 100 KB/s) on a connection from dial, and
+// returns the connection, still to be read, with the time the head went
+// out. A machine so loaded that it starves the sender past a server's
+// pause bound gets the upload cut off, as it should (seen at a load
+// average of 30 on two cores): that gets two more tries on a new
+// connection (dial gets the attempt's number, e.g. for a fresh Hawk
+// nonce); a server that cuts off steady uploads fails all three.
+func SteadyUpload(t testing.TB, body []byte, dial func(attempt int) (conn net.Conn, head string)) (net.Conn, time.Time) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		conn, head := dial(attempt)
+		start := time.Now()
+		_, err := io.WriteString(conn, head)
+		for p := body; len(p) > 0 && err == nil; {
+			n := min(len(p), 4<<10)
+			if _, err = conn.Write(p[:n]); err != nil {
+				break
+			}
+			p = p[n:]
+			time.Sleep(40 * time.Millisecond)
+		}
+		if err == nil {
+			return conn, start
+		}
+		conn.Close()
+		if attempt == 3 {
+			t.Fatalf("server stopped reading a steady upload after %v: %v (and in two attempts before)", time.Since(start), err)
+		}
+		t.Logf("attempt %d: server stopped reading a steady upload after %v: %v; trying again", attempt, time.Since(start), err)
+	}
+}
