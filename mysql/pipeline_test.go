@@ -335,69 +335,11 @@ func TestPipelineURLParameters(t *testing.T) {
 			name = "default"
 		}
 		t.Run(name, func(t *testing.T) {
-			ctx := t.Context()
 			s := sqltest.OpenStore(t, url+params, sqlstore.StoreOptions{})
-			for pool, p := range map[string]*sql.DB{"write": s.DB().Write, "read": s.DB().Read} {
-				conn, err := p.Conn(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var piped bool
-				_ = conn.Raw(func(dc any) error { piped = mysql.Pipelined(dc); return nil })
-				conn.Close()
-				if want := params == "" && pool == "write"; piped != want {
-					t.Errorf("%s pool pipelined: %v, want %v", pool, piped, want)
-				}
-			}
-			uid := int64(1000 + i)
-			var us []weave.Update
-			for j, p := range payloads {
-				us = append(us, weave.Update{ID: fmt.Sprintf("r%d", j), Payload: weave.Some(p)})
-			}
-			if _, err := s.PostBSOs(ctx, uid, "history", us[:2], weave.Precondition{}); err != nil {
-				t.Fatal(err)
-			}
-			batch, _, err := s.CreateBatch(ctx, uid, "history", us[2:3], weave.Precondition{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.AppendBatch(ctx, uid, "history", batch, us[3:4], weave.Precondition{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.CommitBatch(ctx, uid, "history", batch, us[4:], weave.Precondition{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.PutBSO(ctx, uid, "history", weave.Update{ID: "gone", Payload: weave.Some("x")}, weave.Precondition{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.DeleteBSO(ctx, uid, "history", "gone", weave.Precondition{}); err != nil {
-				t.Fatal(err)
-			}
-			page, err := s.GetBSOs(ctx, uid, "history", weave.Query{Sort: weave.SortOldest})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, b := range page.BSOs {
-				got[b.ID] = b.Payload
-			}
-			if len(got) != len(payloads) {
-				t.Errorf("%d records read back, want %d", len(got), len(payloads))
-			}
-			for j, p := range payloads {
-				if g, ok := got[fmt.Sprintf("r%d", j)]; !ok || g != p {
-					t.Errorf("record r%d: %q (present %v), want %q", j, trunc(g), ok, trunc(p))
-				}
-			}
+			sqltest.CheckPipelinedPools(t, s, mysql.Pipelined, params == "")
+			sqltest.WriteEveryWay(t, s, int64(1000+i), payloads)
 		})
 	}
-}
-
-func trunc(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }
 
 // TestPipelinePacketLimit: statements joined into one packet beyond the
